@@ -1,0 +1,80 @@
+"""
+### Ingestion: ingest → validate → publish
+
+One DAG per pipeline file in `include/pipelines/` (`<pipeline>__ingest`).
+
+1. **ingest** pulls the rows of the run's data interval from the source and writes them to
+   `raw/<interval>/batch.parquet` (atomic; re-running gives the same file and hash).
+2. **validate** runs the Great Expectations suite built from the config's schema through a
+   checkpoint and updates GX Data Docs. A failing batch is moved to `quarantine/<interval>/`
+   beside `validation_result.json`; the task fails without retrying and names what was wrong.
+3. **publish** copies the batch into `curated/` and emits the pipeline's *curated* Asset event.
+
+Manual runs: set `batch_start` (e.g. `2013-03-05`) to ingest a specific interval.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.config import Settings, load_pipelines
+from include.dag_support import as_utc, curated_asset, dag_tags, default_args, timetable
+
+
+def build_ingest_dag(cfg):
+    settings = Settings.from_env()
+    curated = curated_asset(cfg, settings)
+
+    @dag(
+        dag_id=f"{cfg.name}__ingest",
+        description=f"Ingest, validate and publish one batch of {cfg.name}",
+        schedule=timetable(cfg.schedule.ingest),
+        start_date=as_utc(cfg.schedule.start_date),
+        end_date=as_utc(cfg.schedule.end_date),
+        catchup=cfg.schedule.catchup,
+        max_active_runs=1,  # batches are published in order
+        default_args=default_args(cfg, settings),
+        tags=dag_tags(cfg, "ingest"),
+        doc_md=__doc__,
+        params={
+            "batch_start": Param(None, type=["null", "string"], format="date",
+                                 description="Manual runs: first day of the batch (YYYY-MM-DD); empty = the run's data interval"),
+            "batch_days": Param(7, type="integer", minimum=1, maximum=366, description="Length of a manual batch in days"),
+        },
+    )
+    def ingest_dag():
+        @task
+        def ingest(params=None) -> dict:
+            from include.ingest import ingest_batch, resolve_interval
+
+            ctx = get_current_context()
+            start, end = resolve_interval(ctx.get("data_interval_start"), ctx.get("data_interval_end"),
+                                          params["batch_start"], params["batch_days"])
+            return ingest_batch(cfg, settings.data_root, start, end)
+
+        @task
+        def validate(batch: dict) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from include.validation import DataValidationFailed, validate_batch
+
+            try:
+                return validate_batch(cfg, settings.data_root, batch["partition"])
+            except DataValidationFailed as exc:  # retrying cannot fix data
+                raise AirflowFailException(str(exc)) from exc
+
+        @task(outlets=[curated])
+        def publish(summary: dict, outlet_events=None) -> dict:
+            from include.validation import publish_batch
+
+            out = publish_batch(cfg, settings.data_root, summary["partition"])
+            outlet_events[curated].extra = {"partition": out["partition"], "rows": summary["rows"]}
+            return out
+
+        publish(validate(ingest()))
+
+    return ingest_dag()
+
+
+for _cfg in load_pipelines():
+    globals()[f"{_cfg.name}__ingest"] = build_ingest_dag(_cfg)

@@ -1,0 +1,75 @@
+"""The thin layer between pipeline configs and Airflow DAG objects.
+
+The one module in ``include/`` that speaks Airflow's vocabulary (default_args, Assets,
+callbacks); it imports Airflow lazily so stage modules and their tests stay Airflow-free.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from include.config import PipelineConfig, Settings
+
+log = logging.getLogger(__name__)
+
+
+def as_utc(d: date | None) -> datetime | None:
+    return None if d is None else datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def timetable(expr: str | None):
+    """A cron schedule whose runs cover ``[previous tick, this tick)``.
+
+    Airflow 3 turns a plain cron string into a trigger timetable with zero-length data
+    intervals; batches here are keyed by their interval, so ask for real intervals.
+    """
+    if expr is None:
+        return None
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(expr, timezone="UTC")
+
+
+def default_args(cfg: PipelineConfig, settings: Settings | None = None) -> dict[str, Any]:
+    """Retries with delay: tasks here fail on transient I/O; data errors bypass retries."""
+    settings = settings or Settings.from_env()
+    return {
+        "owner": cfg.owner,
+        "retries": settings.task_retries,
+        "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": log_task_failure,
+    }
+
+
+def dag_tags(cfg: PipelineConfig, role: str) -> list[str]:
+    return sorted({"ct-loop", cfg.name, role, *cfg.tags})
+
+
+def curated_asset(cfg: PipelineConfig, settings: Settings | None = None):
+    """The pipeline's curated (validated) data; ingestion emits an event per published batch."""
+    from airflow.sdk import Asset
+
+    settings = settings or Settings.from_env()
+    return Asset(name=f"{cfg.name}.curated", uri=f"file://{settings.data_root / cfg.name / 'curated'}")
+
+
+def champion_asset(cfg: PipelineConfig):
+    """The pipeline's champion model; training emits an event whenever it changes."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{cfg.name}.champion", uri=f"mlflow://models/{cfg.registered_model}/champion")
+
+
+def log_task_failure(context: dict) -> None:
+    """on_failure_callback: one greppable line naming the task, run and cause."""
+    ti = context.get("ti") or context.get("task_instance")
+    exc = context.get("exception")
+    log.error(
+        "CT-LOOP FAILURE dag=%s task=%s run=%s try=%s: %s",
+        getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"), getattr(ti, "run_id", "?"),
+        getattr(ti, "try_number", "?"), str(exc).splitlines()[0] if exc else "unknown",
+    )

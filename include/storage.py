@@ -1,0 +1,130 @@
+"""Where data lives and how it is written: partitions keyed by data interval, atomic writes.
+
+Layout under ``<data_root>/<pipeline>/``::
+
+    raw/<partition>/batch.parquet            as ingested, before validation
+    curated/<partition>/batch.parquet        validated; the only input training may read
+    quarantine/<partition>/batch.parquet     failed validation, beside validation_result.json
+    gx/                                      Great Expectations project (Data Docs inside)
+    training/<run>/{train,holdout}.parquet   assembled training sets
+    drift/<run>/report.html                  Evidently reports
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BATCH_FILE = "batch.parquet"
+_KEY_FMT = "%Y%m%dT%H%MZ"
+
+
+def partition_key(start: datetime, end: datetime) -> str:
+    """Sortable, filesystem-safe name for a data interval, e.g. ``20130101T0000Z_20130108T0000Z``."""
+    return f"{_utc(start).strftime(_KEY_FMT)}_{_utc(end).strftime(_KEY_FMT)}"
+
+
+def parse_partition_key(key: str) -> tuple[datetime, datetime]:
+    start, end = key.split("_")
+    return (
+        datetime.strptime(start, _KEY_FMT).replace(tzinfo=UTC),
+        datetime.strptime(end, _KEY_FMT).replace(tzinfo=UTC),
+    )
+
+
+def safe_name(text: str) -> str:
+    """A run id or similar made safe for a folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class PipelinePaths:
+    data_root: Path
+    pipeline: str
+
+    @property
+    def base(self) -> Path:
+        return self.data_root / self.pipeline
+
+    def raw(self, key: str) -> Path:
+        return self.base / "raw" / key / BATCH_FILE
+
+    def curated(self, key: str) -> Path:
+        return self.base / "curated" / key / BATCH_FILE
+
+    def quarantine_dir(self, key: str) -> Path:
+        return self.base / "quarantine" / key
+
+    @property
+    def curated_root(self) -> Path:
+        return self.base / "curated"
+
+    @property
+    def gx_project(self) -> Path:
+        """GX project root: GX keeps its files in ``gx/`` below it (Data Docs included)."""
+        return self.base
+
+    def training_dir(self, run: str) -> Path:
+        return self.base / "training" / safe_name(run)
+
+    def drift_dir(self, run: str) -> Path:
+        return self.base / "drift" / safe_name(run)
+
+    def curated_partitions(self) -> list[str]:
+        """Keys of published partitions, oldest first."""
+        root = self.curated_root
+        if not root.exists():
+            return []
+        return sorted(p.parent.name for p in root.glob(f"*/{BATCH_FILE}"))
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it into place.
+
+    Readers see the old file or the new one, never a half-written one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def write_json(obj: Any, path: Path) -> Path:
+    return atomic_write(
+        path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    )
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """Content hash of a frame (values, column names and dtypes; row order matters)."""
+    import pandas as pd
+
+    h = hashlib.sha256()
+    h.update(json.dumps([[c, str(t)] for c, t in df.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()

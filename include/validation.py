@@ -1,0 +1,224 @@
+"""Validation stage: a Great Expectations suite built from the pipeline's schema.
+
+The suite, validation definition and checkpoint live in a file-backed GX project under
+``<data_root>/<pipeline>/gx`` so that Data Docs accumulate one page per validated batch.
+A failing batch is moved to quarantine beside its validation result and
+:class:`DataValidationFailed` is raised with a message that names what was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.config import ColumnSpec, PipelineConfig
+from include.storage import PipelinePaths, atomic_write, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+         "Int8", "Int16", "Int32", "Int64"]  # fmt: skip
+TYPE_LISTS: dict[str, list[str]] = {
+    "int": _INTS,
+    "float": ["float16", "float32", "float64", "Float32", "Float64", *_INTS],
+    "str": ["object", "str", "string", "StringDtype"],
+    "bool": ["bool", "boolean"],
+    # naive UTC (see sources.to_naive_utc): GX cannot match tz-aware pandas dtypes
+    "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]"],
+}  # fmt: skip
+
+
+class DataValidationFailed(Exception):
+    """A batch failed its expectation suite. ``result`` is a JSON-able summary."""
+
+    def __init__(self, message: str, result: dict[str, Any]):
+        super().__init__(message)
+        self.result = result
+
+
+def _gx():
+    # GX logs ~200 INFO lines when imported after Airflow configured logging.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    return gx
+
+
+def build_expectations(cfg: PipelineConfig) -> list:
+    """Translate the config's schema into GX expectations (one list, in schema order)."""
+    import great_expectations.expectations as gxe
+
+    schema = cfg.schema_
+    exps: list = [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=schema.row_count.min, max_value=schema.row_count.max
+        )
+    ]
+    for col in schema.columns:
+        exps.extend(_column_expectations(gxe, col))
+    for group in schema.unique_together:
+        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=group))
+    return exps
+
+
+def _column_expectations(gxe, col: ColumnSpec) -> list:
+    out = [
+        gxe.ExpectColumnToExist(column=col.name),
+        gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=TYPE_LISTS[col.dtype]),
+    ]
+    if not col.nullable:
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+    elif col.max_null_fraction is not None:
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name, mostly=1 - col.max_null_fraction))
+    if col.min is not None or col.max is not None:
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=col.name, min_value=col.min, max_value=col.max, mostly=col.mostly
+            )
+        )
+    if col.allowed is not None:
+        out.append(gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=col.allowed, mostly=col.mostly))
+    if col.unique:
+        out.append(gxe.ExpectColumnValuesToBeUnique(column=col.name))
+    return out
+
+
+def _checkpoint(cfg: PipelineConfig, gx_project: Path):
+    """Create or update the GX objects for this pipeline; safe to call on every run."""
+    gx = _gx()
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="file", project_root_dir=str(gx_project))
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    ds = ctx.data_sources.add_or_update_pandas(name=cfg.name)
+    try:
+        asset = ds.get_asset("batches")
+    except LookupError:
+        asset = ds.add_dataframe_asset(name="batches")
+    try:
+        batch_def = asset.get_batch_definition("whole_batch")
+    except (KeyError, LookupError):
+        batch_def = asset.add_batch_definition_whole_dataframe("whole_batch")
+    suite = ctx.suites.add_or_update(
+        gx.ExpectationSuite(name=f"{cfg.name}_suite", expectations=build_expectations(cfg))
+    )
+    vd = ctx.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{cfg.name}_batch", data=batch_def, suite=suite)
+    )
+    cp = ctx.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{cfg.name}_checkpoint",
+            validation_definitions=[vd],
+            actions=[UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "SUMMARY"},
+        )
+    )
+    return ctx, cp
+
+
+def summarize(checkpoint_result) -> dict[str, Any]:
+    """JSON-able summary of a checkpoint result: statistics and each failed expectation."""
+    failures: list[dict[str, Any]] = []
+    stats: dict[str, Any] = {}
+    for vr in checkpoint_result.run_results.values():
+        stats = dict(vr.statistics)
+        for r in vr.results:
+            if r.success:
+                continue
+            kwargs = r.expectation_config.kwargs
+            res = r.result or {}
+            failures.append(
+                {
+                    "expectation": r.expectation_config.type,
+                    "column": kwargs.get("column") or kwargs.get("column_list"),
+                    "kwargs": {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")},
+                    "observed_value": res.get("observed_value"),
+                    "unexpected_count": res.get("unexpected_count"),
+                    "unexpected_percent": res.get("unexpected_percent"),
+                    "partial_unexpected_list": (res.get("partial_unexpected_list") or [])[:5],
+                }
+            )
+    return {"success": bool(checkpoint_result.success), "statistics": stats, "failures": failures}
+
+
+def describe_failures(summary: dict[str, Any]) -> str:
+    lines = []
+    for f in summary["failures"]:
+        detail = []
+        if f["unexpected_count"]:
+            detail.append(f"{f['unexpected_count']} unexpected values, e.g. {f['partial_unexpected_list']}")
+        if f["observed_value"] is not None:
+            detail.append(f"observed {f['observed_value']!r}")
+        bounds = {k: v for k, v in f["kwargs"].items() if k in ("min_value", "max_value", "value_set", "type_list", "mostly")}
+        col = f"column={f['column']}" if f["column"] else "table"
+        lines.append(f"  - {f['expectation']}({col}{', ' if bounds else ''}{_short(bounds)}): " + ("; ".join(detail) or "failed"))
+    return "\n".join(lines)
+
+
+def _short(d: dict) -> str:
+    return ", ".join(f"{k}={str(v)[:60]}" for k, v in d.items())
+
+
+def validate_frame(cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path) -> tuple[dict, str | None]:
+    """Run the checkpoint on a frame; returns (summary, data docs index URL)."""
+    ctx, cp = _checkpoint(cfg, gx_project)
+    result = cp.run(batch_parameters={"dataframe": df})
+    summary = summarize(result)
+    docs = ctx.get_docs_sites_urls()
+    return summary, (docs[0]["site_url"] if docs else None)
+
+
+def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict:
+    """Validate the raw batch of ``partition``; quarantine it and raise if it fails."""
+    import pandas as pd
+
+    paths = PipelinePaths(data_root, cfg.name)
+    raw = paths.raw(partition)
+    qdir = paths.quarantine_dir(partition)
+    if not raw.exists():
+        report = qdir / "validation_result.json"
+        if report.exists():
+            raise DataValidationFailed(
+                f"batch {partition} is already quarantined, see {report}", {"report": str(report)}
+            )
+        raise FileNotFoundError(f"raw batch {raw} not found: run the ingest task first")
+
+    df = pd.read_parquet(raw)
+    summary, docs_url = validate_frame(cfg, df, paths.gx_project)
+    summary.update(partition=partition, rows=len(df), data_docs=docs_url)
+    st = summary["statistics"]
+    log.info(
+        "validated %s: %s of %s expectations passed; Data Docs: %s",
+        partition, st.get("successful_expectations"), st.get("evaluated_expectations"), docs_url,
+    )
+    if summary["success"]:
+        return summary
+
+    report = write_json(summary, qdir / "validation_result.json")
+    os.replace(raw, qdir / raw.name)  # same filesystem: an atomic move
+    msg = (
+        f"batch {partition} of pipeline {cfg.name} failed validation: "
+        f"{st.get('unsuccessful_expectations')} of {st.get('evaluated_expectations')} expectations failed\n"
+        f"{describe_failures(summary)}\n"
+        f"quarantined to {qdir} (report: {report.name}); Data Docs: {docs_url}"
+    )
+    log.error(msg)
+    raise DataValidationFailed(msg, summary)
+
+
+def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict:
+    """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless)."""
+    import shutil
+
+    paths = PipelinePaths(data_root, cfg.name)
+    src, dst = paths.raw(partition), paths.curated(partition)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+    log.info("published %s to %s", partition, dst)
+    return {"partition": partition, "uri": str(dst)}
