@@ -37,9 +37,15 @@ def build_ingest_dag(cfg):
         tags=dag_tags(cfg, "ingest"),
         doc_md=__doc__,
         params={
-            "batch_start": Param(None, type=["null", "string"], format="date",
-                                 description="Manual runs: first day of the batch (YYYY-MM-DD); empty = the run's data interval"),
-            "batch_days": Param(7, type="integer", minimum=1, maximum=366, description="Length of a manual batch in days"),
+            "batch_start": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Manual runs: first day of the batch (YYYY-MM-DD); empty = the run's data interval",
+            ),
+            "batch_days": Param(
+                7, type="integer", minimum=1, maximum=366, description="Length of a manual batch in days"
+            ),
         },
     )
     def ingest_dag():
@@ -48,8 +54,12 @@ def build_ingest_dag(cfg):
             from include.ingest import ingest_batch, resolve_interval
 
             ctx = get_current_context()
-            start, end = resolve_interval(ctx.get("data_interval_start"), ctx.get("data_interval_end"),
-                                          params["batch_start"], params["batch_days"])
+            start, end = resolve_interval(
+                ctx.get("data_interval_start"),
+                ctx.get("data_interval_end"),
+                params["batch_start"],
+                params["batch_days"],
+            )
             return ingest_batch(cfg, settings.data_root, start, end)
 
         @task

@@ -65,7 +65,11 @@ class Settings:
         else:
             artifact_root = None
         return cls(
-            home, data_root, pipelines_dir, uri, artifact_root,
+            home,
+            data_root,
+            pipelines_dir,
+            uri,
+            artifact_root,
             task_retries=int(env.get("CT_TASK_RETRIES", "2")),
             retry_delay_seconds=int(env.get("CT_RETRY_DELAY_SECONDS", "60")),
         )
@@ -267,8 +271,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         return PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         lines = [
-            f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
+            f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(lines)) from None
 

@@ -70,6 +70,9 @@ def log_task_failure(context: dict) -> None:
     exc = context.get("exception")
     log.error(
         "CT-LOOP FAILURE dag=%s task=%s run=%s try=%s: %s",
-        getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"), getattr(ti, "run_id", "?"),
-        getattr(ti, "try_number", "?"), str(exc).splitlines()[0] if exc else "unknown",
+        getattr(ti, "dag_id", "?"),
+        getattr(ti, "task_id", "?"),
+        getattr(ti, "run_id", "?"),
+        getattr(ti, "try_number", "?"),
+        str(exc).splitlines()[0] if exc else "unknown",
     )

@@ -44,7 +44,5 @@ def resolve_interval(
     if data_interval_start is None or data_interval_end is None:
         raise ValueError("run has no data interval: pass batch_start in the run's params")
     if data_interval_end <= data_interval_start:
-        raise ValueError(
-            f"empty data interval {data_interval_start}..{data_interval_end}: pass batch_start"
-        )
+        raise ValueError(f"empty data interval {data_interval_start}..{data_interval_end}: pass batch_start")
     return data_interval_start, data_interval_end

@@ -56,9 +56,7 @@ def build_expectations(cfg: PipelineConfig) -> list:
 
     schema = cfg.schema_
     exps: list = [
-        gxe.ExpectTableRowCountToBeBetween(
-            min_value=schema.row_count.min, max_value=schema.row_count.max
-        )
+        gxe.ExpectTableRowCountToBeBetween(min_value=schema.row_count.min, max_value=schema.row_count.max)
     ]
     for col in schema.columns:
         exps.extend(_column_expectations(gxe, col))
@@ -156,9 +154,16 @@ def describe_failures(summary: dict[str, Any]) -> str:
             detail.append(f"{f['unexpected_count']} unexpected values, e.g. {f['partial_unexpected_list']}")
         if f["observed_value"] is not None:
             detail.append(f"observed {f['observed_value']!r}")
-        bounds = {k: v for k, v in f["kwargs"].items() if k in ("min_value", "max_value", "value_set", "type_list", "mostly")}
+        bounds = {
+            k: v
+            for k, v in f["kwargs"].items()
+            if k in ("min_value", "max_value", "value_set", "type_list", "mostly")
+        }
         col = f"column={f['column']}" if f["column"] else "table"
-        lines.append(f"  - {f['expectation']}({col}{', ' if bounds else ''}{_short(bounds)}): " + ("; ".join(detail) or "failed"))
+        lines.append(
+            f"  - {f['expectation']}({col}{', ' if bounds else ''}{_short(bounds)}): "
+            + ("; ".join(detail) or "failed")
+        )
     return "\n".join(lines)
 
 
@@ -196,7 +201,10 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict
     st = summary["statistics"]
     log.info(
         "validated %s: %s of %s expectations passed; Data Docs: %s",
-        partition, st.get("successful_expectations"), st.get("evaluated_expectations"), docs_url,
+        partition,
+        st.get("successful_expectations"),
+        st.get("evaluated_expectations"),
+        docs_url,
     )
     if summary["success"]:
         return summary

@@ -1,0 +1,54 @@
+# Two commands on a fresh machine:  make demo   |   make test
+# Everything lives in the project: .venv/ (packages) and .local/ (Airflow home, data, MLflow).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements.sha256
+
+export CT_HOME ?= $(CURDIR)/.local
+export AIRFLOW_HOME ?= $(CT_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__PARALLELISM ?= 4
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL ?= 10
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export GX_ANALYTICS_ENABLED ?= False
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: venv demo test lint up bench lock clean
+
+venv: $(STAMP)
+
+# Re-installs only when requirements.txt changed (the stamp holds its hash): a second call installs nothing.
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ -f $@ ] && sha256sum -c --status $@; then touch $@; else \
+	  echo "Installing requirements.txt into $(VENV) (first time: a few minutes)"; \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -r requirements.txt && \
+	  sha256sum requirements.txt > $@; fi
+
+demo: venv  ## The whole loop, headless, through Airflow (SQLite + local MLflow + .local/data)
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+test: venv lint  ## Lint, then the whole pytest suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check dags plugins include tests scripts
+	$(BIN)/ruff format --check dags plugins include tests scripts
+
+up: venv  ## Airflow UI on localhost:8080 and MLflow UI on localhost:5000; Ctrl-C stops both
+	bash scripts/up.sh
+
+bench: venv  ## Benchmarks (print figures; not tests)
+	$(BIN)/python scripts/bench_parse.py
+
+lock: venv  ## Re-resolve requirements.in into exact pins
+	$(BIN)/python -m pip install --quiet -r requirements.in && $(BIN)/python -m pip freeze > requirements.txt
+
+clean:  ## Remove local state (Airflow DB, data, MLflow store); keeps the venv
+	rm -rf $(CT_HOME)

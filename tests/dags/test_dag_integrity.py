@@ -1,0 +1,70 @@
+"""DAG integrity (after Astronomer's test_dag_example): import errors, tags, owners, retries, structure."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.airflow_helpers import dagbag
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bag():
+    return dagbag()
+
+
+def test_no_import_errors(bag):
+    assert bag.import_errors == {}
+    assert bag.dags, "no DAGs found"
+
+
+def test_every_dag_is_documented_tagged_and_owned(bag):
+    for dag_id, dag in bag.dags.items():
+        assert dag.tags, dag_id
+        assert "ct-loop" in dag.tags, dag_id
+        assert dag.doc_md and len(dag.doc_md) > 100, dag_id
+        assert dag.max_active_runs == 1, dag_id
+        for task in dag.tasks:
+            assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}"
+            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            assert task.on_failure_callback, f"{dag_id}.{task.task_id}"
+
+
+def _edges(dag) -> set[tuple[str, str]]:
+    return {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+
+
+def test_ingest_structure(bag):
+    dag = bag.dags["flights_delay__ingest"]
+    assert _edges(dag) == {("ingest", "validate"), ("validate", "publish")}
+    assert [a.name for a in dag.get_task("publish").outlets] == ["flights_delay.curated"]
+    assert set(dag.params.keys()) >= {"batch_start", "batch_days"}
+    assert dag.timetable.expression == "0 0 * * 2"
+
+
+def test_second_pipeline_is_a_second_yaml_file(tmp_path, monkeypatch):
+    shutil.copy(ROOT / "include" / "pipelines" / "flights_delay.yaml", tmp_path)
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = "flights_small"
+    raw["schedule"]["ingest"] = "@daily"
+    (tmp_path / "flights_small.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
+    bag = dagbag()
+    assert bag.import_errors == {}
+    assert {"flights_delay__ingest", "flights_small__ingest"} <= set(bag.dags)
+    assert bag.dags["flights_small__ingest"].timetable.expression == "0 0 * * *"
+
+
+def test_bad_pipeline_file_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["model"]["estimator_typo"] = "x"
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
+    errors = dagbag().import_errors
+    assert errors
+    assert all("model.estimator_typo" in e for e in errors.values())

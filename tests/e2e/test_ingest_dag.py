@@ -1,0 +1,75 @@
+"""Ingestion through Airflow: a real week end to end, and a corrupted batch that must be stopped."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from include.storage import PipelinePaths
+from tests.airflow_helpers import run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+WEEK1 = "20130101T0000Z_20130108T0000Z"
+
+
+def test_real_week_ingested_validated_published(airflow_db, flights_cfg, data_root):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    dr = run_dag("flights_delay__ingest", logical_date=datetime(2013, 1, 8, tzinfo=UTC), run_conf={})
+    assert str(dr.state) == "success", task_states(dr)
+    assert task_states(dr) == {"ingest": "success", "validate": "success", "publish": "success"}
+    paths = PipelinePaths(data_root, flights_cfg.name)
+    assert WEEK1 in paths.curated_partitions()
+    assert len(pd.read_parquet(paths.curated(WEEK1))) > 5000
+    with create_session() as session:
+        events = [e for e in session.query(AssetEvent).all() if e.asset.name == "flights_delay.curated"]
+    assert events and events[-1].extra["partition"] == WEEK1
+
+
+def test_corrupted_batch_is_quarantined_and_nothing_published(
+    airflow_db, flights_cfg, data_root, tmp_path, monkeypatch
+):
+    # A second pipeline fed through a landing folder, with one corrupted real week in it.
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw.update(
+        name="flights_landing",
+        source={"kind": "landing_folder", "path": "landing", "pattern": "*.parquet", "format": "parquet"},
+    )
+    shutil.copy(ROOT / "include" / "pipelines" / "flights_delay.yaml", tmp_path)
+    (tmp_path / "flights_landing.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
+
+    week = pd.read_parquet(PipelinePaths(data_root, "flights_delay").curated(WEEK1))
+    good_key = "20130108T0000Z_20130115T0000Z"
+    landing = data_root / "flights_landing" / "landing"
+    landing.mkdir(parents=True)
+    week.to_parquet(landing / "good.parquet", index=False)
+    dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-08"})
+    assert str(dr.state) == "success", task_states(dr)
+
+    bad = week.drop(columns=["carrier"])
+    bad.loc[:4, "distance"] = -250
+    (landing / "good.parquet").unlink()
+    bad.to_parquet(landing / "bad.parquet", index=False)
+    dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-15"})
+    assert str(dr.state) == "failed"
+    assert task_states(dr) == {"ingest": "success", "validate": "failed", "publish": "upstream_failed"}
+    validate_ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "validate")
+    assert validate_ti.try_number == 1  # data errors are not retried
+
+    paths = PipelinePaths(data_root, "flights_landing")
+    bad_key = "20130115T0000Z_20130122T0000Z"
+    qdir = paths.quarantine_dir(bad_key)
+    report = yaml.safe_load((qdir / "validation_result.json").read_text())
+    failed = {(f["expectation"], str(f["column"])) for f in report["failures"]}
+    assert ("expect_column_to_exist", "carrier") in failed
+    assert ("expect_column_values_to_be_between", "distance") in failed
+    assert (qdir / "batch.parquet").exists() and not paths.raw(bad_key).exists()
+    assert paths.curated_partitions() == [good_key]  # earlier data intact, bad batch not published

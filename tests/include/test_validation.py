@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from include.ingest import ingest_batch
+from include.storage import PipelinePaths
+from include.validation import DataValidationFailed, publish_batch, validate_batch, validate_frame
+
+JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def week(flights_cfg, tmp_path_factory) -> pd.DataFrame:
+    root = tmp_path_factory.mktemp("week")
+    return pd.read_parquet(ingest_batch(flights_cfg, root, JAN1, JAN8)["uri"])
+
+
+def test_real_week_passes(flights_cfg, week, tmp_path):
+    summary, docs = validate_frame(flights_cfg, week, tmp_path)
+    assert summary["success"], summary["failures"]
+    assert summary["statistics"]["evaluated_expectations"] > 50
+    assert docs.startswith("file://") and docs.endswith("index.html")
+
+
+def _bad(week: pd.DataFrame, kind: str) -> pd.DataFrame:
+    df = week.copy()
+    if kind == "missing_column":
+        return df.drop(columns=["distance"])
+    if kind == "wrong_type":
+        df["month"] = df["month"].astype(str)
+    elif kind == "null":
+        df.loc[:10, "carrier"] = None
+    elif kind == "range":
+        df.loc[:2, "distance"] = -100.0
+    elif kind == "not_allowed":
+        df.loc[:5, "origin"] = "BOS"
+    elif kind == "duplicates":
+        df = pd.concat([df, df.head(20)], ignore_index=True)
+    elif kind == "too_few_rows":
+        df = df.head(10)
+    return df
+
+
+@pytest.mark.parametrize(
+    "kind, expectation, column",
+    [
+        ("missing_column", "expect_column_to_exist", "distance"),
+        ("wrong_type", "expect_column_values_to_be_in_type_list", "month"),
+        ("null", "expect_column_values_to_not_be_null", "carrier"),
+        ("range", "expect_column_values_to_be_between", "distance"),
+        ("not_allowed", "expect_column_values_to_be_in_set", "origin"),
+        ("duplicates", "expect_compound_columns_to_be_unique", ["time_hour", "carrier", "flight", "origin"]),
+        ("too_few_rows", "expect_table_row_count_to_be_between", None),
+    ],
+)
+def test_each_failure_kind_is_named(flights_cfg, week, tmp_path, kind, expectation, column):
+    summary, _ = validate_frame(flights_cfg, _bad(week, kind), tmp_path)
+    assert not summary["success"]
+    assert (expectation, column) in [(f["expectation"], f["column"]) for f in summary["failures"]]
+
+
+def test_failed_batch_is_quarantined_with_report(flights_cfg, week, tmp_path):
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    key = "20130101T0000Z_20130108T0000Z"
+    paths.raw(key).parent.mkdir(parents=True)
+    _bad(week, "range").to_parquet(paths.raw(key), index=False)
+    with pytest.raises(DataValidationFailed) as err:
+        validate_batch(flights_cfg, tmp_path, key)
+    msg = str(err.value)
+    assert "expect_column_values_to_be_between(column=distance" in msg and "e.g. [-100" in msg
+    assert not paths.raw(key).exists()
+    assert (paths.quarantine_dir(key) / "batch.parquet").exists()
+    assert (paths.quarantine_dir(key) / "validation_result.json").exists()
+    assert err.value.result["failures"][0]["column"] == "distance"
+    assert paths.curated_partitions() == []
+    # a retry cannot sneak the batch through
+    with pytest.raises(DataValidationFailed, match="already quarantined"):
+        validate_batch(flights_cfg, tmp_path, key)
+
+
+def test_good_batch_publishes(flights_cfg, week, tmp_path):
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    key = "20130101T0000Z_20130108T0000Z"
+    paths.raw(key).parent.mkdir(parents=True)
+    week.to_parquet(paths.raw(key), index=False)
+    summary = validate_batch(flights_cfg, tmp_path, key)
+    assert summary["success"] and summary["rows"] == len(week)
+    out = publish_batch(flights_cfg, tmp_path, key)
+    assert paths.curated_partitions() == [key]
+    assert pd.read_parquet(out["uri"]).equals(week)
