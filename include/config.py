@@ -188,11 +188,18 @@ class BootstrapSpec(_Strict):
     require_lower_bound_above_zero: bool = False
 
 
+# Metric names as mlflow.models.evaluate reports them for a binary classifier.
+MetricName = Literal["roc_auc", "precision_recall_auc", "accuracy_score", "f1_score", "log_loss"]
+LOWER_IS_BETTER = frozenset({"log_loss"})
+
+
 class PromotionSpec(_Strict):
-    primary_metric: Literal["roc_auc", "average_precision", "accuracy", "f1", "log_loss"] = "roc_auc"
-    min_improvement: float = Field(0.0, ge=0)
+    primary_metric: MetricName = "roc_auc"
+    min_improvement: float = Field(
+        0.001, gt=0, description="Challenger must beat the champion by at least this; a tie never promotes"
+    )
     absolute_floor: float = 0.5
-    guardrails: dict[str, float] = Field(
+    guardrails: dict[MetricName, float] = Field(
         default_factory=dict, description="metric -> tolerated regression vs the champion"
     )
     bootstrap: BootstrapSpec = BootstrapSpec()

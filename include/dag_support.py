@@ -76,3 +76,22 @@ def log_task_failure(context: dict) -> None:
         getattr(ti, "try_number", "?"),
         str(exc).splitlines()[0] if exc else "unknown",
     )
+
+
+def airflow_tags(context: dict) -> dict[str, str]:
+    """Tags that tie an MLflow run to the Airflow task that produced it."""
+    ti = context.get("ti")
+    params = context.get("params") or {}
+    dag_run = context.get("dag_run")
+    tags = {
+        "airflow.dag_id": getattr(ti, "dag_id", ""),
+        "airflow.run_id": context.get("run_id", ""),
+        "airflow.task_id": getattr(ti, "task_id", ""),
+        "airflow.try_number": str(getattr(ti, "try_number", "")),
+        "airflow.run_type": str(getattr(dag_run, "run_type", "")),
+        "run.reason": str(params.get("reason") or ""),
+    }
+    for key in ("drift_share", "report"):
+        if params.get(key) is not None:
+            tags[f"run.{key}"] = str(params[key])
+    return tags

@@ -1,0 +1,130 @@
+"""
+### Training: assemble → train → evaluate → promote | reject
+
+One DAG per pipeline (`<pipeline>__train`). Runs on the config's schedule, by hand (params form),
+or when the drift check triggers it (`reason=drift` in the run conf).
+
+1. **assemble** cuts a training window and a later holdout window from *curated* data only.
+2. **train** fits the configured scikit-learn pipeline, logs it to MLflow (params, metrics,
+   datasets, signature, plots) and registers a new version with alias `challenger`.
+3. **evaluate** scores challenger and champion on the same holdout (`mlflow.models.evaluate`),
+   applies the promotion rule (MLflow `MetricThreshold`s + paired bootstrap CI) and logs it all.
+4. **promote** moves alias `champion` with a compare-and-set and writes the decision record to
+   the version's tags; **reject** records why. Rollback: the `<pipeline>__rollback` DAG.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.config import Settings, load_pipelines
+from include.dag_support import airflow_tags, as_utc, champion_asset, dag_tags, default_args, timetable
+
+
+def build_train_dag(cfg):
+    settings = Settings.from_env()
+    champion = champion_asset(cfg)
+
+    @dag(
+        dag_id=f"{cfg.name}__train",
+        description=f"Train, evaluate and maybe promote a {cfg.name} model",
+        schedule=timetable(cfg.schedule.train),
+        start_date=as_utc(cfg.schedule.start_date),
+        catchup=False,
+        max_active_runs=1,  # one challenger at a time: evaluation and promotion see one champion
+        default_args=default_args(cfg, settings),
+        tags=dag_tags(cfg, "train"),
+        doc_md=__doc__,
+        params={
+            "reason": Param(
+                "manual", type="string", description="Why this training runs (recorded on the model)"
+            ),
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                description="End of the holdout window (ISO date); empty = latest curated data",
+            ),
+            "train_days": Param(
+                None,
+                type=["null", "integer"],
+                minimum=1,
+                description=f"Override the training window (default {cfg.training.train_days} days)",
+            ),
+            "drift_share": Param(None, type=["null", "number"], description="Set by the drift check"),
+            "report": Param(
+                None, type=["null", "string"], description="Drift report that triggered this run"
+            ),
+        },
+    )
+    def train_dag():
+        @task
+        def assemble(params=None) -> dict:
+            from include.datasets import assemble, parse_as_of
+
+            ctx = get_current_context()
+            as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
+            run_cfg = cfg
+            if params["train_days"]:
+                run_cfg = cfg.model_copy(
+                    update={"training": cfg.training.model_copy(update={"train_days": params["train_days"]})}
+                )
+            paths_dir = settings.data_root / cfg.name / "training"
+            from include.storage import safe_name
+
+            return assemble(run_cfg, settings.data_root, as_of, paths_dir / safe_name(ctx["run_id"]))
+
+        @task
+        def train(assembled: dict) -> dict:
+            from include.training import train_and_register
+
+            return train_and_register(cfg, settings, assembled, airflow_tags(get_current_context()))
+
+        @task
+        def evaluate(challenger: dict, assembled: dict) -> dict:
+            from include.evaluation import evaluate_challenger
+
+            return evaluate_challenger(cfg, settings, challenger, assembled)
+
+        @task.branch
+        def decide(evaluation: dict) -> str:
+            return "promote" if evaluation["promote"] else "reject"
+
+        @task(outlets=[champion])
+        def promote(evaluation: dict, params=None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from include.registry import PromotionConflict, client_for, promote
+
+            record = {
+                **evaluation,
+                "run_reason": params["reason"],
+                "airflow_run_id": get_current_context()["run_id"],
+            }
+            try:
+                return promote(client_for(cfg, settings), cfg.registered_model, evaluation["challenger_version"],
+                               evaluation["champion_version"], record)  # fmt: skip
+            except PromotionConflict as exc:  # a stale decision must not be retried into place
+                raise AirflowFailException(str(exc)) from exc
+
+        @task
+        def reject(evaluation: dict, params=None) -> dict:
+            from include.registry import client_for, reject
+
+            record = {
+                **evaluation,
+                "run_reason": params["reason"],
+                "airflow_run_id": get_current_context()["run_id"],
+            }
+            return reject(
+                client_for(cfg, settings), cfg.registered_model, evaluation["challenger_version"], record
+            )
+
+        data = assemble()
+        evaluation = evaluate(train(data), data)
+        decide(evaluation) >> [promote(evaluation), reject(evaluation)]
+
+    return train_dag()
+
+
+for _cfg in load_pipelines():
+    globals()[f"{_cfg.name}__train"] = build_train_dag(_cfg)

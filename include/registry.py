@@ -1,0 +1,141 @@
+"""Model Registry operations: champion lookup, compare-and-set promotion, rejection, rollback.
+
+Aliases and tags only (registry *stages* are deprecated). Every decision is written to the
+version's tags (``decision.*``) so the registry itself explains why a model is champion.
+
+Rollback from a shell::
+
+    python -m include.registry rollback --pipeline flights_delay --reason "bad release"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from include.config import PipelineConfig, Settings, load_pipelines
+from include.tracking import configure
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+class PromotionConflict(RuntimeError):
+    """The champion alias moved between evaluation and promotion: the decision is stale."""
+
+
+class RollbackError(RuntimeError):
+    """There is no previous champion to roll back to."""
+
+
+def get_champion(client, model_name: str):
+    """The champion ModelVersion, or None when the model or the alias does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _tags(prefix: str, record: dict[str, Any]) -> dict[str, str]:
+    return {
+        f"{prefix}.{k}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in record.items()
+        if v is not None
+    }
+
+
+def promote(
+    client, model_name: str, version: str, expected_champion: str | None, record: dict[str, Any]
+) -> dict:
+    """Move ``champion`` to ``version`` if it still points where evaluation saw it (compare-and-set).
+
+    MLflow's alias write is last-writer-wins, so re-read first and refuse on a mismatch.
+    """
+    current = get_champion(client, model_name)
+    current_v = None if current is None else str(current.version)
+    if current_v != (None if expected_champion is None else str(expected_champion)):
+        raise PromotionConflict(
+            f"{model_name}: champion is v{current_v} but evaluation compared against v{expected_champion}; "
+            "not overwriting. Re-run the training DAG to evaluate against the current champion."
+        )
+    full = {**record, "previous_champion": current_v, "promoted_at": _now(), "outcome": "promoted"}
+    for k, v in _tags("decision", full).items():
+        client.set_model_version_tag(model_name, version, k, v)
+    if current_v is not None:
+        client.set_model_version_tag(model_name, current_v, "ct.replaced_by", str(version))
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    log.info("promoted %s v%s to %s (previous champion: v%s)", model_name, version, CHAMPION, current_v)
+    return {"model_name": model_name, "champion": str(version), "previous_champion": current_v}
+
+
+def reject(client, model_name: str, version: str, record: dict[str, Any]) -> dict:
+    """Record why a challenger was not promoted; the champion is untouched."""
+    for k, v in _tags("decision", {**record, "rejected_at": _now(), "outcome": "rejected"}).items():
+        client.set_model_version_tag(model_name, version, k, v)
+    champ = get_champion(client, model_name)
+    log.info("rejected %s v%s; champion stays v%s", model_name, version, champ and champ.version)
+    return {"model_name": model_name, "rejected": str(version), "champion": champ and str(champ.version)}
+
+
+def rollback(client, model_name: str, reason: str, actor: str = "cli") -> dict:
+    """Point ``champion`` back at the version recorded as ``decision.previous_champion``."""
+    current = get_champion(client, model_name)
+    if current is None:
+        raise RollbackError(f"{model_name} has no champion")
+    previous = current.tags.get("decision.previous_champion")
+    if not previous or previous == "null":
+        raise RollbackError(f"{model_name} v{current.version} has no recorded previous champion")
+    record = {"from_version": str(current.version), "reason": reason, "by": actor, "at": _now()}
+    client.set_model_version_tag(model_name, current.version, "rollback.demoted", json.dumps(record))
+    client.set_model_version_tag(model_name, previous, "rollback.restored", json.dumps(record))
+    client.set_registered_model_alias(model_name, CHAMPION, previous)
+    log.warning("rolled back %s champion v%s -> v%s: %s", model_name, current.version, previous, reason)
+    return {"model_name": model_name, "champion": previous, "demoted": str(current.version), "reason": reason}
+
+
+def client_for(cfg: PipelineConfig, settings: Settings | None = None):
+    from mlflow import MlflowClient
+
+    configure(cfg, settings or Settings.from_env())
+    return MlflowClient()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m include.registry", description="Champion management")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rb = sub.add_parser("rollback", help="restore the previous champion")
+    rb.add_argument("--pipeline", required=True)
+    rb.add_argument("--reason", required=True)
+    st = sub.add_parser("status", help="show the champion and its decision record")
+    st.add_argument("--pipeline", required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = {c.name: c for c in load_pipelines()}.get(args.pipeline)
+    if cfg is None:
+        ap.error(f"unknown pipeline {args.pipeline!r}")
+    client = client_for(cfg)
+    if args.cmd == "rollback":
+        out = rollback(client, cfg.registered_model, args.reason)
+    else:
+        champ = get_champion(client, cfg.registered_model)
+        out = {"champion": None} if champ is None else {"champion": champ.version, "tags": champ.tags}
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Training stage: fit the configured scikit-learn pipeline and log it to MLflow.
+
+One MLflow run per training, in the pipeline's experiment, tagged with the Airflow run and the
+data it saw. The model is registered as a new version with alias ``challenger``. A retried task
+finds the version its earlier try registered (by run tags) instead of registering a second one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from include.config import PipelineConfig, Settings
+from include.tracking import configure, quiet_library_warnings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+CHALLENGER = "challenger"
+SAMPLE_ROWS = 5_000  # for signatures and dataset profiles: both scan every cell
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+def load_estimator(cfg: PipelineConfig):
+    """Instantiate ``model.estimator`` (an import path) with ``model.params``."""
+    from sklearn.base import is_classifier
+
+    module, _, name = cfg.model.estimator.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"model.estimator: cannot import {cfg.model.estimator!r} ({exc})") from exc
+    try:
+        est = cls(**cfg.model.params)
+    except TypeError as exc:
+        raise ValueError(f"model.params do not fit {cfg.model.estimator}: {exc}") from exc
+    if not is_classifier(est):
+        raise ValueError(f"model.estimator {cfg.model.estimator} is not a scikit-learn classifier")
+    return est
+
+
+def build_pipeline(cfg: PipelineConfig) -> Pipeline:
+    """Imputation + one-hot encoding for categoricals, then the configured estimator."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    transformers = []
+    if cfg.model.numeric_features:
+        transformers.append(("num", SimpleImputer(strategy="median"), cfg.model.numeric_features))
+    if cfg.model.categorical_features:
+        cat = make_pipeline(
+            SimpleImputer(strategy="most_frequent"),
+            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False),
+        )
+        transformers.append(("cat", cat, cfg.model.categorical_features))
+    pre = ColumnTransformer(transformers, verbose_feature_names_out=False)
+    return Pipeline([("preprocess", pre), ("model", load_estimator(cfg))])
+
+
+def model_frame(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
+    """Feature columns (numeric as float64, so missing values fit the signature) plus the label."""
+    out = df[[*cfg.model.features, cfg.target.name]].copy()
+    out[cfg.model.numeric_features] = out[cfg.model.numeric_features].astype("float64")
+    return out
+
+
+def split_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    df = model_frame(cfg, df)
+    return df[cfg.model.features], df[cfg.target.name]
+
+
+def find_registered_version(client, cfg: PipelineConfig, airflow_run_id: str | None):
+    """The version an earlier try of this Airflow run registered, if any (idempotent retries)."""
+    if not airflow_run_id:
+        return None
+    for mv in client.search_model_versions(f"name = '{cfg.registered_model}'"):
+        if mv.tags.get("airflow.run_id") == airflow_run_id and mv.tags.get("ct.role") == "trained":
+            return client.get_model_version(cfg.registered_model, mv.version)
+    return None
+
+
+def _skops_trusted_types(model) -> list[str] | None:
+    """Types skops must trust to load our own pipeline; None if a non-library type needs pickle."""
+    import skops.io as sio
+
+    types = sio.get_untrusted_types(data=sio.dumps(model))
+    return types if all(t.startswith(_TRUSTED_PREFIXES) for t in types) else None
+
+
+def train_and_register(
+    cfg: PipelineConfig, settings: Settings, assembled: dict, run_tags: dict[str, str]
+) -> dict[str, Any]:
+    """Fit on ``assembled['train']``, log everything, register a version with alias challenger."""
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    configure(cfg, settings)
+    client = MlflowClient()
+    airflow_run_id = run_tags.get("airflow.run_id")
+    existing = find_registered_version(client, cfg, airflow_run_id)
+    if existing is not None:
+        log.info(
+            "run %s already registered %s v%s: reusing it",
+            airflow_run_id,
+            cfg.registered_model,
+            existing.version,
+        )
+        return _result(cfg, existing, client)
+
+    train = pd.read_parquet(assembled["train"]["uri"])
+    holdout = pd.read_parquet(assembled["holdout"]["uri"])
+    X, y = split_xy(cfg, train)
+    tags = {
+        "pipeline": cfg.name,
+        "config.sha": cfg.digest(),
+        "data.train_sha256": assembled["train"]["sha256"],
+        "data.holdout_sha256": assembled["holdout"]["sha256"],
+        "data.train_uri": assembled["train"]["uri"],
+        "data.holdout_uri": assembled["holdout"]["uri"],
+        **run_tags,
+    }
+    with (
+        quiet_library_warnings(),
+        mlflow.start_run(run_name=f"train as_of {assembled['as_of'][:10]}", tags=tags) as run,
+    ):
+        mlflow.log_params(
+            {
+                "estimator": cfg.model.estimator,
+                **{f"model.{k}": v for k, v in cfg.model.params.items()},
+                "train_window": " .. ".join(w[:10] for w in assembled["train_window"]),
+                "holdout_window": " .. ".join(w[:10] for w in assembled["holdout_window"]),
+                "train_rows": len(train),
+                "holdout_rows": len(holdout),
+                "features": ",".join(cfg.model.features),
+            }
+        )
+        for name, df, sha, context in (
+            ("train", train, assembled["train"]["sha256"], "training"),
+            ("holdout", holdout, assembled["holdout"]["sha256"], "evaluation"),
+        ):
+            sample = df.sample(min(len(df), SAMPLE_ROWS), random_state=0)
+            ds = mlflow.data.from_pandas(
+                sample, source=assembled[name]["uri"], name=f"{cfg.name}-{name}",
+                targets=cfg.target.name, digest=sha[:16],
+            )  # fmt: skip
+            mlflow.log_input(ds, context=context, tags={"rows": str(len(df)), "sha256": sha})
+
+        model = build_pipeline(cfg)
+        model.fit(X, y)
+        train_metrics = _quick_metrics(y.to_numpy(), model.predict_proba(X)[:, 1])
+        mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
+        _log_feature_importance(cfg, model, holdout)
+
+        sample_x = X.sample(min(len(X), SAMPLE_ROWS), random_state=0)
+        signature = infer_signature(sample_x, model.predict(sample_x))
+        trusted = _skops_trusted_types(model)
+        fmt = (
+            {"skops_trusted_types": trusted}
+            if trusted is not None
+            else {"serialization_format": "cloudpickle"}
+        )
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=X.head(5),
+            pip_requirements=[
+                f"scikit-learn=={sklearn.__version__}",
+                f"pandas=={pd.__version__}",
+                f"numpy=={np.__version__}",
+            ],
+            **fmt,
+        )
+        mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags={**tags, "ct.role": "trained"})
+        client.set_registered_model_alias(cfg.registered_model, CHALLENGER, mv.version)
+        mlflow.set_tag("ct.model_version", mv.version)
+        log.info(
+            "trained %s on %d rows (train roc_auc %.4f): run %s, registered v%s alias %s",
+            cfg.model.estimator,
+            len(train), train_metrics["roc_auc"], run.info.run_id, mv.version, CHALLENGER,
+        )  # fmt: skip
+    return _result(cfg, client.get_model_version(cfg.registered_model, mv.version), client)
+
+
+def _result(cfg: PipelineConfig, mv, client) -> dict[str, Any]:
+    run = client.get_run(mv.run_id)
+    return {
+        "model_name": cfg.registered_model,
+        "version": str(mv.version),
+        "run_id": mv.run_id,
+        "model_uri": f"models:/{cfg.registered_model}/{mv.version}",
+        "train_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("train_")},
+    }
+
+
+def _quick_metrics(y, proba) -> dict[str, float]:
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    return {"roc_auc": float(roc_auc_score(y, proba)), "log_loss": float(log_loss(y, proba, labels=[0, 1]))}
+
+
+def _log_feature_importance(cfg: PipelineConfig, model, holdout: pd.DataFrame) -> None:
+    """Permutation importance on a holdout sample, as a figure and a JSON table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    from sklearn.inspection import permutation_importance
+
+    sample = holdout.sample(min(len(holdout), 2000), random_state=0)
+    X, y = split_xy(cfg, sample)
+    if y.nunique() < 2:
+        return
+    imp = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=3, random_state=0)
+    order = imp.importances_mean.argsort()
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.5))
+    ax.barh([X.columns[i] for i in order], imp.importances_mean[order], xerr=imp.importances_std[order])
+    ax.set_xlabel("drop in ROC AUC when shuffled (holdout sample)")
+    ax.set_title(f"{cfg.name}: permutation feature importance")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "feature_importance.png")
+    plt.close(fig)
+    mlflow.log_text(
+        json.dumps(dict(zip(X.columns, imp.importances_mean.round(5).tolist(), strict=True)), indent=2),
+        "feature_importance.json",
+    )
