@@ -77,7 +77,13 @@ def promote(
     if current_v is not None:
         client.set_model_version_tag(model_name, current_v, "ct.replaced_by", str(version))
     client.set_registered_model_alias(model_name, CHAMPION, version)
-    log.info("promoted %s v%s to %s (previous champion: v%s)", model_name, version, CHAMPION, current_v)
+    log.info(
+        "promoted %s v%s to %s (previous champion: %s)",
+        model_name,
+        version,
+        CHAMPION,
+        current_v and f"v{current_v}",
+    )
     return {"model_name": model_name, "champion": str(version), "previous_champion": current_v}
 
 

@@ -1,0 +1,59 @@
+"""
+### Rollback: restore the previous champion
+
+Manual only (`<pipeline>__rollback`). Points the registry alias `champion` back at the version
+recorded as `decision.previous_champion` on the current champion, and records the rollback
+(who, why, when) on both versions' tags. Same as `python -m include.registry rollback`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.config import Settings, load_pipelines
+from include.dag_support import as_utc, champion_asset, dag_tags, default_args
+
+
+def build_rollback_dag(cfg):
+    settings = Settings.from_env()
+    champion = champion_asset(cfg)
+
+    @dag(
+        dag_id=f"{cfg.name}__rollback",
+        description=f"Restore the previous {cfg.registered_model} champion",
+        schedule=None,
+        start_date=as_utc(cfg.schedule.start_date),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(cfg, settings),
+        tags=dag_tags(cfg, "rollback"),
+        doc_md=__doc__,
+        params={
+            "reason": Param(
+                "",
+                type="string",
+                minLength=3,
+                description="Why the current champion is rolled back (recorded on the model)",
+            ),
+        },
+    )
+    def rollback_dag():
+        @task(outlets=[champion], retries=0)
+        def rollback(params=None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from include.registry import RollbackError, client_for, rollback
+
+            actor = f"airflow:{get_current_context()['run_id']}"
+            try:
+                return rollback(client_for(cfg, settings), cfg.registered_model, params["reason"], actor)
+            except RollbackError as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        rollback()
+
+    return rollback_dag()
+
+
+for _cfg in load_pipelines():
+    globals()[f"{_cfg.name}__rollback"] = build_rollback_dag(_cfg)

@@ -1,0 +1,184 @@
+"""Training through Airflow on real flights weeks and a real MLflow SQLite store.
+
+The steps build on each other (first champion, rejected challenger, better challenger,
+rollback), so they run in file order against one registry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.config import Settings
+from include.ingest import ingest_batch
+from include.validation import publish_batch, validate_batch
+from tests.airflow_helpers import run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = "2013-03-12"  # 10 curated weeks: 8 to train on, 2 to hold out
+MODEL = "flights_delay_model"
+
+
+def use_model(tmp_path: Path, monkeypatch, **params) -> None:
+    """Run the demo pipeline with other model parameters (same pipeline, same registry)."""
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["model"]["params"].update(params)
+    folder = tmp_path / "pipelines"
+    folder.mkdir(exist_ok=True)
+    (folder / "flights_delay.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(folder))
+
+
+@pytest.fixture(scope="module")
+def curated_weeks(flights_cfg, data_root):
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    for i in range(10):
+        batch = ingest_batch(
+            flights_cfg, data_root, start + timedelta(weeks=i), start + timedelta(weeks=i + 1)
+        )
+        validate_batch(flights_cfg, data_root, batch["partition"])
+        publish_batch(flights_cfg, data_root, batch["partition"])
+
+
+@pytest.fixture(scope="module")
+def client():
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(Settings.from_env().mlflow_tracking_uri)
+    return MlflowClient()
+
+
+def champion(client):
+    from include.registry import get_champion
+
+    mv = get_champion(client, MODEL)
+    return None if mv is None else str(mv.version)
+
+
+def train(reason: str):
+    dr = run_dag("flights_delay__train", run_conf={"reason": reason, "as_of": AS_OF})
+    return dr, task_states(dr)
+
+
+def test_first_training_without_champion_is_promoted(
+    airflow_db, curated_weeks, client, tmp_path, monkeypatch
+):
+    import mlflow
+
+    use_model(tmp_path, monkeypatch, max_iter=3)  # a modest first champion
+    dr, states = train("bootstrap")
+    assert str(dr.state) == "success", states
+    assert states["promote"] == "success" and states["reject"] == "skipped"
+    v = champion(client)
+    assert v is not None
+    mv = client.get_model_version(MODEL, v)
+    assert mv.tags["decision.outcome"] == "promoted"
+    assert mv.tags["decision.run_reason"] == "bootstrap"
+    assert "decision.previous_champion" not in mv.tags  # there was none
+    assert mv.tags["airflow.dag_id"] == "flights_delay__train" and mv.tags["airflow.run_id"] == dr.run_id
+    assert len(mv.tags["data.train_sha256"]) == 64 and mv.tags["config.sha"]
+    run = client.get_run(mv.run_id)
+    assert run.data.metrics["roc_auc"] > 0.6 and "train_roc_auc" in run.data.metrics
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {
+        "flights_delay-train",
+        "flights_delay-holdout",
+    }
+    artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
+    assert {"feature_importance.png", "decision.json"} <= artifacts
+    assert any("roc_curve" in a for a in artifacts)
+    sig = mlflow.models.get_model_info(f"models:/{MODEL}/{v}").signature
+    assert {c.name for c in sig.inputs} >= {"carrier", "distance", "temp"}
+
+
+def test_worse_challenger_is_rejected_champion_unchanged(
+    airflow_db, curated_weeks, client, tmp_path, monkeypatch
+):
+    before = champion(client)
+    use_model(tmp_path, monkeypatch, max_iter=1, max_leaf_nodes=2)  # crippled
+    dr, states = train("crippled")
+    assert str(dr.state) == "success", states
+    assert states["reject"] == "success" and states["promote"] == "skipped"
+    assert champion(client) == before
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
+    tags = client.get_model_version(MODEL, str(newest)).tags
+    assert tags["decision.outcome"] == "rejected" and "roc_auc" in tags["decision.reason"]
+
+
+def test_better_challenger_promoted_then_tie_rejected_then_rollback(airflow_db, curated_weeks, client):
+    first = champion(client)
+    dr, states = train("better model")  # the demo config: 100 boosting iterations
+    assert states["promote"] == "success", states
+    better = champion(client)
+    assert better != first
+    assert client.get_model_version(MODEL, better).tags["decision.previous_champion"] == first
+    assert client.get_model_version(MODEL, first).tags["ct.replaced_by"] == better
+
+    # same data, same seed, same config: an identical challenger is a tie, and a tie never promotes
+    dr, states = train("same again")
+    assert states["reject"] == "success" and states["promote"] == "skipped", states
+    assert champion(client) == better
+
+    dr = run_dag("flights_delay__rollback", run_conf={"reason": "e2e test rollback"})
+    assert str(dr.state) == "success", task_states(dr)
+    assert champion(client) == first
+    assert "e2e test rollback" in client.get_model_version(MODEL, better).tags["rollback.demoted"]
+    assert "e2e test rollback" in client.get_model_version(MODEL, first).tags["rollback.restored"]
+
+
+@pytest.fixture(scope="module")
+def assembled(flights_cfg, data_root, curated_weeks, tmp_path_factory):
+    from include.datasets import assemble, parse_as_of
+
+    return assemble(flights_cfg, data_root, parse_as_of(AS_OF), tmp_path_factory.mktemp("assembled"))
+
+
+def test_retried_training_does_not_register_twice(flights_cfg, assembled, client):
+    from include.training import train_and_register
+
+    tags = {
+        "airflow.dag_id": "flights_delay__train",
+        "airflow.run_id": "manual__retry_test",
+        "airflow.try_number": "1",
+    }
+    first = train_and_register(flights_cfg, Settings.from_env(), assembled, tags)
+    count = len(client.search_model_versions(f"name = '{MODEL}'"))
+    again = train_and_register(
+        flights_cfg, Settings.from_env(), assembled, {**tags, "airflow.try_number": "2"}
+    )
+    assert again["version"] == first["version"] and again["run_id"] == first["run_id"]
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == count
+
+
+def test_promotion_is_compare_and_set(flights_cfg, client):
+    from include.registry import PromotionConflict, promote
+
+    current = champion(client)
+    other = next(
+        v.version for v in client.search_model_versions(f"name = '{MODEL}'") if str(v.version) != current
+    )
+    stale = str(int(other))  # evaluation saw another champion than the one in place now
+    with pytest.raises(PromotionConflict, match="not overwriting"):
+        promote(client, MODEL, str(other), expected_champion=stale if stale != current else "999", record={})
+    assert champion(client) == current
+
+
+def test_unloadable_champion_fails_loudly(flights_cfg, assembled, client):
+    from include.evaluation import ChampionUnavailable, evaluate_challenger
+    from include.training import train_and_register
+
+    tags = {"airflow.run_id": "manual__unloadable_champion"}
+    challenger = train_and_register(flights_cfg, Settings.from_env(), assembled, tags)
+    current = champion(client)
+    broken = client.create_model_version(MODEL, source="/nonexistent/model", run_id=None)
+    client.set_registered_model_alias(MODEL, "champion", broken.version)
+    try:
+        with pytest.raises(ChampionUnavailable, match="cannot be loaded or scored"):
+            evaluate_challenger(flights_cfg, Settings.from_env(), challenger, assembled)
+    finally:
+        client.set_registered_model_alias(MODEL, "champion", current)
+    assert "decision.outcome" not in client.get_model_version(MODEL, challenger["version"]).tags

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.config import PipelineConfig
+from include.datasets import NotEnoughData, assemble
+from include.storage import PipelinePaths, partition_key
+from include.training import build_pipeline, load_estimator
+
+
+def tiny_cfg(**model) -> PipelineConfig:
+    return PipelineConfig.model_validate(
+        {
+            "name": "tiny",
+            "source": {"kind": "landing_folder", "path": "in"},
+            "schema": {
+                "timestamp_column": "ts",
+                "columns": [
+                    {"name": "ts", "dtype": "datetime"},
+                    {"name": "x", "dtype": "float"},
+                    {"name": "c", "dtype": "str"},
+                    {"name": "y", "dtype": "float"},
+                ],
+            },
+            "target": {"column": "y", "positive_above": 0.5, "name": "label"},
+            "model": {
+                "estimator": "sklearn.linear_model.LogisticRegression",
+                "numeric_features": ["x"],
+                "categorical_features": ["c"],
+                **model,
+            },
+            "training": {"train_days": 14, "holdout_days": 7, "min_train_rows": 50},
+        }
+    )
+
+
+def frame(start: datetime, days: int, n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    ts = pd.to_datetime(start.replace(tzinfo=None)) + pd.to_timedelta(
+        rng.uniform(0, days * 86400, n), unit="s"
+    )
+    return pd.DataFrame(
+        {"ts": ts, "x": x, "c": rng.choice(["a", "b"], n), "y": (x + rng.normal(0, 0.5, n) > 0.5) * 1.0}
+    )
+
+
+def test_pipeline_fits_with_missing_values_and_unknown_categories():
+    cfg = tiny_cfg()
+    df = frame(datetime(2013, 1, 1, tzinfo=UTC), 7)
+    df.loc[:5, "x"] = np.nan
+    model = build_pipeline(cfg).fit(df[["x", "c"]], df["y"] > 0.5)
+    new = pd.DataFrame({"x": [0.1, np.nan], "c": ["zzz", None]})
+    assert model.predict_proba(new).shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"estimator": "sklearn.nope.Model"}, "cannot import"),
+        ({"estimator": "sklearn.linear_model.LinearRegression"}, "not a scikit-learn classifier"),
+        ({"params": {"no_such_param": 1}}, "model.params do not fit"),
+    ],
+)
+def test_bad_estimator_config_is_explained(model, message):
+    with pytest.raises(ValueError, match=message):
+        load_estimator(tiny_cfg(**model))
+
+
+def test_assemble_reads_only_curated_partitions(tmp_path):
+    cfg = tiny_cfg()
+    paths = PipelinePaths(tmp_path, "tiny")
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        s = start + timedelta(weeks=i)
+        key = partition_key(s, s + timedelta(weeks=1))
+        df = frame(s, 7, seed=i)
+        paths.curated(key).parent.mkdir(parents=True)
+        df.to_parquet(paths.curated(key), index=False)
+    # a quarantined and a raw batch in the same weeks must never be read
+    bad = frame(start, 7, n=10_000, seed=9).assign(x=1e9)
+    for p in (
+        paths.quarantine_dir("x") / "batch.parquet",
+        paths.raw(partition_key(start, start + timedelta(weeks=1))),
+    ):
+        p.parent.mkdir(parents=True)
+        bad.to_parquet(p, index=False)
+
+    out = assemble(cfg, tmp_path, None, tmp_path / "out")
+    train, holdout = pd.read_parquet(out["train"]["uri"]), pd.read_parquet(out["holdout"]["uri"])
+    assert out["train"]["rows"] == len(train) == 400 and out["holdout"]["rows"] == len(holdout) == 200
+    assert train["x"].max() < 1e6
+    assert train["ts"].max() < holdout["ts"].min()  # holdout is strictly later
+    assert set(train["label"].unique()) == {0, 1}
+    again = assemble(cfg, tmp_path, None, tmp_path / "out")
+    assert again == out  # same data, same hashes
+
+
+def test_assemble_without_enough_data(tmp_path):
+    with pytest.raises(NotEnoughData, match="no curated data"):
+        assemble(tiny_cfg(), tmp_path, None, tmp_path / "out")
