@@ -213,7 +213,10 @@ class DriftSpec(_Strict):
     share_threshold: float = Field(0.3, gt=0, le=1)
     max_rows: int = Field(50_000, ge=100)
     seed: int = 0
-    cooldown_intervals: int = Field(1, ge=0)
+    cooldown_intervals: int = Field(
+        1, ge=0, description="No new trigger within this many intervals of the last"
+    )
+    interval_days: int = Field(7, ge=1, description="Length of one check interval (the batch cadence)")
     performance_floor: float | None = None
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 

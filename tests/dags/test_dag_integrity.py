@@ -66,6 +66,15 @@ def test_train_structure(bag):
     assert set(dag.params.keys()) >= {"reason", "as_of", "train_days", "drift_share", "report"}
 
 
+def test_drift_check_structure(bag):
+    dag = bag.dags["flights_delay__drift_check"]
+    assert _edges(dag) == {("check_drift", "should_retrain"), ("should_retrain", "trigger_training")}
+    trigger = dag.get_task("trigger_training")
+    assert trigger.trigger_dag_id == "flights_delay__train"
+    assert set(trigger.conf) == {"reason", "drift_share", "report", "as_of"}
+    assert dag.render_template_as_native_obj
+
+
 def test_rollback_structure(bag):
     dag = bag.dags["flights_delay__rollback"]
     assert [t.task_id for t in dag.tasks] == ["rollback"]

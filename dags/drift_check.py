@@ -1,0 +1,90 @@
+"""
+### Drift check: Evidently vs the champion's training data → trigger retraining
+
+One DAG per pipeline (`<pipeline>__drift_check`), scheduled after ingestion.
+
+1. **check_drift** loads the champion's training set (through its lineage tags) and the most
+   recent curated window, samples both to `drift.max_rows`, runs Evidently's `DataDriftPreset`,
+   scores the champion on the window's labels, saves the HTML report beside the data and logs it
+   to a monitoring run in MLflow. The task log prints a table of the drifted columns.
+   Skipped when there is no champion yet.
+2. **should_retrain** short-circuits unless drift share ≥ threshold or performance is under the
+   floor, and no cooldown applies (a training still running, or a trigger within N intervals).
+3. **trigger_training** starts `<pipeline>__train` with `reason`, `drift_share`, `report`, `as_of`.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.config import Settings, load_pipelines
+from include.dag_support import as_utc, dag_tags, default_args, timetable
+
+
+def build_drift_dag(cfg):
+    settings = Settings.from_env()
+    train_dag_id = f"{cfg.name}__train"
+
+    @dag(
+        dag_id=f"{cfg.name}__drift_check",
+        description=f"Evidently drift check of {cfg.name}; triggers {train_dag_id} on drift",
+        schedule=timetable(cfg.schedule.drift_check),
+        start_date=as_utc(cfg.schedule.start_date),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(cfg, settings),
+        tags=dag_tags(cfg, "drift"),
+        doc_md=__doc__,
+        render_template_as_native_obj=True,  # the trigger's conf keeps numbers as numbers
+        params={
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                description="End of the current window (ISO date); empty = the run's data interval end",
+            ),
+        },
+    )
+    def drift_dag():
+        @task
+        def check_drift(params=None) -> dict:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from include.datasets import parse_as_of
+            from include.drift import check_drift
+
+            ctx = get_current_context()
+            as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
+            active = ctx["ti"].get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
+            result = check_drift(cfg, settings, as_of, ctx["run_id"], active_training_runs=active)
+            if result["champion_version"] is None:
+                raise AirflowSkipException(
+                    f"no champion for {cfg.registered_model} yet: nothing to compare with; run {train_dag_id} first"
+                )
+            return result
+
+        @task.short_circuit
+        def should_retrain(result: dict) -> bool:
+            return result["retrain"]
+
+        trigger = TriggerDagRunOperator(
+            task_id="trigger_training",
+            trigger_dag_id=train_dag_id,
+            trigger_run_id="drift__{{ run_id }}",
+            logical_date="{{ logical_date }}",
+            conf={
+                "reason": "{{ ti.xcom_pull(task_ids='check_drift')['trigger_reason'] }}",
+                "drift_share": "{{ ti.xcom_pull(task_ids='check_drift')['drift_share'] }}",
+                "report": "{{ ti.xcom_pull(task_ids='check_drift')['report'] }}",
+                "as_of": "{{ ti.xcom_pull(task_ids='check_drift')['as_of'] }}",
+            },
+            skip_when_already_exists=True,  # a retried trigger does not start a second training
+            wait_for_completion=False,
+        )
+        should_retrain(check_drift()) >> trigger
+
+    return drift_dag()
+
+
+for _cfg in load_pipelines():
+    globals()[f"{_cfg.name}__drift_check"] = build_drift_dag(_cfg)

@@ -1,0 +1,141 @@
+"""Drift check through Airflow on real flights: no drift, seasonal drift, cooldown.
+
+Uses its own pipeline (``flights_drift``: the demo config under another name) so its champion
+and registry are independent of the training tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from include.config import Settings, load_pipeline
+from include.ingest import ingest_batch
+from include.validation import publish_batch
+from tests.airflow_helpers import run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "flights_drift"
+
+
+@pytest.fixture(scope="module")
+def drift_pipeline(tmp_path_factory, airflow_db):
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = NAME
+    folder = tmp_path_factory.mktemp("drift_pipelines")
+    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CT_PIPELINES_DIR", str(folder))
+    cfg = load_pipeline(folder / f"{NAME}.yaml")
+    root = Settings.from_env().data_root
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    # Jan 1 - Mar 12 (training + holdout) and Jun 25 - Jul 9 (summer). Batches are published
+    # without GX here: validation has its own tests; this module is about drift.
+    for week in [*range(10), 25, 26]:
+        batch = ingest_batch(cfg, root, start + timedelta(weeks=week), start + timedelta(weeks=week + 1))
+        publish_batch(cfg, root, batch["partition"])
+    yield cfg
+    mp.undo()
+
+
+def triggered_runs():
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(
+            DagRun.dag_id == f"{NAME}__train", DagRun.run_type == "operator_triggered"
+        )
+        return [(r.run_id, dict(r.conf), str(r.state)) for r in runs]
+
+
+def test_no_champion_skips(drift_pipeline):
+    dr = run_dag(f"{NAME}__drift_check", run_conf={"as_of": "2013-03-12"})
+    assert str(dr.state) == "success"
+    assert task_states(dr) == {
+        "check_drift": "skipped",
+        "should_retrain": "skipped",
+        "trigger_training": "skipped",
+    }
+
+
+def test_champion_data_window_shows_no_drift(drift_pipeline):
+    dr = run_dag(f"{NAME}__train", run_conf={"reason": "bootstrap", "as_of": "2013-03-12"})
+    assert task_states(dr)["promote"] == "success"
+    # the current window (Feb 12-26) lies inside the champion's training window (Jan 1 - Feb 26)
+    dr, states, result = _check_via_files("2013-02-26")
+    assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "skipped"}
+    assert result["drift_share"] < 0.35 and result["retrain"] is False
+    assert Path(result["report"]).exists()
+    assert triggered_runs() == []
+
+
+def test_summer_drift_triggers_training_and_is_logged(drift_pipeline):
+    import mlflow
+    from mlflow import MlflowClient
+
+    dr, states, result = _check_via_files("2013-07-09")
+    assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "success"}
+    assert result["drift_share"] >= 0.35 and result["retrain"] is True
+    assert {"temp", "dewp"} <= set(result["drifted_columns"])
+    runs = triggered_runs()
+    assert len(runs) == 1
+    _, conf, _ = runs[0]
+    assert conf["reason"] == "drift" and conf["drift_share"] == pytest.approx(result["drift_share"])
+    assert conf["report"] == result["report"] and Path(conf["report"]).stat().st_size > 100_000
+    assert conf["as_of"].startswith("2013-07-09")
+
+    mlflow.set_tracking_uri(Settings.from_env().mlflow_tracking_uri)
+    client = MlflowClient()
+    run = client.get_run(result["mlflow_run_id"])
+    assert run.data.tags["ct.role"] == "monitoring" and run.data.tags["drift.retrain"] == "true"
+    assert run.data.metrics["drift_share"] == pytest.approx(result["drift_share"])
+    assert "drift_score.temp" in run.data.metrics and "champion_current_roc_auc" in run.data.metrics
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "drift")] == [
+        "drift/report.html",
+        "drift/summary.json",
+    ]
+
+
+def test_cooldown_suppresses_a_second_trigger(drift_pipeline):
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    # the triggered training is still queued (no scheduler under dag.test): no second trigger
+    _, states, result = _check_via_files("2013-07-09")
+    assert states["trigger_training"] == "skipped"
+    assert "still queued or running" in result["suppressed_by"]
+    # once it has finished, the interval cooldown still holds (last trigger: same week)
+    with create_session() as session:
+        for r in session.query(DagRun).filter(DagRun.dag_id == f"{NAME}__train", DagRun.state == "queued"):
+            r.state = "failed"
+    _, states, result = _check_via_files("2013-07-09")
+    assert states["trigger_training"] == "skipped" and "cooldown" in result["suppressed_by"]
+    assert len(triggered_runs()) == 1
+
+
+def _check_via_files(as_of: str):
+    """Run the drift DAG and read its result from the summary the task wrote next to the report."""
+    import json
+
+    dr = run_dag(f"{NAME}__drift_check", run_conf={"as_of": as_of})
+    states = task_states(dr)
+    assert states["check_drift"] == "success", states
+    folder = Settings.from_env().data_root / NAME / "drift"
+    newest = max(folder.glob("*/summary.json"), key=lambda p: p.stat().st_mtime)
+    result = json.loads(newest.read_text())
+    run_id = [r for r in _mlflow_monitoring_runs() if r.data.tags.get("airflow.run_id") == dr.run_id]
+    result["mlflow_run_id"] = run_id[0].info.run_id if run_id else None
+    return dr, states, result
+
+
+def _mlflow_monitoring_runs():
+    import mlflow
+
+    mlflow.set_tracking_uri(Settings.from_env().mlflow_tracking_uri)
+    exp = mlflow.get_experiment_by_name(NAME)
+    return mlflow.MlflowClient().search_runs([exp.experiment_id], "tags.`ct.role` = 'monitoring'")
