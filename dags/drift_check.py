@@ -67,7 +67,7 @@ def build_drift_dag(cfg):
         def should_retrain(result: dict) -> bool:
             return result["retrain"]
 
-        trigger = TriggerDagRunOperator(
+        trigger_training = TriggerDagRunOperator(
             task_id="trigger_training",
             trigger_dag_id=train_dag_id,
             trigger_run_id="drift__{{ run_id }}",
@@ -81,7 +81,7 @@ def build_drift_dag(cfg):
             skip_when_already_exists=True,  # a retried trigger does not start a second training
             wait_for_completion=False,
         )
-        should_retrain(check_drift()) >> trigger
+        should_retrain(check_drift()) >> trigger_training
 
     return drift_dag()
 
