@@ -15,10 +15,18 @@ or when the drift check triggers it (`reason=drift` in the run conf).
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.config import Settings, load_pipelines
-from include.dag_support import airflow_tags, as_utc, champion_asset, dag_tags, default_args, timetable
+from include.dag_support import (
+    airflow_tags,
+    as_utc,
+    champion_asset,
+    dag_tags,
+    default_args,
+    timetable,
+    train_params,
+)
 
 
 def build_train_dag(cfg):
@@ -35,43 +43,18 @@ def build_train_dag(cfg):
         default_args=default_args(cfg, settings),
         tags=dag_tags(cfg, "train"),
         doc_md=__doc__,
-        params={
-            "reason": Param(
-                "manual", type="string", description="Why this training runs (recorded on the model)"
-            ),
-            "as_of": Param(
-                None,
-                type=["null", "string"],
-                description="End of the holdout window (ISO date); empty = latest curated data",
-            ),
-            "train_days": Param(
-                None,
-                type=["null", "integer"],
-                minimum=1,
-                description=f"Override the training window (default {cfg.training.train_days} days)",
-            ),
-            "drift_share": Param(None, type=["null", "number"], description="Set by the drift check"),
-            "report": Param(
-                None, type=["null", "string"], description="Drift report that triggered this run"
-            ),
-        },
+        params=train_params(cfg),
     )
     def train_dag():
         @task
         def assemble(params=None) -> dict:
             from include.datasets import assemble, parse_as_of
+            from include.storage import PipelinePaths
 
             ctx = get_current_context()
             as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
-            run_cfg = cfg
-            if params["train_days"]:
-                run_cfg = cfg.model_copy(
-                    update={"training": cfg.training.model_copy(update={"train_days": params["train_days"]})}
-                )
-            paths_dir = settings.data_root / cfg.name / "training"
-            from include.storage import safe_name
-
-            return assemble(run_cfg, settings.data_root, as_of, paths_dir / safe_name(ctx["run_id"]))
+            out_dir = PipelinePaths(settings.data_root, cfg.name).training_dir(ctx["run_id"])
+            return assemble(cfg, settings.data_root, as_of, out_dir, train_days=params["train_days"])
 
         @task
         def train(assembled: dict) -> dict:

@@ -95,3 +95,27 @@ def airflow_tags(context: dict) -> dict[str, str]:
         if params.get(key) is not None:
             tags[f"run.{key}"] = str(params[key])
     return tags
+
+
+def train_params(cfg: PipelineConfig) -> dict:
+    """The training DAG's params form (also the schema of a triggering run's conf)."""
+    from airflow.sdk import Param
+
+    return {
+        "reason": Param(
+            "manual", type="string", description="Why this training runs (recorded on the model)"
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            description="End of the holdout window (ISO date); empty = latest curated data",
+        ),
+        "train_days": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description=f"Override the training window (default {cfg.training.train_days} days)",
+        ),  # fmt: skip
+        "drift_share": Param(None, type=["null", "number"], description="Set by the drift check"),
+        "report": Param(None, type=["null", "string"], description="Drift report that triggered this run"),
+    }

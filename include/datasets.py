@@ -64,11 +64,14 @@ def latest_curated_end(paths: PipelinePaths) -> datetime | None:
     return max(parse_partition_key(k)[1] for k in keys) if keys else None
 
 
-def assemble(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, out_dir: Path) -> dict:
+def assemble(
+    cfg: PipelineConfig, data_root: Path, as_of: datetime | None, out_dir: Path, train_days: int | None = None
+) -> dict:
     """Write ``train.parquet`` and ``holdout.parquet`` for the windows ending at ``as_of``.
 
     holdout = the most recent ``holdout_days`` before ``as_of``; train = the ``train_days`` before
-    that. ``as_of`` defaults to (and is capped at) the end of the latest curated partition.
+    that (``train_days`` overrides the config). ``as_of`` defaults to (and is capped at) the end
+    of the latest curated partition.
     """
     paths = PipelinePaths(data_root, cfg.name)
     latest = latest_curated_end(paths)
@@ -81,7 +84,7 @@ def assemble(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, out_d
     as_of = as_of.astimezone(UTC)
     t = cfg.training
     holdout_start = as_of - timedelta(days=t.holdout_days)
-    train_start = holdout_start - timedelta(days=t.train_days)
+    train_start = holdout_start - timedelta(days=train_days or t.train_days)
     ts = cfg.schema_.timestamp_column
     cols = [ts, *cfg.model.features, cfg.target.name]
     train = add_label(cfg, load_window(paths, ts, train_start, holdout_start))
