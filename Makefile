@@ -46,6 +46,7 @@ up: venv  ## Airflow UI on localhost:8080 and MLflow UI on localhost:5000; Ctrl-
 
 bench: venv  ## Benchmarks (print figures; not tests)
 	$(BIN)/python scripts/bench_parse.py
+	$(BIN)/python scripts/bench_drift.py
 
 lock: venv  ## Re-resolve requirements.in into exact pins
 	$(BIN)/python -m pip install --quiet -r requirements.in && $(BIN)/python -m pip freeze > requirements.txt
