@@ -1,0 +1,26 @@
+"""Print a .env with fresh random secrets for docker-compose.yaml: python scripts/gen_env.py > .env"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+
+
+def generate() -> dict[str, str]:
+    return {
+        "AIRFLOW_UID": str(os.getuid()) if hasattr(os, "getuid") else "50000",
+        "POSTGRES_AIRFLOW_PASSWORD": secrets.token_urlsafe(24),
+        "POSTGRES_MLFLOW_PASSWORD": secrets.token_urlsafe(24),
+        "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "AIRFLOW_JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW_API_SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "AIRFLOW_OPERATOR_PASSWORD": secrets.token_urlsafe(16),
+        "AIRFLOW_VIEWER_PASSWORD": secrets.token_urlsafe(16),
+    }
+
+
+if __name__ == "__main__":
+    for key, value in generate().items():
+        print(f"{key}={value}")

@@ -1,0 +1,303 @@
+"""The docker-compose topology, run as local processes on real servers (no Docker engine needed).
+
+Reads docker-compose.yaml itself and starts each Airflow service's command with its environment
+(service host names mapped to 127.0.0.1, fresh PostgreSQL databases, a spare Redis database),
+plus the MLflow server. Through the authenticated REST API it runs the demo pipeline's ingestion
+and training DAGs on real flights weeks on two Celery workers, then checks Airflow, Celery and
+the MLflow server. Skipped when PostgreSQL or Redis is not reachable on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PIPELINE = "flights_scaleout"
+pytestmark = [pytest.mark.scaleout, pytest.mark.e2e]
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg(sql: str, dbname: str = "postgres") -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+class Stack:
+    def __init__(self, tmp: Path):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from gen_env import generate
+
+        self.tmp = tmp
+        self.compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+        self.api, self.ml = free_port(), free_port()
+        self.secrets = {**generate(), "AIRFLOW_BASE_URL": f"http://127.0.0.1:{self.api}"}
+        suffix = uuid.uuid4().hex[:8]
+        self.dbs = {"airflow": f"ct_test_airflow_{suffix}", "mlflow": f"ct_test_mlflow_{suffix}"}
+        self.redis_db = 7 + int(suffix, 16) % 8
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    # -- compose -> local processes ------------------------------------------------------
+    def resolve(self, text: str) -> str:
+        def var(m: re.Match) -> str:
+            name, op, arg = m.group(1), m.group(2) or "", m.group(3) or ""
+            if name in self.secrets:
+                return self.secrets[name]
+            if op == ":-":
+                return arg
+            raise KeyError(f"{name} is required by docker-compose.yaml")
+
+        text = re.sub(r"(?<!\$)\$\{([A-Z0-9_]+)(:[?-])?([^}]*)\}", var, text).replace("$$", "$")
+        mapping = {
+            "@postgres:5432/airflow": f"@127.0.0.1:5432/{self.dbs['airflow']}",
+            "@postgres:5432/mlflow": f"@127.0.0.1:5432/{self.dbs['mlflow']}",
+            "redis://redis:6379/0": f"redis://127.0.0.1:6379/{self.redis_db}",
+            "http://airflow-apiserver:8080": f"http://127.0.0.1:{self.api}",
+            "http://mlflow:5000": f"http://127.0.0.1:{self.ml}",
+            "/opt/airflow/data": str(self.tmp / "data"),
+            "/opt/airflow/logs": str(self.tmp / "logs"),
+            "/opt/airflow/config": str(self.tmp / "config"),
+            "/opt/airflow/ct-home": str(self.tmp / "ct-home"),
+            "/mlflow/artifacts": str(self.tmp / "mlflow-artifacts"),
+        }
+        for old, new in mapping.items():
+            text = text.replace(old, new)
+        return text
+
+    def env(self, service: str) -> dict[str, str]:
+        svc = self.compose["services"][service]
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CT_", "MLFLOW", "PYTEST"))
+        }
+        env = {**base, **{k: self.resolve(str(v)) for k, v in (svc.get("environment") or {}).items()}}
+        env.update(
+            AIRFLOW_HOME=str(self.tmp / "airflow"),  # the image's /opt/airflow
+            AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+            PYTHONPATH=str(ROOT),
+            PATH=f"{BIN}:{os.environ['PATH']}",
+            AIRFLOW__API__HOST="127.0.0.1",  # a published port on loopback
+            AIRFLOW__API__PORT=str(self.api),
+            AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST="127.0.0.1",
+            CT_PIPELINES_DIR=str(self.tmp / "pipelines"),  # a small copy of the demo pipeline
+        )
+        return env
+
+    def command(self, service: str) -> list[str]:
+        svc = self.compose["services"][service]
+        cmd = svc["command"]
+        cmd = [self.resolve(c) for c in cmd] if isinstance(cmd, list) else shlex.split(self.resolve(cmd))
+        entry = svc.get("entrypoint")
+        if entry == []:
+            return cmd
+        if entry:
+            return [entry if isinstance(entry, str) else entry[0], *cmd]
+        return ["airflow", *cmd]  # the image's entrypoint
+
+    def start(self, name: str, service: str, extra: list[str] | None = None, cmd: list[str] | None = None):
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        self.procs[name] = subprocess.Popen(
+            [*(cmd or self.command(service)), *(extra or [])], env=self.env(service), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmp,
+        )  # fmt: skip
+
+    def up(self) -> None:
+        for d in ("data", "logs", "config", "ct-home", "mlflow-artifacts", "airflow", "pipelines"):
+            (self.tmp / d).mkdir()
+        raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+        raw["name"] = PIPELINE
+        raw["schedule"].update(ingest=None, drift_check=None, train=None)
+        raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
+        (self.tmp / "pipelines" / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(raw))
+        for role, db in self.dbs.items():
+            pg(
+                f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN; END IF; END$$"
+            )
+            pg(f"CREATE DATABASE {db} OWNER {role}")
+        init = subprocess.run(self.command("airflow-init"), env=self.env("airflow-init"), cwd=self.tmp,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert init.returncode == 0, init.stdout[-3000:] + init.stderr[-3000:]
+        ml = [
+            c.replace("0.0.0.0", "127.0.0.1").replace(":5000", f":{self.ml}") for c in self.command("mlflow")
+        ]
+        ml[ml.index("--port") + 1] = str(self.ml)
+        self.start("mlflow", "mlflow", cmd=ml)
+        self.start("apiserver", "airflow-apiserver")
+        self.start("scheduler", "airflow-scheduler")
+        self.start("dag-processor", "airflow-dag-processor")
+        self.start("triggerer", "airflow-triggerer")
+        for i in (1, 2):  # two Celery workers on one machine, told apart by their Celery hostname
+            self.start(f"worker{i}", "airflow-worker", extra=["--celery-hostname", f"worker{i}@%h"])
+        self.wait(f"http://127.0.0.1:{self.api}/api/v2/monitor/health", "apiserver")
+        self.wait(f"http://127.0.0.1:{self.ml}/health", "mlflow")
+
+    def wait(self, url: str, name: str, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.procs[name].poll() is None, f"{name} exited:\n{self.tail(name)}"
+            try:
+                if requests.get(url, timeout=3).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(2)
+        raise AssertionError(f"{name} not healthy after {timeout}s:\n{self.tail(name)}")
+
+    def tail(self, name: str, n: int = 4000) -> str:
+        return (self.tmp / f"{name}.log").read_text()[-n:]
+
+    def down(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+        for db in self.dbs.values():
+            pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        import redis
+
+        redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db).flushdb()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if not (reachable(5432) and reachable(6379)):
+        pytest.skip("needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (see README: Scale out)")
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        s.up()
+        yield s
+    finally:
+        s.down()
+    leftovers = [n for n, p in s.procs.items() if p.poll() is None]
+    assert not leftovers, f"processes still running: {leftovers}"
+
+
+class Api:
+    def __init__(self, stack: Stack):
+        self.base = f"http://127.0.0.1:{stack.api}"
+        r = requests.post(f"{self.base}/auth/token", timeout=30,
+                          json={"username": "admin", "password": stack.secrets["AIRFLOW_ADMIN_PASSWORD"]})  # fmt: skip
+        r.raise_for_status()
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def get(self, path: str, **kw):
+        return self.s.get(f"{self.base}/api/v2{path}", timeout=30, **kw)
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict) -> str:
+        r = self.s.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
+                        json={"dag_run_id": run_id, "logical_date": None, "conf": conf})  # fmt: skip
+        assert r.status_code == 200, r.text
+        return run_id
+
+    def wait_run(self, dag_id: str, run_id: str, stack: Stack, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(3)
+        raise AssertionError(f"{dag_id}/{run_id} still running:\n{stack.tail('scheduler')}")
+
+
+def test_compose_stack_runs_the_pipeline_on_celery(stack):
+    api = Api(stack)
+    assert requests.get(f"{api.base}/api/v2/dags", timeout=10).status_code == 401  # auth is on
+    ingest, train = f"{PIPELINE}__ingest", f"{PIPELINE}__train"
+    deadline = time.monotonic() + 180
+    while api.get(f"/dags/{train}").status_code != 200:
+        assert time.monotonic() < deadline, stack.tail("dag-processor")
+        time.sleep(2)
+    for dag_id in (ingest, train):
+        assert api.s.patch(f"{api.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30).ok
+
+    runs = [api.trigger(ingest, f"week_{d}", {"batch_start": f"2013-01-{d}"}) for d in ("01", "08", "15")]
+    for run in runs:
+        assert api.wait_run(ingest, run, stack) == "success", stack.tail("worker1") + stack.tail("worker2")
+    run = api.trigger(train, "scaleout_train", {"reason": "scale-out test"})
+    assert api.wait_run(train, run, stack) == "success", stack.tail("worker1") + stack.tail("worker2")
+
+    executed = []
+    for dag_id, run_ids in ((ingest, runs), (train, [run])):
+        for rid in run_ids:
+            for ti in api.get(f"/dags/{dag_id}/dagRuns/{rid}/taskInstances").json()["task_instances"]:
+                if ti["state"] == "success":
+                    executed.append(ti)
+    assert len(executed) == 3 * 3 + 5
+    assert {ti["executor"] or "CeleryExecutor" for ti in executed} == {"CeleryExecutor"}
+    assert {ti["queue"] for ti in executed} == {"default"}
+
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=stack.dbs["airflow"])
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
+        assert cur.fetchone()[0] >= len(executed)  # every task went through Celery
+    conn.close()
+    workers_used = [
+        w
+        for w in ("worker1", "worker2")
+        if "ExecuteTask" in stack.tail(w, 10**7) or "execute_workload" in stack.tail(w, 10**7)
+    ]
+    assert workers_used, "no Celery worker logged a task"
+
+    ml = f"http://127.0.0.1:{stack.ml}/api/2.0/mlflow"
+    model = requests.get(
+        f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, timeout=30
+    ).json()
+    aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
+    assert "champion" in aliases
+    mv = requests.get(f"{ml}/model-versions/get", params={"name": f"{PIPELINE}_model", "version": aliases["champion"]},
+                      timeout=30).json()["model_version"]  # fmt: skip
+    files = (
+        requests.get(f"{ml}/artifacts/list", params={"run_id": mv["run_id"]}, timeout=30)
+        .json()
+        .get("files", [])
+    )
+    assert {"decision.json", "feature_importance.png"} <= {f["path"] for f in files}
+    stored = list((stack.tmp / "mlflow-artifacts").rglob("*"))
+    assert any(p.name == "decision.json" for p in stored)  # proxied into the server's artifact store
+
+    assert not list((stack.tmp / "ct-home").rglob("*.db")), "something used the embedded MLflow SQLite store"
+    assert not (stack.tmp / "airflow" / "airflow.db").exists(), (
+        "something used the embedded Airflow SQLite DB"
+    )
+    curated = list((stack.tmp / "data" / PIPELINE / "curated").glob("*/batch.parquet"))
+    assert len(curated) == 3
+    json.dumps(executed)  # REST payloads are plain JSON

@@ -1,0 +1,94 @@
+"""Static checks of the scale-out files: safe by default, one image, nothing undeclared."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_TEXT = (ROOT / "docker-compose.yaml").read_text()
+COMPOSE = yaml.safe_load(COMPOSE_TEXT)
+SERVICES = COMPOSE["services"]
+AIRFLOW = {n: s for n, s in SERVICES.items() if n.startswith("airflow-")}
+SECRETS = {
+    "POSTGRES_AIRFLOW_PASSWORD", "POSTGRES_MLFLOW_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_OPERATOR_PASSWORD", "AIRFLOW_VIEWER_PASSWORD",
+}  # fmt: skip
+
+
+def env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_dockerfile_base_image_matches_pinned_airflow():
+    pinned = re.search(r"^apache-airflow==([\d.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    base = re.search(r"^FROM apache/airflow:([\d.]+)-python([\d.]+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert base and base.group(1) == pinned
+    assert base.group(2) == "3.11"
+
+
+def test_dockerfile_bakes_in_no_secrets():
+    text = (ROOT / "Dockerfile").read_text()
+    assert not re.search(r"(PASSWORD|SECRET|FERNET|TOKEN)\s*=", text, re.I)
+    assert "COPY --chown=airflow:root requirements.txt" in text and "pip install" in text
+
+
+def test_every_airflow_service_shares_image_and_environment():
+    common_env = COMPOSE["x-airflow-common"]["environment"]
+    images = {s["image"] for s in AIRFLOW.values()}
+    assert images == {COMPOSE["x-airflow-common"]["image"]}
+    for name, svc in AIRFLOW.items():
+        missing = {
+            k for k in common_env if k not in svc["environment"] or svc["environment"][k] != common_env[k]
+        }
+        assert not missing, f"{name} differs from the common environment in {missing}"
+    assert {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+            "airflow-worker", "airflow-init"} <= set(AIRFLOW)  # fmt: skip
+    assert {"postgres", "redis", "mlflow"} <= set(SERVICES)
+
+
+def test_every_variable_is_declared_in_env_example():
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", COMPOSE_TEXT))  # $${X} is a literal
+    assert used <= set(env_example()), used - set(env_example())
+
+
+def test_secrets_are_required_and_not_defaulted():
+    for var in SECRETS:
+        uses = re.findall(r"\$\{" + var + r"([^}]*)\}", COMPOSE_TEXT)
+        assert uses, f"{var} unused"
+        assert all(u.startswith(":?") for u in uses), f"{var} must be ${{{var}:?...}}"
+        assert env_example()[var] == "", f".env.example must not ship a value for {var}"
+    assert not re.search(r"airflow:airflow@|admin:admin@|_PASSWORD:-", COMPOSE_TEXT)
+
+
+def test_no_docker_socket_and_ports_on_loopback():
+    assert "docker.sock" not in COMPOSE_TEXT
+    for name, svc in SERVICES.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_mlflow_server_is_protected_and_proxies_artifacts():
+    cmd = SERVICES["mlflow"]["command"]
+    assert "--allowed-hosts" in cmd and "--cors-allowed-origins" in cmd
+    assert "--artifacts-destination" in cmd and "--no-serve-artifacts" not in cmd
+    assert "postgresql+psycopg2://" in cmd
+
+
+@pytest.mark.parametrize(
+    "svc", ["airflow-apiserver", "airflow-scheduler", "airflow-worker", "postgres", "redis", "mlflow"]
+)
+def test_health_checks_and_ordering(svc):
+    assert "healthcheck" in SERVICES[svc]
+    deps = SERVICES["airflow-worker"]["depends_on"]
+    assert (
+        deps["postgres"]["condition"] == "service_healthy" and deps["redis"]["condition"] == "service_healthy"
+    )
+
+
+def test_env_is_git_ignored():
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
