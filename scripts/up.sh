@@ -1,49 +1,70 @@
 #!/usr/bin/env bash
 # Airflow (api-server + UI, scheduler, dag-processor, triggerer) and the MLflow UI on the
-# project's local state. Ctrl-C stops both cleanly (standalone needs SIGINT, not SIGTERM).
+# project's local state. Ctrl-C (or SIGTERM) stops them all. The components are started one by
+# one rather than through `airflow standalone`, whose children are orphaned by SIGTERM and which
+# cannot be stopped at all when SIGINT was ignored by whatever started it.
 set -euo pipefail
 : "${AIRFLOW_HOME:?run through make up}"
 mkdir -p "$AIRFLOW_HOME" "$CT_HOME/mlflow/artifacts"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-True}"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
-# A per-home secret (not in git): stable across restarts so sessions survive.
-secret_file="$AIRFLOW_HOME/.jwt_secret"
-[ -s "$secret_file" ] || python -c "import secrets;print(secrets.token_urlsafe(64))" > "$secret_file"
-export AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$secret_file")"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+# Per-home secrets (never in git), stable across restarts so logins survive.
+for name in jwt_secret api_secret_key; do
+  f="$AIRFLOW_HOME/.$name"
+  [ -s "$f" ] || python -c "import secrets;print(secrets.token_urlsafe(64))" > "$f"
+  chmod 600 "$f"
+done
+export AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/.jwt_secret")"
+export AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/.api_secret_key")"
 MLFLOW_URI="${MLFLOW_TRACKING_URI:-sqlite:///$CT_HOME/mlflow/mlflow.db}"
+LOGS="$AIRFLOW_HOME/up-logs"
+mkdir -p "$LOGS"
 
-set -m   # background jobs get their own process group and keep SIGINT
-airflow standalone > "$AIRFLOW_HOME/standalone.log" 2>&1 &
-af=$!
-MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --backend-store-uri "$MLFLOW_URI" \
-  --artifacts-destination "$CT_HOME/mlflow/artifacts" --host 127.0.0.1 --port 5000 --workers 1 \
-  > "$CT_HOME/mlflow/server.log" 2>&1 &
-ml=$!
-set +m
+echo "Migrating the Airflow metadata DB ($AIRFLOW_HOME) ..."
+airflow db migrate > "$LOGS/db-migrate.log" 2>&1 || { cat "$LOGS/db-migrate.log"; exit 1; }
 
+pids=()
+start() {  # name, command...
+  local name=$1; shift
+  "$@" > "$LOGS/$name.log" 2>&1 &
+  pids+=($!)
+}
 stop() {
+  trap - INT TERM
   echo; echo "Stopping Airflow and MLflow ..."
-  kill -INT "$af" 2>/dev/null || true
-  kill -TERM -- "-$ml" 2>/dev/null || kill -TERM "$ml" 2>/dev/null || true
-  wait "$af" "$ml" 2>/dev/null || true
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 1
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
   echo "Stopped."
+  exit 0
 }
 trap stop INT TERM
 
-echo "Starting Airflow (logs: $AIRFLOW_HOME/standalone.log) ..."
+start api-server airflow api-server
+start scheduler airflow scheduler
+start dag-processor airflow dag-processor
+start triggerer airflow triggerer
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false start mlflow mlflow server --backend-store-uri "$MLFLOW_URI" \
+  --artifacts-destination "$CT_HOME/mlflow/artifacts" --host 127.0.0.1 --port 5000 --workers 1
+
+echo "Starting Airflow (logs: $LOGS) ..."
 for _ in $(seq 1 180); do
-  curl -sf http://127.0.0.1:8080/api/v2/monitor/health 2>/dev/null | grep -q '"scheduler":{"status":"healthy"' && break
-  kill -0 "$af" 2>/dev/null || { echo "Airflow exited; see $AIRFLOW_HOME/standalone.log"; exit 1; }
+  curl -sf "http://127.0.0.1:$AIRFLOW__API__PORT/api/v2/monitor/health" 2>/dev/null | grep -q '"scheduler":{"status":"healthy"' && break
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "a component exited; see $LOGS"; stop; }; done
   sleep 1
 done
 pw_file="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 pw=$(python -c "import json;print(json.load(open('$pw_file'))['admin'])" 2>/dev/null || echo "see $pw_file")
 cat <<MSG
 
-  Airflow UI  http://localhost:8080   user: admin   password: $pw
+  Airflow UI  http://localhost:$AIRFLOW__API__PORT   user: admin   password: $pw
   MLflow UI   http://localhost:5000
-  DAGs start paused: unpause them in the UI (or trigger a run with the ▶ button and its params form).
+  DAGs start paused: unpause them in the UI, or trigger a run with the ▶ button and its params form.
 
   Ctrl-C stops everything.
 MSG
-wait "$af"
+while :; do sleep 1 & wait $! || true; done
