@@ -63,7 +63,18 @@ def drift_report(
         threshold=spec.column_threshold,
         drift_share=spec.share_threshold,
     )
-    snapshot = Report([preset], include_tests=True).run(
+    sampling = {
+        "reference_rows": f"{len(ref)} of {len(reference)} (seeded sample, seed {spec.seed})",
+        "current_rows": f"{len(cur)} of {len(current)} (seeded sample, seed {spec.seed})",
+        "empty_columns_left_out": ", ".join(empty) or "none",
+    }
+    log.info(
+        "drift check on %s reference rows and %s current rows",
+        sampling["reference_rows"],
+        sampling["current_rows"],
+    )
+    report = Report([preset], include_tests=True, metadata=sampling, tags=["drift", "ct-loop"])
+    snapshot = report.run(
         current_data=Dataset.from_pandas(cur[[*numeric, *categorical]], data_definition=definition),
         reference_data=Dataset.from_pandas(ref[[*numeric, *categorical]], data_definition=definition),
     )
