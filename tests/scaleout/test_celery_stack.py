@@ -264,17 +264,26 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
 
     import psycopg2
 
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=stack.dbs["airflow"])
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
-        assert cur.fetchone()[0] >= len(executed)  # every task went through Celery
-    conn.close()
-    workers_used = [
-        w
-        for w in ("worker1", "worker2")
-        if "ExecuteTask" in stack.tail(w, 10**7) or "execute_workload" in stack.tail(w, 10**7)
-    ]
-    assert workers_used, "no Celery worker logged a task"
+    def celery_successes() -> int:
+        conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=stack.dbs["airflow"])
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM celery_taskmeta WHERE status = 'SUCCESS'")
+            count = cur.fetchone()[0]
+        conn.close()
+        return count
+
+    deadline = time.monotonic() + 60  # a Celery task reports a few seconds after its Airflow task
+    while celery_successes() < len(executed) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert celery_successes() >= len(executed)  # every task went through Celery
+    worker_logs = {w: stack.tail(w, 10**7) for w in ("worker1", "worker2")}
+    assert all(" ready." in log for log in worker_logs.values()), "a Celery worker never became ready"
+    received = sum(
+        len(re.findall(r"Task execute_workload\[[0-9a-f-]+\] received", log)) for log in worker_logs.values()
+    )
+    assert received >= len(executed), (
+        f"Celery workers received {received} tasks for {len(executed)} task instances"
+    )
 
     ml = f"http://127.0.0.1:{stack.ml}/api/2.0/mlflow"
     model = requests.get(
