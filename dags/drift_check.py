@@ -19,7 +19,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.config import Settings, load_pipelines
-from include.dag_support import as_utc, dag_tags, default_args, timetable
+from include.dag_support import dag_defaults, timetable
 
 
 def build_drift_dag(cfg):
@@ -30,11 +30,7 @@ def build_drift_dag(cfg):
         dag_id=f"{cfg.name}__drift_check",
         description=f"Evidently drift check of {cfg.name}; triggers {train_dag_id} on drift",
         schedule=timetable(cfg.schedule.drift_check),
-        start_date=as_utc(cfg.schedule.start_date),
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(cfg, settings),
-        tags=dag_tags(cfg, "drift"),
+        **dag_defaults(cfg, settings, "drift"),
         doc_md=__doc__,
         render_template_as_native_obj=True,  # the trigger's conf keeps numbers as numbers
         params={

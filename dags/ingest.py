@@ -18,7 +18,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.config import Settings, load_pipelines
-from include.dag_support import as_utc, curated_asset, dag_tags, default_args, timetable
+from include.dag_support import curated_asset, dag_defaults, timetable
 
 
 def build_ingest_dag(cfg):
@@ -29,12 +29,7 @@ def build_ingest_dag(cfg):
         dag_id=f"{cfg.name}__ingest",
         description=f"Ingest, validate and publish one batch of {cfg.name}",
         schedule=timetable(cfg.schedule.ingest),
-        start_date=as_utc(cfg.schedule.start_date),
-        end_date=as_utc(cfg.schedule.end_date),
-        catchup=cfg.schedule.catchup,
-        max_active_runs=1,  # batches are published in order
-        default_args=default_args(cfg, settings),
-        tags=dag_tags(cfg, "ingest"),
+        **dag_defaults(cfg, settings, "ingest"),
         doc_md=__doc__,
         params={
             "batch_start": Param(

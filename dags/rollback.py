@@ -11,7 +11,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.config import Settings, load_pipelines
-from include.dag_support import as_utc, champion_asset, dag_tags, default_args
+from include.dag_support import champion_asset, dag_defaults
 
 
 def build_rollback_dag(cfg):
@@ -22,11 +22,7 @@ def build_rollback_dag(cfg):
         dag_id=f"{cfg.name}__rollback",
         description=f"Restore the previous {cfg.registered_model} champion",
         schedule=None,
-        start_date=as_utc(cfg.schedule.start_date),
-        catchup=False,
-        max_active_runs=1,
-        default_args=default_args(cfg, settings),
-        tags=dag_tags(cfg, "rollback"),
+        **dag_defaults(cfg, settings, "rollback"),
         doc_md=__doc__,
         params={
             "reason": Param(

@@ -18,15 +18,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.config import Settings, load_pipelines
-from include.dag_support import (
-    airflow_tags,
-    as_utc,
-    champion_asset,
-    dag_tags,
-    default_args,
-    timetable,
-    train_params,
-)
+from include.dag_support import airflow_tags, champion_asset, dag_defaults, timetable, train_params
 
 
 def build_train_dag(cfg):
@@ -37,11 +29,7 @@ def build_train_dag(cfg):
         dag_id=f"{cfg.name}__train",
         description=f"Train, evaluate and maybe promote a {cfg.name} model",
         schedule=timetable(cfg.schedule.train),
-        start_date=as_utc(cfg.schedule.start_date),
-        catchup=False,
-        max_active_runs=1,  # one challenger at a time: evaluation and promotion see one champion
-        default_args=default_args(cfg, settings),
-        tags=dag_tags(cfg, "train"),
+        **dag_defaults(cfg, settings, "train"),
         doc_md=__doc__,
         params=train_params(cfg),
     )

@@ -45,6 +45,19 @@ def default_args(cfg: PipelineConfig, settings: Settings | None = None) -> dict[
     }
 
 
+def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str, Any]:
+    """Arguments every pipeline DAG shares. One run at a time: batches are published in order,
+    and a challenger is evaluated and promoted against one champion."""
+    return {
+        "start_date": as_utc(cfg.schedule.start_date),
+        "end_date": as_utc(cfg.schedule.end_date) if role == "ingest" else None,
+        "catchup": cfg.schedule.catchup if role == "ingest" else False,
+        "max_active_runs": 1,
+        "default_args": default_args(cfg, settings),
+        "tags": dag_tags(cfg, role),
+    }
+
+
 def dag_tags(cfg: PipelineConfig, role: str) -> list[str]:
     return sorted({"ct-loop", cfg.name, role, *cfg.tags})
 
