@@ -53,6 +53,17 @@ def pg(sql: str, dbname: str = "postgres") -> None:
     conn.close()
 
 
+def pg_exists(sql: str) -> bool:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        found = cur.fetchone() is not None
+    conn.close()
+    return found
+
+
 class Stack:
     def __init__(self, tmp: Path):
         sys.path.insert(0, str(ROOT / "scripts"))
@@ -66,6 +77,7 @@ class Stack:
         self.dbs = {"airflow": f"ct_test_airflow_{suffix}", "mlflow": f"ct_test_mlflow_{suffix}"}
         self.redis_db = 7 + int(suffix, 16) % 8
         self.procs: dict[str, subprocess.Popen] = {}
+        self.created_roles: list[str] = []
 
     # -- compose -> local processes ------------------------------------------------------
     def resolve(self, text: str) -> str:
@@ -140,9 +152,9 @@ class Stack:
         raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
         (self.tmp / "pipelines" / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(raw))
         for role, db in self.dbs.items():
-            pg(
-                f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN CREATE ROLE {role} LOGIN; END IF; END$$"
-            )
+            if not pg_exists(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'"):
+                pg(f"CREATE ROLE {role} LOGIN")
+                self.created_roles.append(role)
             pg(f"CREATE DATABASE {db} OWNER {role}")
         init = subprocess.run(self.command("airflow-init"), env=self.env("airflow-init"), cwd=self.tmp,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -189,6 +201,8 @@ class Stack:
                 p.wait(10)
         for db in self.dbs.values():
             pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        for role in self.created_roles:
+            pg(f"DROP ROLE IF EXISTS {role}")
         import redis
 
         redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db).flushdb()
