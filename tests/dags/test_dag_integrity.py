@@ -87,12 +87,15 @@ def test_second_pipeline_is_a_second_yaml_file(tmp_path, monkeypatch):
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = "flights_small"
     raw["schedule"]["ingest"] = "@daily"
+    raw["schedule"]["train"] = "0 12 * * 2"  # retrain on a clock as well as on drift
     (tmp_path / "flights_small.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
     bag = dagbag()
     assert bag.import_errors == {}
     assert {"flights_delay__ingest", "flights_small__ingest"} <= set(bag.dags)
     assert bag.dags["flights_small__ingest"].timetable.expression == "0 0 * * *"
+    assert bag.dags["flights_small__train"].timetable.expression == "0 12 * * 2"
+    assert type(bag.dags["flights_delay__train"].timetable).__name__ == "NullTimetable"  # demo: drift-driven
 
 
 def test_bad_pipeline_file_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
