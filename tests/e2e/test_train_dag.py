@@ -182,3 +182,23 @@ def test_unloadable_champion_fails_loudly(flights_cfg, assembled, client):
     finally:
         client.set_registered_model_alias(MODEL, "champion", current)
     assert "decision.outcome" not in client.get_model_version(MODEL, challenger["version"]).tags
+
+
+def test_registry_cli_reports_the_champion(client):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "include.registry", "status", "--pipeline", "flights_delay"],
+        capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    status = json.loads(out.stdout)
+    assert str(status["champion"]) == champion(client)
+    assert status["tags"]["decision.outcome"] == "promoted"
+    bad = subprocess.run(
+        [sys.executable, "-m", "include.registry", "rollback", "--pipeline", "nope", "--reason", "x"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert bad.returncode != 0 and "unknown pipeline 'nope'" in bad.stderr
