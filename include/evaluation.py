@@ -91,9 +91,8 @@ def decide(
             True, f"no champion yet; {m}={challenger[m]:.4f} clears the floor {rule.absolute_floor}", **base
         )
     if rule.bootstrap.require_lower_bound_above_zero and (ci is None or ci[0] <= 0):
-        return Decision(
-            False, f"rejected: {m} gain {diff:+.4f} but its CI lower bound {ci and ci[0]:.4f} <= 0", **base
-        )
+        bound = "was not computed" if ci is None else f"{ci[0]:.4f} <= 0"
+        return Decision(False, f"rejected: {m} gain {diff:+.4f} but its CI lower bound {bound}", **base)
     return Decision(
         True,
         f"{m} {challenger[m]:.4f} vs champion {champion[m]:.4f} ({diff:+.4f} >= {rule.min_improvement})",

@@ -52,6 +52,8 @@ def test_ci_lower_bound_requirement():
     )
     assert not decide(rule, m(0.71), m(0.70), ci=(-0.001, 0.02)).promote
     assert decide(rule, m(0.71), m(0.70), ci=(0.001, 0.02)).promote
+    no_ci = decide(rule, m(0.71), m(0.70), ci=None)
+    assert not no_ci.promote and "not computed" in no_ci.reason
 
 
 @settings(max_examples=300, deadline=None)
