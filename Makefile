@@ -37,9 +37,10 @@ demo: venv  ## The whole loop, headless, through Airflow (SQLite + local MLflow 
 test: venv lint  ## Lint, then the whole pytest suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: venv
+lint: venv  ## ruff, then the architecture contracts in pyproject.toml (import-linter)
 	$(BIN)/ruff check dags plugins include tests scripts
 	$(BIN)/ruff format --check dags plugins include tests scripts
+	$(BIN)/lint-imports --no-cache
 
 up: venv  ## Airflow UI on localhost:8080 and MLflow UI on localhost:5000; Ctrl-C stops both
 	bash scripts/up.sh

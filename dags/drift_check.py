@@ -10,7 +10,8 @@ One DAG per pipeline (`<pipeline>__drift_check`), scheduled after ingestion.
    Skipped when there is no champion yet.
 2. **should_retrain** short-circuits unless drift share ≥ threshold or performance is under the
    floor, and no cooldown applies (a training still running, or a trigger within N intervals).
-3. **trigger_training** starts `<pipeline>__train` with `reason`, `drift_share`, `report`, `as_of`.
+3. **trigger_training** starts `<pipeline>__train` with the check's retrain request as its conf
+   (`reason`, `as_of`, `drift_share`, `report`: the training DAG's params).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import Settings, load_pipelines
+from include.config import load_pipelines
 from include.dag_support import dag_defaults, timetable
+from include.settings import Settings
 
 
-def build_drift_dag(cfg):
-    settings = Settings.from_env()
+def build_drift_dag(cfg, settings):
     train_dag_id = f"{cfg.name}__train"
 
     @dag(
@@ -32,7 +33,7 @@ def build_drift_dag(cfg):
         schedule=timetable(cfg.schedule.drift_check),
         **dag_defaults(cfg, settings, "drift"),
         doc_md=__doc__,
-        render_template_as_native_obj=True,  # the trigger's conf keeps numbers as numbers
+        render_template_as_native_obj=True,  # the trigger's conf stays a dict of numbers and strings
         params={
             "as_of": Param(
                 None,
@@ -68,12 +69,7 @@ def build_drift_dag(cfg):
             trigger_dag_id=train_dag_id,
             trigger_run_id="drift__{{ run_id }}",
             logical_date="{{ logical_date }}",
-            conf={
-                "reason": "{{ ti.xcom_pull(task_ids='check_drift')['trigger_reason'] }}",
-                "drift_share": "{{ ti.xcom_pull(task_ids='check_drift')['drift_share'] }}",
-                "report": "{{ ti.xcom_pull(task_ids='check_drift')['report'] }}",
-                "as_of": "{{ ti.xcom_pull(task_ids='check_drift')['as_of'] }}",
-            },
+            conf="{{ ti.xcom_pull(task_ids='check_drift')['retrain_request'] }}",  # a RetrainRequest
             skip_when_already_exists=True,  # a retried trigger does not start a second training
             wait_for_completion=False,
         )
@@ -82,5 +78,6 @@ def build_drift_dag(cfg):
     return drift_dag()
 
 
-for _cfg in load_pipelines():
-    globals()[f"{_cfg.name}__drift_check"] = build_drift_dag(_cfg)
+SETTINGS = Settings.from_env()
+for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+    globals()[f"{_cfg.name}__drift_check"] = build_drift_dag(_cfg, SETTINGS)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import Settings, load_pipelines
+from include.config import load_pipelines
 from include.dag_support import curated_asset, dag_defaults, timetable
+from include.settings import Settings
 
 
-def build_ingest_dag(cfg):
-    settings = Settings.from_env()
+def build_ingest_dag(cfg, settings):
     curated = curated_asset(cfg, settings)
 
     @dag(
@@ -81,5 +81,6 @@ def build_ingest_dag(cfg):
     return ingest_dag()
 
 
-for _cfg in load_pipelines():
-    globals()[f"{_cfg.name}__ingest"] = build_ingest_dag(_cfg)
+SETTINGS = Settings.from_env()
+for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+    globals()[f"{_cfg.name}__ingest"] = build_ingest_dag(_cfg, SETTINGS)

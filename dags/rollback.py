@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import Settings, load_pipelines
+from include.config import load_pipelines
 from include.dag_support import champion_asset, dag_defaults
+from include.settings import Settings
 
 
-def build_rollback_dag(cfg):
-    settings = Settings.from_env()
+def build_rollback_dag(cfg, settings):
     champion = champion_asset(cfg)
 
     @dag(
@@ -38,11 +38,13 @@ def build_rollback_dag(cfg):
         def rollback(params=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from include.registry import RollbackError, client_for, rollback
+            from include import tracking
+            from include.registry import RollbackError, rollback
 
             actor = f"airflow:{get_current_context()['run_id']}"
+            client = tracking.client(settings, cfg.experiment)
             try:
-                return rollback(client_for(cfg, settings), cfg.registered_model, params["reason"], actor)
+                return rollback(client, cfg.registered_model, params["reason"], actor)
             except RollbackError as exc:
                 raise AirflowFailException(str(exc)) from exc
 
@@ -51,5 +53,6 @@ def build_rollback_dag(cfg):
     return rollback_dag()
 
 
-for _cfg in load_pipelines():
-    globals()[f"{_cfg.name}__rollback"] = build_rollback_dag(_cfg)
+SETTINGS = Settings.from_env()
+for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+    globals()[f"{_cfg.name}__rollback"] = build_rollback_dag(_cfg, SETTINGS)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from include.config import Settings, load_pipelines
+from include.config import load_pipelines
 from include.dag_support import airflow_tags, champion_asset, dag_defaults, timetable, train_params
+from include.settings import Settings
 
 
-def build_train_dag(cfg):
-    settings = Settings.from_env()
+def build_train_dag(cfg, settings):
     champion = champion_asset(cfg)
 
     @dag(
@@ -64,31 +64,25 @@ def build_train_dag(cfg):
         def promote(evaluation: dict, params=None) -> dict:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from include.registry import PromotionConflict, client_for, promote
+            from include import tracking
+            from include.registry import PromotionConflict, decision_record, promote
 
-            record = {
-                **evaluation,
-                "run_reason": params["reason"],
-                "airflow_run_id": get_current_context()["run_id"],
-            }
+            record = decision_record(evaluation, params["reason"], get_current_context()["run_id"])
+            client = tracking.client(settings, cfg.experiment)
             try:
-                return promote(client_for(cfg, settings), cfg.registered_model, evaluation["challenger_version"],
+                return promote(client, cfg.registered_model, evaluation["challenger_version"],
                                evaluation["champion_version"], record)  # fmt: skip
             except PromotionConflict as exc:  # a stale decision must not be retried into place
                 raise AirflowFailException(str(exc)) from exc
 
         @task
         def reject(evaluation: dict, params=None) -> dict:
-            from include.registry import client_for, reject
+            from include import tracking
+            from include.registry import decision_record, reject
 
-            record = {
-                **evaluation,
-                "run_reason": params["reason"],
-                "airflow_run_id": get_current_context()["run_id"],
-            }
-            return reject(
-                client_for(cfg, settings), cfg.registered_model, evaluation["challenger_version"], record
-            )
+            record = decision_record(evaluation, params["reason"], get_current_context()["run_id"])
+            client = tracking.client(settings, cfg.experiment)
+            return reject(client, cfg.registered_model, evaluation["challenger_version"], record)
 
         data = assemble()
         evaluation = evaluate(train(data), data)
@@ -97,5 +91,6 @@ def build_train_dag(cfg):
     return train_dag()
 
 
-for _cfg in load_pipelines():
-    globals()[f"{_cfg.name}__train"] = build_train_dag(_cfg)
+SETTINGS = Settings.from_env()
+for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+    globals()[f"{_cfg.name}__train"] = build_train_dag(_cfg, SETTINGS)

@@ -1,6 +1,8 @@
-"""Continuous-training loop: plain Python stages that the Airflow DAGs in ``dags/`` call.
+"""Continuous-training loop: plain Python that the Airflow DAGs in ``dags/`` call.
 
-Stage modules never import Airflow; each takes config and paths and returns small,
-JSON-able results. ``dag_support`` is the one module that builds Airflow objects
-(default_args, Assets, params), importing Airflow lazily.
+Stages (``ingest``, ``validation``, ``training``, ``evaluation``, ``drift``) are peers: each does
+one job, never imports another, and stands on the foundation (``registry``, ``datasets``,
+``sources``, ``handoff``, ``tracking``, ``storage``, ``config``, ``settings``, ``metrics``).
+``dag_support`` is the one module that builds Airflow objects, importing Airflow lazily. The
+contracts in ``pyproject.toml`` (import-linter, run by ``make lint``) enforce all of this.
 """

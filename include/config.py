@@ -1,23 +1,17 @@
-"""Typed pipeline configuration: one YAML file describes one pipeline.
+"""Pipeline configuration: one YAML file describes one pipeline.
 
-Two layers, kept apart on purpose:
+:class:`PipelineConfig` says *what* a pipeline does (source, schema, target, model, promotion
+rule, drift thresholds, schedules). It is loaded from YAML and validated by pydantic, so a bad
+file fails with the file, the key that is wrong and what was expected. *Where* it runs (data
+folder, MLflow store, retries) is deployment business: :mod:`include.settings`.
 
-* :class:`Settings` — *deployment* settings (where data lives, which MLflow server).
-  Defaults live here and nowhere else; each can be overridden by an environment
-  variable so the same code runs on a laptop and on a Celery cluster.
-* :class:`PipelineConfig` — *what* the pipeline does (source, schema, target, model,
-  promotion rule, drift thresholds, schedules). Loaded from YAML and validated by
-  pydantic, so a bad file fails with the key that is wrong and what was expected.
-
-This module must stay cheap to import: DAG files import it at parse time.
+Cheap to import: DAG files import it at parse time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -25,54 +19,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PIPELINES_DIR = PROJECT_ROOT / "include" / "pipelines"
-DEFAULT_HOME = PROJECT_ROOT / ".local"
+from include.metrics import MetricName
 
 
 class ConfigError(ValueError):
     """A pipeline file is missing, unreadable or does not match the schema."""
-
-
-# --------------------------------------------------------------------------- deployment
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Deployment settings, read from the environment (defaults: everything under ``.local/``)."""
-
-    home: Path
-    data_root: Path
-    pipelines_dir: Path
-    mlflow_tracking_uri: str
-    mlflow_artifact_root: Path | None
-    task_retries: int = 2
-    retry_delay_seconds: int = 60
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        home = Path(env.get("CT_HOME", str(DEFAULT_HOME))).resolve()
-        data_root = Path(env.get("CT_DATA_ROOT", str(home / "data"))).resolve()
-        pipelines_dir = Path(env.get("CT_PIPELINES_DIR", str(DEFAULT_PIPELINES_DIR))).resolve()
-        uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
-        # Artifact location only matters for a local store; a tracking server proxies artifacts.
-        art = env.get("CT_MLFLOW_ARTIFACT_ROOT")
-        if art:
-            artifact_root: Path | None = Path(art).resolve()
-        elif uri.startswith("sqlite:"):
-            artifact_root = home / "mlflow" / "artifacts"
-        else:
-            artifact_root = None
-        return cls(
-            home,
-            data_root,
-            pipelines_dir,
-            uri,
-            artifact_root,
-            task_retries=int(env.get("CT_TASK_RETRIES", "2")),
-            retry_delay_seconds=int(env.get("CT_RETRY_DELAY_SECONDS", "60")),
-        )
 
 
 # --------------------------------------------------------------------------- pipeline file
@@ -188,11 +139,6 @@ class BootstrapSpec(_Strict):
     require_lower_bound_above_zero: bool = False
 
 
-# Metric names as mlflow.models.evaluate reports them for a binary classifier.
-MetricName = Literal["roc_auc", "precision_recall_auc", "accuracy_score", "f1_score", "log_loss"]
-LOWER_IS_BETTER = frozenset({"log_loss"})
-
-
 class PromotionSpec(_Strict):
     primary_metric: MetricName = "roc_auc"
     min_improvement: float = Field(
@@ -286,9 +232,9 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(lines)) from None
 
 
-def load_pipelines(directory: str | Path | None = None) -> list[PipelineConfig]:
-    """All pipelines in the pipelines folder (``CT_PIPELINES_DIR``), sorted by file name."""
-    directory = Path(directory) if directory else Settings.from_env().pipelines_dir
+def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
+    """All pipelines (``*.yaml``) in ``directory``, sorted by file name; names must be unique."""
+    directory = Path(directory)
     configs = [load_pipeline(p) for p in sorted(directory.glob("*.yaml"))]
     names = [c.name for c in configs]
     dupes = {n for n in names if names.count(n) > 1}

@@ -1,7 +1,8 @@
 """The thin layer between pipeline configs and Airflow DAG objects.
 
-The one module in ``include/`` that speaks Airflow's vocabulary (default_args, Assets,
-callbacks); it imports Airflow lazily so stage modules and their tests stay Airflow-free.
+The one module in ``include/`` that speaks Airflow's vocabulary (default_args, Assets, Params,
+callbacks, task context); an import-linter contract keeps it that way. It imports Airflow
+lazily, so stage modules and their tests stay Airflow-free.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.config import PipelineConfig, Settings
+from include.config import PipelineConfig
+from include.handoff import RetrainRequest
+from include.settings import Settings
+from include.tracking import Tag
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,8 @@ def timetable(expr: str | None):
     return CronDataIntervalTimetable(expr, timezone="UTC")
 
 
-def default_args(cfg: PipelineConfig, settings: Settings | None = None) -> dict[str, Any]:
+def default_args(cfg: PipelineConfig, settings: Settings) -> dict[str, Any]:
     """Retries with delay: tasks here fail on transient I/O; data errors bypass retries."""
-    settings = settings or Settings.from_env()
     return {
         "owner": cfg.owner,
         "retries": settings.task_retries,
@@ -62,11 +65,10 @@ def dag_tags(cfg: PipelineConfig, role: str) -> list[str]:
     return sorted({"ct-loop", cfg.name, role, *cfg.tags})
 
 
-def curated_asset(cfg: PipelineConfig, settings: Settings | None = None):
+def curated_asset(cfg: PipelineConfig, settings: Settings):
     """The pipeline's curated (validated) data; ingestion emits an event per published batch."""
     from airflow.sdk import Asset
 
-    settings = settings or Settings.from_env()
     return Asset(name=f"{cfg.name}.curated", uri=f"file://{settings.data_root / cfg.name / 'curated'}")
 
 
@@ -92,43 +94,37 @@ def log_task_failure(context: dict) -> None:
 
 
 def airflow_tags(context: dict) -> dict[str, str]:
-    """Tags that tie an MLflow run to the Airflow task that produced it."""
+    """Tags that tie an MLflow run to the Airflow task that produced it, and why it ran."""
     ti = context.get("ti")
-    params = context.get("params") or {}
     dag_run = context.get("dag_run")
-    tags = {
-        "airflow.dag_id": getattr(ti, "dag_id", ""),
-        "airflow.run_id": context.get("run_id", ""),
-        "airflow.task_id": getattr(ti, "task_id", ""),
-        "airflow.try_number": str(getattr(ti, "try_number", "")),
-        "airflow.run_type": str(getattr(dag_run, "run_type", "")),
-        "run.reason": str(params.get("reason") or ""),
+    return {
+        Tag.AIRFLOW_DAG_ID: getattr(ti, "dag_id", ""),
+        Tag.AIRFLOW_RUN_ID: context.get("run_id", ""),
+        Tag.AIRFLOW_TASK_ID: getattr(ti, "task_id", ""),
+        Tag.AIRFLOW_TRY: str(getattr(ti, "try_number", "")),
+        Tag.AIRFLOW_RUN_TYPE: str(getattr(dag_run, "run_type", "")),
+        **retrain_request(context).tags(),
     }
-    for key in ("drift_share", "report"):
-        if params.get(key) is not None:
-            tags[f"run.{key}"] = str(params[key])
-    return tags
+
+
+def retrain_request(context: dict) -> RetrainRequest:
+    """The training run's request, read from its params (which a triggering run's conf fills)."""
+    return RetrainRequest.from_conf(context.get("params") or {})
 
 
 def train_params(cfg: PipelineConfig) -> dict:
-    """The training DAG's params form (also the schema of a triggering run's conf)."""
+    """The training DAG's params form: the fields of a RetrainRequest plus the DAG's own options."""
     from airflow.sdk import Param
 
-    return {
-        "reason": Param(
-            "manual", type="string", description="Why this training runs (recorded on the model)"
-        ),
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            description="End of the holdout window (ISO date); empty = latest curated data",
-        ),
-        "train_days": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            description=f"Override the training window (default {cfg.training.train_days} days)",
-        ),  # fmt: skip
-        "drift_share": Param(None, type=["null", "number"], description="Set by the drift check"),
-        "report": Param(None, type=["null", "string"], description="Drift report that triggered this run"),
+    defaults = RetrainRequest().to_conf()
+    params = {
+        name: Param(defaults[name], type=kind, description=text)
+        for name, (kind, text) in RetrainRequest.FORM.items()
     }
+    params["train_days"] = Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        description=f"Override the training window (default {cfg.training.train_days} days)",
+    )
+    return params

@@ -1,7 +1,8 @@
-"""Dataset assembly: training and holdout windows cut from *curated* partitions only.
+"""Datasets: windows of *curated* data, labels, model frames and lineage-checked training sets.
 
-Nothing but published (validated) batches can reach training: this module never reads
-``raw/`` or ``quarantine/``.
+What every stage reads goes through here, so training, evaluation and the drift check frame
+the same rows the same way. Nothing but published (validated) batches is ever read: this
+module never touches ``raw/`` or ``quarantine/``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from include.config import PipelineConfig
 from include.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
+from include.tracking import Tag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class NotEnoughData(RuntimeError):
     """The curated dataset does not cover the requested window yet."""
+
+
+class LineageError(RuntimeError):
+    """A model's training data cannot be found or no longer matches its recorded hash."""
 
 
 def load_window(paths: PipelinePaths, ts_col: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -51,6 +57,47 @@ def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def model_frame(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
+    """Feature columns (numeric as float64, so missing values fit the signature) plus the label."""
+    out = df[[*cfg.model.features, cfg.target.name]].copy()
+    out[cfg.model.numeric_features] = out[cfg.model.numeric_features].astype("float64")
+    return out
+
+
+def split_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """``(X, y)`` of labelled rows, framed as the model sees them."""
+    df = model_frame(cfg, df)
+    return df[cfg.model.features], df[cfg.target.name]
+
+
+def labelled_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series] | None:
+    """``(X, y)`` of the rows that have a target, or None when they do not hold both classes."""
+    if cfg.target.column not in df:
+        return None
+    labelled = add_label(cfg, df)
+    if labelled.empty or labelled[cfg.target.name].nunique() != 2:
+        return None
+    return split_xy(cfg, labelled)
+
+
+def read_training_set(version) -> pd.DataFrame:
+    """The training set a registered model version was fitted on, verified by its lineage tags.
+
+    ``version`` is an MLflow ModelVersion (anything with ``.version`` and ``.tags``).
+    """
+    import pandas as pd
+
+    uri, sha = version.tags.get(Tag.TRAIN_URI), version.tags.get(Tag.TRAIN_SHA)
+    if not uri or not sha:
+        raise LineageError(f"v{version.version} has no {Tag.TRAIN_URI}/{Tag.TRAIN_SHA} tags")
+    if not Path(uri).exists():
+        raise LineageError(f"v{version.version} was trained on {uri}, which no longer exists")
+    df = pd.read_parquet(uri)
+    if frame_digest(df) != sha:
+        raise LineageError(f"{uri} changed since v{version.version} was trained on it (sha256 mismatch)")
+    return df
+
+
 def parse_as_of(text: str | None) -> datetime | None:
     """An ISO date/datetime from a run's params; naive means UTC."""
     if not text:
@@ -62,6 +109,28 @@ def parse_as_of(text: str | None) -> datetime | None:
 def latest_curated_end(paths: PipelinePaths) -> datetime | None:
     keys = paths.curated_partitions()
     return max(parse_partition_key(k)[1] for k in keys) if keys else None
+
+
+def curated_end_at_or_before(paths: PipelinePaths, as_of: datetime | None) -> datetime:
+    """The end of the newest curated partition at or before ``as_of`` (None: the newest of all).
+
+    Snapping to a partition boundary makes a window hold whole batches.
+    """
+    ends = [e for _, e in map(parse_partition_key, paths.curated_partitions()) if as_of is None or e <= as_of]
+    if not ends:
+        when = "" if as_of is None else f" ending on or before {as_of:%Y-%m-%d %H:%M}"
+        raise NotEnoughData(f"no curated partition of {paths.pipeline}{when}")
+    return max(ends)
+
+
+def recent_window(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, days: int):
+    """``(end, rows)``: the ``days`` of curated data up to the partition end at or before ``as_of``."""
+    paths = PipelinePaths(data_root, cfg.name)
+    end = curated_end_at_or_before(paths, as_of)
+    rows = load_window(paths, cfg.schema_.timestamp_column, end - timedelta(days=days), end)
+    if rows.empty:
+        raise NotEnoughData(f"no curated rows of {cfg.name} in the {days} days before {end:%Y-%m-%d}")
+    return end, rows
 
 
 def assemble(

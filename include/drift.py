@@ -1,9 +1,12 @@
 """Drift check: Evidently compares recent curated data with the champion's training data.
 
-The reference is found through the champion version's lineage tags (``data.train_uri`` and
-``data.train_sha256``, written at training time), never guessed. Each side is sampled to
-``drift.max_rows`` (seeded) so a million-row window stays fast. The report is saved as HTML
-beside the data and logged to a monitoring run in the pipeline's MLflow experiment.
+The reference is the champion version's own training set, read through its lineage tags and
+verified by hash (:func:`include.datasets.read_training_set`), never guessed. Each side is
+sampled to ``drift.max_rows`` (seeded) so a million-row window stays fast. The champion is also
+scored on the window's labels (the performance floor). The decision honours a cooldown; the
+HTML report is saved beside the data and logged with the summary to a monitoring run in the
+pipeline's MLflow experiment. When it says retrain, it hands the training DAG a
+:class:`~include.handoff.RetrainRequest`.
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from include.config import LOWER_IS_BETTER, DriftSpec, PipelineConfig, Settings
-from include.storage import PipelinePaths, atomic_write, frame_digest
-from include.tracking import configure, quiet_library_warnings
+from include import metrics, tracking
+from include.config import DriftSpec, PipelineConfig
+from include.datasets import labelled_xy, read_training_set, recent_window
+from include.handoff import RetrainRequest
+from include.registry import get_champion, load_model, model_uri
+from include.settings import Settings
+from include.storage import PipelinePaths, atomic_write
+from include.tracking import Role, Tag, last_retrain_trigger, quiet_library_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,10 +33,6 @@ log = logging.getLogger(__name__)
 
 COLUMN_DRIFT = "evidently:metric_v2:ValueDrift"
 DRIFTED_COUNT = "evidently:metric_v2:DriftedColumnsCount"
-
-
-class LineageError(RuntimeError):
-    """The champion's training data cannot be found or no longer matches its recorded hash."""
 
 
 def sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -78,7 +81,19 @@ def drift_report(
         current_data=Dataset.from_pandas(cur[[*numeric, *categorical]], data_definition=definition),
         reference_data=Dataset.from_pandas(ref[[*numeric, *categorical]], data_definition=definition),
     )
-    raw = json.loads(snapshot.json())
+    summary = {
+        **summarize_snapshot(json.loads(snapshot.json())),
+        "empty_columns": empty,
+        "reference_rows": len(reference),
+        "reference_used": len(ref),
+        "current_rows": len(current),
+        "current_used": len(cur),
+    }
+    return snapshot, summary
+
+
+def summarize_snapshot(raw: dict[str, Any]) -> dict[str, Any]:
+    """Drift share, drifted columns and each column's score from an Evidently snapshot's JSON."""
     columns = {
         m["config"]["column"]: {
             "score": float(m["value"]),
@@ -93,18 +108,12 @@ def drift_report(
         if params.get("type") == COLUMN_DRIFT and params.get("column") in columns:
             columns[params["column"]]["drifted"] = t["status"] == "FAIL"
     count = next(m["value"] for m in raw["metrics"] if m["config"]["type"] == DRIFTED_COUNT)
-    summary = {
+    return {
         "drift_share": float(count["share"]),
         "drifted_columns": sorted(c for c, v in columns.items() if v.get("drifted")),
         "n_columns": len(columns),
-        "empty_columns": empty,
         "columns": columns,
-        "reference_rows": len(reference),
-        "reference_used": len(ref),
-        "current_rows": len(current),
-        "current_used": len(cur),
     }
-    return snapshot, summary
 
 
 @dataclass(frozen=True)
@@ -123,18 +132,16 @@ def retrain_decision(
     as_of: datetime,
     active_training_runs: int,
 ) -> RetrainDecision:
-    """Drift share at or over the threshold, or champion performance under the floor; then cooldown."""
+    """Drift share at or over the threshold, or champion performance past the floor; then cooldown."""
     reasons = []
     if drift_share >= spec.share_threshold:
         reasons.append(f"drift share {drift_share:.2f} >= {spec.share_threshold}")
-    if performance is not None and spec.performance_floor is not None:
-        worse = (
-            performance > spec.performance_floor
-            if metric in LOWER_IS_BETTER
-            else performance < spec.performance_floor
-        )
-        if worse:
-            reasons.append(f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}")
+    if (
+        performance is not None
+        and spec.performance_floor is not None
+        and metrics.is_worse(metric, performance, spec.performance_floor)
+    ):
+        reasons.append(f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}")
     if not reasons:
         return RetrainDecision(False, [])
     if active_training_runs:
@@ -150,41 +157,20 @@ def retrain_decision(
     return RetrainDecision(True, reasons)
 
 
-def load_reference(cfg: PipelineConfig, champion) -> pd.DataFrame:
-    """The champion's training set, located and verified through its lineage tags."""
-    import pandas as pd
-
-    uri, sha = champion.tags.get("data.train_uri"), champion.tags.get("data.train_sha256")
-    if not uri or not sha:
-        raise LineageError(f"champion v{champion.version} has no data.train_uri/data.train_sha256 tags")
-    if not Path(uri).exists():
-        raise LineageError(f"champion v{champion.version} was trained on {uri}, which no longer exists")
-    df = pd.read_parquet(uri)
-    if frame_digest(df) != sha:
-        raise LineageError(
-            f"{uri} changed since champion v{champion.version} was trained on it (sha256 mismatch)"
-        )
-    return df
+def drift_columns(cfg: PipelineConfig) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns to check: ``drift.columns`` or the model's features."""
+    columns = cfg.drift.columns or cfg.model.features
+    numeric = [c for c in cfg.model.numeric_features if c in columns]
+    return numeric, [c for c in columns if c not in numeric]
 
 
-def curated_end_at_or_before(paths: PipelinePaths, as_of: datetime) -> datetime:
-    """Snap to a partition boundary so the current window holds whole batches."""
-    from include.storage import parse_partition_key
-
-    ends = [e for _, e in map(parse_partition_key, paths.curated_partitions()) if e <= as_of]
-    if not ends:
-        raise LineageError(f"no curated partition ends on or before {as_of:%Y-%m-%d %H:%M}")
-    return max(ends)
-
-
-def last_trigger_as_of(client, experiment_id: str) -> datetime | None:
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string="tags.`ct.role` = 'monitoring' and tags.`drift.retrain` = 'true'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return datetime.fromisoformat(runs[0].data.tags["drift.as_of"]) if runs else None
+def champion_performance(cfg: PipelineConfig, champion, current: pd.DataFrame) -> float | None:
+    """The champion's primary metric on the window's labelled rows (None without both classes)."""
+    xy = labelled_xy(cfg, current)
+    if xy is None:
+        return None
+    model = load_model(model_uri(cfg.registered_model, champion.version))
+    return metrics.score(model, *xy, cfg.promotion.primary_metric)
 
 
 def check_drift(
@@ -198,54 +184,25 @@ def check_drift(
 
     Returns ``{"champion_version": None, ...}`` when there is no champion yet.
     """
-    import mlflow
-    from mlflow import MlflowClient
-
-    from include.datasets import add_label, latest_curated_end, load_window
-    from include.evaluation import metric_fn
-    from include.registry import get_champion
-    from include.training import model_frame
-
-    exp_id = configure(cfg, settings)
-    client = MlflowClient()
+    client = tracking.client(settings, cfg.experiment)
     champion = get_champion(client, cfg.registered_model)
     if champion is None:
         return {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]}
 
-    paths = PipelinePaths(settings.data_root, cfg.name)
-    latest = latest_curated_end(paths)
-    if latest is None:
-        raise LineageError(f"no curated data for {cfg.name}")
-    as_of = curated_end_at_or_before(paths, latest if as_of is None else as_of)
-    spec = cfg.drift
-    current = load_window(
-        paths, cfg.schema_.timestamp_column, as_of - timedelta(days=spec.window_days), as_of
-    )
-    if current.empty:
-        raise LineageError(f"no curated rows in the {spec.window_days} days before {as_of:%Y-%m-%d}")
-    reference = load_reference(cfg, champion)
-    columns = spec.columns or cfg.model.features
-    numeric = [c for c in cfg.model.numeric_features if c in columns]
-    categorical = [c for c in columns if c not in numeric]
-
+    spec, metric = cfg.drift, cfg.promotion.primary_metric
+    as_of, current = recent_window(cfg, settings.data_root, as_of, spec.window_days)
+    reference = read_training_set(champion)
     with quiet_library_warnings():
-        snapshot, summary = drift_report(reference, current, numeric, categorical, spec)
-
-    performance = None
-    metric = cfg.promotion.primary_metric
-    labelled = add_label(cfg, current) if cfg.target.column in current else current.iloc[:0]
-    if not labelled.empty and labelled[cfg.target.name].nunique() == 2:
-        frame = model_frame(cfg, labelled)
-        model = mlflow.sklearn.load_model(f"models:/{cfg.registered_model}/{champion.version}")
-        proba = model.predict_proba(frame[cfg.model.features])[:, 1]
-        performance = float(metric_fn(metric)(frame[cfg.target.name].to_numpy(), proba))
-
+        snapshot, summary = drift_report(reference, current, *drift_columns(cfg), spec)
+        performance = champion_performance(cfg, champion, current)
+    last_trigger = last_retrain_trigger(client, cfg.experiment)
     decision = retrain_decision(
-        spec, summary["drift_share"], performance, metric,
-        last_trigger_as_of(client, exp_id), as_of, active_training_runs,
-    )  # fmt: skip
-    out_dir = paths.drift_dir(run_id)
+        spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs
+    )
+
+    out_dir = PipelinePaths(settings.data_root, cfg.name).drift_dir(run_id)
     report = atomic_write(out_dir / "report.html", lambda tmp: snapshot.save_html(str(tmp)))
+    drifted = summary["drift_share"] >= spec.share_threshold
     result = {
         **summary,
         "as_of": as_of.isoformat(),
@@ -253,39 +210,49 @@ def check_drift(
         "performance": performance,
         "performance_metric": metric,
         "retrain": decision.retrain,
-        "trigger_reason": "drift" if summary["drift_share"] >= spec.share_threshold else "performance",
         "reasons": decision.reasons,
         "suppressed_by": decision.suppressed_by,
         "report": str(report),
+        "retrain_request": RetrainRequest(
+            reason="drift" if drifted else "performance",
+            as_of=as_of.isoformat(),
+            drift_share=summary["drift_share"],
+            report=str(report),
+        ).to_conf(),
     }
     atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
-    with mlflow.start_run(
-        run_name=f"drift check as_of {as_of:%Y-%m-%d}",
-        tags={
-            "ct.role": "monitoring",
-            "pipeline": cfg.name,
-            "airflow.run_id": run_id,
-            "drift.as_of": as_of.isoformat(),
-            "drift.retrain": str(decision.retrain).lower(),
-            "drift.champion_version": str(champion.version),
-            "drift.reasons": "; ".join(decision.reasons) or "none",
-        },
-    ) as run:
-        metrics = {
-            "drift_share": summary["drift_share"],
-            "drifted_columns": len(summary["drifted_columns"]),
-            "reference_rows_used": summary["reference_used"],
-            "current_rows_used": summary["current_used"],
-            **{f"drift_score.{c}": v["score"] for c, v in summary["columns"].items()},
-        }
-        if performance is not None:
-            metrics[f"champion_current_{metric}"] = performance
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(report), "drift")
-        mlflow.log_dict(result, "drift/summary.json")
-        result["mlflow_run_id"] = run.info.run_id
+    result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     log.info(format_summary(result))
     return result
+
+
+def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[str, Any]) -> str:
+    """One MLflow run per check: the decision as tags, scores as metrics, report and summary as artifacts."""
+    import mlflow
+
+    tags = {
+        Tag.ROLE: Role.MONITORING,
+        Tag.PIPELINE: cfg.name,
+        Tag.AIRFLOW_RUN_ID: airflow_run_id,
+        Tag.DRIFT_AS_OF: result["as_of"],
+        Tag.DRIFT_RETRAIN: str(result["retrain"]).lower(),
+        Tag.DRIFT_CHAMPION: result["champion_version"],
+        Tag.DRIFT_REASONS: "; ".join(result["reasons"]) or "none",
+    }
+    values = {
+        "drift_share": result["drift_share"],
+        "drifted_columns": len(result["drifted_columns"]),
+        "reference_rows_used": result["reference_used"],
+        "current_rows_used": result["current_used"],
+        **{f"drift_score.{c}": v["score"] for c, v in result["columns"].items()},
+    }
+    if result["performance"] is not None:
+        values[f"champion_current_{result['performance_metric']}"] = result["performance"]
+    with mlflow.start_run(run_name=f"drift check as_of {result['as_of'][:10]}", tags=tags) as run:
+        mlflow.log_metrics(values)
+        mlflow.log_artifact(result["report"], "drift")
+        mlflow.log_dict(result, "drift/summary.json")
+    return run.info.run_id
 
 
 def format_summary(result: dict[str, Any]) -> str:

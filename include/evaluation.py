@@ -12,8 +12,12 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from include.config import LOWER_IS_BETTER, PipelineConfig, PromotionSpec, Settings
-from include.tracking import configure, quiet_library_warnings
+from include import metrics, tracking
+from include.config import PipelineConfig, PromotionSpec
+from include.datasets import model_frame
+from include.registry import get_champion, load_model, model_uri
+from include.settings import Settings
+from include.tracking import Tag, quiet_library_warnings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,12 +49,12 @@ def thresholds(rule: PromotionSpec, champion: dict[str, float] | None) -> dict:
     from mlflow.models import MetricThreshold
 
     primary = rule.primary_metric
-    higher = primary not in LOWER_IS_BETTER
+    higher = metrics.greater_is_better(primary)
     if champion is None:
         return {primary: MetricThreshold(threshold=rule.absolute_floor, greater_is_better=higher)}
     out = {primary: MetricThreshold(min_absolute_change=rule.min_improvement, greater_is_better=higher)}
     for metric, tolerance in rule.guardrails.items():
-        g_higher = metric not in LOWER_IS_BETTER
+        g_higher = metrics.greater_is_better(metric)
         floor = champion[metric] - tolerance if g_higher else champion[metric] + tolerance
         out[metric] = MetricThreshold(threshold=floor, greater_is_better=g_higher)
     return out
@@ -68,7 +72,7 @@ def decide(
     from mlflow.models.evaluation.validation import validate_evaluation_results
 
     m = rule.primary_metric
-    sign = -1 if m in LOWER_IS_BETTER else 1
+    sign = metrics.orientation(m)
     diff = None if champion is None else sign * (challenger[m] - champion[m])
     base = dict(
         primary_metric=m,
@@ -100,22 +104,6 @@ def decide(
     )
 
 
-def metric_fn(name: str):
-    from sklearn import metrics
-
-    def pr_auc(y, p):
-        prec, rec, _ = metrics.precision_recall_curve(y, p)
-        return metrics.auc(rec, prec)
-
-    return {
-        "roc_auc": metrics.roc_auc_score,
-        "precision_recall_auc": pr_auc,
-        "log_loss": lambda y, p: metrics.log_loss(y, p, labels=[0, 1]),
-        "accuracy_score": lambda y, p: metrics.accuracy_score(y, p >= 0.5),
-        "f1_score": lambda y, p: metrics.f1_score(y, p >= 0.5, zero_division=0),
-    }[name]
-
-
 def paired_bootstrap_ci(
     y: np.ndarray, p_challenger: np.ndarray, p_champion: np.ndarray, metric: str,
     n_resamples: int, seed: int, confidence: float,
@@ -123,8 +111,8 @@ def paired_bootstrap_ci(
     """CI of (challenger - champion) on the metric, oriented so that positive = challenger better."""
     import numpy as np
 
-    fn = metric_fn(metric)
-    sign = -1 if metric in LOWER_IS_BETTER else 1
+    fn = metrics.metric_fn(metric)
+    sign = metrics.orientation(metric)
     rng = np.random.default_rng(seed)
     n = len(y)
     diffs = []
@@ -138,54 +126,61 @@ def paired_bootstrap_ci(
     return float(lo), float(hi)
 
 
-def _evaluate(model_uri: str, data, target: str) -> dict[str, float]:
+def _evaluate(model, data, target: str) -> dict[str, float]:
+    """MLflow's default classifier evaluation of a loaded model (metrics and plots to the active run)."""
     import mlflow
 
     result = mlflow.models.evaluate(
-        model_uri, data=data, targets=target, model_type="classifier", evaluators=["default"],
+        model, data=data, targets=target, model_type="classifier", evaluators=["default"],
         evaluator_config={"default": {"log_model_explainability": False, "pos_label": 1}},
     )  # fmt: skip
     return {k: float(v) for k, v in result.metrics.items()}
 
 
+def _load_and_evaluate_champion(uri: str, holdout, target: str, name: str):
+    """The champion loaded once and scored on the holdout; any failure refuses the decision."""
+    import mlflow
+
+    try:
+        model = load_model(uri)
+        with mlflow.start_run(run_name=f"champion {name} on this holdout", nested=True):
+            return model, _evaluate(model, holdout, target)
+    except Exception as exc:
+        raise ChampionUnavailable(
+            f"champion {uri} cannot be loaded or scored ({exc}); refusing to decide"
+        ) from exc
+
+
 def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dict, assembled: dict) -> dict:
-    """Score challenger and champion on the same holdout, decide, and log it all to the challenger run."""
+    """Score challenger and champion on the same holdout, decide, and log it all to the challenger run.
+
+    Each model is loaded once: MLflow's evaluation and the paired bootstrap use the same object.
+    """
     import mlflow
     import pandas as pd
-    from mlflow import MlflowClient
 
-    from include.registry import get_champion
-    from include.training import model_frame
-
-    configure(cfg, settings)
-    client = MlflowClient()
+    client = tracking.client(settings, cfg.experiment)
     rule = cfg.promotion
     holdout = model_frame(cfg, pd.read_parquet(assembled["holdout"]["uri"]))
-    y = holdout[cfg.target.name].to_numpy()
-    X = holdout[cfg.model.features]
+    X, y = holdout[cfg.model.features], holdout[cfg.target.name].to_numpy()
     champ = get_champion(client, cfg.registered_model)
     if champ is not None and str(champ.version) == challenger["version"]:
         raise ChampionUnavailable(f"v{champ.version} is already champion: nothing to compare against")
 
     with quiet_library_warnings(), mlflow.start_run(run_id=challenger["run_id"]):
-        ch_metrics = _evaluate(challenger["model_uri"], holdout, cfg.target.name)
+        challenger_model = load_model(challenger["model_uri"])
+        ch_metrics = _evaluate(challenger_model, holdout, cfg.target.name)
         champ_metrics = ci = None
         if champ is not None:
-            champ_uri = f"models:/{cfg.registered_model}/{champ.version}"
-            try:
-                with mlflow.start_run(run_name=f"champion v{champ.version} on this holdout", nested=True):
-                    champ_metrics = _evaluate(champ_uri, holdout, cfg.target.name)
-                champ_model = mlflow.sklearn.load_model(champ_uri)
-                p_champ = champ_model.predict_proba(X)[:, 1]
-            except Exception as exc:
-                raise ChampionUnavailable(
-                    f"champion {champ_uri} cannot be loaded or scored ({exc}); refusing to decide"
-                ) from exc
-            p_chal = mlflow.sklearn.load_model(challenger["model_uri"]).predict_proba(X)[:, 1]
+            champ_uri = model_uri(cfg.registered_model, champ.version)
+            champ_model, champ_metrics = _load_and_evaluate_champion(
+                champ_uri, holdout, cfg.target.name, f"v{champ.version}"
+            )
             b = rule.bootstrap
             ci = paired_bootstrap_ci(
-                y, p_chal, p_champ, rule.primary_metric, b.n_resamples, b.seed, b.confidence
-            )
+                y, metrics.positive_scores(challenger_model, X), metrics.positive_scores(champ_model, X),
+                rule.primary_metric, b.n_resamples, b.seed, b.confidence,
+            )  # fmt: skip
         decision = decide(rule, ch_metrics, champ_metrics, ci)
         summary = {
             **decision.as_dict(),
@@ -196,22 +191,7 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
             "holdout_rows": len(holdout),
             "holdout_sha256": assembled["holdout"]["sha256"],
         }
-        comparison = {"decision.promote": float(decision.promote)}
-        if champ_metrics is not None:
-            comparison.update(
-                {f"champion_{k}": champ_metrics[k] for k in (rule.primary_metric, *rule.guardrails)},
-                **{f"delta_{rule.primary_metric}": decision.difference},
-            )
-        if ci is not None:
-            comparison.update({"delta_ci_low": ci[0], "delta_ci_high": ci[1]})
-        mlflow.log_metrics(comparison)
-        mlflow.set_tags(
-            {
-                "decision": "promote" if decision.promote else "reject",
-                "decision.reason": decision.reason[:5000],
-            }
-        )
-        mlflow.log_dict(summary, "decision.json")
+        _log_decision(rule, decision, champ_metrics, ci, summary)
     log.info(
         "evaluation of v%s vs champion %s: %s=%.4f vs %s, CI %s -> %s",
         challenger["version"], summary["champion_version"], rule.primary_metric, decision.challenger,
@@ -219,3 +199,25 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
         "n/a" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]", decision.reason,
     )  # fmt: skip
     return summary
+
+
+def _log_decision(rule: PromotionSpec, decision: Decision, champ_metrics, ci, summary: dict) -> None:
+    """Comparison metrics, the decision tags and ``decision.json`` on the challenger's run."""
+    import mlflow
+
+    comparison = {"decision.promote": float(decision.promote)}
+    if champ_metrics is not None:
+        comparison.update(
+            {f"champion_{k}": champ_metrics[k] for k in (rule.primary_metric, *rule.guardrails)},
+            **{f"delta_{rule.primary_metric}": decision.difference},
+        )
+    if ci is not None:
+        comparison.update({"delta_ci_low": ci[0], "delta_ci_high": ci[1]})
+    mlflow.log_metrics(comparison)
+    mlflow.set_tags(
+        {
+            Tag.DECISION: "promote" if decision.promote else "reject",
+            Tag.DECISION_REASON: decision.reason[:5000],
+        }
+    )
+    mlflow.log_dict(summary, "decision.json")

@@ -1,7 +1,8 @@
-"""Model Registry operations: champion lookup, compare-and-set promotion, rejection, rollback.
+"""Model Registry operations: champion lookup, loading, compare-and-set promotion, rejection, rollback.
 
 Aliases and tags only (registry *stages* are deprecated). Every decision is written to the
-version's tags (``decision.*``) so the registry itself explains why a model is champion.
+version's tags (``decision.*``, built by :func:`decision_record`) so the registry itself
+explains why a model is champion.
 
 Rollback from a shell::
 
@@ -17,12 +18,15 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from include.config import PipelineConfig, Settings, load_pipelines
-from include.tracking import configure
+from include import tracking
+from include.config import load_pipelines
+from include.settings import Settings
+from include.tracking import Role, Tag
 
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 
 
 class PromotionConflict(RuntimeError):
@@ -43,6 +47,33 @@ def get_champion(client, model_name: str):
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
+
+
+def model_uri(model_name: str, version: str | int) -> str:
+    return f"models:/{model_name}/{version}"
+
+
+def load_model(uri: str):
+    """Load a registered model once, as MLflow pyfunc (``mlflow.models.evaluate`` takes it as is;
+    :func:`include.metrics.positive_scores` unwraps the scikit-learn model inside)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(uri)
+
+
+def find_registered_version(client, model_name: str, airflow_run_id: str | None):
+    """The version an earlier try of this Airflow run registered, if any (idempotent retries)."""
+    if not airflow_run_id:
+        return None
+    for mv in client.search_model_versions(f"name = '{model_name}'"):
+        if mv.tags.get(Tag.AIRFLOW_RUN_ID) == airflow_run_id and mv.tags.get(Tag.ROLE) == Role.TRAINED:
+            return client.get_model_version(model_name, mv.version)
+    return None
+
+
+def decision_record(evaluation: dict[str, Any], run_reason: str, airflow_run_id: str) -> dict[str, Any]:
+    """What promote and reject write to the version's ``decision.*`` tags."""
+    return {**evaluation, "run_reason": run_reason, "airflow_run_id": airflow_run_id}
 
 
 def _now() -> str:
@@ -72,10 +103,10 @@ def promote(
             "not overwriting. Re-run the training DAG to evaluate against the current champion."
         )
     full = {**record, "previous_champion": current_v, "promoted_at": _now(), "outcome": "promoted"}
-    for k, v in _tags("decision", full).items():
+    for k, v in _tags(Tag.DECISION, full).items():
         client.set_model_version_tag(model_name, version, k, v)
     if current_v is not None:
-        client.set_model_version_tag(model_name, current_v, "ct.replaced_by", str(version))
+        client.set_model_version_tag(model_name, current_v, Tag.REPLACED_BY, str(version))
     client.set_registered_model_alias(model_name, CHAMPION, version)
     log.info(
         "promoted %s v%s to %s (previous champion: %s)",
@@ -89,7 +120,7 @@ def promote(
 
 def reject(client, model_name: str, version: str, record: dict[str, Any]) -> dict:
     """Record why a challenger was not promoted; the champion is untouched."""
-    for k, v in _tags("decision", {**record, "rejected_at": _now(), "outcome": "rejected"}).items():
+    for k, v in _tags(Tag.DECISION, {**record, "rejected_at": _now(), "outcome": "rejected"}).items():
         client.set_model_version_tag(model_name, version, k, v)
     champ = get_champion(client, model_name)
     log.info("rejected %s v%s; champion stays v%s", model_name, version, champ and champ.version)
@@ -101,22 +132,15 @@ def rollback(client, model_name: str, reason: str, actor: str = "cli") -> dict:
     current = get_champion(client, model_name)
     if current is None:
         raise RollbackError(f"{model_name} has no champion")
-    previous = current.tags.get("decision.previous_champion")
+    previous = current.tags.get(Tag.DECISION_PREVIOUS_CHAMPION)
     if not previous or previous == "null":
         raise RollbackError(f"{model_name} v{current.version} has no recorded previous champion")
     record = {"from_version": str(current.version), "reason": reason, "by": actor, "at": _now()}
-    client.set_model_version_tag(model_name, current.version, "rollback.demoted", json.dumps(record))
-    client.set_model_version_tag(model_name, previous, "rollback.restored", json.dumps(record))
+    client.set_model_version_tag(model_name, current.version, Tag.ROLLBACK_DEMOTED, json.dumps(record))
+    client.set_model_version_tag(model_name, previous, Tag.ROLLBACK_RESTORED, json.dumps(record))
     client.set_registered_model_alias(model_name, CHAMPION, previous)
     log.warning("rolled back %s champion v%s -> v%s: %s", model_name, current.version, previous, reason)
     return {"model_name": model_name, "champion": previous, "demoted": str(current.version), "reason": reason}
-
-
-def client_for(cfg: PipelineConfig, settings: Settings | None = None):
-    from mlflow import MlflowClient
-
-    configure(cfg, settings or Settings.from_env())
-    return MlflowClient()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--pipeline", required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cfg = {c.name: c for c in load_pipelines()}.get(args.pipeline)
+    settings = Settings.from_env()
+    cfg = {c.name: c for c in load_pipelines(settings.pipelines_dir)}.get(args.pipeline)
     if cfg is None:
         ap.error(f"unknown pipeline {args.pipeline!r}")
-    client = client_for(cfg)
+    client = tracking.client(settings, cfg.experiment)
     if args.cmd == "rollback":
         out = rollback(client, cfg.registered_model, args.reason)
     else:

@@ -1,18 +1,74 @@
-"""MLflow set-up shared by the stages: tracking URI, experiment and artifact location."""
+"""MLflow plumbing shared by the stages: store set-up, the tag vocabulary, quiet logs.
+
+:class:`Tag` is the one place the project's MLflow tag keys are spelled. Runs and model
+versions carry them so that the registry itself explains a model: which data it saw
+(``data.*``, the lineage the drift check verifies), which Airflow task made it
+(``airflow.*``), why it ran (``run.*``) and what was decided (``decision.*``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import warnings
+from datetime import datetime
+from pathlib import Path
 
-from include.config import PipelineConfig, Settings
+from include.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def configure(cfg: PipelineConfig, settings: Settings) -> str:
-    """Point MLflow at the deployment's store and the pipeline's experiment; returns its id.
+class Tag:
+    """MLflow tag keys written and read by this project (runs and model versions)."""
+
+    PIPELINE = "pipeline"
+    CONFIG_SHA = "config.sha"
+    ROLE = "ct.role"  # Role.TRAINED on training runs and versions, Role.MONITORING on drift checks
+    MODEL_VERSION = "ct.model_version"  # on a training run: the version it registered
+    REPLACED_BY = "ct.replaced_by"  # on a former champion: the version that replaced it
+    # lineage: the drift check re-reads the training set and verifies its hash
+    TRAIN_URI = "data.train_uri"
+    TRAIN_SHA = "data.train_sha256"
+    HOLDOUT_URI = "data.holdout_uri"
+    HOLDOUT_SHA = "data.holdout_sha256"
+    # the Airflow task that produced a run or version
+    AIRFLOW_DAG_ID = "airflow.dag_id"
+    AIRFLOW_RUN_ID = "airflow.run_id"
+    AIRFLOW_TASK_ID = "airflow.task_id"
+    AIRFLOW_TRY = "airflow.try_number"
+    AIRFLOW_RUN_TYPE = "airflow.run_type"
+    # why a training ran (the retrain request, see include.handoff)
+    RUN_PREFIX = "run"
+    # the promotion decision: "decision" (promote|reject) on the run, "decision.<field>" on both
+    DECISION = "decision"
+    DECISION_REASON = "decision.reason"
+    DECISION_OUTCOME = "decision.outcome"
+    DECISION_PREVIOUS_CHAMPION = "decision.previous_champion"
+    ROLLBACK_DEMOTED = "rollback.demoted"
+    ROLLBACK_RESTORED = "rollback.restored"
+    # drift-check (monitoring) runs
+    DRIFT_AS_OF = "drift.as_of"
+    DRIFT_RETRAIN = "drift.retrain"
+    DRIFT_CHAMPION = "drift.champion_version"
+    DRIFT_REASONS = "drift.reasons"
+
+    @staticmethod
+    def decision(field: str) -> str:
+        return f"{Tag.DECISION}.{field}"
+
+    @staticmethod
+    def run(field: str) -> str:
+        return f"{Tag.RUN_PREFIX}.{field}"
+
+
+class Role:
+    TRAINED = "trained"
+    MONITORING = "monitoring"
+
+
+def configure(settings: Settings, experiment: str) -> str:
+    """Point MLflow at the deployment's store and the named experiment; returns its id.
 
     The default store is SQLite under CT_HOME with artifacts beside it (MLflow 3 refuses a
     plain file store); with a tracking server, the server decides where artifacts go.
@@ -21,22 +77,42 @@ def configure(cfg: PipelineConfig, settings: Settings) -> str:
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     if settings.mlflow_tracking_uri.startswith("sqlite:///"):
-        from pathlib import Path
-
         Path(settings.mlflow_tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
             parents=True, exist_ok=True
         )
-    exp = mlflow.get_experiment_by_name(cfg.experiment)
+    exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         location = settings.mlflow_artifact_root.as_uri() if settings.mlflow_artifact_root else None
         try:
-            exp_id = mlflow.create_experiment(cfg.experiment, artifact_location=location)
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
         except mlflow.exceptions.MlflowException:  # created concurrently by another task
-            exp_id = mlflow.get_experiment_by_name(cfg.experiment).experiment_id
+            exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def client(settings: Settings, experiment: str):
+    """An MlflowClient on the deployment's store, with the experiment set up."""
+    from mlflow import MlflowClient
+
+    configure(settings, experiment)
+    return MlflowClient()
+
+
+def last_retrain_trigger(client, experiment: str) -> datetime | None:
+    """``as_of`` of the newest monitoring run that asked for retraining (the cooldown's clock)."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{Tag.ROLE}` = '{Role.MONITORING}' and tags.`{Tag.DRIFT_RETRAIN}` = 'true'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return datetime.fromisoformat(runs[0].data.tags[Tag.DRIFT_AS_OF]) if runs else None
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """Training stage: fit the configured scikit-learn pipeline and log it to MLflow.
 
 One MLflow run per training, in the pipeline's experiment, tagged with the Airflow run and the
-data it saw. The model is registered as a new version with alias ``challenger``. A retried task
-finds the version its earlier try registered (by run tags) instead of registering a second one.
+data it saw (lineage tags the drift check verifies later). The model is registered as a new
+version with alias ``challenger``. A retried task finds the version its earlier try registered
+(by run tags) instead of registering a second one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from include.config import PipelineConfig, Settings
-from include.tracking import configure, quiet_library_warnings
+from include import metrics, tracking
+from include.config import PipelineConfig
+from include.datasets import split_xy
+from include.registry import CHALLENGER, find_registered_version, model_uri
+from include.settings import Settings
+from include.tracking import Role, Tag, quiet_library_warnings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHALLENGER = "challenger"
 SAMPLE_ROWS = 5_000  # for signatures and dataset profiles: both scan every cell
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
@@ -64,28 +68,6 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     return Pipeline([("preprocess", pre), ("model", load_estimator(cfg))])
 
 
-def model_frame(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
-    """Feature columns (numeric as float64, so missing values fit the signature) plus the label."""
-    out = df[[*cfg.model.features, cfg.target.name]].copy()
-    out[cfg.model.numeric_features] = out[cfg.model.numeric_features].astype("float64")
-    return out
-
-
-def split_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    df = model_frame(cfg, df)
-    return df[cfg.model.features], df[cfg.target.name]
-
-
-def find_registered_version(client, cfg: PipelineConfig, airflow_run_id: str | None):
-    """The version an earlier try of this Airflow run registered, if any (idempotent retries)."""
-    if not airflow_run_id:
-        return None
-    for mv in client.search_model_versions(f"name = '{cfg.registered_model}'"):
-        if mv.tags.get("airflow.run_id") == airflow_run_id and mv.tags.get("ct.role") == "trained":
-            return client.get_model_version(cfg.registered_model, mv.version)
-    return None
-
-
 def _skops_trusted_types(model) -> list[str] | None:
     """Types skops must trust to load our own pipeline; None if a non-library type needs pickle."""
     import skops.io as sio
@@ -99,17 +81,11 @@ def train_and_register(
 ) -> dict[str, Any]:
     """Fit on ``assembled['train']``, log everything, register a version with alias challenger."""
     import mlflow
-    import mlflow.sklearn
-    import numpy as np
     import pandas as pd
-    import sklearn
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
-    configure(cfg, settings)
-    client = MlflowClient()
-    airflow_run_id = run_tags.get("airflow.run_id")
-    existing = find_registered_version(client, cfg, airflow_run_id)
+    client = tracking.client(settings, cfg.experiment)
+    airflow_run_id = run_tags.get(Tag.AIRFLOW_RUN_ID)
+    existing = find_registered_version(client, cfg.registered_model, airflow_run_id)
     if existing is not None:
         log.info(
             "run %s already registered %s v%s: reusing it",
@@ -123,69 +99,30 @@ def train_and_register(
     holdout = pd.read_parquet(assembled["holdout"]["uri"])
     X, y = split_xy(cfg, train)
     tags = {
-        "pipeline": cfg.name,
-        "config.sha": cfg.digest(),
-        "data.train_sha256": assembled["train"]["sha256"],
-        "data.holdout_sha256": assembled["holdout"]["sha256"],
-        "data.train_uri": assembled["train"]["uri"],
-        "data.holdout_uri": assembled["holdout"]["uri"],
+        Tag.PIPELINE: cfg.name,
+        Tag.CONFIG_SHA: cfg.digest(),
+        Tag.TRAIN_SHA: assembled["train"]["sha256"],
+        Tag.HOLDOUT_SHA: assembled["holdout"]["sha256"],
+        Tag.TRAIN_URI: assembled["train"]["uri"],
+        Tag.HOLDOUT_URI: assembled["holdout"]["uri"],
         **run_tags,
     }
     with (
         quiet_library_warnings(),
         mlflow.start_run(run_name=f"train as_of {assembled['as_of'][:10]}", tags=tags) as run,
     ):
-        mlflow.log_params(
-            {
-                "estimator": cfg.model.estimator,
-                **{f"model.{k}": v for k, v in cfg.model.params.items()},
-                "train_window": " .. ".join(w[:10] for w in assembled["train_window"]),
-                "holdout_window": " .. ".join(w[:10] for w in assembled["holdout_window"]),
-                "train_rows": len(train),
-                "holdout_rows": len(holdout),
-                "features": ",".join(cfg.model.features),
-            }
-        )
-        for name, df, sha, context in (
-            ("train", train, assembled["train"]["sha256"], "training"),
-            ("holdout", holdout, assembled["holdout"]["sha256"], "evaluation"),
-        ):
-            sample = df.sample(min(len(df), SAMPLE_ROWS), random_state=0)
-            ds = mlflow.data.from_pandas(
-                sample, source=assembled[name]["uri"], name=f"{cfg.name}-{name}",
-                targets=cfg.target.name, digest=sha[:16],
-            )  # fmt: skip
-            mlflow.log_input(ds, context=context, tags={"rows": str(len(df)), "sha256": sha})
-
+        _log_params_and_datasets(cfg, assembled, train, holdout)
         model = build_pipeline(cfg)
         model.fit(X, y)
-        train_metrics = _quick_metrics(y.to_numpy(), model.predict_proba(X)[:, 1])
+        train_metrics = {m: metrics.score(model, X, y, m) for m in ("roc_auc", "log_loss")}
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         _log_feature_importance(cfg, model, holdout)
-
-        sample_x = X.sample(min(len(X), SAMPLE_ROWS), random_state=0)
-        signature = infer_signature(sample_x, model.predict(sample_x))
-        trusted = _skops_trusted_types(model)
-        fmt = (
-            {"skops_trusted_types": trusted}
-            if trusted is not None
-            else {"serialization_format": "cloudpickle"}
+        info = _log_model(model, X)
+        mv = mlflow.register_model(
+            info.model_uri, cfg.registered_model, tags={**tags, Tag.ROLE: Role.TRAINED}
         )
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=X.head(5),
-            pip_requirements=[
-                f"scikit-learn=={sklearn.__version__}",
-                f"pandas=={pd.__version__}",
-                f"numpy=={np.__version__}",
-            ],
-            **fmt,
-        )
-        mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags={**tags, "ct.role": "trained"})
         client.set_registered_model_alias(cfg.registered_model, CHALLENGER, mv.version)
-        mlflow.set_tag("ct.model_version", mv.version)
+        mlflow.set_tag(Tag.MODEL_VERSION, mv.version)
         log.info(
             "trained %s on %d rows (train roc_auc %.4f): run %s, registered v%s alias %s",
             cfg.model.estimator,
@@ -194,21 +131,68 @@ def train_and_register(
     return _result(cfg, client.get_model_version(cfg.registered_model, mv.version), client)
 
 
+def _log_params_and_datasets(
+    cfg: PipelineConfig, assembled: dict, train: pd.DataFrame, holdout: pd.DataFrame
+):
+    """Params of the run, and both datasets as MLflow inputs (a seeded sample: profiles scan every cell)."""
+    import mlflow
+
+    mlflow.log_params(
+        {
+            "estimator": cfg.model.estimator,
+            **{f"model.{k}": v for k, v in cfg.model.params.items()},
+            "train_window": " .. ".join(w[:10] for w in assembled["train_window"]),
+            "holdout_window": " .. ".join(w[:10] for w in assembled["holdout_window"]),
+            "train_rows": len(train),
+            "holdout_rows": len(holdout),
+            "features": ",".join(cfg.model.features),
+        }
+    )
+    for name, df, context in (("train", train, "training"), ("holdout", holdout, "evaluation")):
+        sha = assembled[name]["sha256"]
+        sample = df.sample(min(len(df), SAMPLE_ROWS), random_state=0)
+        ds = mlflow.data.from_pandas(
+            sample, source=assembled[name]["uri"], name=f"{cfg.name}-{name}",
+            targets=cfg.target.name, digest=sha[:16],
+        )  # fmt: skip
+        mlflow.log_input(ds, context=context, tags={"rows": str(len(df)), "sha256": sha})
+
+
+def _log_model(model, X: pd.DataFrame):
+    """Log with a signature and pinned requirements; skops when every type in it is trusted."""
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    from mlflow.models import infer_signature
+
+    sample_x = X.sample(min(len(X), SAMPLE_ROWS), random_state=0)
+    signature = infer_signature(sample_x, model.predict(sample_x))
+    trusted = _skops_trusted_types(model)
+    fmt = {"skops_trusted_types": trusted} if trusted is not None else {"serialization_format": "cloudpickle"}
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature,
+        input_example=X.head(5),
+        pip_requirements=[
+            f"scikit-learn=={sklearn.__version__}",
+            f"pandas=={pd.__version__}",
+            f"numpy=={np.__version__}",
+        ],
+        **fmt,
+    )
+
+
 def _result(cfg: PipelineConfig, mv, client) -> dict[str, Any]:
     run = client.get_run(mv.run_id)
     return {
         "model_name": cfg.registered_model,
         "version": str(mv.version),
         "run_id": mv.run_id,
-        "model_uri": f"models:/{cfg.registered_model}/{mv.version}",
+        "model_uri": model_uri(cfg.registered_model, mv.version),
         "train_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("train_")},
     }
-
-
-def _quick_metrics(y, proba) -> dict[str, float]:
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    return {"roc_auc": float(roc_auc_score(y, proba)), "log_loss": float(log_loss(y, proba, labels=[0, 1]))}
 
 
 def _log_feature_importance(cfg: PipelineConfig, model, holdout: pd.DataFrame) -> None:

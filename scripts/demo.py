@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.config import Settings, load_pipeline  # noqa: E402
+from include.config import load_pipeline  # noqa: E402
+from include.settings import Settings  # noqa: E402
 
 PIPELINE = ROOT / "include" / "pipelines" / "flights_delay.yaml"
 

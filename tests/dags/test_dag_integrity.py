@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from include.handoff import RetrainRequest
 from tests.airflow_helpers import dagbag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,8 +72,12 @@ def test_drift_check_structure(bag):
     assert _edges(dag) == {("check_drift", "should_retrain"), ("should_retrain", "trigger_training")}
     trigger = dag.get_task("trigger_training")
     assert trigger.trigger_dag_id == "flights_delay__train"
-    assert set(trigger.conf) == {"reason", "drift_share", "report", "as_of"}
+    # the handoff is one typed payload: one XCom pull, rendered natively into the training run's conf,
+    # whose every field is a param of the training DAG
+    assert trigger.conf.count("xcom_pull") == 1 and "retrain_request" in trigger.conf
     assert dag.render_template_as_native_obj
+    train_params = set(bag.dags["flights_delay__train"].params.keys())
+    assert set(RetrainRequest().to_conf()) <= train_params
 
 
 def test_rollback_structure(bag):

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import Settings, load_pipeline
+from include.config import load_pipeline
 from include.ingest import ingest_batch
+from include.settings import Settings
 from include.validation import publish_batch
 from tests.airflow_helpers import run_dag, task_states
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import Settings
 from include.ingest import ingest_batch
+from include.settings import Settings
 from include.validation import publish_batch, validate_batch
 from tests.airflow_helpers import run_dag, task_states
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import ConfigError, Settings, load_pipeline, load_pipelines
+from include.config import ConfigError, load_pipeline, load_pipelines
 
 FLIGHTS = Path(__file__).resolve().parents[2] / "include" / "pipelines" / "flights_delay.yaml"
 
@@ -73,20 +73,3 @@ def test_duplicate_pipeline_names_rejected(tmp_path):
     _write(tmp_path, _flights_raw(), "b.yaml")
     with pytest.raises(ConfigError, match="unique"):
         load_pipelines(tmp_path)
-
-
-def test_settings_defaults_and_env_overrides(tmp_path):
-    s = Settings.from_env({"CT_HOME": str(tmp_path)})
-    assert s.data_root == tmp_path / "data"
-    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    assert s.mlflow_artifact_root == tmp_path / "mlflow" / "artifacts"
-    s = Settings.from_env(
-        {
-            "CT_HOME": str(tmp_path),
-            "CT_DATA_ROOT": "/shared/data",
-            "MLFLOW_TRACKING_URI": "http://mlflow:5000",
-        }
-    )
-    assert s.data_root == Path("/shared/data")
-    assert s.mlflow_tracking_uri == "http://mlflow:5000"
-    assert s.mlflow_artifact_root is None  # the tracking server proxies artifacts

@@ -1,0 +1,65 @@
+"""Metrics: names, directions and the one way a model is scored.
+
+The names are those ``mlflow.models.evaluate`` reports for a binary classifier, so the
+promotion rule, the bootstrap and the drift check's performance floor all speak of the same
+numbers. Cheap to import (scikit-learn is imported inside the functions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+MetricName = Literal["roc_auc", "precision_recall_auc", "accuracy_score", "f1_score", "log_loss"]
+LOWER_IS_BETTER = frozenset({"log_loss"})
+
+
+def greater_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def orientation(metric: str) -> int:
+    """+1 when a higher value is better, -1 when lower is better."""
+    return 1 if greater_is_better(metric) else -1
+
+
+def is_worse(metric: str, value: float, bound: float) -> bool:
+    """Whether ``value`` is on the bad side of ``bound`` for this metric."""
+    return value < bound if greater_is_better(metric) else value > bound
+
+
+def metric_fn(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """``fn(y_true, p_positive) -> float`` for a metric name."""
+    from sklearn import metrics
+
+    def pr_auc(y, p):
+        prec, rec, _ = metrics.precision_recall_curve(y, p)
+        return metrics.auc(rec, prec)
+
+    return {
+        "roc_auc": metrics.roc_auc_score,
+        "precision_recall_auc": pr_auc,
+        "log_loss": lambda y, p: metrics.log_loss(y, p, labels=[0, 1]),
+        "accuracy_score": lambda y, p: metrics.accuracy_score(y, p >= 0.5),
+        "f1_score": lambda y, p: metrics.f1_score(y, p >= 0.5, zero_division=0),
+    }[name]
+
+
+def positive_scores(model, X: pd.DataFrame) -> np.ndarray:
+    """Probability of the positive class (label 1) for each row.
+
+    ``model`` is a scikit-learn classifier or an MLflow pyfunc model wrapping one.
+    """
+    raw = model.get_raw_model() if hasattr(model, "get_raw_model") else model
+    return raw.predict_proba(X)[:, 1]
+
+
+def score(model, X: pd.DataFrame, y, metric: str) -> float:
+    """One metric of a fitted classifier on labelled rows."""
+    import numpy as np
+
+    return float(metric_fn(metric)(np.asarray(y), positive_scores(model, X)))
