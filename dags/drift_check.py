@@ -19,8 +19,8 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import load_pipelines
-from include.dag_support import dag_defaults, timetable
+from include.config import scan_pipelines
+from include.dag_support import dag_defaults, fail_fast, timetable
 from include.settings import Settings
 
 
@@ -44,6 +44,7 @@ def build_drift_dag(cfg, settings):
     )
     def drift_dag():
         @task
+        @fail_fast
         def check_drift(params=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -79,5 +80,5 @@ def build_drift_dag(cfg, settings):
 
 
 SETTINGS = Settings.from_env()
-for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
     globals()[f"{_cfg.name}__drift_check"] = build_drift_dag(_cfg, SETTINGS)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import load_pipelines
-from include.dag_support import curated_asset, dag_defaults, timetable
+from include.config import scan_pipelines
+from include.dag_support import curated_asset, dag_defaults, fail_fast, timetable
 from include.settings import Settings
 
 
@@ -45,6 +45,7 @@ def build_ingest_dag(cfg, settings):
     )
     def ingest_dag():
         @task
+        @fail_fast
         def ingest(params=None) -> dict:
             from include.ingest import ingest_batch, resolve_interval
 
@@ -58,17 +59,14 @@ def build_ingest_dag(cfg, settings):
             return ingest_batch(cfg, settings.data_root, start, end)
 
         @task
+        @fail_fast  # a failed batch is quarantined; retrying cannot fix data
         def validate(batch: dict) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
+            from include.validation import validate_batch
 
-            from include.validation import DataValidationFailed, validate_batch
-
-            try:
-                return validate_batch(cfg, settings.data_root, batch["partition"])
-            except DataValidationFailed as exc:  # retrying cannot fix data
-                raise AirflowFailException(str(exc)) from exc
+            return validate_batch(cfg, settings.data_root, batch["partition"])
 
         @task(outlets=[curated])
+        @fail_fast
         def publish(summary: dict, outlet_events=None) -> dict:
             from include.validation import publish_batch
 
@@ -82,5 +80,5 @@ def build_ingest_dag(cfg, settings):
 
 
 SETTINGS = Settings.from_env()
-for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
     globals()[f"{_cfg.name}__ingest"] = build_ingest_dag(_cfg, SETTINGS)

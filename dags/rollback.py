@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import load_pipelines
-from include.dag_support import champion_asset, dag_defaults
+from include.config import scan_pipelines
+from include.dag_support import champion_asset, dag_defaults, fail_fast
 from include.settings import Settings
 
 
@@ -35,18 +35,14 @@ def build_rollback_dag(cfg, settings):
     )
     def rollback_dag():
         @task(outlets=[champion], retries=0)
+        @fail_fast
         def rollback(params=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
             from include import tracking
-            from include.registry import RollbackError, rollback
+            from include.registry import rollback
 
             actor = f"airflow:{get_current_context()['run_id']}"
             client = tracking.client(settings, cfg.experiment)
-            try:
-                return rollback(client, cfg.registered_model, params["reason"], actor)
-            except RollbackError as exc:
-                raise AirflowFailException(str(exc)) from exc
+            return rollback(client, cfg.registered_model, params["reason"], actor)
 
         rollback()
 
@@ -54,5 +50,5 @@ def build_rollback_dag(cfg, settings):
 
 
 SETTINGS = Settings.from_env()
-for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
     globals()[f"{_cfg.name}__rollback"] = build_rollback_dag(_cfg, SETTINGS)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from include.config import load_pipelines
-from include.dag_support import airflow_tags, champion_asset, dag_defaults, timetable, train_params
+from include.config import scan_pipelines
+from include.dag_support import airflow_tags, champion_asset, dag_defaults, fail_fast, timetable, train_params
 from include.settings import Settings
 
 
@@ -35,22 +35,26 @@ def build_train_dag(cfg, settings):
     )
     def train_dag():
         @task
+        @fail_fast
         def assemble(params=None) -> dict:
-            from include.datasets import assemble, parse_as_of
+            from include.datasets import parse_as_of
             from include.storage import PipelinePaths
+            from include.training import assemble_training_data
 
             ctx = get_current_context()
             as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
             out_dir = PipelinePaths(settings.data_root, cfg.name).training_dir(ctx["run_id"])
-            return assemble(cfg, settings.data_root, as_of, out_dir, train_days=params["train_days"])
+            return assemble_training_data(cfg, settings, as_of, out_dir, train_days=params["train_days"])
 
         @task
+        @fail_fast
         def train(assembled: dict) -> dict:
             from include.training import train_and_register
 
             return train_and_register(cfg, settings, assembled, airflow_tags(get_current_context()))
 
         @task
+        @fail_fast
         def evaluate(challenger: dict, assembled: dict) -> dict:
             from include.evaluation import evaluate_challenger
 
@@ -61,21 +65,19 @@ def build_train_dag(cfg, settings):
             return "promote" if evaluation["promote"] else "reject"
 
         @task(outlets=[champion])
+        @fail_fast
         def promote(evaluation: dict, params=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException
-
             from include import tracking
-            from include.registry import PromotionConflict, decision_record, promote
+            from include.registry import decision_record, promote
 
             record = decision_record(evaluation, params["reason"], get_current_context()["run_id"])
             client = tracking.client(settings, cfg.experiment)
-            try:
-                return promote(client, cfg.registered_model, evaluation["challenger_version"],
-                               evaluation["champion_version"], record)  # fmt: skip
-            except PromotionConflict as exc:  # a stale decision must not be retried into place
-                raise AirflowFailException(str(exc)) from exc
+            # a stale decision (PromotionConflict) is permanent: never retried into place
+            return promote(client, cfg.registered_model, evaluation["challenger_version"],
+                           evaluation["champion_version"], record)  # fmt: skip
 
         @task
+        @fail_fast
         def reject(evaluation: dict, params=None) -> dict:
             from include import tracking
             from include.registry import decision_record, reject
@@ -92,5 +94,5 @@ def build_train_dag(cfg, settings):
 
 
 SETTINGS = Settings.from_env()
-for _cfg in load_pipelines(SETTINGS.pipelines_dir):
+for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
     globals()[f"{_cfg.name}__train"] = build_train_dag(_cfg, SETTINGS)

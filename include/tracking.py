@@ -30,6 +30,8 @@ class Tag:
     # lineage: the drift check re-reads the training set and verifies its hash
     TRAIN_URI = "data.train_uri"
     TRAIN_SHA = "data.train_sha256"
+    TRAIN_START = "data.train_start"  # the training window [start, end), ISO timestamps
+    TRAIN_END = "data.train_end"
     HOLDOUT_URI = "data.holdout_uri"
     HOLDOUT_SHA = "data.holdout_sha256"
     # the Airflow task that produced a run or version

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from include import metrics, tracking
 from include.config import PipelineConfig
-from include.datasets import split_xy
-from include.registry import CHALLENGER, find_registered_version, model_uri
+from include.datasets import assemble, split_xy, training_end
+from include.errors import PermanentError
+from include.registry import CHALLENGER, find_registered_version, get_champion, model_uri
 from include.settings import Settings
 from include.tracking import Role, Tag, quiet_library_warnings
 
@@ -30,22 +31,34 @@ SAMPLE_ROWS = 5_000  # for signatures and dataset profiles: both scan every cell
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
+class EstimatorError(PermanentError, ValueError):
+    """``model.estimator`` or ``model.params`` cannot make a scikit-learn classifier."""
+
+
 def load_estimator(cfg: PipelineConfig):
-    """Instantiate ``model.estimator`` (an import path) with ``model.params``."""
-    from sklearn.base import is_classifier
+    """Instantiate ``model.estimator`` with ``model.params`` (``training.seed`` as its random_state
+    unless the params set one). The class is checked to be a scikit-learn classifier *before*
+    anything is instantiated: the config names a class, never an arbitrary callable."""
+    import inspect
+
+    from sklearn.base import ClassifierMixin
 
     module, _, name = cfg.model.estimator.rpartition(".")
+    if not module.startswith("sklearn."):
+        raise EstimatorError(f"model.estimator: {cfg.model.estimator!r} is not a scikit-learn class")
     try:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"model.estimator: cannot import {cfg.model.estimator!r} ({exc})") from exc
+        raise EstimatorError(f"model.estimator: cannot import {cfg.model.estimator!r} ({exc})") from exc
+    if not (inspect.isclass(cls) and issubclass(cls, ClassifierMixin)):
+        raise EstimatorError(f"model.estimator {cfg.model.estimator} is not a scikit-learn classifier")
+    params = dict(cfg.model.params)
+    if "random_state" in inspect.signature(cls).parameters:
+        params.setdefault("random_state", cfg.training.seed)
     try:
-        est = cls(**cfg.model.params)
+        return cls(**params)
     except TypeError as exc:
-        raise ValueError(f"model.params do not fit {cfg.model.estimator}: {exc}") from exc
-    if not is_classifier(est):
-        raise ValueError(f"model.estimator {cfg.model.estimator} is not a scikit-learn classifier")
-    return est
+        raise EstimatorError(f"model.params do not fit {cfg.model.estimator}: {exc}") from exc
 
 
 def build_pipeline(cfg: PipelineConfig) -> Pipeline:
@@ -76,6 +89,17 @@ def _skops_trusted_types(model) -> list[str] | None:
     return types if all(t.startswith(_TRUSTED_PREFIXES) for t in types) else None
 
 
+def assemble_training_data(
+    cfg: PipelineConfig, settings: Settings, as_of, out_dir, train_days: int | None = None
+) -> dict:
+    """Cut train/holdout windows, refusing a holdout that would overlap the champion's training data."""
+    champion = get_champion(tracking.client(settings, cfg.experiment), cfg.registered_model)
+    not_before = None if champion is None else training_end(cfg, champion)
+    return assemble(
+        cfg, settings.data_root, as_of, out_dir, train_days=train_days, holdout_not_before=not_before
+    )
+
+
 def train_and_register(
     cfg: PipelineConfig, settings: Settings, assembled: dict, run_tags: dict[str, str]
 ) -> dict[str, Any]:
@@ -104,6 +128,8 @@ def train_and_register(
         Tag.TRAIN_SHA: assembled["train"]["sha256"],
         Tag.HOLDOUT_SHA: assembled["holdout"]["sha256"],
         Tag.TRAIN_URI: assembled["train"]["uri"],
+        Tag.TRAIN_START: assembled["train_window"][0],
+        Tag.TRAIN_END: assembled["train_window"][1],
         Tag.HOLDOUT_URI: assembled["holdout"]["uri"],
         **run_tags,
     }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.config import ColumnSpec, PipelineConfig
+from include.errors import PermanentError
 from include.storage import PipelinePaths, atomic_write, write_json
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ TYPE_LISTS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-class DataValidationFailed(Exception):
+class DataValidationFailed(PermanentError):
     """A batch failed its expectation suite. ``result`` is a JSON-able summary."""
 
     def __init__(self, message: str, result: dict[str, Any]):
@@ -60,9 +61,46 @@ def build_expectations(cfg: PipelineConfig) -> list:
     ]
     for col in schema.columns:
         exps.extend(_column_expectations(gxe, col))
+    ts = cfg.timestamp_column
+    if schema.column(ts).nullable:  # it places rows in partitions: a null (or unparseable) one is an error
+        exps.append(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=ts, description="timestamps must be present and parseable"
+            )
+        )
     for group in schema.unique_together:
         exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=group))
+    exps.extend(_label_share_expectations(gxe, cfg))
     return exps
+
+
+def _label_share_expectations(gxe, cfg: PipelineConfig) -> list:
+    """A batch must hold at least ``target.min_class_share`` of positives and of negatives.
+
+    Every value can be in range while the label collapses to one class; these two catch that.
+    """
+    t = cfg.target
+    share = t.min_class_share
+    if share <= 0:
+        return []
+    pos = f"at least {share:.0%} of labelled rows positive"
+    neg = f"at least {share:.0%} of labelled rows negative"
+    if t.positive_above is not None:
+        return [
+            gxe.ExpectColumnValuesToBeBetween(
+                column=t.column, min_value=t.positive_above, strict_min=True, mostly=share, description=pos
+            ),
+            gxe.ExpectColumnValuesToBeBetween(
+                column=t.column, max_value=t.positive_above, mostly=share, description=neg
+            ),
+        ]
+    positive = [t.positive_class] if t.positive_class is not None else [1, True]
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column=t.column, value_set=positive, mostly=share, description=pos),
+        gxe.ExpectColumnValuesToNotBeInSet(
+            column=t.column, value_set=positive, mostly=share, description=neg
+        ),
+    ]
 
 
 def _column_expectations(gxe, col: ColumnSpec) -> list:
@@ -135,6 +173,7 @@ def summarize(checkpoint_result) -> dict[str, Any]:
             failures.append(
                 {
                     "expectation": r.expectation_config.type,
+                    "description": r.expectation_config.description,
                     "column": kwargs.get("column") or kwargs.get("column_list"),
                     "kwargs": {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")},
                     "observed_value": res.get("observed_value"),
@@ -160,8 +199,9 @@ def describe_failures(summary: dict[str, Any]) -> str:
             if k in ("min_value", "max_value", "value_set", "type_list", "mostly")
         }
         col = f"column={f['column']}" if f["column"] else "table"
+        why = f" [{f['description']}]" if f.get("description") else ""
         lines.append(
-            f"  - {f['expectation']}({col}{', ' if bounds else ''}{_short(bounds)}): "
+            f"  - {f['expectation']}({col}{', ' if bounds else ''}{_short(bounds)}){why}: "
             + ("; ".join(detail) or "failed")
         )
     return "\n".join(lines)

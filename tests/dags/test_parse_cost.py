@@ -37,5 +37,8 @@ def test_dag_file_imports_no_heavy_library(dag_file):
         check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["dags"], f"{dag_file.name} defines no DAG"
+    if dag_file.name == "pipeline_config.py":  # reports bad pipeline files; builds no DAG
+        assert result["dags"] == []
+    else:
+        assert result["dags"], f"{dag_file.name} defines no DAG"
     assert result["heavy"] == [], f"{dag_file.name} imports {result['heavy']} at parse time"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import ConfigError, load_pipeline, load_pipelines
+from include.config import ConfigError, load_pipeline, load_pipelines, scan_pipelines
 
 FLIGHTS = Path(__file__).resolve().parents[2] / "include" / "pipelines" / "flights_delay.yaml"
 
@@ -18,6 +18,18 @@ def _write(tmp_path: Path, data, name="p.yaml") -> Path:
 
 def _flights_raw() -> dict:
     return yaml.safe_load(FLIGHTS.read_text())
+
+
+def _target(raw: dict, column: str, **spec) -> None:
+    raw["model"]["categorical_features"].remove(column)
+    raw["target"].update(column=column, **spec)
+
+
+def _move(raw: dict, column: str, to: str) -> None:
+    for key in ("numeric_features", "categorical_features"):
+        if column in raw["model"][key]:
+            raw["model"][key].remove(column)
+    raw["model"][to].append(column)
 
 
 def test_demo_pipeline_loads(flights_cfg):
@@ -48,6 +60,56 @@ def test_digest_changes_with_config(tmp_path):
         (lambda r: r["schema"].update(timestamp_column="nope"), "timestamp_column 'nope'"),
         (lambda r: r["drift"].update(share_threshold=2), "drift.share_threshold"),
         (lambda r: r.update(name="Bad-Name"), "name: String should match pattern"),
+        # the estimator must be a scikit-learn classifier class: never an arbitrary callable
+        (
+            lambda r: r["model"].update(estimator="os.system"),
+            "model.estimator: 'os.system' is not a scikit-learn",
+        ),
+        (
+            lambda r: r["model"].update(estimator="sklearn.nope.Model"),
+            "is not a scikit-learn classifier class",
+        ),
+        (lambda r: r["model"].update(estimator="sklearn.ensemble.NoSuchForest"), "NoSuchForest"),
+        # features must fit the schema's types and may not leak the answer
+        (lambda r: _move(r, "carrier", "numeric_features"), "'carrier' is a str column"),
+        (
+            lambda r: r["model"]["numeric_features"].append("carrier"),
+            "as both numeric_features and categorical",
+        ),
+        (
+            lambda r: r["model"]["numeric_features"].append("dep_delay"),
+            "'dep_delay' is not known at prediction",
+        ),
+        (lambda r: r["model"]["numeric_features"].append("arr_delay"), "'arr_delay' is the target"),
+        (lambda r: r["target"].update(name="tailnum"), "target.name 'tailnum' collides"),
+        (
+            lambda r: r["target"].update(column="tailnum", positive_above=None),
+            "cannot tell which values of 'tailnum'",
+        ),
+        (
+            lambda r: r["target"].update(positive_class="Yes"),
+            "positive_above (numeric threshold) or positive_class",
+        ),
+        (
+            lambda r: _target(r, "origin", positive_above=None, positive_class="XXX"),
+            "not among 'origin'",
+        ),
+        # everything else that would only fail later
+        (
+            lambda r: r["drift"].update(columns=["temp", "tailnum"]),
+            "drift.columns ['tailnum'] are not model features",
+        ),
+        (lambda r: r["schema"]["unique_together"].append(["time_hour", "nope"]), "unique_together[1]"),
+        (lambda r: r["drift"].update(num_method="wassersteinn"), "drift.num_method"),
+        (lambda r: r["drift"].update(cat_method="ks"), "drift.cat_method"),
+        (lambda r: r["schedule"].update(ingest="0 0 * * 8"), "schedule.ingest: '0 0 * * 8' is not a cron"),
+        (lambda r: r["schedule"].update(drift_check="weekly"), "schedule.drift_check"),
+        (lambda r: r["schema"].update(timestamp_column="carrier"), "has dtype 'str'; expected datetime"),
+        (lambda r: r["promotion"]["guardrails"].update(roc_auc=0.1), "'roc_auc' is the primary metric"),
+        (
+            lambda r: r["source"].update(first_day="2013-12-31", last_day="2013-01-01"),
+            "before source.first_day",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):
@@ -73,3 +135,46 @@ def test_duplicate_pipeline_names_rejected(tmp_path):
     _write(tmp_path, _flights_raw(), "b.yaml")
     with pytest.raises(ConfigError, match="unique"):
         load_pipelines(tmp_path)
+
+
+def test_one_bad_file_breaks_only_itself(tmp_path):
+    _write(tmp_path, _flights_raw(), "a.yaml")
+    bad = _flights_raw()
+    bad["name"] = "other"
+    bad["model"]["estimator"] = "os.system"
+    _write(tmp_path, bad, "b.yaml")
+    _write(tmp_path, _flights_raw(), "c.yaml")  # same name as a.yaml
+    configs, errors = scan_pipelines(tmp_path)
+    assert [c.name for c in configs] == ["flights_delay"]
+    assert len(errors) == 2 and "b.yaml" in str(errors[0]) and "model.estimator" in str(errors[0])
+    assert "c.yaml" in str(errors[1]) and "already used" in str(errors[1])
+
+
+def test_drift_methods_are_evidentlys():
+    from typing import get_args
+
+    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+
+    from include.config import CatMethod, NumMethod
+
+    def supported(kind: str) -> set[str]:
+        return {
+            name for name, by_type in _registered_stat_tests.items() if any(kind in str(t) for t in by_type)
+        }
+
+    assert set(get_args(NumMethod)) == supported("Numerical")
+    assert set(get_args(CatMethod)) == supported("Categorical")
+
+
+def test_estimator_check_reads_source_without_importing_sklearn():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from include.config import estimator_is_exported as ok; "
+        "assert ok('sklearn.ensemble.HistGradientBoostingClassifier') and ok('sklearn.linear_model.LogisticRegression'); "
+        "assert not ok('sklearn.ensemble.Nope') and not ok('sklearn.nope.X'); "
+        "assert 'sklearn' not in sys.modules, 'sklearn was imported'"
+    )
+    root = FLIGHTS.parents[2]
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=root, env={"PYTHONPATH": str(root)})

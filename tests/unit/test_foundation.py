@@ -14,7 +14,7 @@ from include.datasets import (
     LineageError,
     NotEnoughData,
     curated_end_at_or_before,
-    labelled_xy,
+    labelled_rows,
     read_training_set,
     recent_window,
 )
@@ -79,12 +79,12 @@ def test_windows_snap_to_whole_partitions(tmp_path):
         curated_end_at_or_before(paths, start)
 
 
-def test_labelled_xy_needs_both_classes():
+def test_labelled_rows_match_how_training_sets_are_built():
     df = frame(datetime(2013, 1, 1, tzinfo=UTC), 7)
-    X, y = labelled_xy(tiny_cfg(), df)
-    assert list(X.columns) == ["x", "c"] and X["x"].dtype == "float64" and set(y) == {0, 1}
-    assert labelled_xy(tiny_cfg(), df.assign(y=0.0)) is None  # one class only
-    assert labelled_xy(tiny_cfg(), df.drop(columns="y")) is None  # no target column
+    df.loc[:9, "y"] = np.nan  # e.g. cancelled flights: no arrival delay, never in a training set
+    assert len(labelled_rows(tiny_cfg(), df)) == len(df) - 10
+    unlabelled = df.assign(y=np.nan)  # labels not arrived yet: compare what there is
+    assert len(labelled_rows(tiny_cfg(), unlabelled)) == len(df)
 
 
 def test_retrain_request_round_trip_and_tags():

@@ -64,17 +64,21 @@ def test_landing_folder_source(tmp_path):
             "source": {"kind": "landing_folder", "path": "landing", "timestamp_column": "ts"},
             "schema": {
                 "timestamp_column": "ts",
-                "columns": [{"name": "ts", "dtype": "datetime"}, {"name": "x", "dtype": "float"}],
+                "columns": [
+                    {"name": "ts", "dtype": "datetime"},
+                    {"name": "x", "dtype": "float"},
+                    {"name": "y", "dtype": "float"},
+                ],
             },
-            "target": {"column": "x", "positive_above": 0},
+            "target": {"column": "y", "positive_above": 0},
             "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
         }
     )
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
-    pd.DataFrame({"ts": ["2013-01-02T10:00:00Z", "2013-02-01T00:00:00Z"], "x": [1.0, 2.0]}).to_csv(
-        landing / "a.csv", index=False
-    )
+    pd.DataFrame(
+        {"ts": ["2013-01-02T10:00:00Z", "2013-02-01T00:00:00Z"], "x": [1.0, 2.0], "y": [0, 1]}
+    ).to_csv(landing / "a.csv", index=False)
     out = ingest_batch(cfg, tmp_path, JAN1, JAN8)
     assert out["rows"] == 1
     df = pd.read_parquet(out["uri"])

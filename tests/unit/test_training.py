@@ -61,7 +61,6 @@ def test_pipeline_fits_with_missing_values_and_unknown_categories():
 @pytest.mark.parametrize(
     "model, message",
     [
-        ({"estimator": "sklearn.nope.Model"}, "cannot import"),
         ({"estimator": "sklearn.linear_model.LinearRegression"}, "not a scikit-learn classifier"),
         ({"params": {"no_such_param": 1}}, "model.params do not fit"),
     ],
