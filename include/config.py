@@ -111,6 +111,8 @@ class SchemaSpec(_Strict):
         if ts.dtype != "datetime":
             raise ValueError(f"timestamp_column {ts.name!r} has dtype {ts.dtype!r}; expected datetime")
         for i, group in enumerate(self.unique_together):
+            if not group:
+                raise ValueError(f"unique_together[{i}] is empty; list the columns that identify a row")
             unknown = [c for c in group if c not in names]
             if unknown:
                 raise ValueError(f"unique_together[{i}] names columns not in the schema: {unknown}")
@@ -219,6 +221,16 @@ class BootstrapSpec(_Strict):
     require_lower_bound_above_zero: bool = False
 
 
+class SliceSpec(_Strict):
+    """Slice guardrails (as in TFX/TFMA): no slice may regress past ``tolerance``."""
+
+    columns: list[str] = Field(default_factory=list, description="Columns whose values define slices")
+    tolerance: float = Field(0.02, ge=0, description="Tolerated drop of the primary metric on any slice")
+    min_rows: int = Field(
+        200, ge=1, description="Slices with fewer holdout rows (or one class) are not judged"
+    )
+
+
 class PromotionSpec(_Strict):
     primary_metric: MetricName = "roc_auc"
     min_improvement: float = Field(
@@ -229,6 +241,7 @@ class PromotionSpec(_Strict):
         default_factory=dict, description="metric -> tolerated regression vs the champion"
     )
     bootstrap: BootstrapSpec = BootstrapSpec()
+    slices: SliceSpec = SliceSpec()
 
     @model_validator(mode="after")
     def _guardrails_are_other_metrics(self) -> PromotionSpec:
@@ -340,6 +353,9 @@ class PipelineConfig(_Strict):
             stray = [c for c in self.drift.columns if c not in model.features]
             if stray:
                 raise ValueError(f"drift.columns {stray} are not model features {model.features}")
+        stray = [c for c in self.promotion.slices.columns if c not in names]
+        if stray:
+            raise ValueError(f"promotion.slices.columns {stray} are not schema columns")
         src = self.source
         if isinstance(src, LandingSource) and src.timestamp_column and src.timestamp_column not in names:
             raise ValueError(f"source.timestamp_column {src.timestamp_column!r} is not a schema column")

@@ -88,12 +88,14 @@ def decide(
     ci: tuple[float, float] | None = None,
     holdout_start: datetime | None = None,
     trained_until: dict[str, datetime] | None = None,
+    slices: list[dict[str, Any]] | None = None,
 ) -> Decision:
     """Promote only if the holdout is out-of-sample for every model compared, every metric the rule
     needs is a number, MLflow's validation of the thresholds passes, and (if required) the CI does.
 
     ``trained_until`` maps each model ("challenger", "champion") to the end of its training
-    window; the holdout must start at or after every one of them.
+    window; the holdout must start at or after every one of them. ``slices`` (from
+    :func:`slice_scores`) must not regress past ``promotion.slices.tolerance`` anywhere.
     """
     from mlflow.exceptions import MlflowException
     from mlflow.models.evaluation import EvaluationResult
@@ -137,6 +139,17 @@ def decide(
     if rule.bootstrap.require_lower_bound_above_zero and (ci is None or ci[0] <= 0):
         bound = "was not computed (no valid resample)" if ci is None else f"{ci[0]:.4f} <= 0"
         return Decision(False, f"rejected: {m} gain {diff:+.4f} but its CI lower bound {bound}", **base)
+    tol = rule.slices.tolerance
+    regressed = [x for x in slices or () if x["change"] < -tol]
+    if regressed:
+        worst = min(regressed, key=lambda x: x["change"])
+        return Decision(
+            False,
+            f"rejected: {m} on {len(regressed)} slice(s) regressed past {tol}, worst {worst['column']}="
+            f"{worst['value']}: {worst['challenger']:.4f} vs champion {worst['champion']:.4f} "
+            f"({worst['change']:+.4f}, {worst['rows']} rows)",
+            **base,
+        )
     guards = "".join(
         f"; {g} {challenger[g]:.4f} vs {champion[g]:.4f} (tolerance {t})" for g, t in rule.guardrails.items()
     )
@@ -145,6 +158,32 @@ def decide(
         f"{m} {ch_value:.4f} vs champion {champ_value:.4f} ({diff:+.4f} >= {rule.min_improvement}){guards}",
         **base,
     )
+
+
+def slice_scores(
+    rule: PromotionSpec, holdout, y: np.ndarray, challenger: tuple, champion: tuple
+) -> list[dict[str, Any]]:
+    """The primary metric per value of each ``promotion.slices`` column, for both models.
+
+    ``change`` is oriented (positive = challenger better). Slices with fewer than ``min_rows``
+    rows or a single class are left out (a metric there would be noise).
+    """
+    import numpy as np
+
+    fn, sign, spec = (
+        metrics.metric_fn(rule.primary_metric),
+        metrics.orientation(rule.primary_metric),
+        rule.slices,
+    )
+    out = []
+    for column in spec.columns:
+        for value, idx in holdout.groupby(column, dropna=True, observed=True).indices.items():
+            if len(idx) < spec.min_rows or len(np.unique(y[idx])) < 2:
+                continue
+            ch, cp = (float(fn(y[idx], p[idx], d[idx])) for p, d in (challenger, champion))
+            out.append({"column": column, "value": str(value), "rows": int(len(idx)),
+                        "challenger": ch, "champion": cp, "change": sign * (ch - cp)})  # fmt: skip
+    return out
 
 
 def paired_bootstrap_ci(
@@ -245,16 +284,17 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
         ch_metrics, ch_predictions = _score(cfg, load_model(challenger["model_uri"]), holdout)
         champ_metrics = ci = None
         if champ is not None:
-            trained_until["champion"] = training_end(cfg, champ)
             champ_uri = model_uri(cfg.registered_model, champ.version)
             champ_metrics, champ_predictions = _score_champion(
                 cfg, champ_uri, holdout, f"champion v{champ.version}"
             )
+            trained_until["champion"] = training_end(cfg, champ)
             b = rule.bootstrap
             ci = paired_bootstrap_ci(
                 y, ch_predictions, champ_predictions, rule.primary_metric, b.n_resamples, b.seed, b.confidence
             )
-        decision = decide(rule, ch_metrics, champ_metrics, ci, holdout_start, trained_until)
+        slices = [] if champ is None else slice_scores(rule, holdout, y, ch_predictions, champ_predictions)
+        decision = decide(rule, ch_metrics, champ_metrics, ci, holdout_start, trained_until, slices)
         summary = {
             **decision.as_dict(),
             "challenger_version": challenger["version"],
@@ -265,6 +305,7 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
             "holdout_sha256": assembled["holdout"]["sha256"],
             "holdout_window": assembled["holdout_window"],
             "trained_until": {k: v.isoformat() for k, v in trained_until.items()},
+            "slices": slices,
         }
         _log_decision(rule, decision, champ_metrics, ci, summary)
     log.info(

@@ -68,8 +68,12 @@ def build_expectations(cfg: PipelineConfig) -> list:
                 column=ts, description="timestamps must be present and parseable"
             )
         )
-    for group in schema.unique_together:
-        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=group))
+    for group in schema.unique_together:  # GX's compound check needs two or more columns
+        exps.append(
+            gxe.ExpectColumnValuesToBeUnique(column=group[0])
+            if len(group) == 1
+            else gxe.ExpectCompoundColumnsToBeUnique(column_list=group)
+        )
     exps.extend(_label_share_expectations(gxe, cfg))
     return exps
 

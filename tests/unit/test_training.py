@@ -102,3 +102,53 @@ def test_assemble_reads_only_curated_partitions(tmp_path):
 def test_assemble_without_enough_data(tmp_path):
     with pytest.raises(NotEnoughData, match="no curated data"):
         assemble(tiny_cfg(), tmp_path, None, tmp_path / "out")
+
+
+def test_seed_is_the_estimators_random_state_unless_params_set_one():
+    assert load_estimator(tiny_cfg()).random_state == 42
+    assert load_estimator(tiny_cfg(params={"random_state": 7})).random_state == 7
+
+
+@pytest.mark.parametrize(
+    "make_holdout, message",
+    [
+        (lambda df: df.assign(y=0.0), "0 positives"),  # a single-class holdout
+        (lambda df: df.head(30), "holdout rows"),  # a tiny one
+    ],
+)
+def test_degenerate_holdout_stops_before_training(tmp_path, make_holdout, message):
+    cfg = tiny_cfg()
+    paths = PipelinePaths(tmp_path, "tiny")
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    for i in range(3):
+        s = start + timedelta(weeks=i)
+        df = frame(s, 7, seed=i)
+        paths.curated(partition_key(s, s + timedelta(weeks=1))).parent.mkdir(parents=True)
+        (make_holdout(df) if i == 2 else df).to_parquet(
+            paths.curated(partition_key(s, s + timedelta(weeks=1))), index=False
+        )
+    with pytest.raises(NotEnoughData, match=message):
+        assemble(cfg, tmp_path, None, tmp_path / "out")
+
+
+def test_holdout_inside_the_champions_training_data_is_refused(tmp_path):
+    from include.datasets import HoldoutOverlap
+
+    cfg = tiny_cfg()
+    paths = PipelinePaths(tmp_path, "tiny")
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    for i in range(4):
+        s = start + timedelta(weeks=i)
+        paths.curated(partition_key(s, s + timedelta(weeks=1))).parent.mkdir(parents=True)
+        frame(s, 7, seed=i).to_parquet(paths.curated(partition_key(s, s + timedelta(weeks=1))), index=False)
+    champion_trained_until = start + timedelta(weeks=3)
+    with pytest.raises(HoldoutOverlap, match="in-sample"):
+        assemble(
+            cfg,
+            tmp_path,
+            start + timedelta(weeks=3),
+            tmp_path / "a",
+            holdout_not_before=champion_trained_until,
+        )
+    out = assemble(cfg, tmp_path, None, tmp_path / "b", holdout_not_before=champion_trained_until)
+    assert out["holdout_window"][0] == champion_trained_until.isoformat()

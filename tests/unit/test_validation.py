@@ -91,3 +91,52 @@ def test_good_batch_publishes(flights_cfg, week, tmp_path):
     out = publish_batch(flights_cfg, tmp_path, key)
     assert paths.curated_partitions() == [key]
     assert pd.read_parquet(out["uri"]).equals(week)
+
+
+def test_label_collapsing_to_one_class_is_stopped(flights_cfg, week, tmp_path):
+    """Every value in range, yet no flight late: the label share expectation catches it."""
+    on_time = week.assign(arr_delay=week["arr_delay"].clip(upper=10))
+    summary, _ = validate_frame(flights_cfg, on_time, tmp_path)
+    assert not summary["success"]
+    failed = [f for f in summary["failures"] if f["column"] == "arr_delay"]
+    assert failed and "positive" in failed[0]["description"]
+    assert validate_frame(flights_cfg, week, tmp_path)[0]["success"]
+
+
+def test_unparseable_timestamps_are_counted_not_dropped(tmp_path):
+    from include.config import PipelineConfig
+
+    cfg = PipelineConfig.model_validate(
+        {
+            "name": "events",
+            "source": {"kind": "landing_folder", "path": "in"},
+            "schema": {
+                "timestamp_column": "ts",
+                "columns": [
+                    {"name": "ts", "dtype": "datetime"},
+                    {"name": "x", "dtype": "float"},
+                    {"name": "y", "dtype": "int", "allowed": [0, 1]},
+                ],
+            },
+            "target": {"column": "y", "min_class_share": 0},
+            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
+        }
+    )
+    folder = tmp_path / "events" / "in"
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "ts": ["2013-01-02", "2013-01-03", "yesterday", "2013-13-45", "2013-02-01"],
+            "x": 1.0,
+            "y": [0, 1, 0, 1, 0],
+        }
+    ).to_csv(folder / "a.csv", index=False)
+    batch = ingest_batch(cfg, tmp_path, JAN1, JAN8)
+    assert batch["rows"] == 4  # two in the week, two that cannot be placed (kept, as nulls); not February's
+    with pytest.raises(DataValidationFailed) as err:
+        validate_batch(cfg, tmp_path, batch["partition"])
+    failure = next(f for f in err.value.result["failures"] if f["column"] == "ts")
+    assert (
+        failure["expectation"] == "expect_column_values_to_not_be_null" and failure["unexpected_count"] == 2
+    )
+    assert "parseable" in str(err.value)

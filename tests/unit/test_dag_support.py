@@ -1,0 +1,45 @@
+"""The error policy meets Airflow in one place: permanent errors fail at once, others retry."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.dag_support import fail_fast
+from include.datasets import NotEnoughData
+from include.errors import PermanentError
+
+
+def test_permanent_errors_fail_without_retry_and_others_pass_through():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    @fail_fast
+    def task(kind: str, *, params=None):
+        if kind == "permanent":
+            raise NotEnoughData("12 rows")
+        if kind == "transient":
+            raise ConnectionError("tracking server down")
+        return {"ok": params}
+
+    with pytest.raises(AirflowFailException, match="NotEnoughData: 12 rows"):
+        task("permanent")
+    with pytest.raises(ConnectionError):  # left to the task's retries
+        task("transient")
+    assert task("fine", params=1) == {"ok": 1}
+    assert task.__wrapped__.__name__ == "task"  # Airflow sees the task's own signature
+
+
+@pytest.mark.parametrize("name", ["ConfigError", "NotEnoughData", "LineageError", "HoldoutOverlap", "DataValidationFailed",
+                                  "SourceError", "OverlappingBatch", "PromotionConflict", "RollbackError", "EstimatorError"])  # fmt: skip
+def test_every_permanent_error_kind_is_in_the_family(name):
+    import include.config
+    import include.datasets
+    import include.ingest
+    import include.registry
+    import include.sources
+    import include.training
+    import include.validation
+
+    modules = [include.config, include.datasets, include.ingest, include.registry, include.sources,
+               include.training, include.validation]  # fmt: skip
+    cls = next(getattr(m, name) for m in modules if hasattr(m, name))
+    assert issubclass(cls, PermanentError)
