@@ -9,6 +9,7 @@ import pytest
 from include import sources
 from include.ingest import ingest_batch, resolve_interval
 from include.storage import atomic_write, frame_digest, parse_partition_key, partition_key
+from tests.factories import landing_cfg
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
 
@@ -104,24 +105,7 @@ def test_resolve_interval():
 
 def test_landing_rows_land_in_exactly_one_partition(tmp_path):
     """Without source.timestamp_column the schema's timestamp places rows (never every row everywhere)."""
-    from include.config import PipelineConfig
-
-    cfg = PipelineConfig.model_validate(
-        {
-            "name": "shop",
-            "source": {"kind": "landing_folder", "path": "landing"},
-            "schema": {
-                "timestamp_column": "ts",
-                "columns": [
-                    {"name": "ts", "dtype": "datetime"},
-                    {"name": "x", "dtype": "float"},
-                    {"name": "y", "dtype": "int", "allowed": [0, 1]},
-                ],
-            },
-            "target": {"column": "y"},
-            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
-        }
-    )
+    cfg = landing_cfg()
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
     pd.DataFrame(
@@ -133,30 +117,13 @@ def test_landing_rows_land_in_exactly_one_partition(tmp_path):
 
 
 def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
-    from include.config import PipelineConfig
     from include.sources import SourceError
 
-    cfg = PipelineConfig.model_validate(
-        {
-            "name": "shop",
-            "source": {"kind": "landing_folder", "path": "landing"},
-            "schema": {
-                "timestamp_column": "ts",
-                "columns": [
-                    {"name": "ts", "dtype": "datetime"},
-                    {"name": "x", "dtype": "float"},
-                    {"name": "y", "dtype": "bool"},
-                ],
-            },
-            "target": {"column": "y"},
-            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
-        }
-    )
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
-    pd.DataFrame({"when": ["2013-01-02"], "x": [1.0], "y": [True]}).to_csv(landing / "a.csv", index=False)
+    pd.DataFrame({"when": ["2013-01-02"], "x": [1.0], "y": [1]}).to_csv(landing / "a.csv", index=False)
     with pytest.raises(SourceError, match="no timestamp column 'ts'"):
-        ingest_batch(cfg, tmp_path, JAN1, JAN8)
+        ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
 
 
 def test_replay_serves_only_the_configured_days(flights_cfg, tmp_path):

@@ -10,6 +10,7 @@ from include.config import PipelineConfig
 from include.datasets import NotEnoughData, assemble
 from include.storage import PipelinePaths, partition_key
 from include.training import build_pipeline, load_estimator
+from tests.factories import write_curated_weeks
 
 
 def tiny_cfg(**model) -> PipelineConfig:
@@ -118,15 +119,9 @@ def test_seed_is_the_estimators_random_state_unless_params_set_one():
 )
 def test_degenerate_holdout_stops_before_training(tmp_path, make_holdout, message):
     cfg = tiny_cfg()
-    paths = PipelinePaths(tmp_path, "tiny")
     start = datetime(2013, 1, 1, tzinfo=UTC)
-    for i in range(3):
-        s = start + timedelta(weeks=i)
-        df = frame(s, 7, seed=i)
-        paths.curated(partition_key(s, s + timedelta(weeks=1))).parent.mkdir(parents=True)
-        (make_holdout(df) if i == 2 else df).to_parquet(
-            paths.curated(partition_key(s, s + timedelta(weeks=1))), index=False
-        )
+    weeks = [frame(start + timedelta(weeks=i), 7, seed=i) for i in range(3)]
+    write_curated_weeks(PipelinePaths(tmp_path, "tiny"), start, [*weeks[:2], make_holdout(weeks[2])])
     with pytest.raises(NotEnoughData, match=message):
         assemble(cfg, tmp_path, None, tmp_path / "out")
 
@@ -135,12 +130,12 @@ def test_holdout_inside_the_champions_training_data_is_refused(tmp_path):
     from include.datasets import HoldoutOverlap
 
     cfg = tiny_cfg()
-    paths = PipelinePaths(tmp_path, "tiny")
     start = datetime(2013, 1, 1, tzinfo=UTC)
-    for i in range(4):
-        s = start + timedelta(weeks=i)
-        paths.curated(partition_key(s, s + timedelta(weeks=1))).parent.mkdir(parents=True)
-        frame(s, 7, seed=i).to_parquet(paths.curated(partition_key(s, s + timedelta(weeks=1))), index=False)
+    write_curated_weeks(
+        PipelinePaths(tmp_path, "tiny"),
+        start,
+        [frame(start + timedelta(weeks=i), 7, seed=i) for i in range(4)],
+    )
     champion_trained_until = start + timedelta(weeks=3)
     with pytest.raises(HoldoutOverlap, match="in-sample"):
         assemble(

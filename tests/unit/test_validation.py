@@ -8,6 +8,7 @@ import pytest
 from include.ingest import ingest_batch
 from include.storage import PipelinePaths
 from include.validation import DataValidationFailed, publish_batch, validate_batch, validate_frame
+from tests.factories import landing_cfg
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
 
@@ -104,25 +105,8 @@ def test_label_collapsing_to_one_class_is_stopped(flights_cfg, week, tmp_path):
 
 
 def test_unparseable_timestamps_are_counted_not_dropped(tmp_path):
-    from include.config import PipelineConfig
-
-    cfg = PipelineConfig.model_validate(
-        {
-            "name": "events",
-            "source": {"kind": "landing_folder", "path": "in"},
-            "schema": {
-                "timestamp_column": "ts",
-                "columns": [
-                    {"name": "ts", "dtype": "datetime"},
-                    {"name": "x", "dtype": "float"},
-                    {"name": "y", "dtype": "int", "allowed": [0, 1]},
-                ],
-            },
-            "target": {"column": "y", "min_class_share": 0},
-            "model": {"estimator": "sklearn.linear_model.LogisticRegression", "numeric_features": ["x"]},
-        }
-    )
-    folder = tmp_path / "events" / "in"
+    cfg = landing_cfg("events", target={"column": "y", "min_class_share": 0})
+    folder = tmp_path / "events" / "landing"
     folder.mkdir(parents=True)
     pd.DataFrame(
         {
