@@ -20,7 +20,13 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.config import scan_pipelines
-from include.dag_support import dag_defaults, fail_fast, timetable
+from include.dag_support import (
+    TRIGGERED_RUN_PREFIX,
+    dag_defaults,
+    fail_fast,
+    other_active_training_runs,
+    timetable,
+)
 from include.settings import Settings
 
 
@@ -53,7 +59,7 @@ def build_drift_dag(cfg, settings):
 
             ctx = get_current_context()
             as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
-            active = ctx["ti"].get_dr_count(dag_id=train_dag_id, states=["queued", "running"])
+            active = other_active_training_runs(ctx, train_dag_id)
             result = check_drift(cfg, settings, as_of, ctx["run_id"], active_training_runs=active)
             if result["champion_version"] is None:
                 raise AirflowSkipException(
@@ -68,7 +74,7 @@ def build_drift_dag(cfg, settings):
         trigger_training = TriggerDagRunOperator(
             task_id="trigger_training",
             trigger_dag_id=train_dag_id,
-            trigger_run_id="drift__{{ run_id }}",
+            trigger_run_id=TRIGGERED_RUN_PREFIX + "{{ run_id }}",
             logical_date="{{ logical_date }}",
             conf="{{ ti.xcom_pull(task_ids='check_drift')['retrain_request'] }}",  # a RetrainRequest
             skip_when_already_exists=True,  # a retried trigger does not start a second training

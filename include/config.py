@@ -62,9 +62,25 @@ class LandingSource(_Strict):
     path: str = Field(description="Folder, absolute or relative to CT_DATA_ROOT/<pipeline>")
     pattern: str = "*.csv"
     format: Literal["csv", "parquet"] = "csv"
+    encoding: str = Field("utf-8", description="Text encoding of CSV files (e.g. latin-1, utf-16)")
     timestamp_column: str | None = Field(
         None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
     )
+
+    @model_validator(mode="after")
+    def _encoding_exists(self) -> LandingSource:
+        _known_encoding(self.encoding)
+        return self
+
+
+def _known_encoding(name: str) -> str:
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError as exc:
+        raise ValueError(f"unknown text encoding {name!r}") from exc
+    return name
 
 
 class ColumnSpec(_Strict):

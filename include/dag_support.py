@@ -116,6 +116,19 @@ def log_task_failure(context: dict) -> None:
     )
 
 
+TRIGGERED_RUN_PREFIX = "drift__"  # run id of a training the drift check triggers: drift__<its run id>
+
+
+def other_active_training_runs(context: dict, train_dag_id: str) -> int:
+    """Training runs queued or running, not counting the one this drift run triggered itself
+    (a cleared drift check must keep its own trigger, not be suppressed by it)."""
+    ti, states = context["ti"], ["queued", "running"]
+    own = f"{TRIGGERED_RUN_PREFIX}{context['run_id']}"
+    return ti.get_dr_count(dag_id=train_dag_id, states=states) - ti.get_dr_count(
+        dag_id=train_dag_id, run_ids=[own], states=states
+    )
+
+
 def airflow_tags(context: dict) -> dict[str, str]:
     """Tags that tie an MLflow run to the Airflow task that produced it, and why it ran."""
     ti = context.get("ti")

@@ -188,7 +188,8 @@ def assemble(
     train_days: int | None = None,
     holdout_not_before: datetime | None = None,
 ) -> dict:
-    """Write ``train.parquet`` and ``holdout.parquet`` for the windows ending at ``as_of``.
+    """Write the training and holdout sets (``train-<sha>.parquet``, ``holdout-<sha>.parquet``) for
+    the windows ending at ``as_of``.
 
     holdout = the most recent ``holdout_days`` before ``as_of``; train = the ``train_days`` before
     that (``train_days`` overrides the config). ``as_of`` defaults to (and is capped at) the end
@@ -226,11 +227,15 @@ def assemble(
         "holdout_window": [holdout_start.isoformat(), as_of.isoformat()],
     }
     for name, df in (("train", train[cols]), ("holdout", holdout[cols])):
-        uri = write_parquet(df, out_dir / f"{name}.parquet")
+        # keyed by content: a cleared run that sees other data writes a new file and never
+        # changes the one a registered model's lineage points at
+        sha = frame_digest(df)
+        path = out_dir / f"{name}-{sha[:16]}.parquet"
+        uri = path if path.exists() else write_parquet(df, path)
         out[name] = {
             "uri": str(uri),
             "rows": len(df),
-            "sha256": frame_digest(df),
+            "sha256": sha,
             "positive_rate": round(float(df[cfg.target.name].mean()), 4),
         }
     log.info(

@@ -206,7 +206,7 @@ def check_drift(
     with quiet_library_warnings():
         snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
         performance = champion_performance(cfg, champion, current)
-    last_trigger = last_retrain_trigger(client, cfg.experiment)
+    last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
     decision = retrain_decision(
         spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs
     )
@@ -246,7 +246,6 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
         Tag.PIPELINE: cfg.name,
         Tag.AIRFLOW_RUN_ID: airflow_run_id,
         Tag.DRIFT_AS_OF: result["as_of"],
-        Tag.DRIFT_RETRAIN: str(result["retrain"]).lower(),
         Tag.DRIFT_CHAMPION: result["champion_version"],
         Tag.DRIFT_REASONS: "; ".join(result["reasons"]) or "none",
     }
@@ -263,6 +262,8 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
         mlflow.log_metrics(values)
         mlflow.log_artifact(result["report"], "drift")
         mlflow.log_dict(result, "drift/summary.json")
+        # last: the cooldown counts this mark only on a run that got this far and finished
+        mlflow.set_tag(Tag.DRIFT_RETRAIN, str(result["retrain"]).lower())
     return run.info.run_id
 
 

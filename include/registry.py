@@ -110,29 +110,37 @@ def promote(
 ) -> dict:
     """Move ``champion`` to ``version`` if it still points where evaluation saw it (compare-and-set).
 
-    MLflow's alias write is last-writer-wins, so re-read first and refuse on a mismatch.
+    MLflow's alias write is last-writer-wins, so re-read first and refuse on a mismatch. A retry
+    after the alias already moved to ``version`` (an earlier try got that far) is a no-op that
+    finishes the bookkeeping. Tags that describe the change are written only after the alias moved.
     """
+    version, expected = str(version), None if expected_champion is None else str(expected_champion)
     current = get_champion(client, model_name)
     current_v = None if current is None else str(current.version)
-    if current_v != (None if expected_champion is None else str(expected_champion)):
+    if current_v == version and expected != version:
+        log.info(
+            "%s v%s is already champion (an earlier try moved the alias): no change", model_name, version
+        )
+    elif current_v != expected:
         raise PromotionConflict(
-            f"{model_name}: champion is v{current_v} but evaluation compared against v{expected_champion}; "
+            f"{model_name}: champion is v{current_v} but evaluation compared against v{expected}; "
             "not overwriting. Re-run the training DAG to evaluate against the current champion."
         )
-    full = {**record, "previous_champion": current_v, "promoted_at": _now(), "outcome": "promoted"}
+    else:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+    full = {**record, "previous_champion": expected, "promoted_at": _now(), "outcome": "promoted"}
     for k, v in _tags(Tag.DECISION, full).items():
         client.set_model_version_tag(model_name, version, k, v)
-    if current_v is not None:
-        client.set_model_version_tag(model_name, current_v, Tag.REPLACED_BY, str(version))
-    client.set_registered_model_alias(model_name, CHAMPION, version)
+    if expected is not None:
+        client.set_model_version_tag(model_name, expected, Tag.REPLACED_BY, version)
     log.info(
         "promoted %s v%s to %s (previous champion: %s)",
         model_name,
         version,
         CHAMPION,
-        current_v and f"v{current_v}",
+        expected and f"v{expected}",
     )
-    return {"model_name": model_name, "champion": str(version), "previous_champion": current_v}
+    return {"model_name": model_name, "champion": version, "previous_champion": expected}
 
 
 def reject(client, model_name: str, version: str, record: dict[str, Any]) -> dict:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.config import LandingSource, PipelineConfig, ReplaySource
 from include.errors import PermanentError
-from include.storage import write_parquet
+from include.storage import write_json, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,13 +117,7 @@ def fetch_landing(
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
         return pd.DataFrame(columns=cfg.schema_.names)
-    read = pd.read_parquet if source.format == "parquet" else pd.read_csv
-    frames = []
-    for f in files:
-        try:
-            frames.append(read(f))
-        except Exception as exc:  # a corrupt file must name itself
-            raise SourceError(f"cannot read landing file {f}: {exc}") from exc
+    frames = [read_landing_file(source, f, base) for f in files]
     df = pd.concat(frames, ignore_index=True)
     ts_col = cfg.timestamp_column
     if ts_col not in df:
@@ -142,6 +137,32 @@ def fetch_landing(
     df = _in_interval(df, ts_col, start, end, keep_nat=True)
     log.info("landing folder %s: %d files, %d rows in interval", folder, len(files), len(df))
     return df.reset_index(drop=True)
+
+
+def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataFrame:
+    """One landing file as a frame. A file that cannot be read or decoded (binary, empty, wrong
+    encoding, truncated) is moved to ``quarantine/landing/`` beside a report naming the file and
+    the error, so later runs go on with the other files; this run fails (SourceError, not retried).
+    """
+    import pandas as pd
+
+    try:
+        if source.format == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, encoding=source.encoding)
+    except Exception as exc:
+        qdir = base / "quarantine" / "landing"
+        qdir.mkdir(parents=True, exist_ok=True)
+        target = qdir / path.name
+        os.replace(path, target)
+        report = {"file": str(path), "moved_to": str(target), "format": source.format,
+                  "encoding": source.encoding, "error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+        write_json(report, qdir / f"{path.name}.error.json")
+        raise SourceError(
+            f"cannot read landing file {path} as {source.format}"
+            f"{f' ({source.encoding})' if source.format == 'csv' else ''}: {type(exc).__name__}: {exc}; "
+            f"moved to {target} (report beside it); the other files are ingested by the next run"
+        ) from exc
 
 
 def fetch(cfg: PipelineConfig, start: datetime, end: datetime, base: Path) -> pd.DataFrame:

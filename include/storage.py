@@ -6,7 +6,7 @@ Layout under ``<data_root>/<pipeline>/``::
     curated/<partition>/batch.parquet        validated; the only input training may read
     quarantine/<partition>/batch.parquet     failed validation, beside validation_result.json
     gx/                                      Great Expectations project (Data Docs inside)
-    training/<run>/{train,holdout}.parquet   assembled training sets
+    training/<run>/{train,holdout}-<sha>.parquet   assembled training sets (write-once, content-keyed)
     drift/<run>/report.html                  Evidently reports
 """
 
@@ -44,8 +44,16 @@ def parse_partition_key(key: str) -> tuple[datetime, datetime]:
 
 
 def safe_name(text: str) -> str:
-    """A run id or similar made safe for a folder name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+    """A run id made into one folder name: never a path, never shared by two different ids.
+
+    Characters other than letters, digits, ``.``, ``_``, ``-`` become ``_``; when anything had to
+    change, a short hash of the original keeps ids apart (``retrain:1`` vs ``retrain+1``), and
+    ``.``/``..`` can never come out.
+    """
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "run"
+    if clean != text:
+        clean = f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return clean
 
 
 def _utc(ts: datetime) -> datetime:

@@ -103,17 +103,25 @@ def client(settings: Settings, experiment: str):
     return MlflowClient()
 
 
-def last_retrain_trigger(client, experiment: str) -> datetime | None:
-    """``as_of`` of the newest monitoring run that asked for retraining (the cooldown's clock)."""
+def last_retrain_trigger(
+    client, experiment: str, exclude_airflow_run_id: str | None = None
+) -> datetime | None:
+    """``as_of`` of the newest finished monitoring run that asked for retraining (the cooldown's clock).
+
+    Runs that did not finish and runs of ``exclude_airflow_run_id`` (the check being retried or
+    cleared) do not count: a retried check keeps its own trigger.
+    """
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    runs = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{Tag.ROLE}` = '{Role.MONITORING}' and tags.`{Tag.DRIFT_RETRAIN}` = 'true'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+    query = (
+        f"tags.`{Tag.ROLE}` = '{Role.MONITORING}' and tags.`{Tag.DRIFT_RETRAIN}` = 'true' "
+        "and attributes.status = 'FINISHED'"
     )
+    if exclude_airflow_run_id:
+        query += f" and tags.`{Tag.AIRFLOW_RUN_ID}` != '{exclude_airflow_run_id}'"
+    runs = client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                              max_results=1)  # fmt: skip
     return datetime.fromisoformat(runs[0].data.tags[Tag.DRIFT_AS_OF]) if runs else None
 
 

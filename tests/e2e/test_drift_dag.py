@@ -102,6 +102,20 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline):
     ]
 
 
+def test_a_retried_check_keeps_its_own_trigger(drift_pipeline):
+    """Try 2 of the check that triggered must not be suppressed by try 1's mark (cooldown)."""
+    from include.drift import check_drift
+    from include.settings import Settings
+
+    ((run_id, _, _),) = triggered_runs()
+    own_run = run_id.removeprefix("drift__")
+    as_of = datetime(2013, 7, 9, tzinfo=UTC)
+    retried = check_drift(drift_pipeline, Settings.from_env(), as_of, own_run)
+    assert retried["retrain"] is True and retried["suppressed_by"] is None
+    other = check_drift(drift_pipeline, Settings.from_env(), as_of, "manual__another_check")
+    assert other["retrain"] is False and "cooldown" in other["suppressed_by"]
+
+
 def test_cooldown_suppresses_a_second_trigger(drift_pipeline):
     from airflow.models import DagRun
     from airflow.utils.session import create_session

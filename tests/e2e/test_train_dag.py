@@ -202,6 +202,33 @@ def test_promotion_is_compare_and_set(flights_cfg, client):
     assert champion(client) == current
 
 
+def test_retried_promotion_after_the_alias_moved_is_a_no_op(client):
+    """Try 1 moved the alias and died before its bookkeeping: try 2 finishes it, no conflict."""
+    from include.registry import PromotionConflict, promote
+
+    current = champion(client)
+    other = next(
+        str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'") if str(v.version) != current
+    )
+    client.set_registered_model_alias(MODEL, "champion", other)  # what try 1 got done
+    try:
+        record = {"reason": "retry test", "airflow_run_id": "manual__retry_promote"}
+        out = promote(client, MODEL, other, expected_champion=current, record=record)
+        assert out == {"model_name": MODEL, "champion": other, "previous_champion": current}
+        assert promote(client, MODEL, other, expected_champion=current, record=record) == out  # and again
+        assert champion(client) == other
+        tags = client.get_model_version(MODEL, other).tags
+        assert (
+            tags["decision.airflow_run_id"] == "manual__retry_promote"
+            and tags["decision.outcome"] == "promoted"
+        )
+        assert client.get_model_version(MODEL, current).tags["ct.replaced_by"] == other
+        with pytest.raises(PromotionConflict):  # a decision made against another champion still fails
+            promote(client, MODEL, current, expected_champion="999", record=record)
+    finally:
+        client.set_registered_model_alias(MODEL, "champion", current)
+
+
 def test_unloadable_champion_fails_loudly(flights_cfg, assembled, client):
     from include.evaluation import ChampionUnavailable, evaluate_challenger
     from include.training import train_and_register

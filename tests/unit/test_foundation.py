@@ -21,6 +21,7 @@ from include.datasets import (
 from include.handoff import RetrainRequest
 from include.storage import PipelinePaths, frame_digest, partition_key, write_parquet
 from include.tracking import Tag
+from tests.factories import write_curated_weeks
 from tests.unit.test_training import frame, tiny_cfg
 
 
@@ -96,3 +97,32 @@ def test_retrain_request_round_trip_and_tags():
     manual = RetrainRequest.from_conf({"reason": "manual", "as_of": None, "drift_share": None})
     assert manual == RetrainRequest() and manual.tags() == {"run.reason": "manual"}
     assert set(RetrainRequest.FORM) == set(conf)  # the params form covers every field
+
+
+def test_run_ids_map_to_distinct_folders_inside_the_pipeline(tmp_path):
+    from include.storage import safe_name
+
+    names = {safe_name(r) for r in ("retrain:1", "retrain+1", "retrain_1", "..", ".", "../../etc", "")}
+    assert len(names) == 7  # no two ids share a folder
+    assert all("/" not in n and n not in (".", "..") and not n.startswith(".") for n in names)
+    assert safe_name("manual__2013-01-01") == "manual__2013-01-01"  # already safe: unchanged
+    paths = PipelinePaths(tmp_path, "p")
+    for run in ("..", "../../x", "/abs/path"):
+        assert paths.training_dir(run).resolve().parent == (tmp_path / "p" / "training").resolve()
+
+
+def test_training_sets_are_write_once(tmp_path):
+    from include.datasets import assemble
+
+    cfg = tiny_cfg()
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    weeks = [frame(start + timedelta(weeks=i), 7, seed=i) for i in range(3)]
+    keys = write_curated_weeks(PipelinePaths(tmp_path, "tiny"), start, weeks)
+    first = assemble(cfg, tmp_path, None, tmp_path / "run")
+    again = assemble(cfg, tmp_path, None, tmp_path / "run")  # a retry on the same data
+    assert again == first
+    # a clear after the data under the window changed: a new file, the old one (and its hash) intact
+    write_parquet(weeks[0].assign(x=weeks[0]["x"] + 1), PipelinePaths(tmp_path, "tiny").curated(keys[0]))
+    cleared = assemble(cfg, tmp_path, None, tmp_path / "run")
+    assert cleared["train"]["uri"] != first["train"]["uri"]
+    assert frame_digest(pd.read_parquet(first["train"]["uri"])) == first["train"]["sha256"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 
@@ -150,3 +151,41 @@ def test_overlapping_batch_is_refused(flights_cfg, tmp_path):
             flights_cfg, tmp_path, datetime(2013, 1, 4, tzinfo=UTC), datetime(2013, 1, 11, tzinfo=UTC)
         )
     assert ingest_batch(flights_cfg, tmp_path, JAN8, JAN8.replace(day=15))["rows"] > 0  # adjacent: fine
+
+
+def test_unreadable_landing_file_is_quarantined_and_later_runs_go_on(tmp_path):
+    from include.sources import SourceError
+
+    cfg = landing_cfg(source={"kind": "landing_folder", "path": "landing", "pattern": "*.csv"})
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame({"ts": ["2013-01-02", "2013-01-03"], "x": [1.0, 2.0], "y": [0, 1]}).to_csv(
+        landing / "a.csv", index=False
+    )
+    (landing / "b.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe garbage")
+    (landing / "c.csv").write_text("")
+    with pytest.raises(SourceError, match="b.csv") as err:
+        ingest_batch(cfg, tmp_path, JAN1, JAN8)
+    assert "moved to" in str(err.value) and "UnicodeDecodeError" in str(err.value)
+    quarantine = tmp_path / "shop" / "quarantine" / "landing"
+    assert (quarantine / "b.csv").exists() and not (landing / "b.csv").exists()
+    report = json.loads((quarantine / "b.csv.error.json").read_text())
+    assert report["file"].endswith("b.csv") and "UnicodeDecodeError" in report["error"]
+    with pytest.raises(SourceError, match="c.csv.*EmptyDataError"):  # the next run: the empty one
+        ingest_batch(cfg, tmp_path, JAN1, JAN8)
+    assert ingest_batch(cfg, tmp_path, JAN1, JAN8)["rows"] == 2  # and then the good file goes through
+    assert sorted(p.name for p in landing.iterdir()) == ["a.csv"]
+
+
+def test_csv_encoding_is_configurable(tmp_path):
+    from include.config import ConfigError, load_pipeline
+
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    (landing / "a.csv").write_bytes("ts,x,y,note\n2013-01-02,1.0,1,café\n".encode("latin-1"))
+    cfg = landing_cfg(source={"kind": "landing_folder", "path": "landing", "encoding": "latin-1"})
+    assert ingest_batch(cfg, tmp_path, JAN1, JAN8)["rows"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsource: {kind: landing_folder, path: in, encoding: klingon}\n")
+    with pytest.raises(ConfigError, match="unknown text encoding 'klingon'"):
+        load_pipeline(bad)
