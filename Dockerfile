@@ -7,6 +7,11 @@ USER root
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl \
  && rm -rf /var/lib/apt/lists/*
+# Every volume mount point exists in the image, owned by the run user (50000:0), so that Docker
+# copies that ownership into a new named volume (otherwise it is root's and tasks cannot write).
+RUN mkdir -p /opt/airflow/data /opt/airflow/logs /opt/airflow/config /mlflow/artifacts /mlflow/auth \
+ && chown -R 50000:0 /opt/airflow/data /opt/airflow/logs /opt/airflow/config /mlflow \
+ && chmod -R 775 /opt/airflow/data /opt/airflow/logs /opt/airflow/config /mlflow
 USER airflow
 
 COPY --chown=airflow:root requirements.txt /opt/airflow/requirements.txt

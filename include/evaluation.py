@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from include import metrics, tracking
 from include.config import PipelineConfig, PromotionSpec
 from include.datasets import model_inputs, training_end
+from include.errors import PermanentError
 from include.registry import get_champion, load_model, model_uri, signature_inputs
 from include.settings import Settings
 from include.tracking import Tag, quiet_library_warnings
@@ -255,6 +256,8 @@ def _score_champion(cfg: PipelineConfig, uri: str, holdout, name: str) -> tuple[
         model = load_model(uri)
         with mlflow.start_run(run_name=f"{name} on this holdout", nested=True):
             return _score(cfg, model, holdout)
+    except PermanentError:  # e.g. an unsafe (pickled) champion: refused for good, not retried
+        raise
     except Exception as exc:
         raise ChampionUnavailable(
             f"champion {uri} cannot be loaded or scored ({exc}); refusing to decide"

@@ -54,11 +54,32 @@ def model_uri(model_name: str, version: str | int) -> str:
     return f"models:/{model_name}/{version}"
 
 
+TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+class UnsafeModel(PermanentError):
+    """A registered model would be loaded by running a pickle or trusting non-library types."""
+
+
 def load_model(uri: str):
     """Load a registered model once, as MLflow pyfunc (``mlflow.models.evaluate`` takes it as is;
-    :func:`include.metrics.positive_scores` unwraps the scikit-learn model inside)."""
-    import mlflow.pyfunc
+    :func:`include.metrics.positive_scores` unwraps the scikit-learn model inside).
 
+    Only skops-serialised scikit-learn models whose trusted types are library types are loaded:
+    a pickle (or a tampered trusted-type list) in the registry is refused, never executed.
+    """
+    import mlflow.pyfunc
+    from mlflow.models import get_model_info
+
+    flavor = get_model_info(uri).flavors.get("sklearn") or {}
+    trusted = flavor.get("skops_trusted_types") or []
+    if flavor.get("serialization_format") != "skops" or not all(
+        t.startswith(TRUSTED_TYPE_PREFIXES) for t in trusted
+    ):
+        raise UnsafeModel(
+            f"{uri} is stored as {flavor.get('serialization_format') or 'not a scikit-learn model'} with trusted "
+            f"types {trusted}; only skops models of scikit-learn/NumPy/SciPy types are loaded"
+        )
     return mlflow.pyfunc.load_model(uri)
 
 

@@ -17,7 +17,13 @@ from include import metrics, tracking
 from include.config import PipelineConfig
 from include.datasets import assemble, split_xy, training_end
 from include.errors import PermanentError
-from include.registry import CHALLENGER, find_registered_version, get_champion, model_uri
+from include.registry import (
+    CHALLENGER,
+    TRUSTED_TYPE_PREFIXES,
+    find_registered_version,
+    get_champion,
+    model_uri,
+)
 from include.settings import Settings
 from include.tracking import Role, Tag, quiet_library_warnings
 
@@ -28,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 5_000  # for signatures and dataset profiles: both scan every cell
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
 
 class EstimatorError(PermanentError, ValueError):
@@ -81,12 +86,18 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     return Pipeline([("preprocess", pre), ("model", load_estimator(cfg))])
 
 
-def _skops_trusted_types(model) -> list[str] | None:
-    """Types skops must trust to load our own pipeline; None if a non-library type needs pickle."""
+def _skops_trusted_types(model) -> list[str]:
+    """Types skops must trust to load our pipeline: library types only, never a pickle."""
     import skops.io as sio
 
     types = sio.get_untrusted_types(data=sio.dumps(model))
-    return types if all(t.startswith(_TRUSTED_PREFIXES) for t in types) else None
+    foreign = [t for t in types if not t.startswith(TRUSTED_TYPE_PREFIXES)]
+    if foreign:
+        raise EstimatorError(
+            f"the fitted model holds types outside scikit-learn/NumPy/SciPy ({foreign}); it could only be "
+            "stored as a pickle, which this project does not load"
+        )
+    return types
 
 
 def assemble_training_data(
@@ -185,7 +196,7 @@ def _log_params_and_datasets(
 
 
 def _log_model(model, X: pd.DataFrame):
-    """Log with a signature and pinned requirements; skops when every type in it is trusted."""
+    """Log with a signature and pinned requirements, as skops with library types trusted (no pickle)."""
     import mlflow.sklearn
     import numpy as np
     import pandas as pd
@@ -194,8 +205,7 @@ def _log_model(model, X: pd.DataFrame):
 
     sample_x = X.sample(min(len(X), SAMPLE_ROWS), random_state=0)
     signature = infer_signature(sample_x, model.predict(sample_x))
-    trusted = _skops_trusted_types(model)
-    fmt = {"skops_trusted_types": trusted} if trusted is not None else {"serialization_format": "cloudpickle"}
+    fmt = {"skops_trusted_types": _skops_trusted_types(model)}
     return mlflow.sklearn.log_model(
         model,
         name="model",

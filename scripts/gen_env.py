@@ -18,6 +18,8 @@ def generate() -> dict[str, str]:
         "AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(16),
         "AIRFLOW_OPERATOR_PASSWORD": secrets.token_urlsafe(16),
         "AIRFLOW_VIEWER_PASSWORD": secrets.token_urlsafe(16),
+        "MLFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "MLFLOW_SECRET_KEY": secrets.token_urlsafe(32),
     }
 
 

@@ -101,6 +101,7 @@ class Stack:
             "/opt/airflow/config": str(self.tmp / "config"),
             "/opt/airflow/ct-home": str(self.tmp / "ct-home"),
             "/mlflow/artifacts": str(self.tmp / "mlflow-artifacts"),
+            "/opt/airflow/mlflow_basic_auth.ini": str(self.tmp / "mlflow_basic_auth.ini"),
         }
         for old, new in mapping.items():
             text = text.replace(old, new)
@@ -144,8 +145,21 @@ class Stack:
         )  # fmt: skip
 
     def up(self) -> None:
-        for d in ("data", "logs", "config", "ct-home", "mlflow-artifacts", "airflow", "pipelines"):
+        for d in (
+            "data",
+            "logs",
+            "config",
+            "ct-home",
+            "mlflow-artifacts",
+            "mlflow-auth",
+            "airflow",
+            "pipelines",
+        ):
             (self.tmp / d).mkdir()
+        ini = (ROOT / "docker" / "mlflow_basic_auth.ini").read_text()  # the mounted file, its store here
+        (self.tmp / "mlflow_basic_auth.ini").write_text(
+            ini.replace("/mlflow/auth", str(self.tmp / "mlflow-auth"))
+        )
         raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
         raw["name"] = PIPELINE
         raw["schedule"].update(ingest=None, drift_check=None, train=None)
@@ -184,6 +198,24 @@ class Stack:
                 pass
             time.sleep(2)
         raise AssertionError(f"{name} not healthy after {timeout}s:\n{self.tail(name)}")
+
+    def secrets_on_command_lines(self, secrets: list[str]) -> list[str]:
+        """Command lines (of every process started and its children) that contain a secret."""
+        import psutil
+
+        found = []
+        for p in self.procs.values():
+            try:
+                procs = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in procs:
+                try:
+                    line = " ".join(proc.cmdline())
+                except psutil.Error:
+                    continue
+                found += [line for s in secrets if s in line]
+        return found
 
     def tail(self, name: str, n: int = 4000) -> str:
         return (self.tmp / f"{name}.log").read_text()[-n:]
@@ -300,15 +332,31 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
     )
 
     ml = f"http://127.0.0.1:{stack.ml}/api/2.0/mlflow"
+    login = ("admin", stack.secrets["MLFLOW_ADMIN_PASSWORD"])
     model = requests.get(
-        f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, timeout=30
+        f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, auth=login, timeout=30
     ).json()
     aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
     assert "champion" in aliases
     mv = requests.get(f"{ml}/model-versions/get", params={"name": f"{PIPELINE}_model", "version": aliases["champion"]},
-                      timeout=30).json()["model_version"]  # fmt: skip
+                      auth=login, timeout=30).json()["model_version"]  # fmt: skip
+    # the registry is closed to anyone without the login: nobody else can move the champion
+    move = {"name": f"{PIPELINE}_model", "alias": "champion", "version": "1"}
+    for creds in (None, ("admin", "wrong-password")):
+        r = requests.post(f"{ml}/registered-models/alias", json=move, auth=creds, timeout=30)
+        assert r.status_code == 401, r.text
+    assert (
+        requests.get(
+            f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, timeout=30
+        ).status_code
+        == 401
+    )
+    again = requests.get(
+        f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, auth=login, timeout=30
+    )
+    assert {a["alias"]: a["version"] for a in again.json()["registered_model"]["aliases"]} == aliases
     files = (
-        requests.get(f"{ml}/artifacts/list", params={"run_id": mv["run_id"]}, timeout=30)
+        requests.get(f"{ml}/artifacts/list", params={"run_id": mv["run_id"]}, auth=login, timeout=30)
         .json()
         .get("files", [])
     )
@@ -320,6 +368,10 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
     assert not (stack.tmp / "airflow" / "airflow.db").exists(), (
         "something used the embedded Airflow SQLite DB"
     )
+    secrets = [
+        v for k, v in stack.secrets.items() if k.endswith(("PASSWORD", "SECRET", "KEY")) and len(v) > 8
+    ]
+    assert not stack.secrets_on_command_lines(secrets), "a secret is visible in a process command line (ps)"
     curated = list((stack.tmp / "data" / PIPELINE / "curated").glob("*/batch.parquet"))
     assert len(curated) == 3
     json.dumps(executed)  # REST payloads are plain JSON

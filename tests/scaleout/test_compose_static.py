@@ -16,6 +16,7 @@ AIRFLOW = {n: s for n, s in SERVICES.items() if n.startswith("airflow-")}
 SECRETS = {
     "POSTGRES_AIRFLOW_PASSWORD", "POSTGRES_MLFLOW_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
     "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_OPERATOR_PASSWORD", "AIRFLOW_VIEWER_PASSWORD",
+    "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY",
 }  # fmt: skip
 
 
@@ -76,7 +77,37 @@ def test_mlflow_server_is_protected_and_proxies_artifacts():
     cmd = SERVICES["mlflow"]["command"]
     assert "--allowed-hosts" in cmd and "--cors-allowed-origins" in cmd
     assert "--artifacts-destination" in cmd and "--no-serve-artifacts" not in cmd
-    assert "postgresql+psycopg2://" in cmd
+    assert "--app-name basic-auth" in cmd  # every request needs a login
+    env = SERVICES["mlflow"]["environment"]
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+    assert "${MLFLOW_ADMIN_PASSWORD:?" in env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    common = COMPOSE["x-airflow-common"]["environment"]
+    assert (
+        common["MLFLOW_TRACKING_USERNAME"]
+        and "${MLFLOW_ADMIN_PASSWORD:?" in common["MLFLOW_TRACKING_PASSWORD"]
+    )
+    ini = (ROOT / "docker" / "mlflow_basic_auth.ini").read_text()
+    assert "admin_password" not in ini.split("[mlflow]", 1)[1].replace("# ", "")  # no secret in the file
+
+
+def test_no_secret_on_any_command_line():
+    """Process command lines are world-readable (ps): secrets travel in the environment only."""
+    for name, svc in SERVICES.items():
+        cmd = svc.get("command") or ""
+        text = " ".join(cmd) if isinstance(cmd, list) else cmd
+        for line in text.splitlines():
+            if "<<" in line or line.strip().startswith(("users", "json.dump", "path =")):
+                continue  # the init script reads secrets from its environment, never argv
+            assert not re.search(r"\$\{[A-Z_]*(PASSWORD|SECRET|FERNET_KEY)", line), f"{name}: {line}"
+
+
+def test_volume_mount_points_exist_in_the_image_owned_by_the_run_user():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    mounts = {v.split(":")[1] for svc in SERVICES.values() for v in svc.get("volumes", [])
+              if not v.startswith(".") and ":" in v and not v.split(":")[1].startswith("/var/lib/postgresql")}  # fmt: skip
+    for point in mounts:
+        assert point in dockerfile, f"{point} is mounted but not created in the image"
+    assert "chown -R 50000:0" in dockerfile
 
 
 @pytest.mark.parametrize(
