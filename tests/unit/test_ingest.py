@@ -189,3 +189,37 @@ def test_csv_encoding_is_configurable(tmp_path):
     bad.write_text("name: x\nsource: {kind: landing_folder, path: in, encoding: klingon}\n")
     with pytest.raises(ConfigError, match="unknown text encoding 'klingon'"):
         load_pipeline(bad)
+
+
+def test_manual_run_without_batch_start_continues_the_replay(flights_cfg, tmp_path):
+    from include.ingest import interval_for_run
+    from include.storage import PipelinePaths
+
+    now = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert interval_for_run(flights_cfg, tmp_path, None, None, None, 7, now) == (JAN1, JAN8)  # the first week
+    key = partition_key(JAN1, JAN8)
+    PipelinePaths(tmp_path, flights_cfg.name).curated(key).parent.mkdir(parents=True)
+    PipelinePaths(tmp_path, flights_cfg.name).curated(key).write_bytes(b"")
+    assert interval_for_run(flights_cfg, tmp_path, None, None, None, 7, now) == (JAN8, JAN8.replace(day=15))
+    # a UI trigger "now" gives a 2026 interval: meaningless for 2013 data, so the replay goes on
+    nov = (datetime(2026, 11, 17, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC))
+    assert interval_for_run(flights_cfg, tmp_path, *nov, None, 7, now) == (JAN8, JAN8.replace(day=15))
+    # explicit choices still win
+    assert interval_for_run(flights_cfg, tmp_path, JAN1, JAN8, None, 7, now) == (JAN1, JAN8)
+    assert interval_for_run(flights_cfg, tmp_path, *nov, "2013-03-05", 7, now)[0] == datetime(
+        2013, 3, 5, tzinfo=UTC
+    )
+
+
+def test_manual_run_of_a_live_source_takes_the_latest_complete_interval(tmp_path):
+    from include.ingest import NoInterval, interval_for_run
+
+    cfg = landing_cfg(schedule={"ingest": "0 0 * * 2", "drift_check": None, "train": None})
+    monday = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert interval_for_run(cfg, tmp_path, None, None, None, 7, monday) == (
+        datetime(2026, 11, 10, tzinfo=UTC),
+        datetime(2026, 11, 17, tzinfo=UTC),
+    )
+    manual_only = landing_cfg(schedule={"ingest": None, "drift_check": None, "train": None})
+    with pytest.raises(NoInterval, match="set batch_start"):
+        interval_for_run(manual_only, tmp_path, None, None, None, 7, monday)
