@@ -210,13 +210,7 @@ def assemble(
     t = cfg.training
     holdout_start = as_of - timedelta(days=t.holdout_days)
     train_start = holdout_start - timedelta(days=train_days or t.train_days)
-    if holdout_not_before is not None and holdout_start < holdout_not_before:
-        raise HoldoutOverlap(
-            f"{cfg.name}: as_of {as_of:%Y-%m-%d} puts the holdout ({holdout_start:%Y-%m-%d}..{as_of:%Y-%m-%d}) "
-            f"inside the champion's training data (up to {holdout_not_before:%Y-%m-%d}), so the champion "
-            f"would be scored in-sample; use an as_of on or after "
-            f"{holdout_not_before + timedelta(days=t.holdout_days):%Y-%m-%d} or leave it empty"
-        )
+    _refuse_in_sample(cfg, as_of, holdout_start, holdout_not_before)
     cols = [*cfg.schema_.names, cfg.target.name]
     train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))
     holdout = add_label(cfg, load_window(cfg, paths, holdout_start, as_of))
@@ -244,6 +238,20 @@ def assemble(
         out["holdout"]["rows"], as_of.date(),
     )  # fmt: skip
     return out
+
+
+def _refuse_in_sample(
+    cfg: PipelineConfig, as_of: datetime, holdout_start: datetime, not_before: datetime | None
+) -> None:
+    """A holdout that starts inside the champion's training window would score it in-sample."""
+    if not_before is None or holdout_start >= not_before:
+        return
+    raise HoldoutOverlap(
+        f"{cfg.name}: as_of {as_of:%Y-%m-%d} puts the holdout ({holdout_start:%Y-%m-%d}..{as_of:%Y-%m-%d}) "
+        f"inside the champion's training data (up to {not_before:%Y-%m-%d}), so the champion would be "
+        f"scored in-sample; use an as_of on or after "
+        f"{not_before + timedelta(days=cfg.training.holdout_days):%Y-%m-%d} or leave it empty"
+    )
 
 
 def _enough(

@@ -65,6 +65,30 @@ def thresholds(rule: PromotionSpec, champion: dict[str, float] | None) -> dict:
     return out
 
 
+def _in_sample(holdout_start: datetime | None, trained_until: dict[str, datetime] | None) -> str | None:
+    """Why the holdout is not out-of-sample for every model compared, if it is not."""
+    if holdout_start is None:
+        return None
+    overlap = {who: end for who, end in (trained_until or {}).items() if end > holdout_start}
+    if not overlap:
+        return None
+    who = ", ".join(f"the {w} was trained on data up to {e:%Y-%m-%d %H:%M}" for w, e in overlap.items())
+    return f"the holdout starts {holdout_start:%Y-%m-%d %H:%M} but {who}"
+
+
+def _regressed_slice(rule: PromotionSpec, slices: list[dict[str, Any]]) -> str | None:
+    """Why a slice blocks the promotion (the worst regression past the tolerance), if one does."""
+    tol, m = rule.slices.tolerance, rule.primary_metric
+    regressed = [x for x in slices if x["change"] < -tol]
+    if not regressed:
+        return None
+    w = min(regressed, key=lambda x: x["change"])
+    return (
+        f"{m} on {len(regressed)} slice(s) regressed past {tol}, worst {w['column']}={w['value']}: "
+        f"{w['challenger']:.4f} vs champion {w['champion']:.4f} ({w['change']:+.4f}, {w['rows']} rows)"
+    )
+
+
 def _not_finite(
     rule: PromotionSpec, challenger: dict[str, float], champion: dict[str, float] | None
 ) -> str | None:
@@ -78,7 +102,7 @@ def _not_finite(
         for m in needed:
             v = values.get(m)
             if v is None or not math.isfinite(v):
-                return f"{who} {m} is {v!r}"
+                return f"{who} {m} is {v!r}, so the rule cannot be applied"
     return None
 
 
@@ -113,18 +137,9 @@ def decide(
         ci_low=ci[0] if ci else None,
         ci_high=ci[1] if ci else None,
     )
-    if holdout_start is not None:
-        overlap = {who: end for who, end in (trained_until or {}).items() if end > holdout_start}
-        if overlap:
-            who = ", ".join(
-                f"the {w} was trained on data up to {e:%Y-%m-%d %H:%M}" for w, e in overlap.items()
-            )
-            return Decision(
-                False, f"rejected: the holdout starts {holdout_start:%Y-%m-%d %H:%M} but {who}", **base
-            )
-    missing = _not_finite(rule, challenger, champion)
-    if missing:
-        return Decision(False, f"rejected: {missing}, so the rule cannot be applied", **base)
+    refusal = _in_sample(holdout_start, trained_until) or _not_finite(rule, challenger, champion)
+    if refusal:
+        return Decision(False, f"rejected: {refusal}", **base)
     try:
         validate_evaluation_results(
             thresholds(rule, champion),
@@ -140,17 +155,9 @@ def decide(
     if rule.bootstrap.require_lower_bound_above_zero and (ci is None or ci[0] <= 0):
         bound = "was not computed (no valid resample)" if ci is None else f"{ci[0]:.4f} <= 0"
         return Decision(False, f"rejected: {m} gain {diff:+.4f} but its CI lower bound {bound}", **base)
-    tol = rule.slices.tolerance
-    regressed = [x for x in slices or () if x["change"] < -tol]
-    if regressed:
-        worst = min(regressed, key=lambda x: x["change"])
-        return Decision(
-            False,
-            f"rejected: {m} on {len(regressed)} slice(s) regressed past {tol}, worst {worst['column']}="
-            f"{worst['value']}: {worst['challenger']:.4f} vs champion {worst['champion']:.4f} "
-            f"({worst['change']:+.4f}, {worst['rows']} rows)",
-            **base,
-        )
+    slice_refusal = _regressed_slice(rule, slices or [])
+    if slice_refusal:
+        return Decision(False, f"rejected: {slice_refusal}", **base)
     guards = "".join(
         f"; {g} {challenger[g]:.4f} vs {champion[g]:.4f} (tolerance {t})" for g, t in rule.guardrails.items()
     )
