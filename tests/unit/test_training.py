@@ -10,32 +10,31 @@ from include.config import PipelineConfig
 from include.datasets import NotEnoughData, assemble
 from include.storage import PipelinePaths, partition_key
 from include.training import build_pipeline, load_estimator
-from tests.factories import write_curated_weeks
+from tests.factories import landing_cfg, write_curated_weeks
 
 
 def tiny_cfg(**model) -> PipelineConfig:
-    return PipelineConfig.model_validate(
-        {
-            "name": "tiny",
-            "source": {"kind": "landing_folder", "path": "in"},
-            "schema": {
-                "timestamp_column": "ts",
-                "columns": [
-                    {"name": "ts", "dtype": "datetime"},
-                    {"name": "x", "dtype": "float"},
-                    {"name": "c", "dtype": "str"},
-                    {"name": "y", "dtype": "float"},
-                ],
-            },
-            "target": {"column": "y", "positive_above": 0.5, "name": "label"},
-            "model": {
-                "estimator": "sklearn.linear_model.LogisticRegression",
-                "numeric_features": ["x"],
-                "categorical_features": ["c"],
-                **model,
-            },
-            "training": {"train_days": 14, "holdout_days": 7, "min_train_rows": 50},
-        }
+    """ts, a numeric and a categorical feature, and a float target binarised at 0.5."""
+    return landing_cfg(
+        "tiny",
+        source={"kind": "landing_folder", "path": "in"},
+        schema={
+            "timestamp_column": "ts",
+            "columns": [
+                {"name": "ts", "dtype": "datetime"},
+                {"name": "x", "dtype": "float"},
+                {"name": "c", "dtype": "str"},
+                {"name": "y", "dtype": "float"},
+            ],
+        },  # fmt: skip
+        target={"column": "y", "positive_above": 0.5, "name": "label"},
+        model={
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "numeric_features": ["x"],
+            "categorical_features": ["c"],
+            **model,
+        },  # fmt: skip
+        training={"train_days": 14, "holdout_days": 7, "min_train_rows": 50},
     )
 
 
