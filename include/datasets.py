@@ -93,10 +93,8 @@ def labelled_rows(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_frame(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
-    """Feature columns (numeric as float64, so missing values fit the signature) plus the label."""
-    out = df[[*cfg.model.features, cfg.target.name]].copy()
-    out[cfg.model.numeric_features] = out[cfg.model.numeric_features].astype("float64")
-    return out
+    """The config's features (numeric as float64, so missing values fit the signature) plus the label."""
+    return model_inputs(df, [*cfg.model.features, cfg.target.name], cfg.model.numeric_features)
 
 
 def model_inputs(df: pd.DataFrame, columns: list[str], numeric: list[str]) -> pd.DataFrame:
