@@ -101,42 +101,138 @@ def fetch_replay(
     return _in_interval(df, "time_hour", start, end).reset_index(drop=True)
 
 
+LANDING_INDEX = "landing_index.json"
+
+
 def fetch_landing(
     source: LandingSource, start: datetime, end: datetime, base: Path, cfg: PipelineConfig
 ) -> pd.DataFrame:
     """The rows of the landing folder's files whose timestamp falls in ``[start, end)``.
 
-    Rows whose timestamp cannot be parsed are kept (as nulls) so that validation counts and
-    reports them instead of the row silently vanishing.
+    Each file is read in full once, when it is first seen, to record its content hash and
+    timestamp range in ``<pipeline>/landing_index.json``; afterwards only the runs whose interval
+    its range touches read it again. So a run reads the files of its own interval, not the whole
+    folder, and memory does not grow with the folder. Rows whose timestamp cannot be parsed are
+    kept (as nulls, for validation to count and report) in the interval of the file's earliest
+    valid timestamp, so they land in exactly one batch.
     """
     import pandas as pd
 
     folder = Path(source.path)
     folder = folder if folder.is_absolute() else base / folder
-    files = sorted(folder.glob(source.pattern))
+    files = sorted(f for f in folder.glob(source.pattern) if f.is_file())
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
         return pd.DataFrame(columns=cfg.schema_.names)
-    frames = [read_landing_file(source, f, base) for f in files]
-    df = pd.concat(frames, ignore_index=True)
+    index_path = base / LANDING_INDEX
+    index = read_index(index_path)
+    frames, read, before = [], 0, dict(index)
+    try:
+        for path in files:
+            read += _take(source, path, base, cfg, index, start, end, frames)
+    finally:  # what was learnt about the files read so far is kept, also when one of them is bad
+        if index != before:
+            write_json(index, index_path)
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cfg.schema_.names)
+    log.info(
+        "landing folder %s: %d files (%d read, the rest indexed for other intervals), %d rows in interval",
+        folder, len(files), read, len(df),
+    )  # fmt: skip
+    return df
+
+
+def _take(source, path, base, cfg, index, start, end, frames) -> int:
+    """Append ``path``'s rows of ``[start, end)`` to ``frames``, indexing it if new; 1 if it was read."""
+    entry, stat = index.get(path.name), path.stat()
+    fresh = entry is not None and (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+    if fresh and not _touches(entry, start, end):
+        return 0  # known file, other intervals only: not read
+    df = _parse_timestamps(read_landing_file(source, path, base), cfg, path, base)
+    if not fresh:
+        new_entry = _describe(path, stat, df, cfg.timestamp_column)
+        if entry is not None and entry["sha256"] != new_entry["sha256"]:
+            log.warning(
+                "landing file %s changed since it was indexed (sha256 %s -> %s): batches already "
+                "published from it keep their rows; clear their ingest runs to take the new content",
+                path.name, entry["sha256"][:12], new_entry["sha256"][:12],
+            )  # fmt: skip
+        index[path.name] = entry = new_entry
+    if _touches(entry, start, end):
+        frames.append(_rows_of_interval(df, cfg.timestamp_column, entry, start, end))
+    return 1
+
+
+def read_index(path: Path) -> dict[str, dict]:
+    """The landing index (file name -> size, mtime, sha256, rows, timestamp range); empty if absent."""
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        log.warning("landing index %s is unreadable: rebuilding it", path)
+        return {}
+
+
+def _describe(path: Path, stat: os.stat_result, df: pd.DataFrame, ts_col: str) -> dict:
+    import hashlib
+
+    ts = df[ts_col]
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest(), "rows": len(df),
+        "ts_min": None if ts.isna().all() else ts.min().isoformat(),
+        "ts_max": None if ts.isna().all() else ts.max().isoformat(),
+    }  # fmt: skip
+
+
+def _naive(ts: datetime):
+    import pandas as pd
+
+    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None)
+
+
+def _touches(entry: dict, start: datetime, end: datetime) -> bool:
+    import pandas as pd
+
+    if entry["ts_min"] is None:
+        return False
+    lo, hi = pd.Timestamp(entry["ts_min"]), pd.Timestamp(entry["ts_max"])
+    return lo < _naive(end) and hi >= _naive(start)
+
+
+def _rows_of_interval(
+    df: pd.DataFrame, ts_col: str, entry: dict, start: datetime, end: datetime
+) -> pd.DataFrame:
+    import pandas as pd
+
+    home = _naive(start) <= pd.Timestamp(entry["ts_min"]) < _naive(end)  # the file's null timestamps go here
+    return _in_interval(df, ts_col, start, end, keep_nat=home)
+
+
+def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: Path) -> pd.DataFrame:
+    """Datetime columns parsed to naive UTC; a file without the timestamp column, or whose rows
+    have no parseable timestamp at all, cannot be placed in any interval and is quarantined."""
     ts_col = cfg.timestamp_column
     if ts_col not in df:
-        raise SourceError(
-            f"landing files in {folder} have no timestamp column {ts_col!r}; columns: {list(df.columns)}"
-        )
+        _quarantine(path, base, f"no timestamp column {ts_col!r}; its columns: {list(df.columns)}")
     for col in cfg.schema_.columns:
         if col.dtype == "datetime" and col.name in df:
             parsed = to_naive_utc(df[col.name])
             bad = df[col.name].notna() & parsed.isna()
             if bad.any():
                 log.warning(
-                    "%d values of %s cannot be parsed as timestamps (e.g. %s); they stay as nulls for validation",
-                    int(bad.sum()), col.name, df.loc[bad, col.name].astype(str).head(3).tolist(),
+                    "%s: %d values of %s cannot be parsed as timestamps (e.g. %s); they stay as nulls for validation",
+                    path.name, int(bad.sum()), col.name, df.loc[bad, col.name].astype(str).head(3).tolist(),
                 )  # fmt: skip
             df[col.name] = parsed
-    df = _in_interval(df, ts_col, start, end, keep_nat=True)
-    log.info("landing folder %s: %d files, %d rows in interval", folder, len(files), len(df))
-    return df.reset_index(drop=True)
+    if len(df) and df[ts_col].isna().all():
+        _quarantine(path, base, f"none of its {len(df)} rows has a parseable timestamp in {ts_col!r}")
+    return df
 
 
 def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataFrame:
@@ -151,18 +247,24 @@ def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataF
             return pd.read_parquet(path)
         return pd.read_csv(path, encoding=source.encoding)
     except Exception as exc:
-        qdir = base / "quarantine" / "landing"
-        qdir.mkdir(parents=True, exist_ok=True)
-        target = qdir / path.name
-        os.replace(path, target)
-        report = {"file": str(path), "moved_to": str(target), "format": source.format,
-                  "encoding": source.encoding, "error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
-        write_json(report, qdir / f"{path.name}.error.json")
-        raise SourceError(
-            f"cannot read landing file {path} as {source.format}"
-            f"{f' ({source.encoding})' if source.format == 'csv' else ''}: {type(exc).__name__}: {exc}; "
-            f"moved to {target} (report beside it); the other files are ingested by the next run"
-        ) from exc
+        how = f"as {source.format}" + (f" ({source.encoding})" if source.format == "csv" else "")
+        _quarantine(path, base, f"cannot be read {how}: {type(exc).__name__}: {exc}", exc)
+        raise  # unreachable: _quarantine raises
+
+
+def _quarantine(path: Path, base: Path, problem: str, cause: Exception | None = None) -> None:
+    """Move a landing file aside with a report naming it and the problem; fail the run for it."""
+    qdir = base / "quarantine" / "landing"
+    qdir.mkdir(parents=True, exist_ok=True)
+    target = qdir / path.name
+    os.replace(path, target)
+    write_json(
+        {"file": str(path), "moved_to": str(target), "error": problem}, qdir / f"{path.name}.error.json"
+    )
+    raise SourceError(
+        f"landing file {path} {problem}; moved to {target} (report beside it); "
+        "the other files are ingested by the next run"
+    ) from cause
 
 
 def fetch(cfg: PipelineConfig, start: datetime, end: datetime, base: Path) -> pd.DataFrame:

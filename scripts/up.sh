@@ -9,6 +9,7 @@ mkdir -p "$AIRFLOW_HOME" "$CT_HOME/mlflow/artifacts"
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION:-True}"
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
+MLFLOW_PORT="${CT_MLFLOW_PORT:-5000}"
 # Per-home secrets (never in git), stable across restarts so logins survive.
 for name in jwt_secret api_secret_key; do
   f="$AIRFLOW_HOME/.$name"
@@ -25,31 +26,34 @@ echo "Migrating the Airflow metadata DB ($AIRFLOW_HOME) ..."
 airflow db migrate > "$LOGS/db-migrate.log" 2>&1 || { cat "$LOGS/db-migrate.log"; exit 1; }
 
 pids=()
-start() {  # name, command...
-  local name=$1; shift
-  "$@" > "$LOGS/$name.log" 2>&1 &
+start() {  # name, command...  Each component leads its own process group, so that stopping it
+  local name=$1; shift  # also stops what it forked (the LocalExecutor's workers, log servers).
+  setsid "$@" > "$LOGS/$name.log" 2>&1 &
   pids+=($!)
 }
+signal_all() { for p in "${pids[@]}"; do kill "-$1" -- "-$p" 2>/dev/null || true; done; }
 stop() {
   trap - INT TERM
   echo; echo "Stopping Airflow and MLflow ..."
-  kill -TERM "${pids[@]}" 2>/dev/null || true
+  signal_all TERM
   for _ in $(seq 1 30); do
-    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    alive=0; for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
     [ $alive = 0 ] && break; sleep 1
   done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
+  signal_all KILL
   echo "Stopped."
   exit 0
 }
 trap stop INT TERM
 
 start api-server airflow api-server
-start scheduler airflow scheduler
+# One machine, one log folder: the api-server reads task logs from the files, so the scheduler's
+# and triggerer's log servers (ports 8793/8794, which Airflow binds to every interface) stay off.
+start scheduler airflow scheduler --skip-serve-logs
 start dag-processor airflow dag-processor
-start triggerer airflow triggerer
+start triggerer airflow triggerer --skip-serve-logs
 MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false start mlflow mlflow server --backend-store-uri "$MLFLOW_URI" \
-  --artifacts-destination "$CT_HOME/mlflow/artifacts" --host 127.0.0.1 --port 5000 --workers 1
+  --artifacts-destination "$CT_HOME/mlflow/artifacts" --host 127.0.0.1 --port "$MLFLOW_PORT" --workers 1
 
 echo "Starting Airflow (logs: $LOGS) ..."
 for _ in $(seq 1 180); do
@@ -62,7 +66,7 @@ pw=$(python -c "import json;print(json.load(open('$pw_file'))['admin'])" 2>/dev/
 cat <<MSG
 
   Airflow UI  http://localhost:$AIRFLOW__API__PORT   user: admin   password: $pw
-  MLflow UI   http://localhost:5000
+  MLflow UI   http://localhost:$MLFLOW_PORT
   DAGs start paused: unpause them in the UI, or trigger a run with the ▶ button and its params form.
 
   Ctrl-C stops everything.

@@ -123,8 +123,9 @@ def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
     pd.DataFrame({"when": ["2013-01-02"], "x": [1.0], "y": [1]}).to_csv(landing / "a.csv", index=False)
-    with pytest.raises(SourceError, match="no timestamp column 'ts'"):
+    with pytest.raises(SourceError, match="a.csv no timestamp column 'ts'; its columns: .'when', 'x', 'y'."):
         ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
+    assert (tmp_path / "shop" / "quarantine" / "landing" / "a.csv").exists()  # moved aside, reported
 
 
 def test_replay_serves_only_the_configured_days(flights_cfg, tmp_path):
@@ -223,3 +224,47 @@ def test_manual_run_of_a_live_source_takes_the_latest_complete_interval(tmp_path
     manual_only = landing_cfg(schedule={"ingest": None, "drift_check": None, "train": None})
     with pytest.raises(NoInterval, match="set batch_start"):
         interval_for_run(manual_only, tmp_path, None, None, None, 7, monday)
+
+
+def test_landing_files_are_indexed_once_and_read_only_for_their_intervals(tmp_path, monkeypatch, caplog):
+    cfg = landing_cfg()
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    week = pd.DataFrame({"ts": ["2013-01-02", "2013-01-03"], "x": [1.0, 2.0], "y": [0, 1]})
+    week.to_csv(landing / "w1.csv", index=False)
+    week.assign(ts=["2013-01-09", "not a date"]).to_csv(landing / "w2.csv", index=False)
+    reads = []
+    real = sources.read_landing_file
+    monkeypatch.setattr(sources, "read_landing_file", lambda s, p, b: reads.append(p.name) or real(s, p, b))
+
+    assert ingest_batch(cfg, tmp_path, JAN1, JAN8)["rows"] == 2
+    assert sorted(reads) == ["w1.csv", "w2.csv"]  # both seen for the first time: indexed
+    index = json.loads((tmp_path / "shop" / sources.LANDING_INDEX).read_text())
+    assert index["w2.csv"]["ts_min"].startswith("2013-01-09") and index["w2.csv"]["rows"] == 2
+    reads.clear()
+    second = ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))
+    assert reads == ["w2.csv"] and second["rows"] == 2  # w1 not read again; w2's bad timestamp comes along
+    reads.clear()
+    assert ingest_batch(cfg, tmp_path, JAN8.replace(day=15), JAN8.replace(day=22))["rows"] == 0
+    assert reads == []  # nothing of this week: no file is read
+    assert (
+        ingest_batch(cfg, tmp_path, JAN1, JAN8)["sha256"] == ingest_batch(cfg, tmp_path, JAN1, JAN8)["sha256"]
+    )
+
+    week.assign(x=[5.0, 6.0]).to_csv(landing / "w1.csv", index=False)  # rewritten in place
+    with caplog.at_level("WARNING"):
+        ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))
+    assert "w1.csv changed since it was indexed" in caplog.text
+
+
+def test_landing_file_without_any_parseable_timestamp_is_quarantined(tmp_path):
+    from include.sources import SourceError
+
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame({"ts": ["soon", "later"], "x": [1.0, 2.0], "y": [0, 1]}).to_csv(
+        landing / "a.csv", index=False
+    )
+    with pytest.raises(SourceError, match="a.csv none of its 2 rows has a parseable timestamp in 'ts'"):
+        ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
+    assert (tmp_path / "shop" / "quarantine" / "landing" / "a.csv.error.json").exists()

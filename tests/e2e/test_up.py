@@ -1,0 +1,76 @@
+"""`make up` as a user starts it: every listener on loopback, everything gone after Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid: int):
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def listeners(procs) -> set[tuple[str, int, str]]:
+    import psutil
+
+    found = set()
+    for p in procs:
+        try:
+            for c in p.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.add((c.laddr.ip, c.laddr.port, p.name()))
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
+    api, ml = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CT_", "MLFLOW"))}
+    env.update(CT_HOME=str(tmp_path / "home"), AIRFLOW__API__PORT=str(api), CT_MLFLOW_PORT=str(ml))
+    out = tmp_path / "up.out"
+    with out.open("w") as fh:
+        proc = subprocess.Popen(["make", "--no-print-directory", "up"], cwd=ROOT, env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while "Ctrl-C stops everything" not in out.read_text():
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(1)
+        assert f"http://localhost:{api}" in out.read_text() and f"http://localhost:{ml}" in out.read_text()
+        time.sleep(5)  # the scheduler's and triggerer's children are up by now
+        procs = tree(proc.pid)
+        bound = listeners(procs)
+        assert {port for _, port, _ in bound} >= {api, ml}, bound
+        assert all(ip == "127.0.0.1" for ip, _, _ in bound), f"listening beyond loopback: {bound}"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        assert proc.wait(60) in (0, 2, -signal.SIGINT), out.read_text()[-3000:]  # make exits as interrupted
+        assert "Stopped." in out.read_text()
+        time.sleep(1)
+        assert not [p for p in procs if p.is_running() and p.status() != "zombie"], "left behind"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
