@@ -17,7 +17,7 @@ from include.config import PipelineConfig
 from include.errors import PermanentError
 from include.handoff import RetrainRequest
 from include.settings import Settings
-from include.tracking import Tag
+from include.tracking import Tag, TrackingServerUnavailable, server_outage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ def fail_fast(fn: Callable) -> Callable:
 
     The one place where the error policy meets Airflow: bad data, bad config, not enough data,
     broken lineage or a stale decision become ``AirflowFailException``; anything else keeps the
-    task's retries (transient I/O, a tracking server that is down).
+    task's retries (transient I/O, a tracking server that is down). A tracking server that does
+    not answer is named as such (:class:`TrackingServerUnavailable`) instead of a bare
+    connection traceback.
     """
 
     @functools.wraps(fn)
@@ -67,8 +69,26 @@ def fail_fast(fn: Callable) -> Callable:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            outage = server_outage(exc)
+            if outage is None:
+                raise
+            server, cause = outage
+            raise TrackingServerUnavailable(
+                f"the MLflow tracking server {server or tracking_uri()} did not answer ({cause}). Every step of this task "
+                "is safe to repeat, so it is retried with backoff; if it keeps failing, check that server."
+            ) from exc
 
     return wrapper
+
+
+def tracking_uri() -> str:
+    """The tracking URI the task used (the MLflow client's, else the environment's)."""
+    import os
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    return mlflow.get_tracking_uri() if mlflow else os.environ.get("MLFLOW_TRACKING_URI", "(default)")
 
 
 def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str, Any]:

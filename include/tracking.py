@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,36 @@ from pathlib import Path
 from include.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class TrackingServerUnavailable(Exception):
+    """The MLflow tracking server did not answer. Transient: the task is retried with backoff."""
+
+
+_OUTAGE_TYPES = {"ConnectionError", "MaxRetryError", "NewConnectionError", "ConnectTimeout", "ReadTimeout"}
+
+
+def server_outage(exc: BaseException) -> tuple[str | None, str] | None:
+    """(server URL, network error) when ``exc`` is MLflow failing to reach its tracking server.
+
+    MLflow's REST client reports a refused or timed-out connection as a plain
+    ``MlflowException("API request to ... failed ...")``; the cause sits in its context chain.
+    Connection errors that did not come through MLflow are not the tracking server's.
+    """
+    chain, seen = [], set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    names = [{c.__name__ for c in type(e).__mro__} for e in chain]
+    if not any("MlflowException" in n for n in names):
+        return None
+    for e, n in zip(chain, names, strict=True):
+        if isinstance(e, ConnectionError) or _OUTAGE_TYPES & n:
+            url = re.search(r"API request to (\S+?)/api/", str(exc))
+            return (url.group(1) if url else None), f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    return None
 
 
 class Tag:

@@ -43,3 +43,35 @@ def test_every_permanent_error_kind_is_in_the_family(name):
                include.training, include.validation]  # fmt: skip
     cls = next(getattr(m, name) for m in modules if hasattr(m, name))
     assert issubclass(cls, PermanentError)
+
+
+def test_a_tracking_server_that_does_not_answer_is_named_and_retried(monkeypatch):
+    import socket
+
+    from mlflow import MlflowClient
+
+    from include.tracking import TrackingServerUnavailable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    uri = f"http://127.0.0.1:{port}"
+
+    @fail_fast
+    def promote():
+        MlflowClient(tracking_uri=uri).get_registered_model("m")
+
+    with pytest.raises(
+        TrackingServerUnavailable, match=f"MLflow tracking server {uri} did not answer"
+    ) as err:
+        promote()
+    assert "retried with backoff" in str(err.value)
+    assert not isinstance(err.value, PermanentError)  # keeps the task's retries
+
+    @fail_fast
+    def broken():
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        broken()
