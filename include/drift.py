@@ -258,6 +258,10 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
     }
     if result["performance"] is not None:
         values[f"champion_current_{result['performance_metric']}"] = result["performance"]
+    earlier = _finished_monitoring_run(cfg, airflow_run_id, result["as_of"])
+    if earlier is not None:  # a retried or cleared check: the first try's record stands
+        log.info("drift check of Airflow run %s already logged as MLflow run %s", airflow_run_id, earlier)
+        return earlier
     with mlflow.start_run(run_name=f"drift check as_of {result['as_of'][:10]}", tags=tags) as run:
         mlflow.log_metrics(values)
         mlflow.log_artifact(result["report"], "drift")
@@ -265,6 +269,21 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
         # last: the cooldown counts this mark only on a run that got this far and finished
         mlflow.set_tag(Tag.DRIFT_RETRAIN, str(result["retrain"]).lower())
     return run.info.run_id
+
+
+def _finished_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, as_of: str) -> str | None:
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(cfg.experiment)
+    if exp is None:
+        return None
+    found = mlflow.search_runs(
+        [exp.experiment_id],
+        f"tags.`{Tag.ROLE}` = '{Role.MONITORING}' AND tags.`{Tag.AIRFLOW_RUN_ID}` = '{airflow_run_id}' "
+        f"AND tags.`{Tag.DRIFT_AS_OF}` = '{as_of}' AND attributes.status = 'FINISHED'",
+        output_format="list", max_results=1,
+    )  # fmt: skip
+    return found[0].info.run_id if found and Tag.DRIFT_RETRAIN in found[0].data.tags else None
 
 
 def format_summary(result: dict[str, Any]) -> str:

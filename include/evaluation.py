@@ -271,6 +271,23 @@ def _score_champion(cfg: PipelineConfig, uri: str, holdout, name: str) -> tuple[
         ) from exc
 
 
+def champion_to_beat(client, model_name: str, challenger_version: str):
+    """The champion the challenger is judged against: the current one, or, when this challenger
+    is already champion because its own run promoted it (evaluate cleared after promote), the
+    champion it replaced, so that the cleared task reaches the same decision again."""
+    champ = get_champion(client, model_name)
+    if champ is None or str(champ.version) != str(challenger_version):
+        return champ
+    if champ.tags.get(Tag.DECISION_OUTCOME) != "promoted":
+        raise ChampionUnavailable(f"v{champ.version} is already champion: nothing to compare against")
+    previous = champ.tags.get(Tag.DECISION_PREVIOUS_CHAMPION)
+    log.info("v%s is champion through this evaluation's own promotion: judging it again against %s",
+             champ.version, f"v{previous}" if previous not in (None, "null") else "no champion")  # fmt: skip
+    if previous in (None, "null"):
+        return None
+    return client.get_model_version(model_name, previous)
+
+
 def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dict, assembled: dict) -> dict:
     """Score challenger and champion on the same holdout, decide, and log it all to the challenger run.
 
@@ -284,9 +301,7 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
     rule = cfg.promotion
     holdout = pd.read_parquet(assembled["holdout"]["uri"])
     y = holdout[cfg.target.name].to_numpy()
-    champ = get_champion(client, cfg.registered_model)
-    if champ is not None and str(champ.version) == challenger["version"]:
-        raise ChampionUnavailable(f"v{champ.version} is already champion: nothing to compare against")
+    champ = champion_to_beat(client, cfg.registered_model, challenger["version"])
     holdout_start = datetime.fromisoformat(assembled["holdout_window"][0])
     trained_until = {"challenger": datetime.fromisoformat(assembled["train_window"][1])}
 

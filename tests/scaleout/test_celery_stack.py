@@ -28,6 +28,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PIPELINE = "flights_scaleout"
+# Faults are found and retried in seconds rather than minutes (the defaults: a 5-minute heartbeat
+# timeout, a 60-second retry delay, 7 HTTP retries); the mechanisms are the defaults' own.
+FAST_FAULTS = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    "CT_RETRY_DELAY_SECONDS": "15",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 pytestmark = [pytest.mark.scaleout, pytest.mark.e2e]
 
 
@@ -77,6 +86,7 @@ class Stack:
         self.dbs = {"airflow": f"ct_test_airflow_{suffix}", "mlflow": f"ct_test_mlflow_{suffix}"}
         self.redis_db = 7 + int(suffix, 16) % 8
         self.procs: dict[str, subprocess.Popen] = {}
+        self.started: dict[str, tuple[str, list[str] | None, list[str] | None]] = {}
         self.created_roles: list[str] = []
 
     # -- compose -> local processes ------------------------------------------------------
@@ -124,6 +134,7 @@ class Stack:
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST="127.0.0.1",
             AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=str(self.scheduler_health),
             CT_PIPELINES_DIR=str(self.tmp / "pipelines"),  # a small copy of the demo pipeline
+            **FAST_FAULTS,
         )
         return env
 
@@ -139,7 +150,8 @@ class Stack:
         return ["airflow", *cmd]  # the image's entrypoint
 
     def start(self, name: str, service: str, extra: list[str] | None = None, cmd: list[str] | None = None):
-        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        self.started[name] = (service, extra, cmd)
+        log = open(self.tmp / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
         self.procs[name] = subprocess.Popen(
             [*(cmd or self.command(service)), *(extra or [])], env=self.env(service), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmp,
@@ -190,6 +202,15 @@ class Stack:
         self.wait(
             f"http://127.0.0.1:{self.scheduler_health}/health", "scheduler"
         )  # what compose's healthcheck calls
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal the component's whole process group (a container or machine going away)."""
+        proc = self.procs[name]
+        os.killpg(proc.pid, sig)
+        proc.wait(60)
+
+    def restart(self, name: str) -> None:
+        self.start(name, *self.started[name])
 
     def wait(self, url: str, name: str, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
@@ -275,6 +296,24 @@ class Api:
                         json={"dag_run_id": run_id, "logical_date": None, "conf": conf})  # fmt: skip
         assert r.status_code == 200, r.text
         return run_id
+
+    def tis(self, dag_id: str, run_id: str) -> dict[str, dict]:
+        r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti for ti in r.json()["task_instances"]}
+
+    def wait_ti(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ti = self.tis(dag_id, run_id).get(task_id)
+            if ti and ti["state"] in states:
+                return ti
+            time.sleep(0.5)
+        raise AssertionError(f"{dag_id}/{run_id}/{task_id} never reached {states}: {ti}")
+
+    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                     headers={"Accept": "application/json"})  # fmt: skip
+        return json.dumps(r.json().get("content"))
 
     def wait_run(self, dag_id: str, run_id: str, stack: Stack, timeout: float = 600) -> str:
         deadline = time.monotonic() + timeout
@@ -379,3 +418,135 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
     curated = list((stack.tmp / "data" / PIPELINE / "curated").glob("*/batch.parquet"))
     assert len(curated) == 3
     json.dumps(executed)  # REST payloads are plain JSON
+
+
+# -- faults, on the same stack (after the run above: three curated weeks and a champion) -------------
+
+
+class Registry:
+    """The MLflow server's REST API, logged in as the workers are."""
+
+    def __init__(self, stack: Stack):
+        self.base = f"http://127.0.0.1:{stack.ml}/api/2.0/mlflow"
+        self.auth = ("admin", stack.secrets["MLFLOW_ADMIN_PASSWORD"])
+
+    def champion(self) -> str:
+        r = requests.get(f"{self.base}/registered-models/get", params={"name": f"{PIPELINE}_model"},
+                         auth=self.auth, timeout=30)  # fmt: skip
+        return {a["alias"]: a["version"] for a in r.json()["registered_model"]["aliases"]}["champion"]
+
+    def versions_of_run(self, airflow_run_id: str) -> list[str]:
+        r = requests.get(f"{self.base}/model-versions/search", params={"filter": f"name = '{PIPELINE}_model'"},
+                         auth=self.auth, timeout=30)  # fmt: skip
+        return [
+            v["version"] for v in r.json()["model_versions"]
+            if {t["key"]: t["value"] for t in v.get("tags", [])}.get("airflow.run_id") == airflow_run_id
+        ]  # fmt: skip
+
+
+def task_process(stack: Stack, ti_id: str) -> tuple[str, int] | None:
+    """(worker name, pid) of the process running task instance ``ti_id``: 'airflow worker -- <id>'."""
+    import psutil
+
+    for name in ("worker1", "worker2"):
+        proc = stack.procs[name]
+        if proc.poll() is not None:
+            continue
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if ti_id in " ".join(child.cmdline()):
+                    return name, child.pid
+            except psutil.Error:
+                continue
+    return None
+
+
+@pytest.fixture
+def report(capsys):
+    """Timings and outcomes go to the test output (also when the test passes)."""
+
+    def out(line: str) -> None:
+        with capsys.disabled():
+            print(f"\n[fault] {line}", flush=True)
+
+    return out
+
+
+TRAIN = f"{PIPELINE}__train"
+
+
+def test_worker_killed_mid_train_is_retried_on_the_other_worker(stack, report):
+    api, registry = Api(stack), Registry(stack)
+    t0 = time.monotonic()
+    run = api.trigger(TRAIN, "fault_worker_killed", {"reason": "fault test: worker killed"})
+    ti = api.wait_ti(TRAIN, run, "train", {"running"})
+    deadline = time.monotonic() + 60
+    while (found := task_process(stack, ti["id"])) is None:
+        assert time.monotonic() < deadline, "no worker process runs the train task"
+        time.sleep(0.2)
+    victim, pid = found
+    stack.kill(victim)  # the worker, its pool and the task process: a machine gone
+    killed_at = time.monotonic() - t0
+    assert api.wait_run(TRAIN, run, stack) == "success", stack.tail("scheduler")
+    done_at = time.monotonic() - t0
+    train = api.tis(TRAIN, run)["train"]
+    survivor = "worker2" if victim == "worker1" else "worker1"
+    assert train["try_number"] >= 2, train  # try 1 died with its worker
+    assert ti["id"] in stack.tail(survivor, 10**7) or train["try_number"] >= 2
+    versions = registry.versions_of_run(run)
+    assert len(versions) == 1, f"model versions registered by {run}: {versions}"
+    report(
+        f"worker killed mid-train: {victim} (task pid {pid}) SIGKILLed {killed_at:.0f}s after the trigger; "
+        f"train succeeded on try {train['try_number']} on {survivor}; run done {done_at:.0f}s after the trigger; "
+        f"model versions for the run: {versions}"
+    )
+    stack.restart(victim)
+
+
+def test_tracking_server_stopped_during_evaluate_then_back(stack, report):
+    api, registry = Api(stack), Registry(stack)
+    before = registry.champion()
+    t0 = time.monotonic()
+    run = api.trigger(TRAIN, "fault_mlflow_down", {"reason": "fault test: tracking server stopped"})
+    api.wait_ti(TRAIN, run, "train", {"success"})
+    stack.kill("mlflow", signal.SIGTERM)  # evaluate is next: it finds no tracking server
+    stopped_at = time.monotonic() - t0
+    failed = api.wait_ti(TRAIN, run, "evaluate", {"up_for_retry", "failed"})
+    log = api.log(TRAIN, run, "evaluate", 1)
+    assert f"MLflow tracking server http://127.0.0.1:{stack.ml} did not answer" in log, log[-3000:]
+    stack.restart("mlflow")
+    stack.wait(f"http://127.0.0.1:{stack.ml}/health", "mlflow")
+    back_at = time.monotonic() - t0
+    assert registry.champion() == before  # untouched while the server was gone
+    assert failed["state"] == "up_for_retry"  # transient: retried, not failed
+    assert api.wait_run(TRAIN, run, stack) == "success", stack.tail("worker1") + stack.tail("worker2")
+    tis = api.tis(TRAIN, run)
+    outcome = "promote" if tis["promote"]["state"] == "success" else "reject"
+    assert len(registry.versions_of_run(run)) == 1
+    report(
+        f"tracking server stopped {stopped_at:.0f}s after the trigger, before evaluate; evaluate try 1 failed naming "
+        f"the server; server back at {back_at:.0f}s; evaluate succeeded on try {tis['evaluate']['try_number']}; "
+        f"decision: {outcome}; champion before {before}, after {registry.champion()}; run done "
+        f"{time.monotonic() - t0:.0f}s after the trigger"
+    )
+
+
+def test_scheduler_killed_mid_run_and_restarted(stack, report):
+    api, registry = Api(stack), Registry(stack)
+    t0 = time.monotonic()
+    run = api.trigger(TRAIN, "fault_scheduler_killed", {"reason": "fault test: scheduler killed"})
+    api.wait_ti(TRAIN, run, "train", {"running"})
+    stack.kill("scheduler")
+    killed_at = time.monotonic() - t0
+    time.sleep(5)
+    stack.restart("scheduler")
+    stack.wait(f"http://127.0.0.1:{stack.scheduler_health}/health", "scheduler")
+    assert api.wait_run(TRAIN, run, stack) == "success", stack.tail("scheduler")
+    tis = api.tis(TRAIN, run)
+    tries = {t: ti["try_number"] for t, ti in tis.items() if ti["state"] == "success"}
+    assert all(n == 1 for n in tries.values()), f"a task ran again after the scheduler restart: {tries}"
+    assert len(registry.versions_of_run(run)) == 1
+    report(
+        f"scheduler SIGKILLed {killed_at:.0f}s after the trigger while train ran, restarted 5 s later; "
+        f"run done {time.monotonic() - t0:.0f}s after the trigger; tries per task: {tries}"
+    )
