@@ -105,11 +105,14 @@ def matrix(tmp_path_factory, airflow_db):
         assembled = repeat(
             "assemble", lambda _t: assemble_training_data(cfg, settings, parse_as_of(as_of), out_dir)
         )
-        tags = lambda t: {
-            "airflow.dag_id": f"{NAME}__train",
-            "airflow.run_id": run_id,
-            "airflow.try_number": str(t),
-        }  # noqa: E731
+
+        def tags(attempt: int) -> dict[str, str]:
+            return {
+                "airflow.dag_id": f"{NAME}__train",
+                "airflow.run_id": run_id,
+                "airflow.try_number": str(attempt),
+            }
+
         challenger = repeat("train", lambda t: train_and_register(cfg, settings, assembled, tags(t)))
 
         def finish(ev):  # what runs after evaluate: promote or reject
