@@ -9,7 +9,8 @@ import secrets
 
 def generate() -> dict[str, str]:
     return {
-        "AIRFLOW_UID": str(os.getuid()) if hasattr(os, "getuid") else "50000",
+        # the image's run user: named volumes are created owned by it (never root, whoever runs this)
+        "AIRFLOW_UID": "50000",
         "POSTGRES_AIRFLOW_PASSWORD": secrets.token_urlsafe(24),
         "POSTGRES_MLFLOW_PASSWORD": secrets.token_urlsafe(24),
         "AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),

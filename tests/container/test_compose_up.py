@@ -1,0 +1,269 @@
+"""`docker-compose up`, for real: the project's Dockerfile and docker-compose.yaml on a Docker engine.
+
+Builds the project's image from its own Dockerfile (BuildKit; the host's CA bundle as a build
+secret), starts the compose file with two Celery workers, waits until every service is healthy,
+runs three ingestion weeks and a training run of the demo pipeline through the authenticated REST
+API, checks the ``champion`` alias through the MLflow server's API, then stops a worker container
+while it runs a task and sees the task finish on the other one. ``docker-compose down -v`` at
+the end; nothing is left behind.
+
+Where no registry is reachable the base images are built locally (``tests/container/images.py``).
+What differs from a user's run is only what the test must change: the images of postgres and
+redis (stand-ins unless the official ones are present), no published ports (the host may use
+them), a small copy of the demo pipeline (three weeks are enough to train), shorter fault
+detection. Needs a Docker engine: ``scripts/docker_engine.sh start`` (as root on Debian) gives
+one; without it the test is skipped, unless ``CT_REQUIRE_DOCKER=1`` (CI) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.container import images
+
+ROOT = Path(__file__).resolve().parents[2]
+PIPELINE = "flights_container"
+IMAGE = "airflow-ct-loop:test"
+pytestmark = [pytest.mark.container, pytest.mark.e2e]
+
+
+def engine_running() -> bool:
+    try:
+        return subprocess.run([images.DOCKER, "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def phases(request):
+    timings: dict[str, float] = {}
+    yield timings
+    reporter = request.config.pluginmanager.get_plugin("capturemanager")
+    with reporter.global_and_fixture_disabled():
+        print("\n[container] " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()), flush=True)
+
+
+class Phase:
+    def __init__(self, timings: dict, name: str):
+        self.timings, self.name = timings, name
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+
+    def __exit__(self, *exc):
+        self.timings[self.name] = time.monotonic() - self.t0
+        return False
+
+
+class Compose:
+    def __init__(self, tmp: Path, service_images: dict[str, str]):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from gen_env import generate
+
+        self.tmp = tmp
+        self.project = f"ctloop_test_{uuid.uuid4().hex[:8]}"
+        self.secrets = {**generate(), "AIRFLOW_IMAGE_NAME": IMAGE}
+        (tmp / ".env").write_text("".join(f"{k}={v}\n" for k, v in self.secrets.items()))
+        self.file = tmp / "docker-compose.yaml"
+        self.file.write_text(yaml.safe_dump(self.derive(service_images), sort_keys=False))
+
+    def derive(self, service_images: dict[str, str]) -> dict:
+        """The project's compose file with only what the test must change (see module docstring)."""
+        spec = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+        pipelines = self.tmp / "pipelines"
+        pipelines.mkdir()
+        raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+        raw["name"] = PIPELINE
+        raw["schedule"].update(ingest=None, drift_check=None, train=None)
+        raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
+        (pipelines / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(raw))
+        for name, svc in spec["services"].items():
+            svc.pop("ports", None)
+            svc.pop("build", None)
+            svc["volumes"] = [
+                str(ROOT / v[2:]) + v[v.index(":", 2) :] if v.startswith("./") else v
+                for v in svc.get("volumes", [])
+            ]
+            if name in service_images:
+                svc["image"] = service_images[name]
+            env = svc.get("environment") or {}
+            if "AIRFLOW__CORE__EXECUTOR" in env:  # the Airflow services
+                env.update(
+                    CT_PIPELINES_DIR="/opt/airflow/test-pipelines",
+                    CT_RETRY_DELAY_SECONDS="10",
+                    AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
+                    AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
+                )
+                svc["volumes"].append(f"{pipelines}:/opt/airflow/test-pipelines:ro")
+        return spec
+
+    def __call__(self, *args: str, timeout: float = 600) -> str:
+        cmd = ["docker-compose", "--env-file", str(self.tmp / ".env"), "-p", self.project,
+               "-f", str(self.file), "--project-directory", str(ROOT), *args]  # fmt: skip
+        return images.run(*cmd, timeout=timeout).stdout
+
+    def containers(self, service: str | None = None) -> list[str]:
+        return self("ps", "-q", *([service] if service else [])).split()
+
+    def inspect(self, cid: str) -> dict:
+        return json.loads(images.run(images.DOCKER, "inspect", cid).stdout)[0]
+
+    def ip(self, service: str) -> str:
+        nets = self.inspect(self.containers(service)[0])["NetworkSettings"]["Networks"]
+        return next(iter(nets.values()))["IPAddress"]
+
+    def wait_healthy(self, timeout: float = 420) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {}
+            for cid in self.containers():
+                info = self.inspect(cid)
+                name = info["Config"]["Labels"]["com.docker.compose.service"] + "_" + cid[:6]
+                health = (info["State"].get("Health") or {}).get("Status")
+                if health:
+                    states[name] = health
+                elif info["State"]["Status"] == "exited":
+                    states[name] = "exited0" if info["State"]["ExitCode"] == 0 else "FAILED"
+                else:
+                    states[name] = info["State"]["Status"]
+            if "FAILED" in states.values():
+                raise AssertionError(f"a service failed: {states}\n{self('logs', '--tail', '40')[-6000:]}")
+            if len(states) >= 10 and all(s in ("healthy", "exited0") for s in states.values()):
+                return states
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"not healthy after {timeout}s: {states}\n{self('logs', '--tail', '30')[-6000:]}"
+                )
+            time.sleep(3)
+
+    def leftovers(self) -> list[str]:
+        label = f"label=com.docker.compose.project={self.project}"
+        found = []
+        for kind in ("ps -a", "network ls", "volume ls"):
+            out = images.run(images.DOCKER, *kind.split(), "-q", "--filter", label).stdout.split()
+            found += [f"{kind.split()[0]} {x}" for x in out]
+        return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, phases):
+    required = os.environ.get("CT_REQUIRE_DOCKER") == "1"
+    if not engine_running():
+        if required:
+            pytest.fail(
+                "CT_REQUIRE_DOCKER=1 but no Docker engine answers: run scripts/docker_engine.sh start"
+            )
+        pytest.skip(
+            "no Docker engine: run `sudo scripts/docker_engine.sh start` (Debian) to enable this test"
+        )
+    with Phase(phases, "base image"):
+        base = images.ensure_base()
+    with Phase(phases, "postgres/redis images"):
+        service_images = images.ensure_service_images(base)
+    with Phase(phases, "project image (Dockerfile)"):
+        images.build(IMAGE, ROOT, base)
+    compose = Compose(tmp_path_factory.mktemp("compose"), service_images)
+    try:
+        with Phase(phases, "stack healthy"):
+            compose("up", "-d", "--no-build", "--scale", "airflow-worker=2", timeout=900)
+            compose.states = compose.wait_healthy()
+        yield compose
+    finally:
+        with Phase(phases, "down -v"):
+            compose("down", "-v", "--remove-orphans", "--timeout", "20", timeout=300)
+        left = compose.leftovers()
+        assert not left, f"left behind: {left}"
+
+
+class Api:
+    def __init__(self, compose: Compose):
+        self.base = f"http://{compose.ip('airflow-apiserver')}:8080"
+        r = requests.post(f"{self.base}/auth/token", timeout=30,
+                          json={"username": "admin", "password": compose.secrets["AIRFLOW_ADMIN_PASSWORD"]})  # fmt: skip
+        r.raise_for_status()
+        self.s = requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+
+    def get(self, path: str):
+        return self.s.get(f"{self.base}/api/v2{path}", timeout=30)
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict) -> str:
+        r = self.s.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
+                        json={"dag_run_id": run_id, "logical_date": None, "conf": conf})  # fmt: skip
+        assert r.status_code == 200, r.text
+        return run_id
+
+    def tis(self, dag_id: str, run_id: str) -> dict[str, dict]:
+        return {
+            t["task_id"]: t
+            for t in self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+        }
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(3)
+        raise AssertionError(f"{dag_id}/{run_id} still running: {self.tis(dag_id, run_id)}")
+
+
+def test_compose_up_runs_the_pipeline_and_survives_a_stopped_worker(stack, phases):
+    compose = stack
+    assert sum(1 for s in compose.states if s.startswith("airflow-worker")) == 2, compose.states
+    api = Api(compose)
+    ingest, train = f"{PIPELINE}__ingest", f"{PIPELINE}__train"
+    deadline = time.monotonic() + 180
+    while api.get(f"/dags/{train}").status_code != 200:
+        assert time.monotonic() < deadline, compose("logs", "--tail", "40", "airflow-dag-processor")
+        time.sleep(3)
+    for dag_id in (ingest, train):
+        assert api.s.patch(f"{api.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30).ok
+
+    with Phase(phases, "3 ingest runs + 1 training"):
+        for day in ("01", "08", "15"):
+            run = api.trigger(ingest, f"week_{day}", {"batch_start": f"2013-01-{day}"})
+            assert api.wait_run(ingest, run) == "success", api.tis(ingest, run)
+        assert (
+            api.wait_run(train, api.trigger(train, "first_training", {"reason": "container test"}))
+            == "success"
+        )
+
+    ml = f"http://{compose.ip('mlflow')}:5000/api/2.0/mlflow"
+    login = ("admin", compose.secrets["MLFLOW_ADMIN_PASSWORD"])
+    model = requests.get(
+        f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, auth=login, timeout=30
+    )
+    assert "champion" in {a["alias"] for a in model.json()["registered_model"].get("aliases", [])}, model.text
+    assert (
+        requests.get(
+            f"{ml}/registered-models/get", params={"name": f"{PIPELINE}_model"}, timeout=30
+        ).status_code
+        == 401
+    )
+
+    with Phase(phases, "worker stopped mid-task"):
+        run = api.trigger(train, "worker_stopped", {"reason": "container test: worker stopped"})
+        deadline = time.monotonic() + 300
+        while (ti := api.tis(train, run).get("train", {})).get("state") != "running" or not ti.get(
+            "hostname"
+        ):
+            assert time.monotonic() < deadline, api.tis(train, run)
+            time.sleep(0.5)
+        victim = next(c for c in compose.containers("airflow-worker") if c.startswith(ti["hostname"][:12]))
+        images.run(images.DOCKER, "stop", "--time", "2", victim)
+        assert api.wait_run(train, run) == "success", api.tis(train, run)
+    final = api.tis(train, run)["train"]
+    assert final["try_number"] >= 2 and final["hostname"] != ti["hostname"], (ti, final)
+    phases["(train retried on the other worker, try)"] = final["try_number"]
