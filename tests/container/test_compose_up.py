@@ -29,6 +29,7 @@ import pytest
 import requests
 import yaml
 
+from tests.airflow_rest import AirflowApi
 from tests.container import images
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,51 +190,18 @@ def stack(tmp_path_factory, phases):
         assert not left, f"left behind: {left}"
 
 
-class Api:
-    def __init__(self, compose: Compose):
-        self.base = f"http://{compose.ip('airflow-apiserver')}:8080"
-        r = requests.post(f"{self.base}/auth/token", timeout=30,
-                          json={"username": "admin", "password": compose.secrets["AIRFLOW_ADMIN_PASSWORD"]})  # fmt: skip
-        r.raise_for_status()
-        self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-
-    def get(self, path: str):
-        return self.s.get(f"{self.base}/api/v2{path}", timeout=30)
-
-    def trigger(self, dag_id: str, run_id: str, conf: dict) -> str:
-        r = self.s.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
-                        json={"dag_run_id": run_id, "logical_date": None, "conf": conf})  # fmt: skip
-        assert r.status_code == 200, r.text
-        return run_id
-
-    def tis(self, dag_id: str, run_id: str) -> dict[str, dict]:
-        return {
-            t["task_id"]: t
-            for t in self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-        }
-
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
-            if state in ("success", "failed"):
-                return state
-            time.sleep(3)
-        raise AssertionError(f"{dag_id}/{run_id} still running: {self.tis(dag_id, run_id)}")
-
-
 def test_compose_up_runs_the_pipeline_and_survives_a_stopped_worker(stack, phases):
     compose = stack
     assert sum(1 for s in compose.states if s.startswith("airflow-worker")) == 2, compose.states
-    api = Api(compose)
+    api = AirflowApi(f"http://{compose.ip('airflow-apiserver')}:8080", compose.secrets["AIRFLOW_ADMIN_PASSWORD"],
+                     diagnose=lambda: compose("logs", "--tail", "40", "airflow-scheduler"))  # fmt: skip
     ingest, train = f"{PIPELINE}__ingest", f"{PIPELINE}__train"
     deadline = time.monotonic() + 180
     while api.get(f"/dags/{train}").status_code != 200:
         assert time.monotonic() < deadline, compose("logs", "--tail", "40", "airflow-dag-processor")
         time.sleep(3)
     for dag_id in (ingest, train):
-        assert api.s.patch(f"{api.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30).ok
+        api.unpause(dag_id)
 
     with Phase(phases, "4 ingest runs + 1 training"):
         for day in ("01", "08", "15"):

@@ -25,6 +25,8 @@ import pytest
 import requests
 import yaml
 
+from tests.airflow_rest import AirflowApi
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PIPELINE = "flights_scaleout"
@@ -279,50 +281,9 @@ def stack(tmp_path_factory):
     assert not leftovers, f"processes still running: {leftovers}"
 
 
-class Api:
-    def __init__(self, stack: Stack):
-        self.base = f"http://127.0.0.1:{stack.api}"
-        r = requests.post(f"{self.base}/auth/token", timeout=30,
-                          json={"username": "admin", "password": stack.secrets["AIRFLOW_ADMIN_PASSWORD"]})  # fmt: skip
-        r.raise_for_status()
-        self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-
-    def get(self, path: str, **kw):
-        return self.s.get(f"{self.base}/api/v2{path}", timeout=30, **kw)
-
-    def trigger(self, dag_id: str, run_id: str, conf: dict) -> str:
-        r = self.s.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
-                        json={"dag_run_id": run_id, "logical_date": None, "conf": conf})  # fmt: skip
-        assert r.status_code == 200, r.text
-        return run_id
-
-    def tis(self, dag_id: str, run_id: str) -> dict[str, dict]:
-        r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        return {ti["task_id"]: ti for ti in r.json()["task_instances"]}
-
-    def wait_ti(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 300) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ti = self.tis(dag_id, run_id).get(task_id)
-            if ti and ti["state"] in states:
-                return ti
-            time.sleep(0.5)
-        raise AssertionError(f"{dag_id}/{run_id}/{task_id} never reached {states}: {ti}")
-
-    def log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                     headers={"Accept": "application/json"})  # fmt: skip
-        return json.dumps(r.json().get("content"))
-
-    def wait_run(self, dag_id: str, run_id: str, stack: Stack, timeout: float = 600) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.get(f"/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
-            if state in ("success", "failed"):
-                return state
-            time.sleep(3)
-        raise AssertionError(f"{dag_id}/{run_id} still running:\n{stack.tail('scheduler')}")
+def Api(stack: Stack) -> AirflowApi:
+    return AirflowApi(f"http://127.0.0.1:{stack.api}", stack.secrets["AIRFLOW_ADMIN_PASSWORD"],
+                      diagnose=lambda: stack.tail("scheduler"))  # fmt: skip
 
 
 def test_compose_stack_runs_the_pipeline_on_celery(stack):
@@ -334,13 +295,13 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
         assert time.monotonic() < deadline, stack.tail("dag-processor")
         time.sleep(2)
     for dag_id in (ingest, train):
-        assert api.s.patch(f"{api.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30).ok
+        api.unpause(dag_id)
 
     runs = [api.trigger(ingest, f"week_{d}", {"batch_start": f"2013-01-{d}"}) for d in ("01", "08", "15")]
     for run in runs:
-        assert api.wait_run(ingest, run, stack) == "success", stack.tail("worker1") + stack.tail("worker2")
+        assert api.wait_run(ingest, run) == "success", stack.tail("worker1") + stack.tail("worker2")
     run = api.trigger(train, "scaleout_train", {"reason": "scale-out test"})
-    assert api.wait_run(train, run, stack) == "success", stack.tail("worker1") + stack.tail("worker2")
+    assert api.wait_run(train, run) == "success", stack.tail("worker1") + stack.tail("worker2")
 
     executed = []
     for dag_id, run_ids in ((ingest, runs), (train, [run])):
@@ -487,7 +448,7 @@ def test_worker_killed_mid_train_is_retried_on_the_other_worker(stack, report):
     victim, pid = found
     stack.kill(victim)  # the worker, its pool and the task process: a machine gone
     killed_at = time.monotonic() - t0
-    assert api.wait_run(TRAIN, run, stack) == "success", stack.tail("scheduler")
+    assert api.wait_run(TRAIN, run) == "success", stack.tail("scheduler")
     done_at = time.monotonic() - t0
     train = api.tis(TRAIN, run)["train"]
     survivor = "worker2" if victim == "worker1" else "worker1"
@@ -519,7 +480,7 @@ def test_tracking_server_stopped_during_evaluate_then_back(stack, report):
     back_at = time.monotonic() - t0
     assert registry.champion() == before  # untouched while the server was gone
     assert failed["state"] == "up_for_retry"  # transient: retried, not failed
-    assert api.wait_run(TRAIN, run, stack) == "success", stack.tail("worker1") + stack.tail("worker2")
+    assert api.wait_run(TRAIN, run) == "success", stack.tail("worker1") + stack.tail("worker2")
     tis = api.tis(TRAIN, run)
     outcome = "promote" if tis["promote"]["state"] == "success" else "reject"
     assert len(registry.versions_of_run(run)) == 1
@@ -541,7 +502,7 @@ def test_scheduler_killed_mid_run_and_restarted(stack, report):
     time.sleep(5)
     stack.restart("scheduler")
     stack.wait(f"http://127.0.0.1:{stack.scheduler_health}/health", "scheduler")
-    assert api.wait_run(TRAIN, run, stack) == "success", stack.tail("scheduler")
+    assert api.wait_run(TRAIN, run) == "success", stack.tail("scheduler")
     tis = api.tis(TRAIN, run)
     tries = {t: ti["try_number"] for t, ti in tis.items() if ti["state"] == "success"}
     assert all(n == 1 for n in tries.values()), f"a task ran again after the scheduler restart: {tries}"
