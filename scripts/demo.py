@@ -16,7 +16,6 @@ run again (``make clean`` starts from scratch).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from include.config import load_pipeline  # noqa: E402
 from include.settings import Settings  # noqa: E402
 from scripts.airflow_rest import AirflowApi  # noqa: E402
+from scripts.process_groups import stop_groups  # noqa: E402
 
 PIPELINE = ROOT / "include" / "pipelines" / "flights_delay.yaml"
 TERMINAL = ("success", "failed")
@@ -146,19 +146,7 @@ class LocalAirflow:
                     self.api.pause(dag_id)
         except Exception as e:  # stopping must go on
             self.console.say(f"could not pause the DAGs again: {e}")
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        for proc in self.procs.values():  # children a component left behind in its group
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_groups(self.procs.values())
         self.console.say("stopped the Airflow processes")
 
 

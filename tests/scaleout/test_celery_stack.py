@@ -26,6 +26,7 @@ import requests
 import yaml
 
 from scripts.airflow_rest import AirflowApi
+from scripts.process_groups import stop_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -248,16 +249,7 @@ class Stack:
         return (self.tmp / f"{name}.log").read_text()[-n:]
 
     def down(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for p in self.procs.values():
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(10)
+        stop_groups(self.procs.values())
         for db in self.dbs.values():
             pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         for role in self.created_roles:
