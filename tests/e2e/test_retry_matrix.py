@@ -146,14 +146,11 @@ def test_a_repeated_task_gives_the_same_outcome(matrix, task):
     results, first, _ = matrix
     outs, states = results[task]
     assert outs, f"{task} never ran"
-    groups = len(outs) // 3 if task not in ("evaluate",) else None
-    if task == "evaluate":  # per training: run, same try, new try, clear after promote/reject
-        chunks = [outs[i : i + 4] for i in range(0, len(outs), 4)]
-        state_chunks = [states[i : i + 5] for i in range(0, len(states), 5)]
-    else:
-        chunks = [outs[i : i + 3] for i in range(0, len(outs), 3)]
-        state_chunks = [states[i : i + 3] for i in range(0, len(states), 3)]
-    assert groups is None or groups >= 1
+    # evaluate, per training: run, same try, new try, clear after promote/reject (5 states);
+    # every other task: run, same try, new try (3 states)
+    n_out, n_state = (4, 5) if task == "evaluate" else (3, 3)
+    chunks = [outs[i : i + n_out] for i in range(0, len(outs), n_out)]
+    state_chunks = [states[i : i + n_state] for i in range(0, len(states), n_state)]
     for outputs, after in zip(chunks, state_chunks, strict=True):
         assert all(stable(o) == stable(outputs[0]) for o in outputs), f"{task}: outputs differ on repeat"
         if task == "evaluate":
