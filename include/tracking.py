@@ -46,7 +46,8 @@ def server_outage(exc: BaseException) -> tuple[str | None, str] | None:
     for e, n in zip(chain, names, strict=True):
         if isinstance(e, ConnectionError) or _OUTAGE_TYPES & n:
             url = re.search(r"API request to (\S+?)/api/", str(exc))
-            return (url.group(1) if url else None), f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            first_line = (str(e).splitlines() or [""])[0][:300]
+            return (url.group(1) if url else None), f"{type(e).__name__}: {first_line}"
     return None
 
 

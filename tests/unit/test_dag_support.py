@@ -75,3 +75,21 @@ def test_a_tracking_server_that_does_not_answer_is_named_and_retried(monkeypatch
 
     with pytest.raises(ValueError, match="a bug"):
         broken()
+
+
+def test_an_outage_without_a_message_is_still_named():
+    from mlflow.exceptions import MlflowException
+
+    from include.tracking import server_outage
+
+    try:
+        try:
+            raise ConnectionRefusedError()  # no text at all
+        except ConnectionRefusedError:
+            raise MlflowException(
+                "API request to http://mlflow:5000/api/2.0/mlflow/runs/get failed"
+            ) from None
+    except MlflowException as exc:
+        err = exc
+    err.__context__ = ConnectionRefusedError()
+    assert server_outage(err) == ("http://mlflow:5000", "ConnectionRefusedError: ")
