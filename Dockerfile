@@ -44,6 +44,7 @@ ENV PYTHONPATH=/opt/airflow \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/airflow/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     MLFLOW_DISABLE_TELEMETRY=true \
+    MLFLOW_CONFIGURE_LOGGING=false \
     GX_ANALYTICS_ENABLED=False
 # like the official Airflow image: `docker run IMAGE scheduler` runs `airflow scheduler`
 ENTRYPOINT ["/usr/bin/dumb-init", "--", "airflow"]

@@ -18,7 +18,16 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.config import scan_pipelines
-from include.dag_support import airflow_tags, champion_asset, dag_defaults, fail_fast, timetable, train_params
+from include.dag_support import (
+    airflow_tags,
+    champion_asset,
+    champion_event_extra,
+    dag_defaults,
+    fail_fast,
+    run_link,
+    timetable,
+    train_params,
+)
 from include.settings import Settings
 
 
@@ -70,11 +79,14 @@ def build_train_dag(cfg, settings):
             from include import tracking
             from include.registry import decision_record, promote
 
-            record = decision_record(evaluation, params["reason"], get_current_context()["run_id"])
+            ctx = get_current_context()
+            record = decision_record(evaluation, params["reason"], ctx["run_id"], run_link(settings, ctx))
             client = tracking.client(settings, cfg.experiment)
             # a stale decision (PromotionConflict) is permanent: never retried into place
-            return promote(client, cfg.registered_model, evaluation["challenger_version"],
-                           evaluation["champion_version"], record)  # fmt: skip
+            promoted = promote(client, cfg.registered_model, evaluation["challenger_version"],
+                               evaluation["champion_version"], record)  # fmt: skip
+            ctx["outlet_events"][champion].extra = champion_event_extra(promoted, evaluation)
+            return promoted
 
         @task
         @fail_fast
@@ -82,7 +94,8 @@ def build_train_dag(cfg, settings):
             from include import tracking
             from include.registry import decision_record, reject
 
-            record = decision_record(evaluation, params["reason"], get_current_context()["run_id"])
+            ctx = get_current_context()
+            record = decision_record(evaluation, params["reason"], ctx["run_id"], run_link(settings, ctx))
             client = tracking.client(settings, cfg.experiment)
             return reject(client, cfg.registered_model, evaluation["challenger_version"], record)
 

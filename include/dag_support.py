@@ -16,6 +16,7 @@ from typing import Any
 from include.config import PipelineConfig
 from include.errors import PermanentError
 from include.handoff import RetrainRequest
+from include.logging_config import configure_library_logging
 from include.settings import Settings
 from include.tracking import Tag, TrackingServerUnavailable, server_outage
 
@@ -63,11 +64,13 @@ def fail_fast(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        configure_library_logging()
         try:
             return fn(*args, **kwargs)
         except PermanentError as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
+            keep_failure_details(exc)
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             outage = server_outage(exc)
@@ -80,6 +83,24 @@ def fail_fast(fn: Callable) -> Callable:
             ) from exc
 
     return wrapper
+
+
+FAILURE_XCOM = "failure"  # a failed task's JSON-able details (e.g. a validation summary)
+
+
+def keep_failure_details(exc: BaseException) -> None:
+    """Push a permanent error's details (``exc.result``, e.g. the failed expectations and the
+    Data Docs page) as XCom ``failure``: the extra links and notifications of a failed task
+    read them from there."""
+    details = getattr(exc, "result", None)
+    if not isinstance(details, dict):
+        return
+    try:
+        from airflow.sdk import get_current_context
+
+        get_current_context()["ti"].xcom_push(key=FAILURE_XCOM, value=details)
+    except Exception:  # outside a task (unit tests) or XCom unavailable: the error still stands
+        log.debug("could not keep the failure details", exc_info=True)
 
 
 def tracking_uri() -> str:
@@ -147,6 +168,26 @@ def other_active_training_runs(context: dict, train_dag_id: str) -> int:
     return ti.get_dr_count(dag_id=train_dag_id, states=states) - ti.get_dr_count(
         dag_id=train_dag_id, run_ids=[own], states=states
     )
+
+
+def run_link(settings: Settings, context: dict) -> str:
+    """The Airflow UI page of the running DAG run (for registry tags and notifications)."""
+    from urllib.parse import quote
+
+    dag_id = getattr(context.get("ti"), "dag_id", "") or context["dag"].dag_id
+    return f"{settings.airflow_ui_url.rstrip('/')}/dags/{dag_id}/runs/{quote(context['run_id'], safe='')}"
+
+
+def champion_event_extra(promotion: dict, evaluation: dict) -> dict:
+    """The champion asset event's extra: which version is champion now and its primary metric."""
+    metric = evaluation["primary_metric"]
+    return {
+        "model": promotion["model_name"],
+        "version": promotion["champion"],
+        "previous_version": promotion["previous_champion"],
+        metric: round(evaluation["challenger"], 4),
+        f"previous_{metric}": None if evaluation["champion"] is None else round(evaluation["champion"], 4),
+    }
 
 
 def airflow_tags(context: dict) -> dict[str, str]:

@@ -21,10 +21,10 @@ from include import metrics, tracking
 from include.config import DriftSpec, PipelineConfig
 from include.datasets import add_label, labelled_rows, model_inputs, read_training_set, recent_window
 from include.handoff import RetrainRequest
-from include.registry import get_champion, load_model, model_uri, signature_inputs
+from include.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 from include.settings import Settings
 from include.storage import PipelinePaths, atomic_write
-from include.tracking import Role, Tag, last_retrain_trigger, quiet_library_warnings
+from include.tracking import Role, Tag, last_retrain_trigger
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -202,10 +202,9 @@ def check_drift(
     spec, metric = cfg.drift, cfg.promotion.primary_metric
     as_of, window = recent_window(cfg, settings.data_root, as_of, spec.window_days)
     current = labelled_rows(cfg, window)  # like the reference, a training set: labelled rows only
-    reference = read_training_set(champion)
-    with quiet_library_warnings():
-        snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
-        performance = champion_performance(cfg, champion, current)
+    reference = read_training_set(with_lineage(client, champion))
+    snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
+    performance = champion_performance(cfg, champion, current)
     last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
     decision = retrain_decision(
         spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs
@@ -232,8 +231,9 @@ def check_drift(
         ).to_conf(),
     }
     atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+    log.info(format_summary(result))  # first: the table and the decision lead the task log
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
-    log.info(format_summary(result))
+    result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
 
 

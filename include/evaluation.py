@@ -9,6 +9,7 @@ interval for the difference in the primary metric.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,9 @@ from include import metrics, tracking
 from include.config import PipelineConfig, PromotionSpec
 from include.datasets import model_inputs, training_end
 from include.errors import PermanentError
-from include.registry import get_champion, load_model, model_uri, signature_inputs
+from include.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 from include.settings import Settings
-from include.tracking import Tag, quiet_library_warnings
+from include.tracking import Tag
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,6 +64,12 @@ def thresholds(rule: PromotionSpec, champion: dict[str, float] | None) -> dict:
         floor = champion[metric] - tolerance if g_higher else champion[metric] + tolerance
         out[metric] = MetricThreshold(threshold=floor, greater_is_better=g_higher)
     return out
+
+
+def rounded(text: str, digits: int = 4) -> str:
+    """Library messages print full float precision; people read four decimals."""
+    long_float = r"-?\d+\.\d{" + str(digits + 1) + r",}(?:[eE][-+]?\d+)?"
+    return re.sub(long_float, lambda m: f"{float(m.group()):.{digits}f}", text)
 
 
 def _in_sample(holdout_start: datetime | None, trained_until: dict[str, datetime] | None) -> str | None:
@@ -147,7 +154,7 @@ def decide(
             None if champion is None else EvaluationResult(metrics=champion, artifacts={}),
         )
     except MlflowException as exc:  # ModelValidationFailedException is one
-        return Decision(False, f"rejected: {' '.join(str(exc).split())}", **base)
+        return Decision(False, f"rejected: {rounded(' '.join(str(exc).split()))}", **base)
     if champion is None:
         return Decision(
             True, f"no champion yet; {m}={ch_value:.4f} clears the floor {rule.absolute_floor}", **base
@@ -305,7 +312,7 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
     holdout_start = datetime.fromisoformat(assembled["holdout_window"][0])
     trained_until = {"challenger": datetime.fromisoformat(assembled["train_window"][1])}
 
-    with quiet_library_warnings(), mlflow.start_run(run_id=challenger["run_id"]):
+    with mlflow.start_run(run_id=challenger["run_id"]):
         ch_metrics, ch_predictions = _score(cfg, load_model(challenger["model_uri"]), holdout)
         champ_metrics = ci = None
         if champ is not None:
@@ -313,7 +320,7 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
             champ_metrics, champ_predictions = _score_champion(
                 cfg, champ_uri, holdout, f"champion v{champ.version}"
             )
-            trained_until["champion"] = training_end(cfg, champ)
+            trained_until["champion"] = training_end(cfg, with_lineage(client, champ))
             b = rule.bootstrap
             ci = paired_bootstrap_ci(
                 y, ch_predictions, champ_predictions, rule.primary_metric, b.n_resamples, b.seed, b.confidence
@@ -322,6 +329,7 @@ def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dic
         decision = decide(rule, ch_metrics, champ_metrics, ci, holdout_start, trained_until, slices)
         summary = {
             **decision.as_dict(),
+            "model_name": cfg.registered_model,
             "challenger_version": challenger["version"],
             "champion_version": None if champ is None else str(champ.version),
             "challenger_metrics": ch_metrics,

@@ -16,11 +16,13 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from include import tracking
 from include.config import load_pipelines
 from include.errors import PermanentError
+from include.logging_config import configure_library_logging
 from include.settings import Settings
 from include.tracking import Role, Tag
 
@@ -99,6 +101,21 @@ def signature_inputs(model, fallback: list[str], fallback_numeric: list[str]) ->
     ]
 
 
+VERSION_TAGS = (Tag.PIPELINE, Tag.ROLE, Tag.AIRFLOW_RUN_ID, Tag.run("reason"))
+"""Tags a version gets at registration; the rest (lineage, Airflow task, config digest) stay on its run."""
+
+
+def with_lineage(client, mv) -> SimpleNamespace:
+    """``mv`` with its training run's tags under its own: the lineage (``data.*``) lives on the run.
+
+    Versions registered before lineage moved to the run carry it themselves; theirs wins.
+    """
+    run_tags = client.get_run(mv.run_id).data.tags if getattr(mv, "run_id", None) else {}
+    return SimpleNamespace(
+        version=mv.version, run_id=getattr(mv, "run_id", None), tags={**run_tags, **mv.tags}
+    )
+
+
 def find_registered_version(client, model_name: str, airflow_run_id: str | None):
     """The version an earlier try of this Airflow run registered, if any (idempotent retries)."""
     if not airflow_run_id:
@@ -109,21 +126,50 @@ def find_registered_version(client, model_name: str, airflow_run_id: str | None)
     return None
 
 
-def decision_record(evaluation: dict[str, Any], run_reason: str, airflow_run_id: str) -> dict[str, Any]:
-    """What promote and reject write to the version's ``decision.*`` tags."""
-    return {**evaluation, "run_reason": run_reason, "airflow_run_id": airflow_run_id}
+def decision_record(
+    evaluation: dict[str, Any], run_reason: str, airflow_run_id: str, run_link: str | None = None
+) -> dict[str, Any]:
+    """The full decision: the evaluation, why the training ran, and the Airflow run that decided
+    (``run_link``: its page in the Airflow UI)."""
+    return {**evaluation, "run_reason": run_reason, "airflow_run_id": airflow_run_id, "run_link": run_link}
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _tags(prefix: str, record: dict[str, Any]) -> dict[str, str]:
-    return {
-        f"{prefix}.{k}": v if isinstance(v, str) else json.dumps(v)
-        for k, v in record.items()
-        if v is not None
+DECISION_ARTIFACT = "decision/record.json"  # on the version's run: the full record behind the tags
+
+
+def decision_tags(record: dict[str, Any]) -> dict[str, str]:
+    """The few ``decision.*`` tags a person reads on the version page (the rest is in the artifact)."""
+    metric, value, champ = record.get("primary_metric"), record.get("challenger"), record.get("champion")
+    if metric and value is not None:
+        summary = f"{metric} {value:.4f}"
+        if champ is not None:
+            summary += f" vs {champ:.4f} (v{record.get('champion_version')}, {value - champ:+.4f})"
+        else:
+            summary += " (no champion to compare)"
+    else:
+        summary = None
+    tags = {
+        Tag.DECISION_OUTCOME: record["outcome"],
+        Tag.decision("metric"): summary,
+        Tag.DECISION_REASON: str(record.get("reason") or "")[:500] or None,
+        Tag.decision("run"): record.get("run_link") or record.get("airflow_run_id"),
+        Tag.DECISION_PREVIOUS_CHAMPION: record.get("previous_champion"),
+        Tag.decision("at"): record.get("promoted_at") or record.get("rejected_at"),
     }
+    return {k: str(v) for k, v in tags.items() if v is not None}
+
+
+def _write_decision(client, model_name: str, version: str, record: dict[str, Any]) -> None:
+    """Tags first (what people and rollback read), then the full record as the run's artifact."""
+    for k, v in decision_tags(record).items():
+        client.set_model_version_tag(model_name, version, k, v)
+    run_id = client.get_model_version(model_name, version).run_id
+    if run_id:
+        client.log_dict(run_id, record, DECISION_ARTIFACT)
 
 
 def promote(
@@ -150,8 +196,7 @@ def promote(
     else:
         client.set_registered_model_alias(model_name, CHAMPION, version)
     full = {**record, "previous_champion": expected, "promoted_at": _now(), "outcome": "promoted"}
-    for k, v in _tags(Tag.DECISION, full).items():
-        client.set_model_version_tag(model_name, version, k, v)
+    _write_decision(client, model_name, version, full)
     if expected is not None:
         client.set_model_version_tag(model_name, expected, Tag.REPLACED_BY, version)
     log.info(
@@ -165,9 +210,16 @@ def promote(
 
 
 def reject(client, model_name: str, version: str, record: dict[str, Any]) -> dict:
-    """Record why a challenger was not promoted; the champion is untouched."""
-    for k, v in _tags(Tag.DECISION, {**record, "rejected_at": _now(), "outcome": "rejected"}).items():
-        client.set_model_version_tag(model_name, version, k, v)
+    """Record why a challenger was not promoted; the champion is untouched.
+
+    The ``challenger`` alias stays on the rejected version on purpose: ``challenger`` always
+    names the latest trained candidate (whatever its verdict, which ``decision.outcome`` gives),
+    so it can be loaded as ``models:/<name>@challenger`` to inspect or shadow-test it; the next
+    training moves it. Only ``champion`` means "serve this".
+    """
+    _write_decision(
+        client, model_name, str(version), {**record, "rejected_at": _now(), "outcome": "rejected"}
+    )
     champ = get_champion(client, model_name)
     log.info("rejected %s v%s; champion stays v%s", model_name, version, champ and champ.version)
     return {"model_name": model_name, "rejected": str(version), "champion": champ and str(champ.version)}
@@ -199,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--pipeline", required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_library_logging()
     settings = Settings.from_env()
     cfg = {c.name: c for c in load_pipelines(settings.pipelines_dir)}.get(args.pipeline)
     if cfg is None:

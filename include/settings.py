@@ -31,11 +31,17 @@ class Settings:
     mlflow_artifact_root: Path | None
     task_retries: int = 2
     retry_delay_seconds: int = 60
+    mlflow_ui_url: str = "http://localhost:5000"  # where a browser reaches the MLflow UI (extra links)
+    airflow_ui_url: str = (
+        "http://localhost:8080"  # where a browser reaches the Airflow UI (links in tags, mails)
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """``CT_HOME``, ``CT_DATA_ROOT``, ``CT_PIPELINES_DIR``, ``MLFLOW_TRACKING_URI``,
-        ``CT_MLFLOW_ARTIFACT_ROOT``, ``CT_TASK_RETRIES``, ``CT_RETRY_DELAY_SECONDS``."""
+        ``CT_MLFLOW_ARTIFACT_ROOT``, ``CT_TASK_RETRIES``, ``CT_RETRY_DELAY_SECONDS``,
+        ``CT_MLFLOW_UI_URL`` (default: the tracking URI when it is a server, else localhost:5000),
+        ``CT_AIRFLOW_UI_URL`` (default: ``AIRFLOW__API__BASE_URL``, else localhost:8080)."""
         env = dict(os.environ if env is None else env)
         home = Path(env.get("CT_HOME", str(DEFAULT_HOME))).resolve()
         data_root = Path(env.get("CT_DATA_ROOT", str(home / "data"))).resolve()
@@ -57,4 +63,9 @@ class Settings:
             artifact_root,
             task_retries=int(env.get("CT_TASK_RETRIES", "2")),
             retry_delay_seconds=int(env.get("CT_RETRY_DELAY_SECONDS", "60")),
+            mlflow_ui_url=env.get("CT_MLFLOW_UI_URL")
+            or (uri if uri.startswith(("http://", "https://")) else cls.mlflow_ui_url),
+            airflow_ui_url=env.get("CT_AIRFLOW_UI_URL")
+            or env.get("AIRFLOW__API__BASE_URL")
+            or cls.airflow_ui_url,
         )

@@ -1,4 +1,4 @@
-"""MLflow plumbing shared by the stages: store set-up, the tag vocabulary, quiet logs.
+"""MLflow plumbing shared by the stages: store set-up, the tag vocabulary, outage detection.
 
 :class:`Tag` is the one place the project's MLflow tag keys are spelled. Runs and model
 versions carry them so that the registry itself explains a model: which data it saw
@@ -8,10 +8,8 @@ versions carry them so that the registry itself explains a model: which data it 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -155,19 +153,3 @@ def last_retrain_trigger(
     runs = client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
                               max_results=1)  # fmt: skip
     return datetime.fromisoformat(runs[0].data.tags[Tag.DRIFT_AS_OF]) if runs else None
-
-
-@contextlib.contextmanager
-def quiet_library_warnings():
-    """Silence known-harmless warnings that would bury the task log.
-
-    * MLflow's "integer columns cannot hold missing values" hint (numeric features are float64;
-      only the 0/1 label is an integer) and its ambiguous-local-source notice;
-    * hundreds of Airflow deprecation warnings raised while skops scans loaded modules.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column")
-        warnings.filterwarnings("ignore", message=".*dataset source can be interpreted in multiple ways")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        yield

@@ -20,12 +20,14 @@ from include.errors import PermanentError
 from include.registry import (
     CHALLENGER,
     TRUSTED_TYPE_PREFIXES,
+    VERSION_TAGS,
     find_registered_version,
     get_champion,
     model_uri,
+    with_lineage,
 )
 from include.settings import Settings
-from include.tracking import Role, Tag, quiet_library_warnings
+from include.tracking import Role, Tag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,8 +106,9 @@ def assemble_training_data(
     cfg: PipelineConfig, settings: Settings, as_of, out_dir, train_days: int | None = None
 ) -> dict:
     """Cut train/holdout windows, refusing a holdout that would overlap the champion's training data."""
-    champion = get_champion(tracking.client(settings, cfg.experiment), cfg.registered_model)
-    not_before = None if champion is None else training_end(cfg, champion)
+    client = tracking.client(settings, cfg.experiment)
+    champion = get_champion(client, cfg.registered_model)
+    not_before = None if champion is None else training_end(cfg, with_lineage(client, champion))
     return assemble(
         cfg, settings.data_root, as_of, out_dir, train_days=train_days, holdout_not_before=not_before
     )
@@ -144,10 +147,7 @@ def train_and_register(
         Tag.HOLDOUT_URI: assembled["holdout"]["uri"],
         **run_tags,
     }
-    with (
-        quiet_library_warnings(),
-        mlflow.start_run(run_name=f"train as_of {assembled['as_of'][:10]}", tags=tags) as run,
-    ):
+    with mlflow.start_run(run_name=f"train as_of {assembled['as_of'][:10]}", tags=tags) as run:
         _log_params_and_datasets(cfg, assembled, train, holdout)
         model = build_pipeline(cfg)
         model.fit(X, y)
@@ -155,9 +155,8 @@ def train_and_register(
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         _log_feature_importance(cfg, model, holdout)
         info = _log_model(model, X)
-        mv = mlflow.register_model(
-            info.model_uri, cfg.registered_model, tags={**tags, Tag.ROLE: Role.TRAINED}
-        )
+        version_tags = {k: v for k, v in {**tags, Tag.ROLE: Role.TRAINED}.items() if k in VERSION_TAGS}
+        mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags=version_tags)
         client.set_registered_model_alias(cfg.registered_model, CHALLENGER, mv.version)
         mlflow.set_tag(Tag.MODEL_VERSION, mv.version)
         log.info(
@@ -226,6 +225,7 @@ def _result(cfg: PipelineConfig, mv, client) -> dict[str, Any]:
         "model_name": cfg.registered_model,
         "version": str(mv.version),
         "run_id": mv.run_id,
+        "experiment_id": run.info.experiment_id,
         "model_uri": model_uri(cfg.registered_model, mv.version),
         "train_metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("train_")},
     }

@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from include.config import ColumnSpec, PipelineConfig
 from include.errors import PermanentError
@@ -216,10 +217,17 @@ def _short(d: dict) -> str:
 
 
 def validate_frame(cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path) -> tuple[dict, str | None]:
-    """Run the checkpoint on a frame; returns (summary, data docs index URL)."""
+    """Run the checkpoint on a frame; returns (summary, Data Docs index URL).
+
+    ``summary["data_docs_page"]`` is the local path of this validation's own Data Docs page."""
     ctx, cp = _checkpoint(cfg, gx_project)
     result = cp.run(batch_parameters={"dataframe": df})
     summary = summarize(result)
+    summary["data_docs_page"] = None
+    for identifier in result.run_results:
+        page = ctx.get_docs_sites_urls(resource_identifier=identifier)
+        if page and str(page[0].get("site_url", "")).startswith("file://"):
+            summary["data_docs_page"] = unquote(urlparse(page[0]["site_url"]).path)
     docs = ctx.get_docs_sites_urls()
     return summary, (docs[0]["site_url"] if docs else None)
 

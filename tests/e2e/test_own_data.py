@@ -121,6 +121,6 @@ def test_yes_no_target_with_categorical_features_end_to_end(churn_pipeline):
         c.name for c in mlflow.models.get_model_info(f"models:/churn_model/{mv.version}").signature.inputs
     }
     assert inputs == {"monthly_fee", "support_calls", "plan", "region"}  # cancel_reason never a feature
-    train = pd.read_parquet(mv.tags["data.train_uri"])
+    train = pd.read_parquet(run.data.tags["data.train_uri"])  # lineage lives on the run
     assert set(train["label"].unique()) == {0, 1}
     assert train["label"].mean() == pytest.approx((train["churned"] == "Yes").mean())

@@ -6,8 +6,10 @@ rollback), so they run in file order against one registry.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -60,6 +62,20 @@ def champion(client):
     return None if mv is None else str(mv.version)
 
 
+def champion_events() -> list[dict]:
+    """The extras of the champion asset's events, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "flights_delay.champion").order_by(AssetEvent.id)
+        ).all()  # fmt: skip
+        return [dict(e.extra or {}) for e in rows]
+
+
 def train(reason: str):
     dr = run_dag("flights_delay__train", run_conf={"reason": reason, "as_of": AS_OF})
     return dr, task_states(dr)
@@ -77,12 +93,21 @@ def test_first_training_without_champion_is_promoted(
     v = champion(client)
     assert v is not None
     mv = client.get_model_version(MODEL, v)
-    assert mv.tags["decision.outcome"] == "promoted"
-    assert mv.tags["decision.run_reason"] == "bootstrap"
-    assert "decision.previous_champion" not in mv.tags  # there was none
-    assert mv.tags["airflow.dag_id"] == "flights_delay__train" and mv.tags["airflow.run_id"] == dr.run_id
-    assert len(mv.tags["data.train_sha256"]) == 64 and mv.tags["config.sha"]
+    # the version reads at a glance: a handful of tags; lineage and the full record sit on its run
+    assert set(mv.tags) == {"pipeline", "ct.role", "airflow.run_id", "run.reason", "decision.outcome",
+                            "decision.metric", "decision.reason", "decision.run", "decision.at"}, mv.tags  # fmt: skip
+    assert mv.tags["decision.outcome"] == "promoted" and mv.tags["run.reason"] == "bootstrap"
+    assert mv.tags["decision.metric"].startswith("roc_auc 0.") and "no champion" in mv.tags["decision.metric"]
+    assert mv.tags["decision.run"].endswith(f"/dags/flights_delay__train/runs/{quote(dr.run_id, safe='')}")
+    assert mv.tags["airflow.run_id"] == dr.run_id
+    record = json.loads(Path(client.download_artifacts(mv.run_id, "decision/record.json")).read_text())
+    assert record["outcome"] == "promoted" and record["run_reason"] == "bootstrap"
+    assert record["previous_champion"] is None and record["challenger_version"] == v
     run = client.get_run(mv.run_id)
+    assert run.data.tags["airflow.dag_id"] == "flights_delay__train" and run.data.tags["config.sha"]
+    assert len(run.data.tags["data.train_sha256"]) == 64
+    assert champion_events()[-1] == {"model": MODEL, "version": v, "previous_version": None,
+                                     "roc_auc": round(run.data.metrics["roc_auc"], 4), "previous_roc_auc": None}  # fmt: skip
     assert run.data.metrics["roc_auc"] > 0.6 and "train_roc_auc" in run.data.metrics
     assert {d.dataset.name for d in run.inputs.dataset_inputs} >= {
         "flights_delay-train",
@@ -218,10 +243,7 @@ def test_retried_promotion_after_the_alias_moved_is_a_no_op(client):
         assert promote(client, MODEL, other, expected_champion=current, record=record) == out  # and again
         assert champion(client) == other
         tags = client.get_model_version(MODEL, other).tags
-        assert (
-            tags["decision.airflow_run_id"] == "manual__retry_promote"
-            and tags["decision.outcome"] == "promoted"
-        )
+        assert tags["decision.run"] == "manual__retry_promote" and tags["decision.outcome"] == "promoted"
         assert client.get_model_version(MODEL, current).tags["ct.replaced_by"] == other
         with pytest.raises(PromotionConflict):  # a decision made against another champion still fails
             promote(client, MODEL, current, expected_champion="999", record=record)

@@ -1,0 +1,62 @@
+"""The one place that decides which library log lines and warnings reach a task log.
+
+Airflow captures a task's own ``logging`` records at their level, but anything a library
+writes to stderr with a handler of its own shows as ERROR, and each distinct warning prints
+once per location, so a library that warns per scanned module floods the log. Called once
+per process, before the stage code runs (``dag_support.fail_fast`` and the preloading
+scheduler call it); calling it again does nothing.
+
+What it does:
+
+* MLflow, alembic and sqlalchemy lose the stderr handler MLflow installs on import and hand
+  their records to the root logger, so MLflow's INFO stays INFO (the same as
+  ``MLFLOW_CONFIGURE_LOGGING=false``, which the deployment also sets);
+* Great Expectations, Evidently and MLflow's SQL migrations log at WARNING and above;
+* known-harmless warnings are ignored: the deprecation notices skops triggers while scanning
+  loaded modules (hundreds per model load), MLflow's integer-column schema hint (numeric
+  features are float64; only the 0/1 label is an integer) and its ambiguous-dataset-source
+  notice. Other warnings still show, once each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+# logger name -> minimum level shown in task logs
+LIBRARY_LEVELS = {
+    "mlflow": logging.INFO,
+    "alembic": logging.WARNING,
+    "sqlalchemy.engine": logging.WARNING,
+    "great_expectations": logging.WARNING,
+    "evidently": logging.WARNING,
+    "huey": logging.WARNING,
+}
+IGNORED_WARNINGS: list[dict] = [
+    {"category": FutureWarning, "module": r"skops(\.|$)"},
+    {"category": DeprecationWarning, "module": r"skops(\.|$)"},
+    {"message": r".*Inferred schema contains integer column"},
+    {"message": r".*dataset source can be interpreted in multiple ways"},
+    {
+        "message": r"Using `httpx` with `starlette.testclient` is deprecated"
+    },  # Airflow's task runner imports it
+]
+
+_configured = False
+
+
+def configure_library_logging() -> None:
+    """Route library loggers to the root logger at sane levels and ignore known-noisy warnings."""
+    global _configured
+    if _configured:
+        return
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # for MLflow imported after this
+    for name, level in LIBRARY_LEVELS.items():
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if not isinstance(h, logging.StreamHandler)]
+        logger.propagate = True
+        logger.setLevel(level)
+    for spec in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", **spec)
+    _configured = True

@@ -1,0 +1,183 @@
+"""Airflow plugin: one click from a task to what it produced.
+
+* **Extra links** on the pipeline tasks: the MLflow run (train, evaluate, check_drift), the
+  registered model version (train, evaluate, promote, reject), the Evidently drift report
+  (check_drift, trigger_training) and the Great Expectations Data Docs page of the batch's
+  validation (validate). They are built from the task's own return value (its XCom), so they
+  work for every run the scheduler made, whoever triggered it.
+* **A read-only report viewer** mounted in the Airflow API server at ``/ct-loop``: it serves
+  the drift reports and Data Docs under the data root, only to a user logged in to Airflow who
+  may read the DAG's task instances (Airflow's own auth manager decides).
+
+The MLflow UI address comes from ``CT_MLFLOW_UI_URL`` (``include.settings``); report links are
+relative to the Airflow UI, so they follow whatever host and port it is served on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from airflow.plugins_manager import AirflowPlugin
+from airflow.sdk import BaseOperatorLink
+
+from include.dag_support import FAILURE_XCOM
+from include.settings import Settings
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/ct-loop"
+MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS = (
+    "MLflow run",
+    "Model version",
+    "Drift report",
+    "Validation result (Data Docs)",
+)
+SERVED_SUFFIXES = {".html", ".css", ".js", ".json", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".map"}
+
+
+def pipeline_of(dag_id: str) -> str:
+    """``flights_delay__train`` -> ``flights_delay`` (DAG ids are ``<pipeline>__<role>``)."""
+    return dag_id.rsplit("__", 1)[0]
+
+
+def report_url(dag_id: str, path: str | None, settings: Settings) -> str | None:
+    """The viewer URL of a file under the pipeline's data folder, or None when it lies elsewhere."""
+    if not path:
+        return None
+    base = (settings.data_root / pipeline_of(dag_id)).resolve()
+    try:
+        rel = Path(path).resolve().relative_to(base)
+    except ValueError:
+        return None
+    return f"{URL_PREFIX}/files/{quote(dag_id)}/{quote(rel.as_posix())}"
+
+
+def task_links(dag_id: str, task_id: str, result: Any, settings: Settings) -> dict[str, str]:
+    """Link name -> URL for what one task produced (its return value); pure, so it is unit-tested."""
+    if not isinstance(result, dict):
+        return {}
+    ui = settings.mlflow_ui_url.rstrip("/")
+    links: dict[str, str | None] = {}
+    run_id = result.get("mlflow_run_id") or (result.get("run_id") if task_id == "train" else None)
+    experiment = result.get("experiment_id")
+    if run_id and experiment:
+        links[MLFLOW_RUN] = f"{ui}/#/experiments/{experiment}/runs/{run_id}"
+    model = result.get("model_name")
+    version = {"evaluate": "challenger_version", "promote": "champion", "reject": "rejected"}.get(
+        task_id, "version"
+    )
+    version = result.get(version)
+    if model and version:
+        links[MODEL_VERSION] = f"{ui}/#/models/{quote(model)}/versions/{version}"
+    report = result.get("report") or (result.get("retrain_request") or {}).get("report")
+    links[DRIFT_REPORT] = report_url(dag_id, report, settings)
+    links[DATA_DOCS] = report_url(dag_id, result.get("data_docs_page"), settings)
+    return {k: v for k, v in links.items() if v}
+
+
+def _task_result(ti_key) -> Any:
+    """The task's return value, or for a failed task the details it kept (XCom ``failure``, e.g.
+    a quarantined batch's validation summary); read from the metadata DB in the API server."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for key in ("return_value", FAILURE_XCOM):
+            row = session.execute(
+                XComModel.get_many(
+                    key=key,
+                    run_id=ti_key.run_id,
+                    dag_ids=ti_key.dag_id,
+                    task_ids=ti_key.task_id,
+                    map_indexes=ti_key.map_index,
+                ).with_only_columns(XComModel.value)
+            ).first()
+            if row is not None:
+                value = row.value
+                return json.loads(value) if isinstance(value, str | bytes) else value
+    return None
+
+
+def _trigger_result(ti_key) -> Any:
+    """trigger_training returns nothing: its report is the drift check's."""
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+    return _task_result(TaskInstanceKey(ti_key.dag_id, "check_drift", ti_key.run_id, ti_key.try_number))
+
+
+class _ResultLink(BaseOperatorLink):
+    """A link computed from the task's return value; tasks without one show no button."""
+
+    name = ""
+
+    def get_link(self, operator, *, ti_key) -> str:
+        try:
+            result = _trigger_result(ti_key) if ti_key.task_id == "trigger_training" else _task_result(ti_key)
+            return task_links(ti_key.dag_id, ti_key.task_id, result, Settings.from_env()).get(self.name, "")
+        except Exception:  # a link must never break the task page
+            log.exception("could not build the %r link of %s", self.name, ti_key)
+            return ""
+
+
+class MlflowRunLink(_ResultLink):
+    name = MLFLOW_RUN
+
+
+class ModelVersionLink(_ResultLink):
+    name = MODEL_VERSION
+
+
+class DriftReportLink(_ResultLink):
+    name = DRIFT_REPORT
+
+
+class DataDocsLink(_ResultLink):
+    name = DATA_DOCS
+
+
+def create_app(settings_factory=Settings.from_env):
+    """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` under the pipeline's data folder."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.responses import FileResponse
+
+    app = FastAPI(title="CT loop reports", docs_url=None, redoc_url=None, openapi_url=None)
+    may_read = Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
+
+    @app.get("/files/{dag_id}/{path:path}", dependencies=[may_read])
+    def serve(dag_id: str, path: str):
+        base = (settings_factory().data_root / pipeline_of(dag_id)).resolve()
+        target = (base / path).resolve()
+        if not target.is_relative_to(base) or target.suffix.lower() not in SERVED_SUFFIXES:
+            raise HTTPException(404, "not a report")
+        if not target.is_file():
+            raise HTTPException(404, f"{path} does not exist (yet) under {pipeline_of(dag_id)}'s data folder")
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return FileResponse(target, media_type=media, headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+class LazyApp:
+    """An ASGI app built on its first request: every Airflow process loads plugins (task
+    processes too), and only the API server should pay for importing its security layer."""
+
+    def __init__(self, factory):
+        self.factory, self.app = factory, None
+
+    async def __call__(self, scope, receive, send):
+        if self.app is None:
+            self.app = self.factory()
+        await self.app(scope, receive, send)
+
+
+class CtLoopPlugin(AirflowPlugin):
+    name = "ct_loop"
+    global_operator_extra_links = [MlflowRunLink(), ModelVersionLink(), DriftReportLink(), DataDocsLink()]
+    fastapi_apps = [{"app": LazyApp(create_app), "url_prefix": URL_PREFIX, "name": "CT loop reports"}]
