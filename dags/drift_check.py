@@ -27,6 +27,7 @@ from include.dag_support import (
     other_active_training_runs,
     timetable,
 )
+from include.notifications import notifiers
 from include.settings import Settings
 
 
@@ -79,6 +80,7 @@ def build_drift_dag(cfg, settings):
             conf="{{ ti.xcom_pull(task_ids='check_drift')['retrain_request'] }}",  # a RetrainRequest
             skip_when_already_exists=True,  # a retried trigger does not start a second training
             wait_for_completion=False,
+            on_success_callback=notifiers(cfg, settings, "drift_retraining"),
         )
         should_retrain(check_drift()) >> trigger_training
 

@@ -28,6 +28,7 @@ from include.dag_support import (
     timetable,
     train_params,
 )
+from include.notifications import notifiers
 from include.settings import Settings
 
 
@@ -73,7 +74,7 @@ def build_train_dag(cfg, settings):
         def decide(evaluation: dict) -> str:
             return "promote" if evaluation["promote"] else "reject"
 
-        @task(outlets=[champion])
+        @task(outlets=[champion], on_success_callback=notifiers(cfg, settings, "promotion"))
         @fail_fast
         def promote(evaluation: dict, params=None) -> dict:
             from include import tracking

@@ -298,6 +298,27 @@ class DriftSpec(_Strict):
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
 
+NotificationEvent = Literal["failure", "quarantine", "promotion", "drift_retraining"]
+
+
+class NotificationSpec(_Strict):
+    """Who hears about the loop, through Airflow notifiers (include/notifications.py). No channel: no messages."""
+
+    email: list[str] = Field(default_factory=list, description="Recipients, sent through the SMTP connection")
+    email_from: str | None = Field(None, description="Sender; default: the SMTP connection's from_email")
+    smtp_conn_id: str = Field("smtp_default", description="Airflow connection of the SMTP server")
+    apprise_conn_id: str | None = Field(
+        None, description="Airflow apprise connection (Slack, Teams, Telegram, ... URLs) for chat messages"
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: ["failure", "quarantine", "promotion", "drift_retraining"]
+    )
+
+    @property
+    def channels(self) -> bool:
+        return bool(self.email or self.apprise_conn_id)
+
+
 CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 
 
@@ -336,6 +357,7 @@ class PipelineConfig(_Strict):
     promotion: PromotionSpec = PromotionSpec()
     drift: DriftSpec = DriftSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    notifications: NotificationSpec = NotificationSpec()
 
     @model_validator(mode="after")
     def _columns_fit_the_schema(self) -> PipelineConfig:

@@ -15,7 +15,7 @@ from typing import Any
 
 from include.config import PipelineConfig
 from include.errors import PermanentError
-from include.handoff import RetrainRequest
+from include.handoff import TRIGGERED_RUN_PREFIX, RetrainRequest
 from include.logging_config import configure_library_logging
 from include.settings import Settings
 from include.tracking import Tag, TrackingServerUnavailable, server_outage
@@ -41,14 +41,17 @@ def timetable(expr: str | None):
 
 
 def default_args(cfg: PipelineConfig, settings: Settings) -> dict[str, Any]:
-    """Retries with delay: tasks here fail on transient I/O; data errors bypass retries."""
+    """Retries with delay: tasks here fail on transient I/O; data errors bypass retries.
+    A task that fails for good is logged and, where the pipeline configures channels, notified."""
+    from include.notifications import notifiers
+
     return {
         "owner": cfg.owner,
         "retries": settings.task_retries,
         "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
-        "on_failure_callback": log_task_failure,
+        "on_failure_callback": [log_task_failure, *notifiers(cfg, settings, "failure")],
     }
 
 
@@ -155,9 +158,6 @@ def log_task_failure(context: dict) -> None:
         getattr(ti, "try_number", "?"),
         str(exc).splitlines()[0] if exc else "unknown",
     )
-
-
-TRIGGERED_RUN_PREFIX = "drift__"  # run id of a training the drift check triggers: drift__<its run id>
 
 
 def other_active_training_runs(context: dict, train_dag_id: str) -> int:

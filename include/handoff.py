@@ -13,6 +13,8 @@ from typing import Any
 
 from include.tracking import Tag
 
+TRIGGERED_RUN_PREFIX = "drift__"  # run id of a training the drift check triggers: drift__<its run id>
+
 
 @dataclass(frozen=True)
 class RetrainRequest:

@@ -43,7 +43,22 @@ IGNORED_WARNINGS: list[dict] = [
     },  # Airflow's task runner imports it
 ]
 
+# logger name -> start of a message that is known noise (dropped)
+IGNORED_LOG_MESSAGES = {
+    # MLflow cannot tell a 0/1 integer label from a count and says so on every evaluation
+    "mlflow.models.evaluation.evaluators.classifier": "According to the evaluation dataset label values",
+}
+
 _configured = False
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
 
 
 def configure_library_logging() -> None:
@@ -57,6 +72,8 @@ def configure_library_logging() -> None:
         logger.handlers = [h for h in logger.handlers if not isinstance(h, logging.StreamHandler)]
         logger.propagate = True
         logger.setLevel(level)
+    for name, prefix in IGNORED_LOG_MESSAGES.items():
+        logging.getLogger(name).addFilter(_DropMessage(prefix))
     for spec in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", **spec)
     _configured = True

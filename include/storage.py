@@ -101,6 +101,24 @@ class PipelinePaths:
         return sorted(p.parent.name for p in root.glob(f"*/{BATCH_FILE}"))
 
 
+VIEWER_PREFIX = "/ct-loop/files"  # the report viewer the Airflow plugin mounts (plugins/ct_loop_plugin.py)
+
+
+def viewer_path(data_root: Path, dag_id: str, file: str | None) -> str | None:
+    """Path (below the Airflow UI) at which the plugin's viewer serves ``file``, a file under the
+    pipeline's data folder; None for anything outside it. DAG ids are ``<pipeline>__<role>``."""
+    from urllib.parse import quote
+
+    if not file:
+        return None
+    base = (data_root / dag_id.rsplit("__", 1)[0]).resolve()
+    try:
+        rel = Path(file).resolve().relative_to(base)
+    except ValueError:
+        return None
+    return f"{VIEWER_PREFIX}/{quote(dag_id)}/{quote(rel.as_posix())}"
+
+
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path``, then rename it into place.
 

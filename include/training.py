@@ -8,7 +8,9 @@ version with alias ``challenger``. A retried task finds the version its earlier 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -156,7 +158,10 @@ def train_and_register(
         _log_feature_importance(cfg, model, holdout)
         info = _log_model(model, X)
         version_tags = {k: v for k, v in {**tags, Tag.ROLE: Role.TRAINED}.items() if k in VERSION_TAGS}
-        mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags=version_tags)
+        with contextlib.redirect_stderr(io.StringIO()) as notices:  # MLflow prints these to stderr
+            mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags=version_tags)
+        for line in notices.getvalue().splitlines():
+            log.info("MLflow: %s", line)
         client.set_registered_model_alias(cfg.registered_model, CHALLENGER, mv.version)
         mlflow.set_tag(Tag.MODEL_VERSION, mv.version)
         log.info(

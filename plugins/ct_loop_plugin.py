@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -27,10 +26,11 @@ from airflow.sdk import BaseOperatorLink
 
 from include.dag_support import FAILURE_XCOM
 from include.settings import Settings
+from include.storage import VIEWER_PREFIX, viewer_path
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/ct-loop"
+URL_PREFIX = VIEWER_PREFIX.removesuffix("/files")  # the viewer app's mount point
 MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS = (
     "MLflow run",
     "Model version",
@@ -46,15 +46,7 @@ def pipeline_of(dag_id: str) -> str:
 
 
 def report_url(dag_id: str, path: str | None, settings: Settings) -> str | None:
-    """The viewer URL of a file under the pipeline's data folder, or None when it lies elsewhere."""
-    if not path:
-        return None
-    base = (settings.data_root / pipeline_of(dag_id)).resolve()
-    try:
-        rel = Path(path).resolve().relative_to(base)
-    except ValueError:
-        return None
-    return f"{URL_PREFIX}/files/{quote(dag_id)}/{quote(rel.as_posix())}"
+    return viewer_path(settings.data_root, dag_id, path)
 
 
 def task_links(dag_id: str, task_id: str, result: Any, settings: Settings) -> dict[str, str]:

@@ -63,7 +63,7 @@ def test_contracts_hold_on_this_tree():
         (
             "training",
             "from airflow.sdk import Asset",
-            "Only include.dag_support imports Airflow",
+            "Only dag_support and notifications import Airflow",
             "include.training -> airflow",
         ),
         # include reaching up into the DAG files or into tests
