@@ -23,3 +23,18 @@ def run_dag(dag_id: str, **kwargs):
 
 def task_states(dr) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+
+
+def plugin():
+    """The project's Airflow plugin module (plugins/ is not a package on sys.path)."""
+    import importlib.util
+    import sys
+
+    if "ct_loop_plugin" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "ct_loop_plugin", DAGS.parent / "plugins" / "ct_loop_plugin.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["ct_loop_plugin"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["ct_loop_plugin"]

@@ -1,9 +1,15 @@
-"""`make demo` through Airflow's scheduler: real runs with logs, continued on a second call, and
-nothing left running after it ends or is interrupted (two weeks here; the README states the
-figures of the whole demo)."""
+"""`make demo` through Airflow's scheduler, then what a user sees of it.
+
+One demo state for the module: a fast copy of the demo pipeline (2-week training windows, a low
+drift threshold, e-mail notifications to a real local SMTP server) replayed for four weeks, so it
+holds every kind of run: backfilled ingestion and drift checks, a manual bootstrap training and a
+training triggered by the drift check. On it: the runs and their logs, the notifications, a real
+browser walk through the Airflow and MLflow UIs, a second call that continues, and Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -13,19 +19,28 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+
+from tests.smtp_inbox import smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
+NAME = "flights_quick"
 pytestmark = pytest.mark.e2e
 
 
-def demo(home: Path, weeks: int, out: Path) -> subprocess.Popen:
+def demo_env(home: Path, pipelines: Path, smtp_uri: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CT_", "MLFLOW"))}
-    env.update(CT_HOME=str(home), PYTHONPATH=str(ROOT), MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="False",
-               AIRFLOW_HOME=str(home / "airflow"), AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+    env.update(CT_HOME=str(home), CT_PIPELINES_DIR=str(pipelines), PYTHONPATH=str(ROOT), MLFLOW_DISABLE_TELEMETRY="true",
+               GX_ANALYTICS_ENABLED="False", AIRFLOW_HOME=str(home / "airflow"), AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
                AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+               AIRFLOW_CONN_SMTP_TEST=smtp_uri, MLFLOW_CONFIGURE_LOGGING="false",
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # fmt: skip
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), "--weeks", str(weeks)], env=env,
-                            stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    return env
+
+
+def demo(env: dict, weeks: int, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), "--weeks", str(weeks), "--pipeline", NAME],
+                            env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 
 def descendants(pid: int):
@@ -37,37 +52,107 @@ def descendants(pid: int):
         return []
 
 
-def test_demo_runs_through_the_scheduler_continues_and_stops_cleanly(tmp_path):
-    home, out = tmp_path / "home", tmp_path / "demo.out"
-    proc = demo(home, 2, out)
-    try:
-        assert proc.wait(600) == 0, out.read_text()[-4000:]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    text = out.read_text()
-    assert "week 2013-01-08: ingest curated" in text and "stopped the Airflow processes" in text
+@pytest.fixture(scope="module")
+def demo_state(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = NAME
+    raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
+    raw["drift"]["share_threshold"] = 0.05  # January's weather drifts week to week: week 4 triggers
+    raw["notifications"] = {"email": ["ml-team@example.com"], "smtp_conn_id": "smtp_test"}
+    (tmp / "pipelines").mkdir()
+    (tmp / "pipelines" / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
+    with smtp_server() as (inbox, uri):
+        env = demo_env(tmp / "home", tmp / "pipelines", uri)
+        out = tmp / "demo.out"
+        proc = demo(env, 4, out)
+        try:
+            assert proc.wait(900) == 0, out.read_text()[-4000:]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        yield {"home": tmp / "home", "env": env, "out": out, "inbox": inbox, "tmp": tmp}
 
+
+def runs(home: Path, dag: str) -> list[tuple]:
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
-        runs = db.execute("SELECT run_id, run_type, state, start_date, end_date FROM dag_run "
-                          "WHERE dag_id = 'flights_delay__ingest' ORDER BY logical_date").fetchall()  # fmt: skip
-        paused = db.execute(
-            "SELECT dag_id FROM dag WHERE is_paused = 0 AND dag_id LIKE 'flights_delay%'"
-        ).fetchall()
-    assert [(r[1], r[2]) for r in runs] == [("backfill", "success")] * 2, runs
-    assert all(r[3] and r[3] >= "2026" for r in runs), (
-        "runs carry real start dates, not 2013"
-    )  # real durations
-    assert not paused, f"the demo left DAGs unpaused: {paused}"
-    logs = home / "airflow" / "logs" / "dag_id=flights_delay__ingest" / f"run_id={runs[0][0]}"
-    validate_log = next(logs.glob("task_id=validate/attempt=1.log")).read_text()
-    assert "expectations passed" in validate_log  # the task's own log, as the UI shows it
+        return db.execute("SELECT run_id, run_type, state, start_date FROM dag_run WHERE dag_id = ? "
+                          "ORDER BY logical_date, run_id", (f"{NAME}__{dag}",)).fetchall()  # fmt: skip
 
-    # a second call continues on the same state, and Ctrl-C stops everything it started
-    proc = demo(home, 3, out)
+
+def task_log(home: Path, dag: str, run_id: str, task: str) -> list[dict]:
+    path = (
+        home
+        / "airflow"
+        / "logs"
+        / f"dag_id={NAME}__{dag}"
+        / f"run_id={run_id}"
+        / f"task_id={task}"
+        / "attempt=1.log"
+    )
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_state):
+    home, text = demo_state["home"], demo_state["out"].read_text()
+    assert "week 2013-01-22: ingest curated; drift share" in text and "stopped the Airflow processes" in text
+    ingest, drift, train = runs(home, "ingest"), runs(home, "drift_check"), runs(home, "train")
+    assert [(r[1], r[2]) for r in ingest] == [("backfill", "success")] * 4, ingest
+    assert [(r[1], r[2]) for r in drift] == [("backfill", "success")], drift
+    assert {(r[0], r[1], r[2]) for r in train} == {
+        ("manual__bootstrap_2013-01-22", "manual", "success"),
+        (f"drift__{drift[0][0]}", "operator_triggered", "success"),  # the run the drift check created
+    }
+    assert all(r[3] >= "2026" for r in ingest + drift + train), "runs carry real start dates, not 2013"
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        paused = db.execute(
+            f"SELECT dag_id FROM dag WHERE is_paused = 0 AND dag_id LIKE '{NAME}%'"
+        ).fetchall()
+    assert not paused, f"the demo left DAGs unpaused: {paused}"
+
+    # the drift check's log leads with the table and the decision: the first screen shows them
+    lines = task_log(home, "drift_check", drift[0][0], "check_drift")
+    first_screen = "\n".join(str(e["event"]) for e in lines[:12])
+    assert "drift share" in first_screen and "decision: RETRAIN" in first_screen
+    # MLflow's and the libraries' INFO lines are INFO, not ERROR; no warning floods
+    for dag, run_id in (("train", train[0][0]), ("train", train[1][0]), ("drift_check", drift[0][0])):
+        for task in ("train", "evaluate", "promote") if dag == "train" else ("check_drift",):
+            events = task_log(home, dag, run_id, task)
+            errors = [e["event"] for e in events if e["level"] in ("error", "critical")]
+            warnings = [e for e in events if e["level"] == "warning"]
+            assert not errors and len(warnings) <= 2 and len(events) < 60, (task, errors, warnings[:3])
+    assert any(
+        "MLflow: Created version" in str(e["event"]) for e in task_log(home, "train", train[0][0], "train")
+    )
+
+
+def test_promotions_and_drift_triggered_retraining_are_mailed(demo_state):
+    inbox = demo_state["inbox"]
+    mails = {m["Subject"]: inbox.text(m) for m in inbox.wait(3)}
+    promoted = [s for s in mails if "promoted to champion" in s]
+    drifted = [s for s in mails if "retraining triggered" in s]
+    assert len(promoted) == 2 and len(drifted) == 1, list(mails)
+    assert "v1 promoted to champion (roc_auc 0." in promoted[0] or "v1 promoted" in promoted[1]
+    body = mails[drifted[0]]
+    assert "Drift report: http://localhost:8080/ct-loop/files/flights_quick__drift_check/drift/" in body
+    assert "Drifted columns (" in body and "/dags/flights_quick__train/runs/drift__backfill" in body
+    v2 = mails[next(s for s in promoted if "v2" in s)]
+    assert "vs " in v2 and "for v1" in v2 and "#/models/flights_quick_model/versions/2" in v2
+
+
+def test_a_browser_sees_the_story(demo_state):
+    from tests.e2e.browser import ui_walk
+
+    seen = ui_walk(demo_state["home"], demo_state["env"], NAME, demo_state["tmp"])
+    print("\n[browser] " + "\n[browser] ".join(seen))
+
+
+def test_a_second_call_continues_and_ctrl_c_stops_everything(demo_state):
+    out = demo_state["tmp"] / "again.out"
+    proc = demo(demo_state["env"], 5, out)
     try:
         deadline = time.monotonic() + 300
-        while "week 2013-01-08" not in out.read_text():
+        while "week 2013-01-22" not in out.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-4000:]
             time.sleep(1)
         started = descendants(proc.pid)
@@ -79,4 +164,8 @@ def test_demo_runs_through_the_scheduler_continues_and_stops_cleanly(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     time.sleep(1)
     assert not [p for p in started if p.is_running() and p.status() != "zombie"], "processes left behind"
-    assert "interrupted" in out.read_text()
+    text = out.read_text()
+    assert (
+        "interrupted" in text and "week 2013-01-08: ingest curated" in text
+    )  # earlier weeks reported, not redone
+    assert [(r[1], r[2]) for r in runs(demo_state["home"], "ingest")][:4] == [("backfill", "success")] * 4

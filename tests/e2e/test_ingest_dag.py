@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,12 +11,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from include.storage import PipelinePaths
-from tests.airflow_helpers import run_dag, task_states
+from include.settings import Settings
+from include.storage import PipelinePaths, viewer_path
+from tests.airflow_helpers import plugin, run_dag, task_states
+from tests.smtp_inbox import smtp_server
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 WEEK1 = "20130101T0000Z_20130108T0000Z"
+
+
+@pytest.fixture
+def stack():
+    with contextlib.ExitStack() as s:
+        yield s
 
 
 def test_real_week_ingested_validated_published(airflow_db, flights_cfg, data_root):
@@ -34,14 +43,17 @@ def test_real_week_ingested_validated_published(airflow_db, flights_cfg, data_ro
 
 
 def test_corrupted_batch_is_quarantined_and_nothing_published(
-    airflow_db, flights_cfg, data_root, tmp_path, monkeypatch
+    airflow_db, flights_cfg, data_root, tmp_path, monkeypatch, stack
 ):
     # A second pipeline fed through a landing folder, with one corrupted real week in it.
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw.update(
         name="flights_landing",
         source={"kind": "landing_folder", "path": "landing", "pattern": "*.parquet", "format": "parquet"},
+        notifications={"email": ["ml-team@example.com"], "smtp_conn_id": "smtp_test"},
     )
+    inbox, smtp_uri = stack.enter_context(smtp_server())  # a real SMTP server receives the quarantine
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_TEST", smtp_uri)
     shutil.copy(ROOT / "include" / "pipelines" / "flights_delay.yaml", tmp_path)
     (tmp_path / "flights_landing.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
@@ -55,6 +67,16 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     )
     dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-08"})
     assert str(dr.state) == "success", task_states(dr)
+    validated = next(ti for ti in dr.get_task_instances() if ti.task_id == "validate").xcom_pull(
+        task_ids="validate"
+    )
+    assert Path(validated["data_docs_page"]).is_file()  # this validation's own Data Docs page
+    assert plugin().task_links("flights_landing__ingest", "validate", validated, Settings.from_env()) == {
+        "Validation result (Data Docs)": viewer_path(
+            data_root, "flights_landing__ingest", validated["data_docs_page"]
+        )
+    }
+    assert inbox.messages == []  # a passing batch is no news
 
     bad = week.assign(time_hour=week["time_hour"] + pd.Timedelta(days=14)).drop(columns=["carrier"])
     bad.loc[:4, "distance"] = -250
@@ -75,6 +97,16 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     assert ("expect_column_values_to_be_between", "distance") in failed
     assert (qdir / "batch.parquet").exists() and not paths.raw(bad_key).exists()
     assert paths.curated_partitions() == [good_key]  # earlier data intact, bad batch not published
+
+    # the failed task kept its details: its extra link opens the failed validation's Data Docs page
+    kept = plugin()._task_result(validate_ti.key)
+    assert kept["success"] is False and Path(kept["data_docs_page"]).is_file()
+    # and the quarantine was mailed: which batch, which expectations, where the log is
+    [mail] = inbox.wait(1)
+    body = inbox.text(mail)
+    assert "flights_landing: batch quarantined" in mail["Subject"] and mail["To"] == "ml-team@example.com"
+    assert bad_key in body and "expect_column_to_exist(column=carrier" in body
+    assert "/dags/flights_landing__ingest/runs/" in body and "/tasks/validate" in body
 
 
 def test_overlapping_manual_batch_is_refused_and_windows_never_double(

@@ -1,0 +1,155 @@
+"""A real browser (Playwright driving Debian's Chromium) walking the UIs on a finished demo state.
+
+Skipped with the reason when Chromium is absent (``sudo apt-get install -y chromium``), unless
+``CT_REQUIRE_BROWSER=1`` (CI), where that is a failure. Screenshots: ``.local/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from scripts.process_groups import stop_groups
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / ".local" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=5).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
+
+
+def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
+    """Log in, open the drift check's latest run and its log, follow the report link, then see
+    the champion alias in MLflow. Returns what was seen, one line per screen."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing (CT_REQUIRE_BROWSER=1): sudo apt-get install -y chromium")
+        pytest.skip(f"no Chromium at {CHROMIUM}: sudo apt-get install -y chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    airflow_home = home / "airflow"
+    port, mlflow_port = free_port(), free_port()
+    env = {**env, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": "127.0.0.1",
+           "AIRFLOW__API_AUTH__JWT_SECRET": (airflow_home / ".jwt_secret").read_text().strip(),
+           "AIRFLOW__API__SECRET_KEY": (airflow_home / ".api_secret_key").read_text().strip(),
+           "CT_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+    logs = tmp / "ui-logs"
+    logs.mkdir(exist_ok=True)
+    procs = [
+        subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=(logs / f"{n}.log").open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        for n, cmd in (
+            ("api-server", ["airflow", "api-server"]),
+            (
+                "mlflow",
+                [
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+                    "--artifacts-destination",
+                    str(home / "mlflow" / "artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    "1",
+                ],
+            ),  # fmt: skip
+        )
+    ]
+    seen: list[str] = []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    base, mlflow = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mlflow_port}"
+    try:
+        wait_http(f"{base}/api/v2/monitor/health")
+        wait_http(f"{mlflow}/health")
+        password = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated").read_text())[
+            "admin"
+        ]
+        dag_id = f"{name}__drift_check"
+        assert (
+            requests.get(f"{base}/ct-loop/files/{dag_id}/drift/x/report.html").status_code == 401
+        )  # login first
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(base)
+            page.locator("input[name=username]").fill("admin")
+            page.locator("input[name=password]").fill(password)
+            page.locator("button[type=submit]").click()
+            page.wait_for_url(lambda u: "/auth/login" not in u and "login" not in u)
+            page.screenshot(path=SHOTS / "01-home.png")
+            seen.append(f"logged in as admin at {page.url}")
+
+            token = page.context.cookies()
+            run_id = requests.get(f"{base}/api/v2/dags/{dag_id}/dagRuns?order_by=-logical_date&limit=1",
+                                  cookies={c["name"]: c["value"] for c in token}, timeout=30).json()["dag_runs"][0]["dag_run_id"]  # fmt: skip
+            page.goto(f"{base}/dags/{dag_id}/runs/{run_id}")
+            expect(page.get_by_text("check_drift").first).to_be_visible()
+            page.screenshot(path=SHOTS / "02-drift-run.png")
+            seen.append(f"drift check run {run_id}: tasks listed")
+
+            page.goto(f"{base}/dags/{dag_id}/runs/{run_id}/tasks/check_drift")
+            expect(page.get_by_text("decision: RETRAIN").first).to_be_visible()
+            expect(page.get_by_text("drift share").first).to_be_visible()
+            page.screenshot(path=SHOTS / "03-check-drift-log.png")
+            seen.append("check_drift log: drift table and 'decision: RETRAIN' visible")
+
+            page.get_by_role("tab", name="Details").or_(
+                page.get_by_role("link", name="Details")
+            ).first.click()
+            link = page.get_by_role("link", name="Drift report")
+            expect(link).to_be_visible()
+            links = page.locator("a[href*='ct-loop'], a[href*='#/experiments'], a[href*='#/models']")
+            seen.append(f"extra links shown: {links.all_inner_texts()}")
+            page.screenshot(path=SHOTS / "04-extra-links.png")
+            link.click()
+            page.wait_for_url("**/ct-loop/files/**")
+            expect(page.get_by_text("Dataset Drift").first).to_be_visible()
+            page.screenshot(path=SHOTS / "05-drift-report.png", full_page=False)
+            seen.append(f"drift report rendered at {page.url.replace(base, '')} ({page.title()!r})")
+
+            page.goto(f"{mlflow}/#/models/{name}_model")
+            expect(page.get_by_text("champion").first).to_be_visible()
+            page.screenshot(path=SHOTS / "06-mlflow-model.png")
+            seen.append("MLflow registered model page: 'champion' alias visible")
+            browser.close()
+    except Exception:
+        for n in ("api-server", "mlflow"):
+            print(f"--- {n}\n" + (logs / f"{n}.log").read_text()[-2000:])
+        raise
+    finally:
+        stop_groups(procs)
+    return seen
