@@ -176,8 +176,10 @@ def main() -> int:
                 if loop.champion() is None:
                     if loop.curated_weeks() >= bootstrap_weeks:
                         row.update(loop.bootstrap(week_start + timedelta(weeks=1)))
-                else:
-                    row.update(loop.drift_check(week_start))
+                elif week_start + timedelta(weeks=1) > loop.first_champion_as_of():
+                    row.update(
+                        loop.drift_check(week_start)
+                    )  # weeks before the first champion: nothing to check
                 row["champion"] = loop.champion()
                 rows.append(row)
                 console.say(describe(row))
@@ -214,6 +216,17 @@ class Loop:
 
         mv = get_champion(self.client, self.cfg.registered_model)
         return None if mv is None else str(mv.version)
+
+    def first_champion_as_of(self) -> datetime:
+        """Data end of the bootstrap training (a continued demo does not check the weeks before it)."""
+        runs = self.api.get(
+            f"/dags/{self.cfg.name}__train/dagRuns?run_id_pattern=manual__bootstrap_%25"
+        ).json()
+        dates = [r["dag_run_id"].removeprefix("manual__bootstrap_") for r in runs.get("dag_runs", [])]
+        return min(
+            (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in dates),
+            default=datetime.min.replace(tzinfo=UTC),
+        )
 
     def curated_weeks(self) -> int:
         return len(self.paths.curated_partitions())
