@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.process_helpers import ctrl_c_enabled
 from tests.smtp_inbox import smtp_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,8 @@ def demo_env(home: Path, pipelines: Path, smtp_uri: str) -> dict:
 
 def demo(env: dict, weeks: int, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), "--weeks", str(weeks), "--pipeline", NAME],
-                            env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                            env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=ctrl_c_enabled)  # fmt: skip
 
 
 def descendants(pid: int):

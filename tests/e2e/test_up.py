@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_helpers import ctrl_c_enabled
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +54,7 @@ def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
     out = tmp_path / "up.out"
     with out.open("w") as fh:
         proc = subprocess.Popen(["make", "--no-print-directory", "up"], cwd=ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=ctrl_c_enabled)  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while "Ctrl-C stops everything" not in out.read_text():
