@@ -21,7 +21,7 @@ export MLFLOW_CONFIGURE_LOGGING ?= false
 export PYTHONWARNINGS ?= ignore:Using `httpx` with `starlette.testclient` is deprecated
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test lint up bench lock clean
+.PHONY: venv demo test lint up bench loop-value lock clean
 
 venv: $(STAMP)
 
@@ -48,9 +48,12 @@ lint: venv  ## ruff, then the architecture contracts in pyproject.toml (import-l
 up: venv  ## Airflow UI on localhost:8080 and MLflow UI on localhost:5000; Ctrl-C stops both
 	bash scripts/up.sh
 
-bench: venv  ## Benchmarks (print figures; not tests)
+bench: venv  ## Benchmarks of the loop, P1-P5 and XCom sizes (print figures; not tests; ~25 min)
 	$(BIN)/python scripts/bench_parse.py
-	$(BIN)/python scripts/bench_drift.py
+	$(BIN)/python scripts/bench_loop.py $(BENCH_ARGS)
+
+loop-value: venv  ## Replay 2013 under never / weekly / configured retraining; table, plot, MLflow run
+	$(BIN)/python scripts/loop_value.py $(LOOP_VALUE_ARGS)
 
 lock: venv  ## Re-resolve requirements.in into exact pins
 	$(BIN)/python -m pip install --quiet -r requirements.in && $(BIN)/python -m pip freeze > requirements.txt

@@ -315,7 +315,7 @@ class NotificationSpec(_Strict):
     )
 
     @property
-    def channels(self) -> bool:
+    def has_channels(self) -> bool:
         return bool(self.email or self.apprise_conn_id)
 
 

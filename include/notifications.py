@@ -166,4 +166,4 @@ def _ui_url(
 
 def notifiers(cfg: PipelineConfig, settings: Settings, kind: str) -> list[LoopNotifier]:
     """The callbacks for ``kind`` (failure | promotion | drift_retraining); none without a channel."""
-    return [LoopNotifier(cfg, settings, kind)] if cfg.notifications.channels else []
+    return [LoopNotifier(cfg, settings, kind)] if cfg.notifications.has_channels else []

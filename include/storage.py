@@ -101,6 +101,11 @@ class PipelinePaths:
         return sorted(p.parent.name for p in root.glob(f"*/{BATCH_FILE}"))
 
 
+def pipeline_of(dag_id: str) -> str:
+    """``flights_delay__train`` -> ``flights_delay`` (DAG ids are ``<pipeline>__<role>``)."""
+    return dag_id.rsplit("__", 1)[0]
+
+
 VIEWER_PREFIX = "/ct-loop/files"  # the report viewer the Airflow plugin mounts (plugins/ct_loop_plugin.py)
 
 
@@ -111,7 +116,7 @@ def viewer_path(data_root: Path, dag_id: str, file: str | None) -> str | None:
 
     if not file:
         return None
-    base = (data_root / dag_id.rsplit("__", 1)[0]).resolve()
+    base = (data_root / pipeline_of(dag_id)).resolve()
     try:
         rel = Path(file).resolve().relative_to(base)
     except ValueError:

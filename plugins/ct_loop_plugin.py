@@ -26,7 +26,7 @@ from airflow.sdk import BaseOperatorLink
 
 from include.dag_support import FAILURE_XCOM
 from include.settings import Settings
-from include.storage import VIEWER_PREFIX, viewer_path
+from include.storage import VIEWER_PREFIX, pipeline_of, viewer_path
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,6 @@ MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS = (
     "Validation result (Data Docs)",
 )
 SERVED_SUFFIXES = {".html", ".css", ".js", ".json", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".map"}
-
-
-def pipeline_of(dag_id: str) -> str:
-    """``flights_delay__train`` -> ``flights_delay`` (DAG ids are ``<pipeline>__<role>``)."""
-    return dag_id.rsplit("__", 1)[0]
-
-
-def report_url(dag_id: str, path: str | None, settings: Settings) -> str | None:
-    return viewer_path(settings.data_root, dag_id, path)
 
 
 def task_links(dag_id: str, task_id: str, result: Any, settings: Settings) -> dict[str, str]:
@@ -67,8 +58,8 @@ def task_links(dag_id: str, task_id: str, result: Any, settings: Settings) -> di
     if model and version:
         links[MODEL_VERSION] = f"{ui}/#/models/{quote(model)}/versions/{version}"
     report = result.get("report") or (result.get("retrain_request") or {}).get("report")
-    links[DRIFT_REPORT] = report_url(dag_id, report, settings)
-    links[DATA_DOCS] = report_url(dag_id, result.get("data_docs_page"), settings)
+    links[DRIFT_REPORT] = viewer_path(settings.data_root, dag_id, report)
+    links[DATA_DOCS] = viewer_path(settings.data_root, dag_id, result.get("data_docs_page"))
     return {k: v for k, v in links.items() if v}
 
 

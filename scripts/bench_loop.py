@@ -1,0 +1,368 @@
+"""Benchmark of the whole loop (``make bench``): prints figures side by side; not a test.
+
+* P2  the demo loop through Airflow's scheduler (``scripts/demo.py``) vs the same stage
+      functions called in one process, on the same weeks: the orchestration overhead ratio;
+* P3  the drift check end to end (both windows read from Parquet, Evidently report, HTML,
+      summary) at 1M rows x 20 columns, sampled and unsampled, next to Evidently's default
+      ``DataDriftPreset`` on the same frames: wall time, peak RSS, and whether the drifted
+      columns agree on an injected shift;
+* P4  GX validation (the project's checkpoint) of 1M rows x 20 columns;
+* P5  ingest -> validate -> drift at 100k, 1M and 3M rows: time per row should stay flat;
+* the largest XCom value any task of the P2 demo pushed, read from its metadata DB.
+
+Every case runs in its own subprocess (its own peak RSS, its own imports) on a scratch
+``CT_HOME``; nothing touches the project's ``.local``. ``--quick`` runs smaller sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+NUMERIC = [f"x{i}" for i in range(14)]
+CATEGORICAL = [f"c{i}" for i in range(4)]
+SHIFTED = ["x0", "x1", "c0"]  # the injected shift: two numeric means move, one category mix changes
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def synthetic_config(name: str, rows_max: int):
+    """20 columns (timestamp, 14 numeric, 4 categorical, a numeric target) from a landing folder."""
+    import yaml
+
+    from include.config import PipelineConfig
+
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    columns = [{"name": "ts", "dtype": "datetime", "nullable": False}]
+    columns += [{"name": c, "dtype": "float", "min": -20, "max": 20} for c in NUMERIC]
+    columns += [{"name": c, "dtype": "str", "allowed": list("abcde")} for c in CATEGORICAL]
+    columns += [{"name": "y", "dtype": "float", "nullable": False}]
+    raw.update(
+        name=name,
+        source={"kind": "landing_folder", "path": "landing", "pattern": "*.parquet", "format": "parquet"},
+        schema={"timestamp_column": "ts", "row_count": {"min": 1, "max": rows_max}, "columns": columns},
+        target={"column": "y", "positive_above": 0.0, "name": "label", "min_class_share": 0.02},
+        model={**raw["model"], "numeric_features": NUMERIC, "categorical_features": CATEGORICAL},
+        schedule={**raw["schedule"], "start_date": "2024-01-01", "ingest": None, "drift_check": None},
+        notifications={},
+    )
+    raw["promotion"]["slices"] = {"columns": ["c1"], "tolerance": 0.02, "min_rows": 500}
+    raw["drift"].update(window_days=7, column_threshold=0.1, share_threshold=0.1)
+    return PipelineConfig.model_validate(raw)
+
+
+def synthetic_frame(rows: int, seed: int, shift: bool):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(rows, len(NUMERIC))), columns=NUMERIC)
+    for i, c in enumerate(CATEGORICAL):
+        df[c] = rng.choice(list("abcde"), size=rows, p=[0.4, 0.3, 0.15, 0.1, 0.05] if i else None)
+    if shift:
+        df[["x0", "x1"]] += 0.5
+        df["c0"] = rng.choice(list("abcde"), size=rows, p=[0.5, 0.2, 0.1, 0.1, 0.1])
+    df["y"] = df["x2"] + rng.normal(size=rows)
+    offsets = np.sort(rng.integers(0, 7 * 86_400_000, size=rows))
+    df.insert(0, "ts", pd.Timestamp(START.replace(tzinfo=None)) + pd.to_timedelta(offsets, unit="ms"))
+    return df
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------- cases (subprocesses)
+
+
+def case_drift(work: Path, mode: str, max_rows: int) -> dict:
+    """P3: read both windows from Parquet, report, HTML, summary (ours), or Evidently's default."""
+    import evidently.presets  # noqa: F401  (a task pays the import once; not drift-check time)
+    import pandas as pd
+
+    from include.config import DriftSpec
+    from include.drift import drift_report, summarize_snapshot
+
+    t0 = time.perf_counter()
+    ref, cur = (pd.read_parquet(work / f"{side}.parquet") for side in ("reference", "current"))
+    if mode == "default":
+        from evidently import DataDefinition, Dataset, Report
+        from evidently.presets import DataDriftPreset
+
+        d = DataDefinition(numerical_columns=NUMERIC, categorical_columns=CATEGORICAL)
+        snap = Report([DataDriftPreset()], include_tests=True).run(
+            current_data=Dataset.from_pandas(cur[NUMERIC + CATEGORICAL], data_definition=d),
+            reference_data=Dataset.from_pandas(ref[NUMERIC + CATEGORICAL], data_definition=d),
+        )
+        summary = summarize_snapshot(json.loads(snap.json()))
+    else:
+        spec = DriftSpec(max_rows=max_rows, column_threshold=0.1, share_threshold=0.1)
+        snap, summary = drift_report(ref, cur, NUMERIC, CATEGORICAL, spec)
+    snap.save_html(str(work / f"report-{mode}.html"))
+    (work / f"summary-{mode}.json").write_text(json.dumps(summary))
+    return {"wall": time.perf_counter() - t0, "peak_mb": peak_mb(), "drifted": summary["drifted_columns"]}
+
+
+def case_gx(work: Path, rows: int) -> dict:
+    """P4: the project's GX checkpoint on one frame (import excluded: a task pays it once)."""
+    import pandas as pd
+
+    from include.validation import build_expectations, validate_frame
+
+    cfg = synthetic_config("bench_gx", rows * 2)
+    df = pd.read_parquet(work / "current.parquet")
+    import great_expectations  # noqa: F401  (import time is not validation time)
+
+    t0 = time.perf_counter()
+    summary, _ = validate_frame(cfg, df, work / "gx")
+    return {"wall": time.perf_counter() - t0, "peak_mb": peak_mb(), "expectations": len(build_expectations(cfg)),
+            "success": summary["success"], "rows": len(df)}  # fmt: skip
+
+
+def case_pipeline(work: Path, rows: int) -> dict:
+    """P5: ingest (landing Parquet) -> GX validation -> publish -> drift vs a reference, per stage."""
+    import evidently.presets  # noqa: F401  (imports are paid once per task process, not per row)
+    import great_expectations  # noqa: F401
+    import pandas as pd
+
+    from include.config import DriftSpec
+    from include.drift import drift_report
+    from include.ingest import ingest_batch
+    from include.validation import publish_batch, validate_batch
+
+    cfg = synthetic_config("bench_p5", rows * 2)
+    data_root = work / "data"
+    t, times = time.perf_counter(), {}
+    batch = ingest_batch(cfg, data_root, START, START + timedelta(days=7))
+    times["ingest"] = time.perf_counter() - t
+    t = time.perf_counter()
+    summary = validate_batch(cfg, data_root, batch["partition"])
+    times["validate"] = time.perf_counter() - t
+    t = time.perf_counter()
+    curated = publish_batch(cfg, data_root, batch["partition"])
+    times["publish"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ref, cur = pd.read_parquet(work / "reference.parquet"), pd.read_parquet(curated["uri"])
+    snap, drift = drift_report(
+        ref, cur, NUMERIC, CATEGORICAL, DriftSpec(max_rows=50_000, column_threshold=0.1)
+    )
+    snap.save_html(str(work / "report.html"))
+    times["drift"] = time.perf_counter() - t
+    return {**times, "total": sum(times.values()), "peak_mb": peak_mb(), "rows": batch["rows"],
+            "valid": summary["success"], "drifted": drift["drifted_columns"]}  # fmt: skip
+
+
+def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
+    """P2 (one process): the demo's sequence of stage functions, the same calls the DAG tasks make."""
+    from include import tracking
+    from include.config import load_pipeline
+    from include.drift import check_drift
+    from include.evaluation import evaluate_challenger
+    from include.ingest import ingest_batch
+    from include.logging_config import configure_library_logging
+    from include.registry import decision_record, get_champion, promote, reject
+    from include.settings import Settings
+    from include.storage import PipelinePaths
+    from include.tracking import Tag
+    from include.training import assemble_training_data, train_and_register
+    from include.validation import publish_batch, validate_batch
+
+    configure_library_logging()
+    t0 = time.perf_counter()
+    settings = Settings.from_env()
+    cfg = load_pipeline(settings.pipelines_dir / f"{pipeline}.yaml")
+    paths = PipelinePaths(settings.data_root, cfg.name)
+    bootstrap_weeks = -(-(cfg.training.train_days + cfg.training.holdout_days) // 7)
+    counts = {"weeks": 0, "trainings": 0, "drift_checks": 0}
+
+    def train(as_of: datetime, run_id: str, reason: str) -> None:
+        assembled = assemble_training_data(cfg, settings, as_of, paths.training_dir(run_id))
+        challenger = train_and_register(cfg, settings, assembled, {Tag.AIRFLOW_RUN_ID: run_id})
+        evaluation = evaluate_challenger(cfg, settings, challenger, assembled)
+        record = decision_record(evaluation, reason, run_id, "")
+        client = tracking.client(settings, cfg.experiment)
+        if evaluation["promote"]:
+            promote(client, cfg.registered_model, evaluation["challenger_version"],
+                    evaluation["champion_version"], record)  # fmt: skip
+        else:
+            reject(client, cfg.registered_model, evaluation["challenger_version"], record)
+        counts["trainings"] += 1
+
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    for i in range(weeks):
+        week, end = start + timedelta(weeks=i), start + timedelta(weeks=i + 1)
+        batch = ingest_batch(cfg, settings.data_root, week, end)
+        validate_batch(cfg, settings.data_root, batch["partition"])
+        publish_batch(cfg, settings.data_root, batch["partition"])
+        counts["weeks"] += 1
+        client = tracking.client(settings, cfg.experiment)
+        if get_champion(client, cfg.registered_model) is None:
+            if i + 1 >= bootstrap_weeks:
+                train(end, f"inprocess_bootstrap_{end:%Y-%m-%d}", "bootstrap")
+            continue
+        result = check_drift(cfg, settings, end, f"inprocess_drift_{end:%Y-%m-%d}")
+        counts["drift_checks"] += 1
+        if result["retrain"]:
+            train(end, f"inprocess_retrain_{end:%Y-%m-%d}", "drift")
+    return {"wall": time.perf_counter() - t0, "peak_mb": peak_mb(), **counts}
+
+
+CASES = {"drift": case_drift, "gx": case_gx, "pipeline": case_pipeline, "inprocess": case_inprocess}
+
+
+def run_case(name: str, *args, env: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--case", name, *map(str, args)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+    if out.returncode != 0:
+        raise RuntimeError(f"case {name} {args} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- the benchmarks
+
+
+def write_frames(work: Path, rows: int, landing: Path | None = None) -> None:
+    from include.storage import write_parquet
+
+    work.mkdir(parents=True, exist_ok=True)
+    write_parquet(synthetic_frame(rows, seed=1, shift=False), work / "reference.parquet")
+    current = synthetic_frame(rows, seed=2, shift=True)
+    write_parquet(current, work / "current.parquet")
+    if landing is not None:
+        landing.mkdir(parents=True, exist_ok=True)
+        write_parquet(current, landing / "batch.parquet")
+
+
+def bench_p2(scratch: Path, weeks: int) -> tuple[list[str], Path]:
+    """The demo through the scheduler, then the same weeks in one process, on fresh homes."""
+    homes = {k: scratch / f"p2-{k}" for k in ("scheduler", "inprocess")}
+    env = {"CT_HOME": str(homes["scheduler"]), "AIRFLOW_HOME": str(homes["scheduler"] / "airflow")}
+    t0 = time.perf_counter()
+    demo = subprocess.run([sys.executable, "scripts/demo.py", "--weeks", str(weeks)], cwd=ROOT, text=True,
+                          capture_output=True, env={**os.environ, **env})  # fmt: skip
+    sched = time.perf_counter() - t0
+    if demo.returncode != 0:
+        raise RuntimeError(f"demo failed:\n{demo.stdout[-3000:]}\n{demo.stderr[-3000:]}")
+    env = {"CT_HOME": str(homes["inprocess"]), "AIRFLOW_HOME": str(homes["inprocess"] / "airflow")}
+    inproc = run_case("inprocess", homes["inprocess"], "flights_delay", weeks, env=env)
+    lines = [
+        f"P2  demo loop, {weeks} weeks ({inproc['weeks']} batches, {inproc['trainings']} trainings, "
+        f"{inproc['drift_checks']} drift checks in process)",
+        f"    through Airflow's scheduler (LocalExecutor, SQLite): {sched:7.1f} s",
+        f"    same stage functions in one process:                 {inproc['wall']:7.1f} s",
+        f"    overhead ratio: {sched / inproc['wall']:.2f}x",
+    ]
+    return lines, homes["scheduler"] / "airflow" / "airflow.db"
+
+
+def bench_p3(scratch: Path, rows: int) -> list[str]:
+    work = scratch / "p3"
+    write_frames(work, rows)
+    cases = [
+        ("sampled (50k)", "ours", 50_000),
+        ("unsampled", "ours-full", rows),
+        ("Evidently default", "default", 0),
+    ]
+    results = {label: run_case("drift", work, mode, max_rows) for label, mode, max_rows in cases}
+    truth = sorted(SHIFTED)
+    lines = [f"P3  drift check end to end, {rows:,} rows x 20 columns per side (injected shift: {', '.join(truth)})",
+             f"    {'variant':<20}{'wall s':>8}{'peak RSS MB':>13}  drifted columns"]  # fmt: skip
+    for label, r in results.items():
+        lines.append(f"    {label:<20}{r['wall']:>8.1f}{r['peak_mb']:>13.0f}  {', '.join(r['drifted'])}")
+    s, u, d = (results[k] for k in ("sampled (50k)", "unsampled", "Evidently default"))
+    lines.append(
+        f"    sampled vs unsampled verdict: {'same' if s['drifted'] == u['drifted'] else 'DIFFERENT'}; vs injected: "
+        f"{'same' if s['drifted'] == truth else 'DIFFERENT'}; speed-up vs Evidently default {d['wall'] / s['wall']:.1f}x"
+    )
+    return lines
+
+
+def bench_p4(scratch: Path, rows: int) -> list[str]:
+    work = scratch / "p4"
+    write_frames(work, rows)
+    r = run_case("gx", work, rows)
+    return [f"P4  GX validation, {r['rows']:,} rows x 20 columns, {r['expectations']} expectations: "
+            f"{r['wall']:.1f} s, peak RSS {r['peak_mb']:.0f} MB (passed: {r['success']})"]  # fmt: skip
+
+
+def bench_p5(scratch: Path, sizes: list[int]) -> list[str]:
+    lines = ["P5  ingest -> validate -> publish -> drift (sampled), landing Parquet, 20 columns",
+             f"    {'rows':>10}{'ingest':>8}{'validate':>10}{'publish':>9}{'drift':>8}{'total s':>9}"
+             f"{'us/row':>8}{'peak MB':>9}"]  # fmt: skip
+    results = []
+    for rows in sizes:
+        work = scratch / f"p5-{rows}"
+        write_frames(work, rows, landing=work / "data" / "bench_p5" / "landing")
+        r = run_case("pipeline", work, rows)
+        results.append(r)
+        lines.append(f"    {rows:>10,}{r['ingest']:>8.1f}{r['validate']:>10.1f}{r['publish']:>9.1f}{r['drift']:>8.1f}"
+                     f"{r['total']:>9.1f}{r['total'] / rows * 1e6:>8.2f}{r['peak_mb']:>9.0f}")  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+    first, last = results[0], results[-1]
+    time_ratio, row_ratio = last["total"] / first["total"], sizes[-1] / sizes[0]
+    lines.append(f"    time ratio {time_ratio:.1f}x for {row_ratio:.0f}x the rows "
+                 f"({time_ratio / row_ratio:.2f}x the row ratio)")  # fmt: skip
+    return lines
+
+
+def largest_xcom(db: Path) -> list[str]:
+    with sqlite3.connect(db) as con:
+        top = con.execute(
+            "SELECT x.dag_id, x.task_id, x.key, length(CAST(x.value AS BLOB)) FROM xcom x ORDER BY 4 DESC LIMIT 3"
+        ).fetchall()
+        count = con.execute("SELECT count(*) FROM xcom").fetchone()[0]
+    lines = [f"XCom  {count} values pushed by the P2 demo; the largest (bytes):"]
+    lines += [f"    {n:>7,}  {d}.{t} ({k})" for d, t, k, n in top]
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--case", help=argparse.SUPPRESS)
+    ap.add_argument("--only", nargs="+", choices=["p2", "p3", "p4", "p5"], default=["p2", "p3", "p4", "p5"])
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures not comparable)")
+    ap.add_argument(
+        "--weeks", type=int, default=14, help="P2: weekly batches of the demo (default: %(default)s)"
+    )
+    args, rest = ap.parse_known_args()
+    if args.case:
+        print(json.dumps(CASES[args.case](Path(rest[0]), *(int(x) if x.isdigit() else x for x in rest[1:]))))
+        return 0
+    big = 100_000 if args.quick else 1_000_000
+    sizes = [20_000, 60_000] if args.quick else [100_000, 1_000_000, 3_000_000]
+    scratch = Path(tempfile.mkdtemp(prefix="ct-bench-"))
+    out: list[str] = []
+    try:
+        if "p2" in args.only:
+            lines, db = bench_p2(scratch, 11 if args.quick else args.weeks)
+            out += lines + largest_xcom(db)
+            print("\n".join(out[-len(lines) - 4 :]), flush=True)
+        for key, fn, arg in (("p3", bench_p3, big), ("p4", bench_p4, big), ("p5", bench_p5, sizes)):
+            if key in args.only:
+                lines = fn(scratch, arg)
+                print("\n".join(lines), flush=True)
+                out += lines
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("\n" + "=" * 100 + "\n" + "\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

