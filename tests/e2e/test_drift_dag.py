@@ -70,7 +70,7 @@ def test_champion_data_window_shows_no_drift(drift_pipeline):
     # the current window (Feb 12-26) lies inside the champion's training window (Jan 1 - Feb 26)
     dr, states, result = _check_via_files("2013-02-26")
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "skipped"}
-    assert result["drift_share"] < 0.35 and result["retrain"] is False
+    assert result["drift_share"] < drift_pipeline.drift.share_threshold and result["retrain"] is False
     assert Path(result["report"]).exists()
     assert triggered_runs() == []
 
@@ -81,7 +81,7 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline):
 
     dr, states, result = _check_via_files("2013-07-09")
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "success"}
-    assert result["drift_share"] >= 0.35 and result["retrain"] is True
+    assert result["drift_share"] >= drift_pipeline.drift.share_threshold and result["retrain"] is True
     assert {"temp", "dewp"} <= set(result["drifted_columns"])
     runs = triggered_runs()
     assert len(runs) == 1
