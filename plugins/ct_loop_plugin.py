@@ -7,7 +7,10 @@
   work for every run the scheduler made, whoever triggered it.
 * **A read-only report viewer** mounted in the Airflow API server at ``/ct-loop``: it serves
   the drift reports and Data Docs under the data root, only to a user logged in to Airflow who
-  may read the DAG's task instances (Airflow's own auth manager decides).
+  may read the DAG's task instances (Airflow's own auth manager decides). GX Data Docs pages
+  load jQuery, Bootstrap, Font Awesome and Vega from public CDNs; the viewer points those
+  addresses at local copies (``ct_loop_static/``, made by ``scripts/vendor_data_docs_assets.py``),
+  so the pages render styled where the browser has no internet.
 
 The MLflow UI address comes from ``CT_MLFLOW_UI_URL`` (``include.settings``); report links are
 relative to the Airflow UI, so they follow whatever host and port it is served on.
@@ -18,6 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +43,7 @@ MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS = (
     "Drift report",
     "Validation result (Data Docs)",
 )
+STATIC_DIR = Path(__file__).resolve().parent / "ct_loop_static"
 SERVED_SUFFIXES = {".html", ".css", ".js", ".json", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".map"}
 
 
@@ -123,12 +130,32 @@ class DataDocsLink(_ResultLink):
     name = DATA_DOCS
 
 
+@cache
+def cdn_copies() -> dict[str, str]:
+    """CDN address -> file under ``ct_loop_static/`` (its ``manifest.json``)."""
+    manifest = json.loads((STATIC_DIR / "manifest.json").read_text())
+    return {url: entry["file"] for url, entry in manifest.items()}
+
+
+@cache
+def _cdn_address() -> re.Pattern:
+    """A quoted CDN address of the manifest, with any query string (GX tags its logo's URL)."""
+    urls = sorted(cdn_copies(), key=len, reverse=True)
+    return re.compile('"(' + "|".join(map(re.escape, urls)) + ')(?:\\?[^"]*)?"')
+
+
+def offline_html(html: str, static_url: str) -> str:
+    """``html`` with every quoted CDN address GX Data Docs use replaced by its local copy."""
+    return _cdn_address().sub(lambda m: f'"{static_url}/{cdn_copies()[m.group(1)]}"', html)
+
+
 def create_app(settings_factory=Settings.from_env):
-    """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` under the pipeline's data folder."""
+    """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` under the pipeline's data
+    folder, and ``GET /ct-loop/static/<path>`` for the vendored Data Docs assets."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
     from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import FileResponse
+    from fastapi.responses import FileResponse, HTMLResponse
 
     app = FastAPI(title="CT loop reports", docs_url=None, redoc_url=None, openapi_url=None)
     may_read = Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
@@ -141,8 +168,24 @@ def create_app(settings_factory=Settings.from_env):
             raise HTTPException(404, "not a report")
         if not target.is_file():
             raise HTTPException(404, f"{path} does not exist (yet) under {pipeline_of(dag_id)}'s data folder")
+        headers = {"Cache-Control": "no-store"}
+        if target.suffix.lower() == ".html":  # relative, so it holds behind any proxy path
+            static_url = "../" * (2 + path.count("/")) + "static"
+            return HTMLResponse(offline_html(target.read_text(encoding="utf-8"), static_url), headers=headers)
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return FileResponse(target, media_type=media, headers={"Cache-Control": "no-store"})
+        return FileResponse(target, media_type=media, headers=headers)
+
+    @app.get("/static/{path:path}", dependencies=[Depends(get_user)])
+    def static(path: str):
+        target = (STATIC_DIR / path).resolve()
+        if (
+            not target.is_relative_to(STATIC_DIR)
+            or not target.is_file()
+            or target.suffix not in SERVED_SUFFIXES
+        ):
+            raise HTTPException(404, "not a vendored asset")
+        media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        return FileResponse(target, media_type=media, headers={"Cache-Control": "max-age=86400"})
 
     return app
 

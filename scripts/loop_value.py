@@ -24,8 +24,9 @@ Prints a table, writes ``weekly.csv``, ``table.md`` and ``loop_value.png`` under
 ``$CT_HOME/loop-value/<pipeline>/`` and logs them to the MLflow experiment
 ``<pipeline>-loop-value``. Deterministic: models, samples and bootstraps are seeded.
 
-``--tune`` searches drift settings on the weeks before ``--split`` (default July 1) only and
-prints the candidates; the weeks after it are the honest report of whatever is chosen.
+``--tune`` searches drift and promotion settings (:data:`TUNING_GRID`) on the weeks before
+``--split`` (default July 1) only and prints the candidates; the weeks after it are the honest
+report of whatever is chosen.
 """
 
 from __future__ import annotations
@@ -103,6 +104,16 @@ class Replay:
         self._gate: dict[tuple[datetime, datetime], Any] = {}
         self.timings = {"training": 0.0, "drift": 0.0, "gate": 0.0}
 
+    def variant(self, cfg: PipelineConfig) -> Replay:
+        """The same replay under other drift or promotion settings, sharing every model,
+        prediction, report and decision computed so far (their keys hold what they depend on)."""
+        if (cfg.model, cfg.training, cfg.target) != (self.cfg.model, self.cfg.training, self.cfg.target):
+            raise ValueError("a variant may change drift and promotion settings only, not the model or data")
+        other = object.__new__(Replay)
+        other.__dict__.update(self.__dict__)
+        other.cfg = cfg
+        return other
+
     def window(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Labelled rows of ``[start, end)``, as a training set or a holdout holds them."""
         ts = self.data[self.ts]
@@ -152,7 +163,7 @@ class Replay:
 
     def gate(self, challenger: datetime, champion: datetime | None):
         """The promotion rule on the challenger's holdout (include.evaluation.decide)."""
-        key = (challenger, champion)
+        key = (challenger, champion, self.cfg.promotion.model_dump_json())
         if key not in self._gate:
             t0 = time.perf_counter()
             rule, t = self.cfg.promotion, self.cfg.training
@@ -380,25 +391,32 @@ def policies(cfg: PipelineConfig) -> list[Policy]:
     ]
 
 
+TUNING_GRID = {  # the settings --tune searches (drift check, performance floor, cooldown, promotion rule)
+    "drift.share_threshold": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],  # 1.0: drift alone never triggers
+    "drift.performance_floor": [None, 0.62, 0.64, 0.66, 0.68, 0.7],
+    "drift.cooldown_intervals": [1, 2, 3, 4],
+    "promotion.min_improvement": [0.0005, 0.002, 0.005],
+}
+
+
 def tune(replay: Replay, split: date) -> list[dict]:
-    """Drift settings ranked on the weeks before ``split``: at most a quarter of weekly's trainings,
-    then the highest mean. Every candidate uses the same cached models and reports."""
-    spec = replay.cfg.drift
+    """Settings of :data:`TUNING_GRID` ranked on the weeks before ``split``: at most a quarter of
+    weekly's trainings, then the highest mean. Every candidate shares the cached models, reports
+    and gate decisions. Also reports, per promotion setting, the gated weekly policy's mean: what
+    retraining every week through that gate reaches."""
     weekly = summarize([replay.run(Policy(WEEKLY, WEEKLY), until=split)])[0]
     budget = weekly["trainings"] // 4
-    grid = itertools.product(
-        [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],  # share_threshold (1.0: drift alone never triggers)
-        [None, 0.62, 0.64, 0.66, 0.68, 0.7],  # performance_floor
-        [1, 2, 3, 4],  # cooldown_intervals
-    )
-    found = []
-    for share, floor, cooldown in grid:
-        candidate = spec.model_copy(
-            update={"share_threshold": share, "performance_floor": floor, "cooldown_intervals": cooldown}
+    found, gated = [], {}
+    for values in itertools.product(*TUNING_GRID.values()):
+        setting = dict(zip(TUNING_GRID, values, strict=True))
+        candidate = replay.variant(
+            with_overrides(replay.cfg, [f"{k}={json.dumps(v)}" for k, v in setting.items()])
         )
-        row = summarize([replay.run(Policy(CONFIGURED, CONFIGURED, candidate), until=split)])[0]
-        found.append({"share_threshold": share, "performance_floor": floor, "cooldown_intervals": cooldown,
-                      **{k: row[k] for k in ("mean", "trainings", "promotions")},
+        mi = setting["promotion.min_improvement"]
+        if mi not in gated:
+            gated[mi] = summarize([candidate.run(Policy(GATED, GATED), until=split)])[0]["mean"]
+        row = summarize([candidate.run(Policy(CONFIGURED, CONFIGURED, candidate.cfg.drift), until=split)])[0]
+        found.append({**setting, **{k: row[k] for k in ("mean", "trainings", "promotions")},
                       "within_budget": row["trainings"] <= budget})  # fmt: skip
     found.sort(key=lambda r: (not r["within_budget"], -(r["mean"] or 0), r["trainings"]))
     log.info(
@@ -408,10 +426,9 @@ def tune(replay: Replay, split: date) -> list[dict]:
         weekly["trainings"],
         budget,
     )
-    return [
-        {"weekly_mean": weekly["mean"], "weekly_trainings": weekly["trainings"], "budget": budget},
-        *found,
-    ]
+    head = {"weekly_mean": weekly["mean"], "weekly_trainings": weekly["trainings"], "budget": budget,
+            "gated_weekly_mean": {str(k): v for k, v in gated.items()}}  # fmt: skip
+    return [head, *found]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--split", type=date.fromisoformat, default=date(2013, 7, 1),
                     help="tuning uses weeks before this day; the table also reports each side (default: %(default)s)")  # fmt: skip
-    ap.add_argument("--tune", action="store_true", help="rank drift settings on the weeks before --split")
+    ap.add_argument(
+        "--tune", action="store_true", help="rank drift and promotion settings on the weeks before --split"
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value for this replay, e.g. --set drift.share_threshold=0.3 "
                          "(repeatable; the file is not changed)")  # fmt: skip
@@ -457,12 +476,16 @@ def main(argv: list[str] | None = None) -> int:
         head, rows = ranked[0], ranked[1:]
         print(f"weekly before {args.split}: mean {head['weekly_mean']:.4f}, {head['weekly_trainings']} trainings; "
               f"budget (a quarter) {head['budget']}")  # fmt: skip
-        print(
-            f"{'share':>6} {'floor':>6} {'cooldown':>8} {'mean':>8} {'trainings':>9} {'promotions':>10}  in budget"
-        )
+        for mi, mean in head["gated_weekly_mean"].items():
+            print(f"weekly through the gate with min_improvement {mi}: mean {mean:.4f}")
+        print(f"{'share':>6} {'floor':>6} {'cooldown':>8} {'min_impr':>8} {'mean':>8} {'trainings':>9} "
+              f"{'promotions':>10}  in budget")  # fmt: skip
         for r in rows[:15]:
-            print(f"{r['share_threshold']:>6} {str(r['performance_floor']):>6} {r['cooldown_intervals']:>8} "
-                  f"{r['mean']:>8.4f} {r['trainings']:>9} {r['promotions']:>10}  {'yes' if r['within_budget'] else 'no'}")  # fmt: skip
+            print(f"{r['drift.share_threshold']:>6} {str(r['drift.performance_floor']):>6} "
+                  f"{r['drift.cooldown_intervals']:>8} {r['promotion.min_improvement']:>8} {r['mean']:>8.4f} "
+                  f"{r['trainings']:>9} {r['promotions']:>10}  {'yes' if r['within_budget'] else 'no'}")  # fmt: skip
+        reached = [r for r in rows if r["within_budget"] and r["mean"] >= head["weekly_mean"]]
+        print(f"settings within budget that reach weekly's mean: {len(reached)} of {len(rows)}")
         atomic_write(out_dir / "tuning.json", lambda tmp: tmp.write_text(json.dumps(ranked, indent=2)))
         print(f"({time.perf_counter() - t0:.0f} s; all candidates in {out_dir / 'tuning.json'})")
         return 0

@@ -41,6 +41,39 @@ def wait_http(url: str, timeout: float = 180) -> None:
     raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
 
 
+def data_docs_walk(page, base: str, dag_id: str) -> str:
+    """From the latest ingest run's validate task to its GX Data Docs page, which must render
+    styled and scripted with every asset served by the viewer: no request leaves the machine."""
+    from playwright.sync_api import expect
+
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    run_id = requests.get(f"{base}/api/v2/dags/{dag_id}/dagRuns?order_by=-logical_date&limit=1",
+                          cookies=cookies, timeout=30).json()["dag_runs"][0]["dag_run_id"]  # fmt: skip
+    page.goto(f"{base}/dags/{dag_id}/runs/{run_id}/tasks/validate")
+    page.get_by_role("tab", name="Details").or_(page.get_by_role("link", name="Details")).first.click()
+    link = page.get_by_role("link", name="Validation result (Data Docs)")
+    expect(link).to_be_visible()
+    elsewhere: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(base) else elsewhere.append(r.url))
+    link.click()
+    page.wait_for_url("**/ct-loop/files/**")
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_text("Overview").first).to_be_visible()
+    styled = page.evaluate(
+        """() => [...document.styleSheets].filter(s => s.href && s.href.includes('/ct-loop/static/'))
+                   .map(s => s.cssRules.length)"""
+    )
+    scripts = page.evaluate("() => [typeof window.jQuery, typeof window.vega, typeof $.fn.bootstrapTable]")
+    page.screenshot(path=SHOTS / "06-data-docs.png")
+    assert elsewhere == [], f"the Data Docs page loaded from outside the machine: {elsewhere}"
+    assert len(styled) >= 5 and all(n > 0 for n in styled), styled  # Bootstrap & co. parsed locally
+    assert scripts == ["function", "object", "function"], scripts
+    return (
+        f"Data Docs page rendered at {page.url.replace(base, '')}: {len(styled)} local style sheets, "
+        f"jQuery/Vega/bootstrap-table loaded, no request outside the machine"
+    )
+
+
 def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
     """Log in, open the drift check's latest run and its log, follow the report link, then see
     the champion alias in MLflow. Returns what was seen, one line per screen."""
@@ -141,9 +174,11 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
             page.screenshot(path=SHOTS / "05-drift-report.png", full_page=False)
             seen.append(f"drift report rendered at {page.url.replace(base, '')} ({page.title()!r})")
 
+            seen.append(data_docs_walk(page, base, f"{name}__ingest"))
+
             page.goto(f"{mlflow}/#/models/{name}_model")
             expect(page.get_by_text("champion").first).to_be_visible()
-            page.screenshot(path=SHOTS / "06-mlflow-model.png")
+            page.screenshot(path=SHOTS / "07-mlflow-model.png")
             seen.append("MLflow registered model page: 'champion' alias visible")
             browser.close()
     except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,10 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
             data_root, "flights_landing__ingest", validated["data_docs_page"]
         )
     }
+    # the viewer serves that page with every CDN asset GX loads pointed at a local copy
+    page = plugin().offline_html(Path(validated["data_docs_page"]).read_text(), "/ct-loop/static")
+    assert not re.search(r'<(script|link|img)\b[^>]*(src|href)="https?://', page)
+    assert len(re.findall(r'"/ct-loop/static/[^"]+"', page)) >= 10
     assert inbox.messages == []  # a passing batch is no news
 
     bad = week.assign(time_hour=week["time_hour"] + pd.Timedelta(days=14)).drop(columns=["carrier"])
