@@ -35,6 +35,7 @@ import argparse
 import itertools
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -343,7 +344,7 @@ def log_to_mlflow(
         mlflow.log_params(params)
         for period, rows in tables.items():
             for r in rows:
-                slug = r["policy"].replace(", ", "_").replace(" ", "_")
+                slug = re.sub(r"[^0-9A-Za-z]+", "_", r["policy"]).strip("_")  # MLflow's metric-name charset
                 mlflow.log_metrics(
                     {
                         f"{period}.{slug}.{k}": v
@@ -391,6 +392,73 @@ def policies(cfg: PipelineConfig) -> list[Policy]:
     ]
 
 
+def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budget: int) -> dict:
+    """The best mean any retraining policy could reach over ``weeks`` with at most ``budget``
+    trainings, knowing every week's outcome in advance (no gate, no drift check): a ceiling, not
+    a policy. ``start`` is the champion before the first week; a model trained at a week's start
+    serves from that week on, as in :meth:`Replay.run`. Dynamic programming over (week, last
+    training, trainings left) on the replay's cached models."""
+    days, n = replay.interval.days, len(weeks)
+    models = [start, *weeks]  # row 0: the starting champion; row i + 1: the model trained at weeks[i]
+    score = [[0.0] * n for _ in models]
+    valid = 0
+    for j, week in enumerate(weeks):
+        if replay.score(start, week, days) is None:  # one class that week: scored by no policy
+            continue
+        valid += 1
+        for m in range(j + 2):
+            score[m][j] = replay.score(models[m], week, days)
+
+    def run_of(m: int, lo: int, hi: int) -> float:  # model m serving weeks lo..hi-1
+        return sum(score[m][lo:hi])
+
+    # best[i][k]: (sum over weeks i.., trainings) when weeks[i] trains and k more trainings may follow
+    best: list[list[tuple[float, list[int]]]] = [[(0.0, [])] * (budget + 1) for _ in range(n)]
+    for i in reversed(range(n)):
+        for k in range(budget + 1):
+            options = [(run_of(i + 1, i, n), [i])]
+            if k:
+                options += [(run_of(i + 1, i, j) + best[j][k - 1][0], [i, *best[j][k - 1][1]])
+                            for j in range(i + 1, n)]  # fmt: skip
+            best[i][k] = max(options, key=lambda o: o[0])
+    options = [(run_of(0, 0, n), [])]
+    if budget:
+        options += [(run_of(0, 0, i) + best[i][budget - 1][0], best[i][budget - 1][1])
+                    for i in range(n) if weeks[i] != start]  # fmt: skip
+    total, chosen = max(options, key=lambda o: o[0])
+    return {
+        "mean": round(total / valid, 4) if valid else None,
+        "trainings": [weeks[i].date().isoformat() for i in chosen],
+    }
+
+
+def bound_row(replay: Replay, outcomes: list[Outcome], since: date | None, until: date | None) -> dict:
+    """A table row for :func:`hindsight_bound` over ``[since, until)`` with a quarter of the weekly
+    policy's trainings there, starting from the champion the configured policy had at ``since``."""
+    never, weekly, configured = (
+        next(o for o in outcomes if o.policy.kind == k) for k in (NEVER, WEEKLY, CONFIGURED)
+    )
+    [counts] = summarize([weekly], since, until)
+    budget = counts["trainings"] // 4
+    inside = [
+        i
+        for i, w in enumerate(configured.weeks)
+        if (since is None or w >= since) and (until is None or w < until)
+    ]
+    at = {s.date(): s for s in replay.steps}
+    start = at[configured.champions[inside[0]]] if since is not None else replay.bootstrap_at
+    weeks = [at[configured.weeks[i]] for i in inside]
+    bound = hindsight_bound(replay, start, weeks, budget)
+    trained = [date.fromisoformat(d) for d in bound["trainings"]]
+    champion, scores = start, []
+    for week in weeks:
+        champion = week if week.date() in trained else champion
+        scores.append(replay.score(champion, week, replay.interval.days))
+    ceiling = Outcome(Policy(f"hindsight bound (at most {budget} trainings)", "bound"), [w.date() for w in weeks],
+                      scores, [], trained, trained)  # fmt: skip
+    return summarize([never, ceiling], since, until)[1]
+
+
 TUNING_GRID = {  # the settings --tune searches (drift check, performance floor, cooldown, promotion rule)
     "drift.share_threshold": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],  # 1.0: drift alone never triggers
     "drift.performance_floor": [None, 0.62, 0.64, 0.66, 0.68, 0.7],
@@ -426,8 +494,10 @@ def tune(replay: Replay, split: date) -> list[dict]:
         weekly["trainings"],
         budget,
     )
+    weeks = [w for w in replay.steps if replay.bootstrap_at < w and w.date() < split]
+    bound = hindsight_bound(replay, replay.bootstrap_at, [replay.bootstrap_at, *weeks], budget)
     head = {"weekly_mean": weekly["mean"], "weekly_trainings": weekly["trainings"], "budget": budget,
-            "gated_weekly_mean": {str(k): v for k, v in gated.items()}}  # fmt: skip
+            "gated_weekly_mean": {str(k): v for k, v in gated.items()}, "hindsight_bound": bound}  # fmt: skip
     return [head, *found]
 
 
@@ -476,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
         head, rows = ranked[0], ranked[1:]
         print(f"weekly before {args.split}: mean {head['weekly_mean']:.4f}, {head['weekly_trainings']} trainings; "
               f"budget (a quarter) {head['budget']}")  # fmt: skip
+        bound = head["hindsight_bound"]
+        print(f"hindsight bound: the best any policy with at most {head['budget']} training(s) could reach, "
+              f"knowing the outcomes: {bound['mean']:.4f} (training {', '.join(bound['trainings']) or 'never'})")  # fmt: skip
         for mi, mean in head["gated_weekly_mean"].items():
             print(f"weekly through the gate with min_improvement {mi}: mean {mean:.4f}")
         print(f"{'share':>6} {'floor':>6} {'cooldown':>8} {'min_impr':>8} {'mean':>8} {'trainings':>9} "
@@ -493,10 +566,11 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = [replay.run(p) for p in policies(cfg)]
     weeks = outcomes[0].weeks
     split = args.split if weeks and weeks[0] < args.split <= weeks[-1] else None
-    tables = {"all": summarize(outcomes)}
+    periods = {"all": (None, None)}
     if split is not None:
-        tables["before_split"] = summarize(outcomes, until=split)
-        tables["after_split"] = summarize(outcomes, since=split)
+        periods.update(before_split=(None, split), after_split=(split, None))
+    tables = {k: [*summarize(outcomes, since, until), bound_row(replay, outcomes, since, until)]
+              for k, (since, until) in periods.items()}  # fmt: skip
     period = f"{weeks[0]}..{weeks[-1] + timedelta(days=6)}" if weeks else "no weeks"
     titles = {
         "all": f"{cfg.name}: every scored week ({period})",

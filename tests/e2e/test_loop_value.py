@@ -65,13 +65,15 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     assert first["loop_value.png"].startswith(b"\x89PNG")
 
     rows = rows_of(first["table.md"])
-    assert list(rows) == [NEVER, WEEKLY, GATED, CONFIGURED]
+    assert list(rows) == [NEVER, WEEKLY, GATED, CONFIGURED, "hindsight bound (at most 1 trainings)"]
     weeks = {int(r[0]) for r in rows.values()}
     assert weeks == {5}, rows  # Jan 22 .. Feb 25: every policy scores the same five weeks
     assert rows[NEVER][2:4] == ["0", "0"]  # never retrains
     assert rows[WEEKLY][2:4] == ["4", "4"]  # retrains and replaces at each of the four later weeks
     assert rows[GATED][2] == "4" and int(rows[GATED][3]) <= 4
     assert rows[NEVER][4] == "0"  # the never line is not below itself
+    bound = rows["hindsight bound (at most 1 trainings)"]  # a quarter of weekly's four
+    assert int(bound[2]) <= 1 and float(bound[1]) >= float(rows[NEVER][1])
     assert "weeks before 2013-02-05" in first["table.md"].decode()
     assert "weeks from 2013-02-05" in first["table.md"].decode()
 
@@ -125,3 +127,57 @@ def test_summary_counts_weeks_below_the_never_line():
         "promotions": 1,
         "below_never": 1,
     }
+
+
+def quick_replay() -> loop_value.Replay:
+    from datetime import UTC, datetime
+
+    from include.config import load_pipeline
+    from include.settings import Settings
+
+    settings = Settings.from_env()
+    cfg = load_pipeline(settings.pipelines_dir / f"{NAME}.yaml")
+    first, last = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 3, 1, tzinfo=UTC)
+    return loop_value.Replay(cfg, loop_value.load_year(cfg, settings, first, last), first, last)
+
+
+def test_hindsight_bound_is_the_best_schedule_and_a_schedule_reaches_it(pipelines):
+    pipelines()
+    r = quick_replay()
+    weeks = r.steps  # the bootstrap week, then four weeks at which a policy may train
+    mean = {p: loop_value.summarize([r.run(Policy(p, p))])[0]["mean"] for p in (NEVER, WEEKLY)}
+    bounds = [loop_value.hindsight_bound(r, r.bootstrap_at, weeks, b) for b in range(5)]
+    assert bounds[0] == {"mean": mean[NEVER], "trainings": []}
+    assert [b["mean"] for b in bounds] == sorted(b["mean"] for b in bounds)  # more trainings never hurt
+    assert bounds[4]["mean"] >= mean[WEEKLY]  # weekly is one of the schedules it searched
+    for budget, bound in enumerate(bounds):
+        assert len(bound["trainings"]) <= budget
+        # replaying that very schedule gives the bound: it is reachable, not an estimate
+        champion, scores = r.bootstrap_at, []
+        for week in weeks:
+            if week.date().isoformat() in bound["trainings"]:
+                champion = week
+            scores.append(r.score(champion, week, 7))
+        assert round(sum(scores) / len(scores), 4) == bound["mean"]
+
+
+def test_tune_ranks_settings_on_the_weeks_before_the_split(pipelines, monkeypatch, capsys):
+    pipelines()
+    grid = {"drift.share_threshold": [0.01, 1.0], "drift.performance_floor": [None],
+            "drift.cooldown_intervals": [0], "promotion.min_improvement": [0.002]}  # fmt: skip
+    monkeypatch.setattr(loop_value, "TUNING_GRID", grid)
+    assert (
+        loop_value.main(["--pipeline", NAME, "--last-day", "2013-02-28", "--split", "2013-02-20", "--tune"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "hindsight bound: the best any policy with at most 1 training(s)" in out
+    import json
+
+    head, *rows = json.loads((Path(os.environ["CT_HOME"]) / "loop-value" / NAME / "tuning.json").read_text())
+    assert head["weekly_trainings"] == 4 and head["budget"] == 1  # Jan 29 .. Feb 19
+    assert {r["drift.share_threshold"] for r in rows} == {0.01, 1.0}
+    never_again = next(r for r in rows if r["drift.share_threshold"] == 1.0)
+    assert never_again["trainings"] == 0 and never_again["within_budget"]
+    assert rows[0] == never_again  # the only setting within a budget of 1 training ranks first
+    assert head["hindsight_bound"]["mean"] >= never_again["mean"]
