@@ -178,6 +178,15 @@ def recent_window(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, 
     return end, rows
 
 
+def training_windows(
+    cfg: PipelineConfig, as_of: datetime, train_days: int | None = None
+) -> tuple[datetime, datetime]:
+    """``(train_start, holdout_start)`` for data up to ``as_of``: the holdout is the last
+    ``holdout_days`` before it, training the ``train_days`` (default: the config's) before that."""
+    holdout_start = as_of - timedelta(days=cfg.training.holdout_days)
+    return holdout_start - timedelta(days=train_days or cfg.training.train_days), holdout_start
+
+
 def assemble(
     cfg: PipelineConfig,
     data_root: Path,
@@ -205,9 +214,7 @@ def assemble(
             log.info("as_of %s is past the curated data; using its end %s", as_of, latest)
         as_of = latest
     as_of = as_of.astimezone(UTC)
-    t = cfg.training
-    holdout_start = as_of - timedelta(days=t.holdout_days)
-    train_start = holdout_start - timedelta(days=train_days or t.train_days)
+    train_start, holdout_start = training_windows(cfg, as_of, train_days)
     _refuse_in_sample(cfg, as_of, holdout_start, holdout_not_before)
     cols = [*cfg.schema_.names, cfg.target.name]
     train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))

@@ -49,7 +49,7 @@ if str(ROOT) not in sys.path:
 
 from include import metrics  # noqa: E402
 from include.config import DriftSpec, PipelineConfig, load_pipeline  # noqa: E402
-from include.datasets import add_label, labelled_rows, split_xy  # noqa: E402
+from include.datasets import add_label, labelled_rows, split_xy, training_windows  # noqa: E402
 from include.drift import drift_columns, drift_report, retrain_decision  # noqa: E402
 from include.evaluation import decide, paired_bootstrap_ci, slice_scores  # noqa: E402
 from include.settings import Settings  # noqa: E402
@@ -122,9 +122,7 @@ class Replay:
         return add_label(self.cfg, self.data[(ts >= lo) & (ts < hi)])
 
     def training_window(self, as_of: datetime) -> tuple[datetime, datetime]:
-        t = self.cfg.training
-        holdout_start = as_of - timedelta(days=t.holdout_days)
-        return holdout_start - timedelta(days=t.train_days), holdout_start
+        return training_windows(self.cfg, as_of)  # the windows include.datasets.assemble cuts
 
     def model(self, as_of: datetime):
         """The model the training DAG would fit for data up to ``as_of`` (include.training.build_pipeline)."""
@@ -168,7 +166,7 @@ class Replay:
         if key not in self._gate:
             t0 = time.perf_counter()
             rule, t = self.cfg.promotion, self.cfg.training
-            hold_start = challenger - timedelta(days=t.holdout_days)
+            hold_start = self.training_window(challenger)[1]
             y, ch = self.predictions(challenger, hold_start, t.holdout_days)
             ch_metrics = self._metrics(y, ch)
             trained_until = {"challenger": self.training_window(challenger)[1]}

@@ -191,7 +191,10 @@ def stack(tmp_path_factory, phases):
         assert not left, f"left behind: {left}"
 
 
-def test_compose_up_runs_the_pipeline_on_two_celery_workers(stack, phases):
+def test_compose_up_runs_the_pipeline_on_the_celery_workers(stack, phases):
+    """Two worker containers come up healthy; every task instance ran in one of them (its
+    hostname is the container's), never in the scheduler or API server. Which worker takes which
+    task is Celery's choice: the split is printed, not asserted."""
     compose = stack
     assert sum(1 for s in compose.states if s.startswith("airflow-worker")) == 2, compose.states
     api = AirflowApi(f"http://{compose.ip('airflow-apiserver')}:8080", compose.secrets["AIRFLOW_ADMIN_PASSWORD"],
@@ -212,6 +215,16 @@ def test_compose_up_runs_the_pipeline_on_two_celery_workers(stack, phases):
             api.wait_run(train, api.trigger(train, "first_training", {"reason": "container test"}))
             == "success"
         )
+
+    workers = {compose.inspect(cid)["Config"]["Hostname"] for cid in compose.containers("airflow-worker")}
+    ran_on = [ti["hostname"] for dag_id, run in [*((ingest, f"week_{d}") for d in ("01", "08", "15")),
+                                                  (train, "first_training")]
+              for ti in api.tis(dag_id, run).values() if ti["state"] == "success"]  # fmt: skip
+    assert len(workers) == 2 and set(ran_on) <= workers, (ran_on, workers)
+    print(
+        f"[workers] {len(ran_on)} task instances: "
+        + ", ".join(f"{w} ran {ran_on.count(w)}" for w in sorted(workers))
+    )
 
     # the server accepts only its own names (--allowed-hosts): speak as the published port would
     ml, host = f"http://{compose.ip('mlflow')}:5000/api/2.0/mlflow", {"Host": "localhost:5000"}
