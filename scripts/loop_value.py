@@ -424,9 +424,11 @@ def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budg
         options += [(run_of(0, 0, i) + best[i][budget - 1][0], best[i][budget - 1][1])
                     for i in range(n) if weeks[i] != start]  # fmt: skip
     total, chosen = max(options, key=lambda o: o[0])
+    serving = [max((i + 1 for i in chosen if i <= j), default=0) for j in range(n)]  # model of each week
     return {
         "mean": round(total / valid, 4) if valid else None,
         "trainings": [weeks[i].date().isoformat() for i in chosen],
+        "scores": [score[m][j] for j, m in enumerate(serving)],  # 0.0 for a week no policy scores
     }
 
 
@@ -446,12 +448,8 @@ def bound_row(replay: Replay, outcomes: list[Outcome], since: date | None, until
     at = {s.date(): s for s in replay.steps}
     start = at[configured.champions[inside[0]]] if since is not None else replay.bootstrap_at
     weeks = [at[configured.weeks[i]] for i in inside]
-    bound = hindsight_bound(replay, start, weeks, budget)
-    trained = [date.fromisoformat(d) for d in bound["trainings"]]
-    champion, scores = start, []
-    for week in weeks:
-        champion = week if week.date() in trained else champion
-        scores.append(replay.score(champion, week, replay.interval.days))
+    bound = hindsight_bound(replay, start, weeks, budget)  # weeks: the configured policy's scored ones
+    trained, scores = [date.fromisoformat(d) for d in bound["trainings"]], bound["scores"]
     ceiling = Outcome(Policy(f"hindsight bound (at most {budget} trainings)", "bound"), [w.date() for w in weeks],
                       scores, [], trained, trained)  # fmt: skip
     return summarize([never, ceiling], since, until)[1]
