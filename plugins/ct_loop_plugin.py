@@ -171,7 +171,10 @@ def create_app(settings_factory=Settings.from_env):
         headers = {"Cache-Control": "no-store"}
         if target.suffix.lower() == ".html":  # relative, so it holds behind any proxy path
             static_url = "../" * (2 + path.count("/")) + "static"
-            return HTMLResponse(offline_html(target.read_text(encoding="utf-8"), static_url), headers=headers)
+            return HTMLResponse(
+                offline_html(target.read_text(encoding="utf-8", errors="replace"), static_url),
+                headers=headers,
+            )
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         return FileResponse(target, media_type=media, headers=headers)
 

@@ -133,6 +133,7 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
         assert (
             requests.get(f"{base}/ct-loop/files/{dag_id}/drift/x/report.html").status_code == 401
         )  # login first
+        assert requests.get(f"{base}/ct-loop/static/jquery-3.7.1/jquery.min.js").status_code == 401
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM),
                                          args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
