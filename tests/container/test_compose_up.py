@@ -221,10 +221,7 @@ def test_compose_up_runs_the_pipeline_on_the_celery_workers(stack, phases):
                                                   (train, "first_training")]
               for ti in api.tis(dag_id, run).values() if ti["state"] == "success"]  # fmt: skip
     assert len(workers) == 2 and set(ran_on) <= workers, (ran_on, workers)
-    print(
-        f"[workers] {len(ran_on)} task instances: "
-        + ", ".join(f"{w} ran {ran_on.count(w)}" for w in sorted(workers))
-    )
+    phases["task instances per worker"] = ", ".join(f"{w} ran {ran_on.count(w)}" for w in sorted(workers))
 
     # the server accepts only its own names (--allowed-hosts): speak as the published port would
     ml, host = f"http://{compose.ip('mlflow')}:5000/api/2.0/mlflow", {"Host": "localhost:5000"}
