@@ -169,7 +169,7 @@ class Replay:
             hold_start = self.training_window(challenger)[1]
             y, ch = self.predictions(challenger, hold_start, t.holdout_days)
             ch_metrics = self._metrics(y, ch)
-            trained_until = {"challenger": self.training_window(challenger)[1]}
+            trained_until = {"challenger": hold_start}  # the challenger trained up to its holdout
             champ_metrics = ci = None
             slices: list = []
             if champion is not None:
