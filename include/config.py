@@ -69,18 +69,13 @@ class LandingSource(_Strict):
 
     @model_validator(mode="after")
     def _encoding_exists(self) -> LandingSource:
-        _known_encoding(self.encoding)
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as exc:
+            raise ValueError(f"unknown text encoding {self.encoding!r}") from exc
         return self
-
-
-def _known_encoding(name: str) -> str:
-    import codecs
-
-    try:
-        codecs.lookup(name)
-    except LookupError as exc:
-        raise ValueError(f"unknown text encoding {name!r}") from exc
-    return name
 
 
 class ColumnSpec(_Strict):
@@ -322,6 +317,20 @@ class NotificationSpec(_Strict):
 CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 
 
+def fires_within_a_year(expr: str, start: date) -> bool:
+    """Whether the cron expression has a tick in the year after ``start``."""
+    from datetime import datetime, timedelta
+
+    from croniter import CroniterBadDateError, croniter
+
+    begin = datetime(start.year, start.month, start.day)
+    try:
+        tick = croniter(expr, begin, max_years_between_matches=1).get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return tick - begin <= timedelta(days=366)
+
+
 class ScheduleSpec(_Strict):
     ingest: str | None = "@weekly"
     train: str | None = "@weekly"
@@ -340,6 +349,11 @@ class ScheduleSpec(_Strict):
                 raise ValueError(
                     f"schedule.{key}: {expr!r} is not a cron expression (e.g. '0 0 * * 2') or one of "
                     f"{sorted(CRON_PRESETS)}"
+                )
+            if expr is not None and not fires_within_a_year(expr, self.start_date):
+                raise ValueError(
+                    f"schedule.{key}: {expr!r} never fires within a year of {self.start_date} (e.g. "
+                    "day 30 of February); its DAG would never run"
                 )
         return self
 
@@ -436,8 +450,10 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def load_pipeline(path: str | Path) -> PipelineConfig:
-    """Load and validate one pipeline YAML file; errors name the file and the bad key."""
+def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
+    """Load and validate one pipeline YAML file; errors name the file and the bad key.
+
+    ``model_check(estimator, params) -> problems`` defaults to :func:`check_model`."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -448,43 +464,144 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at top level, got {type(raw).__name__}")
     try:
-        return PipelineConfig.model_validate(raw)
+        cfg = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         lines = [
             f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(lines)) from None
+    problems = (model_check or check_model)(cfg.model.estimator, cfg.model.params)
+    if problems:
+        raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(f"  - {p}" for p in problems))
+    return cfg
+
+
+def model_problems(estimator: str, params: dict[str, Any]) -> list[str]:
+    """scikit-learn's own verdict on ``model.estimator`` with ``model.params``, without fitting:
+    a classifier class, parameters its parameter validation accepts, and ``predict_proba``
+    (every metric, the bootstrap and the drift check's performance floor score probabilities).
+    Imports scikit-learn: :func:`check_model` keeps that out of DAG parsing."""
+    import importlib
+    import inspect
+
+    from sklearn.base import ClassifierMixin
+
+    module, _, name = estimator.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        return [f"model.estimator: cannot import {estimator!r} ({exc})"]
+    if not (inspect.isclass(cls) and issubclass(cls, ClassifierMixin)):
+        return [f"model.estimator: {estimator} is not a scikit-learn classifier"]
+    try:
+        est = cls().set_params(**params)
+        est._validate_params()  # scikit-learn's own parameter constraints, checked without a fit
+    except (TypeError, ValueError) as exc:
+        return [f"model.params: {exc}"]
+    if not hasattr(est, "predict_proba"):
+        return [
+            f"model.estimator: {estimator} (with these model.params) has no predict_proba; the promotion "
+            "metrics, the bootstrap and the performance floor need class probabilities (e.g. "
+            "LogisticRegression, or SGDClassifier with loss: log_loss)"
+        ]
+    return []
+
+
+def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
+    """:func:`model_problems`, cheap where it must be: in a process that already imported
+    scikit-learn it runs in place; elsewhere (DAG parsing, which must not import it) the verdict
+    comes from a cache under ``CT_HOME/cache`` or, the first time, from a child process."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+
+    if "sklearn" in sys.modules:
+        return model_problems(estimator, params)
+    import os
+    import tempfile
+
+    from include.settings import cache_dir
+
+    spec = {"estimator": estimator, "params": params, "sklearn": version("scikit-learn")}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    cached = cache_dir() / "model_checks" / f"{key}.json"
+    try:
+        return list(json.loads(cached.read_text())["problems"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    out = subprocess.run(
+        [sys.executable, "-m", "include.config", "check-model"],
+        input=json.dumps(spec, default=str), capture_output=True, text=True, timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise ConfigError(f"model check of {estimator} failed: {out.stderr.strip()[-2000:]}")
+    problems = list(json.loads(out.stdout)["problems"])
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")  # 0600; renamed whole into place
+    with os.fdopen(fd, "w") as fh:
+        json.dump({**spec, "problems": problems}, fh, default=str)
+    os.replace(tmp, cached)
+    return problems
+
+
+PIPELINE_SUFFIXES = (".yaml", ".yml")
+
+
+def pipeline_files(directory: str | Path) -> list[Path]:
+    """The pipeline files in ``directory`` (``*.yaml`` and ``*.yml``), by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in PIPELINE_SUFFIXES and p.is_file())
 
 
 def scan_pipelines(directory: str | Path) -> tuple[list[PipelineConfig], list[ConfigError]]:
     """Every valid pipeline in ``directory`` and an error for each file that is not.
 
     One bad file breaks only itself: DAG files build the valid pipelines and
-    ``dags/pipeline_config.py`` reports the errors as its import error.
+    ``dags/pipeline_config.py`` reports the errors as its import error. Two files that claim the
+    same pipeline ``name`` are both refused, each error naming the other file: neither may take
+    the other's DAGs, data and models over, so that pipeline stops until one is renamed.
     """
-    directory = Path(directory)
-    configs: dict[str, PipelineConfig] = {}
+    loaded: list[tuple[Path, PipelineConfig]] = []
     errors: list[ConfigError] = []
-    for path in sorted(directory.glob("*.yaml")):
+    for path in pipeline_files(directory):
         try:
-            cfg = load_pipeline(path)
+            loaded.append((path, load_pipeline(path)))
         except ConfigError as exc:
             errors.append(exc)
+    by_name: dict[str, list[Path]] = {}
+    for path, cfg in loaded:
+        by_name.setdefault(cfg.name, []).append(path)
+    configs = []
+    for path, cfg in loaded:
+        claimants = by_name[cfg.name]
+        if len(claimants) == 1:
+            configs.append(cfg)
             continue
-        if cfg.name in configs:
-            errors.append(
-                ConfigError(
-                    f"{path}: pipeline name {cfg.name!r} is already used by another file; names must be unique"
-                )
+        others = ", ".join(str(p) for p in claimants if p != path)
+        errors.append(
+            ConfigError(
+                f"{path}: name: pipeline name {cfg.name!r} is also claimed by {others}; names must be "
+                "unique, so neither file's pipeline is built until one of them is renamed"
             )
-            continue
-        configs[cfg.name] = cfg
-    return list(configs.values()), errors
+        )
+    return configs, errors
 
 
 def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
-    """All pipelines (``*.yaml``) in ``directory``, sorted by file name; any bad file raises."""
+    """All pipelines (``*.yaml``, ``*.yml``) in ``directory``, sorted by file name; any bad file raises."""
     configs, errors = scan_pipelines(directory)
     if errors:
         raise ConfigError("\n".join(str(e) for e in errors))
     return configs
+
+
+if __name__ == "__main__":  # python -m include.config check-model < spec.json (see check_model)
+    import sys
+
+    if sys.argv[1:] != ["check-model"]:
+        sys.exit("usage: python -m include.config check-model < {estimator, params}")
+    _spec = json.load(sys.stdin)
+    json.dump({"problems": model_problems(_spec["estimator"], _spec["params"])}, sys.stdout)

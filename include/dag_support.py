@@ -17,6 +17,7 @@ from include.config import PipelineConfig
 from include.errors import PermanentError
 from include.handoff import TRIGGERED_RUN_PREFIX, RetrainRequest
 from include.logging_config import configure_library_logging
+from include.redaction import env_secrets, redact, redact_value
 from include.settings import Settings
 from include.tracking import Tag, TrackingServerUnavailable, server_outage
 
@@ -68,24 +69,40 @@ def fail_fast(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         configure_library_logging()
+        mask_environment_secrets()
         try:
-            return fn(*args, **kwargs)
+            return redact_value(fn(*args, **kwargs))  # the return value is the task's XCom
         except PermanentError as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
             keep_failure_details(exc)
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+            raise AirflowFailException(redact(f"{type(exc).__name__}: {exc}")) from exc
         except Exception as exc:
             outage = server_outage(exc)
             if outage is None:
                 raise
             server, cause = outage
             raise TrackingServerUnavailable(
-                f"the MLflow tracking server {server or tracking_uri()} did not answer ({cause}). Every step of this task "
-                "is safe to repeat, so it is retried with backoff; if it keeps failing, check that server."
+                redact(
+                    f"the MLflow tracking server {server or tracking_uri()} did not answer ({cause}). Every step "
+                    "of this task is safe to repeat, so it is retried with backoff; if it keeps failing, check "
+                    "that server."
+                )
             ) from exc
 
     return wrapper
+
+
+def mask_environment_secrets() -> None:
+    """Register the secrets in the task's environment (passwords inside URIs such as
+    ``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_PASSWORD``) with Airflow's secrets masker, which
+    then replaces them by ``***`` wherever they would reach the task log, tracebacks included."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - Airflow always has it; redaction still applies
+        return
+    for secret in env_secrets():
+        mask_secret(secret)
 
 
 FAILURE_XCOM = "failure"  # a failed task's JSON-able details (e.g. a validation summary)
@@ -101,7 +118,7 @@ def keep_failure_details(exc: BaseException) -> None:
     try:
         from airflow.sdk import get_current_context
 
-        get_current_context()["ti"].xcom_push(key=FAILURE_XCOM, value=details)
+        get_current_context()["ti"].xcom_push(key=FAILURE_XCOM, value=redact_value(details))
     except Exception:  # outside a task (unit tests) or XCom unavailable: the error still stands
         log.debug("could not keep the failure details", exc_info=True)
 

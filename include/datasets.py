@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.config import PipelineConfig
-from include.errors import PermanentError
+from include.errors import BadRunParam, PermanentError
 from include.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
 from include.tracking import Tag
 
@@ -147,7 +147,10 @@ def parse_as_of(text: str | None) -> datetime | None:
     """An ISO date/datetime from a run's params; naive means UTC."""
     if not text:
         return None
-    ts = datetime.fromisoformat(text)
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRunParam(f"as_of {text!r} is not an ISO date or datetime (e.g. 2013-06-04)") from exc
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 

@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class PermanentError(Exception):
     """An error that a retry cannot fix; the message says what was wrong and what to do."""
+
+
+class BadRunParam(PermanentError, ValueError):
+    """A run's params (a date, an interval) cannot be understood: fix the form and run again."""

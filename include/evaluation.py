@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AlreadyChampion(PermanentError):
+    """The challenger is already champion by another decision: judging it again means nothing."""
+
+
 class ChampionUnavailable(RuntimeError):
     """The champion alias exists but its model cannot be loaded or scored: never promote blindly.
 
@@ -286,7 +290,10 @@ def champion_to_beat(client, model_name: str, challenger_version: str):
     if champ is None or str(champ.version) != str(challenger_version):
         return champ
     if champ.tags.get(Tag.DECISION_OUTCOME) != "promoted":
-        raise ChampionUnavailable(f"v{champ.version} is already champion: nothing to compare against")
+        raise AlreadyChampion(
+            f"v{champ.version} is already champion, but not through this evaluation's promotion: "
+            "nothing to compare it against"
+        )
     previous = champ.tags.get(Tag.DECISION_PREVIOUS_CHAMPION)
     log.info("v%s is champion through this evaluation's own promotion: judging it again against %s",
              champ.version, f"v{previous}" if previous not in (None, "null") else "no champion")  # fmt: skip

@@ -10,7 +10,7 @@ from croniter import croniter
 
 from include import sources
 from include.config import PipelineConfig, ReplaySource
-from include.errors import PermanentError
+from include.errors import BadRunParam, PermanentError
 from include.storage import PipelinePaths, frame_digest, parse_partition_key, partition_key, write_parquet
 
 log = logging.getLogger(__name__)
@@ -117,11 +117,14 @@ def resolve_interval(
     from datetime import timedelta
 
     if batch_start:
-        start = datetime.fromisoformat(batch_start)
+        try:
+            start = datetime.fromisoformat(batch_start)
+        except ValueError as exc:
+            raise BadRunParam(f"batch_start {batch_start!r} is not a date (YYYY-MM-DD)") from exc
         start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
         return start, start + timedelta(days=batch_days or 7)
     if data_interval_start is None or data_interval_end is None:
-        raise ValueError("run has no data interval: pass batch_start in the run's params")
+        raise NoInterval("run has no data interval: pass batch_start in the run's params")
     if data_interval_end <= data_interval_start:
-        raise ValueError(f"empty data interval {data_interval_start}..{data_interval_end}: pass batch_start")
+        raise NoInterval(f"empty data interval {data_interval_start}..{data_interval_end}: pass batch_start")
     return data_interval_start, data_interval_end

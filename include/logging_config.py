@@ -12,6 +12,7 @@ What it does:
   their records to the root logger, so MLflow's INFO stays INFO (the same as
   ``MLFLOW_CONFIGURE_LOGGING=false``, which the deployment also sets);
 * Great Expectations, Evidently and MLflow's SQL migrations log at WARNING and above;
+* credentials inside URIs are redacted from every record (``include.redaction``);
 * known-harmless warnings are ignored: the deprecation notices skops triggers while scanning
   loaded modules (hundreds per model load), MLflow's integer-column schema hint (numeric
   features are float64; only the 0/1 label is an integer) and its ambiguous-dataset-source
@@ -23,6 +24,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+
+from include.redaction import RedactingFilter
 
 # logger name -> minimum level shown in task logs
 LIBRARY_LEVELS = {
@@ -76,4 +79,13 @@ def configure_library_logging() -> None:
         logging.getLogger(name).addFilter(_DropMessage(prefix))
     for spec in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", **spec)
+    install_redaction()
     _configured = True
+
+
+def install_redaction() -> None:
+    """Credentials inside URIs are redacted in every record the root logger's handlers write."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -21,6 +21,7 @@ from airflow.sdk import BaseNotifier
 
 from include.config import NotificationEvent, PipelineConfig
 from include.handoff import TRIGGERED_RUN_PREFIX
+from include.redaction import redact
 from include.settings import Settings
 from include.storage import viewer_path
 
@@ -32,7 +33,7 @@ QUARANTINE_MARK = "DataValidationFailed"
 
 def failure_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationEvent, str, str]:
     """(event, subject, body) for a task that failed for good; a failed validation is a quarantine."""
-    cause = str(facts.get("exception") or "unknown cause").strip()
+    cause = redact(str(facts.get("exception") or "unknown cause").strip())
     where = f"DAG {facts['dag_id']}, task {facts['task_id']}, run {facts['run_id']} (try {facts.get('try_number')})"
     if QUARANTINE_MARK in cause:
         first = cause.splitlines()[0].split(": ", 1)[-1]
@@ -94,6 +95,7 @@ class LoopNotifier(BaseNotifier):
 
     def notify(self, context) -> None:
         event, subject, body = self.message(context)
+        subject, body = redact(subject), redact(body)
         spec = self.cfg.notifications
         if event not in spec.events:
             return

@@ -23,6 +23,7 @@ from include import tracking
 from include.config import load_pipelines
 from include.errors import PermanentError
 from include.logging_config import configure_library_logging
+from include.redaction import redact, redact_value
 from include.settings import Settings
 from include.tracking import Role, Tag
 
@@ -165,6 +166,7 @@ def decision_tags(record: dict[str, Any]) -> dict[str, str]:
 
 def _write_decision(client, model_name: str, version: str, record: dict[str, Any]) -> None:
     """Tags first (what people and rollback read), then the full record as the run's artifact."""
+    record = redact_value(record)
     for k, v in decision_tags(record).items():
         client.set_model_version_tag(model_name, version, k, v)
     run_id = client.get_model_version(model_name, version).run_id
@@ -172,29 +174,127 @@ def _write_decision(client, model_name: str, version: str, record: dict[str, Any
         client.log_dict(run_id, record, DECISION_ARTIFACT)
 
 
-def promote(
-    client, model_name: str, version: str, expected_champion: str | None, record: dict[str, Any]
-) -> dict:
-    """Move ``champion`` to ``version`` if it still points where evaluation saw it (compare-and-set).
+MOVE_PREFIX = ".ct-loop"  # ticket experiments: hidden (deleted) as soon as they are made
+HINT_TAG = "ct_loop.champion_moves"
 
-    MLflow's alias write is last-writer-wins, so re-read first and refuse on a mismatch. A retry
-    after the alias already moved to ``version`` (an earlier try got that far) is a no-op that
-    finishes the bookkeeping. Tags that describe the change are written only after the alias moved.
+
+def _ticket_name(model_name: str, n: int) -> str:
+    return f"{MOVE_PREFIX}/{model_name}/champion-move/{n:08d}"
+
+
+def _ticket(client, model_name: str, n: int):
+    return client.get_experiment_by_name(_ticket_name(model_name, n)) if n > 0 else None
+
+
+def _latest_move(client, model_name: str) -> tuple[int, Any]:
+    """The number of the last claimed move of ``champion`` and its ticket (0, None: none yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        n = int(client.get_registered_model(model_name).tags.get(HINT_TAG, 0))
+    except (MlflowException, ValueError):
+        n = 0
+    while _ticket(client, model_name, n + 1) is not None:  # the hint may lag: probe forward
+        n += 1
+    return n, _ticket(client, model_name, n)
+
+
+IN_FLIGHT_SECONDS = 600
+
+
+def _in_flight(ticket) -> bool:
+    """A claimed move whose alias write may still be coming (young ticket). An older ticket whose
+    target is not the alias means the alias was moved outside the loop since: the alias counts."""
+    import time
+
+    return time.time() - (ticket.creation_time or 0) / 1000 < IN_FLIGHT_SECONDS
+
+
+def _claim(client, model_name: str, n: int, move: dict[str, str]) -> bool:
+    """Claim move number ``n``: True for whoever creates its ticket first (the store's unique
+    experiment name decides, across processes and hosts), or if this claimant already did."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        ticket = client.create_experiment(_ticket_name(model_name, n), tags=move)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        held = _ticket(client, model_name, n)
+        return held is not None and held.tags.get("claimant") == move["claimant"]
+    client.delete_experiment(ticket)  # kept (names stay unique), hidden from the experiment list
+    return True
+
+
+def _settle(client, model_name: str, n: int) -> None:
+    """After setting the alias for move ``n``: if a later move was claimed meanwhile, its target
+    must win, whatever order the alias writes landed in. Converges: every mover re-reads after
+    writing, so the last write is always followed by a read that sees the latest claim."""
+    while True:
+        latest, ticket = _latest_move(client, model_name)
+        if latest == n:
+            break
+        client.set_registered_model_alias(model_name, CHAMPION, ticket.tags["to"])
+        n = latest
+    client.set_registered_model_tag(model_name, HINT_TAG, str(n))
+
+
+def move_champion(
+    client, model_name: str, version: str, expected: str | None, claimant: str, kind: str
+) -> bool:
+    """Compare-and-set of the ``champion`` alias: move it from ``expected`` to ``version``.
+
+    MLflow's alias write is last-writer-wins, so each move first claims a numbered ticket (an
+    experiment named ``.ct-loop/<model>/champion-move/<n>``; the tracking store refuses a second
+    experiment of the same name, so exactly one claimant gets each number, whichever process or
+    host it runs on). Returns False when the alias already pointed at ``version`` through this
+    claimant's own earlier try (a retry); raises :class:`PromotionConflict` when the champion is
+    not ``expected`` or another move claimed the same number first.
     """
-    version, expected = str(version), None if expected_champion is None else str(expected_champion)
+    version, expected = str(version), None if expected is None else str(expected)
+    n, last = _latest_move(client, model_name)
     current = get_champion(client, model_name)
     current_v = None if current is None else str(current.version)
-    if current_v == version and expected != version:
+    mine = last is not None and last.tags.get("claimant") == claimant and last.tags.get("to") == version
+    if mine or (current_v == version and expected != version):
+        if mine:  # the ticket is ours: finish the move it claimed
+            client.set_registered_model_alias(model_name, CHAMPION, version)
         log.info(
             "%s v%s is already champion (an earlier try moved the alias): no change", model_name, version
         )
-    elif current_v != expected:
+        _settle(client, model_name, n)
+        return False
+    if last is not None and last.tags.get("to") != current_v and _in_flight(last):
         raise PromotionConflict(
-            f"{model_name}: champion is v{current_v} but evaluation compared against v{expected}; "
-            "not overwriting. Re-run the training DAG to evaluate against the current champion."
+            f"{model_name}: a {last.tags.get('kind')} to v{last.tags.get('to')} (move {n}) is being applied "
+            f"right now; this {kind} to v{version} is not applied. Re-run it against the new champion."
         )
-    else:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
+    if current_v != expected:
+        raise PromotionConflict(
+            f"{model_name}: champion is v{current_v} but this {kind} expected v{expected}; not overwriting. "
+            "Re-run the training DAG to evaluate against the current champion."
+        )
+    move = {"from": str(expected), "to": version, "claimant": claimant, "kind": kind, "at": _now()}
+    if not _claim(client, model_name, n + 1, move):
+        raise PromotionConflict(
+            f"{model_name}: another promotion or rollback moved the champion away from v{expected} at the same "
+            f"time (move {n + 1}); this {kind} to v{version} is not applied. Re-run it against the new champion."
+        )
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    _settle(client, model_name, n + 1)
+    return True
+
+
+def promote(
+    client, model_name: str, version: str, expected_champion: str | None, record: dict[str, Any]
+) -> dict:
+    """Move ``champion`` to ``version`` if it still points where evaluation saw it
+    (:func:`move_champion`, atomic across processes). A retry after an earlier try moved the
+    alias finishes the bookkeeping. Tags that describe the change are written only after the
+    alias moved."""
+    version, expected = str(version), None if expected_champion is None else str(expected_champion)
+    claimant = f"promote:{record.get('airflow_run_id') or 'manual'}:v{version}"
+    move_champion(client, model_name, version, expected, claimant, "promotion")
     full = {**record, "previous_champion": expected, "promoted_at": _now(), "outcome": "promoted"}
     _write_decision(client, model_name, version, full)
     if expected is not None:
@@ -226,17 +326,22 @@ def reject(client, model_name: str, version: str, record: dict[str, Any]) -> dic
 
 
 def rollback(client, model_name: str, reason: str, actor: str = "cli") -> dict:
-    """Point ``champion`` back at the version recorded as ``decision.previous_champion``."""
+    """Point ``champion`` back at the version recorded as ``decision.previous_champion``
+    (a compare-and-set like promotion: a promotion at the same moment makes one of them fail)."""
+    import uuid
+
     current = get_champion(client, model_name)
     if current is None:
         raise RollbackError(f"{model_name} has no champion")
     previous = current.tags.get(Tag.DECISION_PREVIOUS_CHAMPION)
     if not previous or previous == "null":
         raise RollbackError(f"{model_name} v{current.version} has no recorded previous champion")
+    reason = redact(reason)
+    claimant = f"rollback:{actor}:{uuid.uuid4().hex}"
+    move_champion(client, model_name, previous, str(current.version), claimant, "rollback")
     record = {"from_version": str(current.version), "reason": reason, "by": actor, "at": _now()}
     client.set_model_version_tag(model_name, current.version, Tag.ROLLBACK_DEMOTED, json.dumps(record))
     client.set_model_version_tag(model_name, previous, Tag.ROLLBACK_RESTORED, json.dumps(record))
-    client.set_registered_model_alias(model_name, CHAMPION, previous)
     log.warning("rolled back %s champion v%s -> v%s: %s", model_name, current.version, previous, reason)
     return {"model_name": model_name, "champion": previous, "demoted": str(current.version), "reason": reason}
 

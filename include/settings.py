@@ -69,3 +69,9 @@ class Settings:
             or env.get("AIRFLOW__API__BASE_URL")
             or cls.airflow_ui_url,
         )
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where derived, re-creatable facts are kept (``CT_HOME/cache``), e.g. model-config verdicts."""
+    env = os.environ if env is None else env
+    return Path(env.get("CT_HOME", str(DEFAULT_HOME))).resolve() / "cache"

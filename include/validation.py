@@ -35,6 +35,10 @@ TYPE_LISTS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
+class MissingBatch(PermanentError):
+    """The batch a task should read is not there (its ingest did not run, or it was removed)."""
+
+
 class DataValidationFailed(PermanentError):
     """A batch failed its expectation suite. ``result`` is a JSON-able summary."""
 
@@ -245,7 +249,7 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict
             raise DataValidationFailed(
                 f"batch {partition} is already quarantined, see {report}", {"report": str(report)}
             )
-        raise FileNotFoundError(f"raw batch {raw} not found: run the ingest task first")
+        raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
     df = pd.read_parquet(raw)
     summary, docs_url = validate_frame(cfg, df, paths.gx_project)

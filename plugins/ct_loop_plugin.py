@@ -6,8 +6,11 @@
   validation (validate). They are built from the task's own return value (its XCom), so they
   work for every run the scheduler made, whoever triggered it.
 * **A read-only report viewer** mounted in the Airflow API server at ``/ct-loop``: it serves
-  the drift reports and Data Docs under the data root, only to a user logged in to Airflow who
-  may read the DAG's task instances (Airflow's own auth manager decides). GX Data Docs pages
+  the drift reports, Data Docs and quarantine reports of a loaded pipeline (nothing else under
+  the data root), only to a user logged in to Airflow who may read the DAG's task instances
+  (Airflow's own auth manager decides), and sandboxed (``Content-Security-Policy: sandbox``
+  without ``allow-same-origin``): a script in a page made from data cannot act with the
+  reader's session. GX Data Docs pages
   load jQuery, Bootstrap, Font Awesome and Vega from public CDNs; the viewer points those
   addresses at local copies (``ct_loop_static/``, made by ``scripts/vendor_data_docs_assets.py``),
   so the pages render styled where the browser has no internet.
@@ -32,7 +35,7 @@ from airflow.sdk import BaseOperatorLink
 
 from include.dag_support import FAILURE_XCOM
 from include.settings import Settings
-from include.storage import VIEWER_PREFIX, pipeline_of, viewer_path
+from include.storage import VIEWER_PREFIX, pipeline_dag_ids, viewable_file, viewer_path
 
 log = logging.getLogger(__name__)
 
@@ -149,36 +152,86 @@ def offline_html(html: str, static_url: str) -> str:
     return _cdn_address().sub(lambda m: f'"{static_url}/{cdn_copies()[m.group(1)]}"', html)
 
 
-def create_app(settings_factory=Settings.from_env):
-    """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` under the pipeline's data
-    folder, and ``GET /ct-loop/static/<path>`` for the vendored Data Docs assets."""
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
-    from fastapi import Depends, FastAPI, HTTPException
+# Served pages are made from data (a category value, a failing value in Data Docs) and may come
+# from anyone who can write a report folder: they run sandboxed, in an opaque origin, so no
+# script in them acts with the reader's Airflow session; they may not fetch, post or be framed.
+SANDBOX_CSP = "; ".join(
+    [
+        "sandbox allow-scripts allow-popups",
+        "default-src 'none'",
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",  # Evidently and Data Docs inline their charts
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'none'",
+        "form-action 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+SANDBOX_HEADERS = {
+    "Content-Security-Policy": SANDBOX_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@cache
+def _pipelines_in(files: tuple[tuple[str, int], ...]) -> dict[str, str]:
+    from include.config import scan_pipelines
+
+    return (
+        pipeline_dag_ids([cfg.name for cfg in scan_pipelines(Path(files[0][0]).parent)[0]]) if files else {}
+    )
+
+
+def known_dag_ids(pipelines_dir: Path) -> dict[str, str]:
+    """``dag_id -> pipeline`` of the valid pipeline files now in ``pipelines_dir`` (re-read when one changes)."""
+    from include.config import pipeline_files
+
+    files = tuple((str(f), f.stat().st_mtime_ns) for f in pipeline_files(pipelines_dir))
+    return _pipelines_in(files)
+
+
+def create_app(settings_factory=Settings.from_env, authorize=None):
+    """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` of what a pipeline produced
+    for people (:func:`include.storage.viewable_file`), and ``GET /ct-loop/static/<path>`` for the
+    vendored Data Docs assets.
+
+    A file is answered only for a DAG of a loaded pipeline that Airflow's auth manager lets the
+    user read (its task instances); anything else, absent or forbidden alike, is 404. Without a
+    login the answer is 401 (Airflow's own ``get_user``). ``authorize(user, dag_id)`` replaces
+    the auth manager in tests.
+    """
+    from airflow.api_fastapi.core_api.security import GetUserDep
+    from fastapi import FastAPI, HTTPException
     from fastapi.responses import FileResponse, HTMLResponse
 
     app = FastAPI(title="CT loop reports", docs_url=None, redoc_url=None, openapi_url=None)
-    may_read = Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
+    authorize = authorize or _may_read_task_instances
 
-    @app.get("/files/{dag_id}/{path:path}", dependencies=[may_read])
-    def serve(dag_id: str, path: str):
-        base = (settings_factory().data_root / pipeline_of(dag_id)).resolve()
-        target = (base / path).resolve()
-        if not target.is_relative_to(base) or target.suffix.lower() not in SERVED_SUFFIXES:
-            raise HTTPException(404, "not a report")
-        if not target.is_file():
-            raise HTTPException(404, f"{path} does not exist (yet) under {pipeline_of(dag_id)}'s data folder")
-        headers = {"Cache-Control": "no-store"}
+    @app.get("/files/{dag_id}/{path:path}")
+    def serve(dag_id: str, path: str, user: GetUserDep):
+        settings = settings_factory()
+        pipeline = known_dag_ids(settings.pipelines_dir).get(dag_id)
+        target = None
+        if pipeline is not None and authorize(user, dag_id):
+            target = viewable_file(settings.data_root, pipeline, path)
+        if target is None:
+            raise HTTPException(404, "Not Found")
         if target.suffix.lower() == ".html":  # relative, so it holds behind any proxy path
             static_url = "../" * (2 + path.count("/")) + "static"
-            return HTMLResponse(
-                offline_html(target.read_text(encoding="utf-8", errors="replace"), static_url),
-                headers=headers,
-            )
+            html = offline_html(target.read_text(encoding="utf-8", errors="replace"), static_url)
+            return HTMLResponse(html, headers=SANDBOX_HEADERS)
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return FileResponse(target, media_type=media, headers=headers)
+        return FileResponse(target, media_type=media, headers=SANDBOX_HEADERS)
 
-    @app.get("/static/{path:path}", dependencies=[Depends(get_user)])
+    # Public on purpose: these are the open-source files the CDNs serve (jQuery, Bootstrap, ...,
+    # manifest.json names each), nothing the project or its data produced. A sandboxed page has
+    # an opaque origin, so the browser sends it no login cookie (SameSite=Lax) to load them with.
+    @app.get("/static/{path:path}")
     def static(path: str):
         target = (STATIC_DIR / path).resolve()
         if (
@@ -186,11 +239,26 @@ def create_app(settings_factory=Settings.from_env):
             or not target.is_file()
             or target.suffix not in SERVED_SUFFIXES
         ):
-            raise HTTPException(404, "not a vendored asset")
+            raise HTTPException(404, "Not Found")
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return FileResponse(target, media_type=media, headers={"Cache-Control": "max-age=86400"})
+        headers = {"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"}
+        return FileResponse(target, media_type=media, headers=headers)
 
     return app
+
+
+def _may_read_task_instances(user, dag_id: str) -> bool:
+    """Airflow's auth manager: may ``user`` read the task instances (and so the logs) of ``dag_id``?"""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.models.dag import DagModel
+
+    details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="GET", access_entity=DagAccessEntity.TASK_INSTANCE, details=details, user=user
+        )
+    )
 
 
 class LazyApp:

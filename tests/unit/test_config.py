@@ -148,11 +148,82 @@ def test_one_bad_file_breaks_only_itself(tmp_path):
     bad["name"] = "other"
     bad["model"]["estimator"] = "os.system"
     _write(tmp_path, bad, "b.yaml")
-    _write(tmp_path, _flights_raw(), "c.yaml")  # same name as a.yaml
+    fine = _flights_raw()
+    fine["name"] = "fine"
+    _write(tmp_path, fine, "c.yml")  # *.yml is a pipeline file too
     configs, errors = scan_pipelines(tmp_path)
-    assert [c.name for c in configs] == ["flights_delay"]
-    assert len(errors) == 2 and "b.yaml" in str(errors[0]) and "model.estimator" in str(errors[0])
-    assert "c.yaml" in str(errors[1]) and "already used" in str(errors[1])
+    assert [c.name for c in configs] == ["flights_delay", "fine"]
+    assert len(errors) == 1 and "b.yaml" in str(errors[0]) and "model.estimator" in str(errors[0])
+
+
+def test_a_file_reusing_a_pipeline_name_takes_nothing_over(tmp_path):
+    """Both claimants are reported, each naming the other; neither pipeline is built."""
+    _write(tmp_path, _flights_raw(), "flights.yaml")
+    _write(tmp_path, _flights_raw(), "a_newcomer.yml")  # sorts first: it used to win
+    other = _flights_raw()
+    other["name"] = "other"
+    _write(tmp_path, other, "other.yaml")
+    configs, errors = scan_pipelines(tmp_path)
+    assert [c.name for c in configs] == ["other"]
+    text = sorted(map(str, errors))
+    assert len(text) == 2
+    assert text[0].startswith(str(tmp_path / "a_newcomer.yml")) and "flights.yaml" in text[0]
+    assert text[1].startswith(str(tmp_path / "flights.yaml")) and "a_newcomer.yml" in text[1]
+    assert all("name: pipeline name 'flights_delay' is also claimed by" in t for t in text)
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [
+        ({"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": -5}},
+         "model.params: The 'max_iter' parameter of LogisticRegression must be an int in the range [0, inf). Got -5"),
+        ({"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {"learning_rate": "fast"}},
+         "model.params: The 'learning_rate' parameter of HistGradientBoostingClassifier must be"),
+        ({"estimator": "sklearn.linear_model.LogisticRegression", "params": {"n_trees": 5}},
+         "model.params: Invalid parameter 'n_trees' for estimator LogisticRegression"),
+        ({"estimator": "sklearn.svm.LinearSVC", "params": {}}, "model.estimator: sklearn.svm.LinearSVC (with these model.params) has no predict_proba"),
+        ({"estimator": "sklearn.linear_model.SGDClassifier", "params": {"loss": "hinge"}}, "has no predict_proba"),
+    ],
+)  # fmt: skip
+def test_model_params_are_checked_by_scikit_learn_at_load(tmp_path, model, says):
+    raw = _flights_raw()
+    raw["model"].update(model)
+    path = _write(tmp_path, raw)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(path)
+    assert str(err.value).startswith(f"{path}: invalid pipeline config") and says in str(err.value)
+
+
+def test_model_check_in_a_dag_parse_imports_no_scikit_learn(tmp_path):
+    """DAG files load configs: the verdict comes from a child process once, then from the cache."""
+    import os
+    import subprocess
+    import sys
+
+    raw = _flights_raw()
+    raw["model"]["params"] = {"max_iter": -5}
+    path = _write(tmp_path, raw)
+    probe = (
+        "import sys; from include.config import load_pipeline, ConfigError\n"
+        "try:\n    load_pipeline(sys.argv[1])\nexcept ConfigError as e:\n    print(e)\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn was imported'"
+    )
+    root = FLIGHTS.parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "CT_HOME": str(tmp_path / "home")}
+    for _ in range(2):  # the second run reads the cached verdict
+        out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True,
+                             cwd=root, env=env, check=True)  # fmt: skip
+        assert "model.params: The 'max_iter' parameter of HistGradientBoostingClassifier" in out.stdout
+    cached = list((tmp_path / "home" / "cache" / "model_checks").glob("*.json"))
+    assert len(cached) == 1 and oct(cached[0].stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *", "0 0 29 2 *"])
+def test_a_schedule_that_never_fires_within_a_year_is_refused(tmp_path, cron):
+    raw = _flights_raw()
+    raw.setdefault("schedule", {})["drift_check"] = cron
+    with pytest.raises(ConfigError, match=r"schedule\.drift_check: .* never fires within a year"):
+        load_pipeline(_write(tmp_path, raw))
 
 
 def test_drift_methods_are_evidentlys():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from include import sources
-from include.ingest import ingest_batch, resolve_interval
+from include.ingest import NoInterval, ingest_batch, resolve_interval
 from include.storage import atomic_write, frame_digest, parse_partition_key, partition_key
 from tests.factories import landing_cfg
 
@@ -100,7 +100,7 @@ def test_resolve_interval():
         datetime(2013, 3, 5, tzinfo=UTC),
         datetime(2013, 3, 12, tzinfo=UTC),
     )
-    with pytest.raises(ValueError, match="batch_start"):
+    with pytest.raises(NoInterval, match="batch_start"):
         resolve_interval(JAN8, JAN8)
 
 

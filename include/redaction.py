@@ -1,0 +1,71 @@
+"""Secrets never leave in a message: credentials inside URIs are replaced by ``***``.
+
+A tracking URI such as ``http://user:pass@mlflow:5000`` (or a broker or database URL) can end up
+in an exception text, a log line, a mail or a tag. Every message the project writes goes
+through :func:`redact` (logs through :class:`RedactingFilter`, installed by
+``logging_config``; mails, chat and tags where they are built), and inside Airflow tasks the
+same values are registered with Airflow's own secrets masker (``dag_support``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/@?#'\"<>]+@")
+SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user-info part of every URI replaced: ``http://***@host/...``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def redact_value(value):
+    """:func:`redact` through strings, lists and dict values (for XCom, tags and facts)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(v) for v in value)
+    return value
+
+
+def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
+    """Secret values in the environment: passwords inside URI values and known secret variables."""
+    env = os.environ if env is None else env
+    found: list[str] = []
+    for name, value in env.items():
+        if name in SECRET_ENV and value:
+            found.append(value)
+            continue
+        if "://" in value and "@" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                continue
+            if password:
+                found.extend({password, unquote(password)})
+    return found
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter: the formatted message of every record, with URI credentials redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is left to logging's own error handling
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if redact(text) != text:
+                record.exc_text = redact(text)
+        return True
