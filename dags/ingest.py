@@ -6,9 +6,16 @@ One DAG per pipeline file in `include/pipelines/` (`<pipeline>__ingest`).
 1. **ingest** pulls the rows of the run's data interval from the source and writes them to
    `raw/<interval>/batch.parquet` (atomic; re-running gives the same file and hash).
 2. **validate** runs the Great Expectations suite built from the config's schema through a
-   checkpoint and updates GX Data Docs. A failing batch is moved to `quarantine/<interval>/`
+   checkpoint and updates GX Data Docs. A failing batch is moved to `quarantine/<interval>/<sha>/`
    beside `validation_result.json`; the task fails without retrying and names what was wrong.
 3. **publish** copies the batch into `curated/` and emits the pipeline's *curated* Asset event.
+
+An interval that is already published is not ingested again: the run says so and skips,
+unless it is triggered with `replace` (the new batch is validated before it replaces the old
+one; the log records the rows before and after). Landing files: a copy of a file already
+ingested is skipped with a warning; a file with unplaceable timestamps or with rows of a
+published interval is quarantined under `quarantine/landing/` with a report, and the run fails
+naming the intervals and row counts.
 
 Manual runs: set `batch_start` (e.g. `2013-03-05`) to ingest a specific interval. Left empty,
 a run without a data interval ingests the next replayed interval (replay sources) or the latest
@@ -43,6 +50,13 @@ def build_ingest_dag(cfg, settings):
             "batch_days": Param(
                 7, type="integer", minimum=1, maximum=366, description="Length of a manual batch in days"
             ),
+            "replace": Param(
+                False,
+                type="boolean",
+                description="The interval is already published: ingest it again from the source as it is now "
+                "and, if it passes validation, replace the published batch (the log records rows before "
+                "and after). Off: such a run does nothing and says so.",
+            ),
         },
     )
     def ingest_dag():
@@ -58,7 +72,15 @@ def build_ingest_dag(cfg, settings):
                 cfg, settings.data_root, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
                 params["batch_start"], params["batch_days"], datetime.now(UTC),
             )  # fmt: skip
-            return ingest_batch(cfg, settings.data_root, start, end)
+            out = ingest_batch(cfg, settings.data_root, start, end, replace=params["replace"])
+            if out.get("already_published"):
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(
+                    f"batch {out['partition']} is already published ({out['rows']} rows): nothing to do; "
+                    "trigger with replace: true to ingest it again"
+                )
+            return out
 
         @task
         @fail_fast  # a failed batch is quarantined; retrying cannot fix data
@@ -73,7 +95,11 @@ def build_ingest_dag(cfg, settings):
             from include.validation import publish_batch
 
             out = publish_batch(cfg, settings.data_root, summary["partition"])
-            outlet_events[curated].extra = {"partition": out["partition"], "rows": summary["rows"]}
+            outlet_events[curated].extra = {
+                "partition": out["partition"],
+                "rows": summary["rows"],
+                **({"replaced_rows": out["replaced_rows"]} if out["replaced_rows"] is not None else {}),
+            }
             return out
 
         publish(validate(ingest()))

@@ -31,15 +31,29 @@ def overlapping_partitions(paths: PipelinePaths, start: datetime, end: datetime)
     return out
 
 
-def ingest_batch(cfg: PipelineConfig, data_root: Path, start: datetime, end: datetime) -> dict:
+def ingest_batch(
+    cfg: PipelineConfig, data_root: Path, start: datetime, end: datetime, replace: bool = False
+) -> dict:
     """Write the interval's rows to ``raw/<partition>/batch.parquet`` atomically.
 
     Idempotent: the same interval gives the same file and the same content hash, and a
-    re-run replaces the file instead of adding a second one. An interval that overlaps other
-    published partitions is refused (:class:`OverlappingBatch`).
+    re-run replaces the file instead of adding a second one. An interval that is already
+    published is left alone (``already_published`` in the result, logged) unless ``replace``
+    asks to ingest it again, in which case the new batch goes through validation before it
+    replaces the published one. An interval that overlaps other published partitions is
+    refused (:class:`OverlappingBatch`).
     """
     paths = PipelinePaths(data_root, cfg.name)
     key = partition_key(start, end)
+    if paths.curated(key).exists() and not replace:
+        rows = published_rows(paths.curated(key))
+        log.warning(
+            "batch %s of %s is already published (%d rows in %s): nothing ingested, the published data is "
+            "unchanged. To ingest it again from the source as it is now, run with replace: true (the new batch "
+            "is validated before it replaces the published one).",
+            key, cfg.name, rows, paths.curated(key),
+        )  # fmt: skip
+        return {"partition": key, "uri": str(paths.curated(key)), "rows": rows, "already_published": True}
     overlap = overlapping_partitions(paths, start, end)
     if overlap:
         raise OverlappingBatch(
@@ -50,7 +64,14 @@ def ingest_batch(cfg: PipelineConfig, data_root: Path, start: datetime, end: dat
     out = write_parquet(df, paths.raw(key))
     digest = frame_digest(df)
     log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), key, out, digest[:12])
-    return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest}
+    return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest, "replace": replace}
+
+
+def published_rows(path: Path) -> int:
+    """Rows of a published batch, from its Parquet footer (the data is not read)."""
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
 
 
 class NoInterval(PermanentError):

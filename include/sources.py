@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from include.config import LandingSource, PipelineConfig, ReplaySource
 from include.errors import PermanentError
-from include.storage import write_json, write_parquet
+from include.storage import file_digest, write_json, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,15 +72,12 @@ def to_naive_utc(values) -> pd.Series:
     return pd.to_datetime(values, utc=True, errors="coerce").dt.tz_localize(None)
 
 
-def _in_interval(
-    df: pd.DataFrame, column: str, start: datetime, end: datetime, keep_nat: bool = False
-) -> pd.DataFrame:
+def _in_interval(df: pd.DataFrame, column: str, start: datetime, end: datetime) -> pd.DataFrame:
     import pandas as pd
 
     ts = to_naive_utc(df[column])
     lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
-    inside = (ts >= lo) & (ts < hi)
-    return df[inside | ts.isna()] if keep_nat else df[inside]
+    return df[(ts >= lo) & (ts < hi)]
 
 
 def fetch_replay(
@@ -104,6 +101,10 @@ def fetch_replay(
 LANDING_INDEX = "landing_index.json"
 
 
+class LateRows(SourceError):
+    """A landing file holds rows of an interval that is already published: they would be lost."""
+
+
 def fetch_landing(
     source: LandingSource, start: datetime, end: datetime, base: Path, cfg: PipelineConfig
 ) -> pd.DataFrame:
@@ -112,9 +113,14 @@ def fetch_landing(
     Each file is read in full once, when it is first seen, to record its content hash and
     timestamp range in ``<pipeline>/landing_index.json``; afterwards only the runs whose interval
     its range touches read it again. So a run reads the files of its own interval, not the whole
-    folder, and memory does not grow with the folder. Rows whose timestamp cannot be parsed are
-    kept (as nulls, for validation to count and report) in the interval of the file's earliest
-    valid timestamp, so they land in exactly one batch.
+    folder, and memory does not grow with the folder. Every row is ingested once or the file is
+    stopped and reported, never dropped in silence:
+
+    * a file whose content was already indexed under another name is skipped with a warning
+      naming both (``export (1).csv`` is ``export.csv`` again);
+    * a file with a timestamp that is empty or cannot be parsed, or with rows of an interval that
+      is already published (late rows), is quarantined with a report counting them, and the run
+      fails naming the intervals and row counts (the other files go on in the next run).
     """
     import pandas as pd
 
@@ -127,29 +133,63 @@ def fetch_landing(
     index_path = base / LANDING_INDEX
     index = read_index(index_path)
     frames, read, before = [], 0, dict(index)
+    published = _published_elsewhere(base, start, end)
     try:
         for path in files:
-            read += _take(source, path, base, cfg, index, start, end, frames)
+            read += _take(source, path, base, cfg, index, start, end, frames, published)
     finally:  # what was learnt about the files read so far is kept, also when one of them is bad
         if index != before:
             write_json(index, index_path)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cfg.schema_.names)
     log.info(
-        "landing folder %s: %d files (%d read, the rest indexed for other intervals), %d rows in interval",
+        "landing folder %s: %d files (%d read, the rest indexed for other intervals or duplicates), %d rows in interval",
         folder, len(files), read, len(df),
     )  # fmt: skip
     return df
 
 
-def _take(source, path, base, cfg, index, start, end, frames) -> int:
+def _published_elsewhere(base: Path, start: datetime, end: datetime) -> list[str]:
+    """Keys of the published (curated) intervals other than ``[start, end)``."""
+    from include.storage import PipelinePaths, partition_key
+
+    own = partition_key(start, end)
+    return [k for k in PipelinePaths(base.parent, base.name).curated_partitions() if k != own]
+
+
+def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
     """Append ``path``'s rows of ``[start, end)`` to ``frames``, indexing it if new; 1 if it was read."""
     entry, stat = index.get(path.name), path.stat()
     fresh = entry is not None and (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
-    if fresh and not _touches(entry, start, end):
-        return 0  # known file, other intervals only: not read
+    if fresh and (entry.get("duplicate_of") or not _touches(entry, start, end)):
+        return 0  # known file, other intervals only (or a copy of another file): not read
+    digest = file_digest(path)
+    if not fresh:
+        twin = next(
+            (name for name, e in index.items()
+             if name != path.name and e.get("sha256") == digest and not e.get("duplicate_of")),
+            None,
+        )  # fmt: skip
+        if twin is not None:
+            log.warning(
+                "landing file %s has the same content (sha256 %s) as %s, which is already indexed: skipped, "
+                "so its rows are not ingested twice", path.name, digest[:12], twin,
+            )  # fmt: skip
+            index[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,
+                                "duplicate_of": twin, "rows": None, "ts_min": None, "ts_max": None}  # fmt: skip
+            return 0
     df = _parse_timestamps(read_landing_file(source, path, base), cfg, path, base)
     if not fresh:
-        new_entry = _describe(path, stat, df, cfg.timestamp_column)
+        new_entry = _describe(path, stat, df, cfg.timestamp_column, digest)
+        late = _late_rows(df, cfg.timestamp_column, published)
+        if late:
+            where = ", ".join(f"{k} ({n} rows)" for k, n in late.items())
+            _quarantine(
+                path, base,
+                f"holds {sum(late.values())} rows of intervals already published: {where}. They are not "
+                "added to published data silently: deliver them in a file of their own and re-ingest those "
+                "intervals with replace (or drop them)",
+                late_rows=late, error=LateRows,
+            )  # fmt: skip
         if entry is not None and entry["sha256"] != new_entry["sha256"]:
             log.warning(
                 "landing file %s changed since it was indexed (sha256 %s -> %s): batches already "
@@ -158,8 +198,20 @@ def _take(source, path, base, cfg, index, start, end, frames) -> int:
             )  # fmt: skip
         index[path.name] = entry = new_entry
     if _touches(entry, start, end):
-        frames.append(_rows_of_interval(df, cfg.timestamp_column, entry, start, end))
+        frames.append(_in_interval(df, cfg.timestamp_column, start, end))
     return 1
+
+
+def _late_rows(df: pd.DataFrame, ts_col: str, published: list[str]) -> dict[str, int]:
+    """Rows of ``df`` per published interval (only those with rows)."""
+    from include.storage import parse_partition_key
+
+    out = {}
+    for key in published:
+        n = len(_in_interval(df, ts_col, *parse_partition_key(key)))
+        if n:
+            out[key] = n
+    return out
 
 
 def read_index(path: Path) -> dict[str, dict]:
@@ -175,16 +227,10 @@ def read_index(path: Path) -> dict[str, dict]:
         return {}
 
 
-def _describe(path: Path, stat: os.stat_result, df: pd.DataFrame, ts_col: str) -> dict:
-    import hashlib
-
+def _describe(path: Path, stat: os.stat_result, df: pd.DataFrame, ts_col: str, digest: str) -> dict:
     ts = df[ts_col]
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     return {
-        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest(), "rows": len(df),
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest, "rows": len(df),
         "ts_min": None if ts.isna().all() else ts.min().isoformat(),
         "ts_max": None if ts.isna().all() else ts.max().isoformat(),
     }  # fmt: skip
@@ -205,18 +251,11 @@ def _touches(entry: dict, start: datetime, end: datetime) -> bool:
     return lo < _naive(end) and hi >= _naive(start)
 
 
-def _rows_of_interval(
-    df: pd.DataFrame, ts_col: str, entry: dict, start: datetime, end: datetime
-) -> pd.DataFrame:
-    import pandas as pd
-
-    home = _naive(start) <= pd.Timestamp(entry["ts_min"]) < _naive(end)  # the file's null timestamps go here
-    return _in_interval(df, ts_col, start, end, keep_nat=home)
-
-
 def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: Path) -> pd.DataFrame:
-    """Datetime columns parsed to naive UTC; a file without the timestamp column, or whose rows
-    have no parseable timestamp at all, cannot be placed in any interval and is quarantined."""
+    """Datetime columns parsed to naive UTC. The timestamp column places each row in an interval:
+    a file without it, or with a row whose timestamp is empty or unparseable, cannot be placed
+    without guessing and is quarantined with the count. In other datetime columns an
+    unparseable value becomes a null, which the GX suite then judges."""
     ts_col = cfg.timestamp_column
     if ts_col not in df:
         _quarantine(path, base, f"no timestamp column {ts_col!r}; its columns: {list(df.columns)}")
@@ -224,14 +263,27 @@ def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: P
         if col.dtype == "datetime" and col.name in df:
             parsed = to_naive_utc(df[col.name])
             bad = df[col.name].notna() & parsed.isna()
-            if bad.any():
+            if col.name == ts_col:
+                empty = int(df[col.name].isna().sum())
+                if len(df) and int(bad.sum()) + empty == len(df):
+                    _quarantine(
+                        path, base, f"none of its {len(df)} rows has a parseable timestamp in {ts_col!r}"
+                    )
+                if bad.any() or empty:
+                    examples = df.loc[bad, col.name].astype(str).head(3).tolist()
+                    _quarantine(
+                        path, base,
+                        f"has {int(bad.sum())} rows whose {ts_col!r} cannot be parsed (e.g. {examples}) and "
+                        f"{empty} rows without one, of {len(df)}: they cannot be placed in an interval",
+                        unparseable_rows=int(bad.sum()), empty_rows=empty,
+                    )  # fmt: skip
+            elif bad.any():
                 log.warning(
-                    "%s: %d values of %s cannot be parsed as timestamps (e.g. %s); they stay as nulls for validation",
+                    "%s: %d values of %s cannot be parsed as timestamps (e.g. %s); they become nulls, which "
+                    "validation judges",
                     path.name, int(bad.sum()), col.name, df.loc[bad, col.name].astype(str).head(3).tolist(),
                 )  # fmt: skip
             df[col.name] = parsed
-    if len(df) and df[ts_col].isna().all():
-        _quarantine(path, base, f"none of its {len(df)} rows has a parseable timestamp in {ts_col!r}")
     return df
 
 
@@ -252,16 +304,22 @@ def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataF
         raise  # unreachable: _quarantine raises
 
 
-def _quarantine(path: Path, base: Path, problem: str, cause: Exception | None = None) -> None:
-    """Move a landing file aside with a report naming it and the problem; fail the run for it."""
+def _quarantine(
+    path: Path, base: Path, problem: str, cause: Exception | None = None, error=None, **counts
+) -> None:
+    """Move a landing file aside with a report naming it and the problem; fail the run for it.
+
+    The copy is named by its content (``<stem>-<sha12><suffix>``): two files that share a name
+    never overwrite each other's copy or report."""
     qdir = base / "quarantine" / "landing"
     qdir.mkdir(parents=True, exist_ok=True)
-    target = qdir / path.name
+    target = qdir / f"{path.stem}-{file_digest(path)[:12]}{path.suffix}"
     os.replace(path, target)
     write_json(
-        {"file": str(path), "moved_to": str(target), "error": problem}, qdir / f"{path.name}.error.json"
+        {"file": str(path), "moved_to": str(target), "error": problem, **counts},
+        target.with_name(target.name + ".error.json"),
     )
-    raise SourceError(
+    raise (error or SourceError)(
         f"landing file {path} {problem}; moved to {target} (report beside it); "
         "the other files are ingested by the next run"
     ) from cause

@@ -4,7 +4,7 @@ Layout under ``<data_root>/<pipeline>/``::
 
     raw/<partition>/batch.parquet            as ingested, before validation
     curated/<partition>/batch.parquet        validated; the only input training may read
-    quarantine/<partition>/batch.parquet     failed validation, beside validation_result.json
+    quarantine/<partition>/<sha>/batch.parquet   failed validation, beside validation_result.json
     gx/                                      Great Expectations project (Data Docs inside)
     training/<run>/{train,holdout}-<sha>.parquet   assembled training sets (write-once, content-keyed)
     drift/<run>/report.html                  Evidently reports
@@ -79,8 +79,15 @@ class PipelinePaths:
     def curated(self, key: str) -> Path:
         return self.base / "curated" / key / BATCH_FILE
 
-    def quarantine_dir(self, key: str) -> Path:
-        return self.base / "quarantine" / key
+    def quarantine_dir(self, key: str, digest: str) -> Path:
+        """Where a batch that failed validation is kept, by its content: a second failure of the
+        same interval (after a re-ingest) gets its own folder and report."""
+        return self.base / "quarantine" / key / digest[:12]
+
+    def quarantine_reports(self, key: str) -> list[Path]:
+        """The validation reports of the interval's quarantined batches, oldest first."""
+        found = (self.base / "quarantine" / key).glob("*/validation_result.json")
+        return sorted(found, key=lambda p: p.stat().st_mtime_ns)
 
     @property
     def curated_root(self) -> Path:
@@ -153,8 +160,8 @@ def viewable_file(data_root: Path, pipeline: str, rel: str) -> Path | None:
     report = (
         quarantine.is_relative_to(base)
         and target.name == "validation_result.json"
-        and target.parent.parent == quarantine
-        and target.parent.name != "landing"
+        and target.parent.parent.parent == quarantine
+        and target.parent.parent.name != "landing"
     )
     return target if inside or report else None
 
@@ -199,6 +206,15 @@ def write_json(obj: Any, path: Path) -> Path:
     return atomic_write(
         path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
     )
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def frame_digest(df: pd.DataFrame) -> str:

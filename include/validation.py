@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from include.config import ColumnSpec, PipelineConfig
 from include.errors import PermanentError
-from include.storage import PipelinePaths, atomic_write, write_json
+from include.storage import PipelinePaths, atomic_write, file_digest, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -242,12 +242,11 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict
 
     paths = PipelinePaths(data_root, cfg.name)
     raw = paths.raw(partition)
-    qdir = paths.quarantine_dir(partition)
     if not raw.exists():
-        report = qdir / "validation_result.json"
-        if report.exists():
+        reports = paths.quarantine_reports(partition)
+        if reports:
             raise DataValidationFailed(
-                f"batch {partition} is already quarantined, see {report}", {"report": str(report)}
+                f"batch {partition} is already quarantined, see {reports[-1]}", {"report": str(reports[-1])}
             )
         raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
@@ -265,7 +264,9 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict
     if summary["success"]:
         return summary
 
+    qdir = paths.quarantine_dir(partition, file_digest(raw))  # by content: never overwrites another
     report = write_json(summary, qdir / "validation_result.json")
+    summary["report"] = str(report)
     os.replace(raw, qdir / raw.name)  # same filesystem: an atomic move
     msg = (
         f"batch {partition} of pipeline {cfg.name} failed validation: "
@@ -278,11 +279,26 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict
 
 
 def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict:
-    """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless)."""
+    """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless).
+
+    Replacing a published batch (a run with ``replace``) is logged with the rows before and after."""
+    import filecmp
     import shutil
+
+    import pyarrow.parquet as pq
 
     paths = PipelinePaths(data_root, cfg.name)
     src, dst = paths.raw(partition), paths.curated(partition)
+    before = pq.read_metadata(dst).num_rows if dst.exists() else None
+    after = pq.read_metadata(src).num_rows
+    if before is not None and filecmp.cmp(src, dst, shallow=False):
+        log.info("%s is already published with this content (%d rows): unchanged", partition, after)
+        return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": None}
     atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
-    log.info("published %s to %s", partition, dst)
-    return {"partition": partition, "uri": str(dst)}
+    if before is None:
+        log.info("published %s (%d rows) to %s", partition, after, dst)
+    else:
+        log.warning(
+            "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
+        )
+    return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}

@@ -95,7 +95,7 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
 
     paths = PipelinePaths(data_root, "flights_landing")
     bad_key = "20130115T0000Z_20130122T0000Z"
-    qdir = paths.quarantine_dir(bad_key)
+    qdir = paths.quarantine_reports(bad_key)[-1].parent
     report = yaml.safe_load((qdir / "validation_result.json").read_text())
     failed = {(f["expectation"], str(f["column"])) for f in report["failures"]}
     assert ("expect_column_to_exist", "carrier") in failed

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -125,7 +126,7 @@ def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
     pd.DataFrame({"when": ["2013-01-02"], "x": [1.0], "y": [1]}).to_csv(landing / "a.csv", index=False)
     with pytest.raises(SourceError, match="a.csv no timestamp column 'ts'; its columns: .'when', 'x', 'y'."):
         ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
-    assert (tmp_path / "shop" / "quarantine" / "landing" / "a.csv").exists()  # moved aside, reported
+    assert list((tmp_path / "shop" / "quarantine" / "landing").glob("a-*.csv"))  # moved aside, reported
 
 
 def test_replay_serves_only_the_configured_days(flights_cfg, tmp_path):
@@ -169,8 +170,9 @@ def test_unreadable_landing_file_is_quarantined_and_later_runs_go_on(tmp_path):
         ingest_batch(cfg, tmp_path, JAN1, JAN8)
     assert "moved to" in str(err.value) and "UnicodeDecodeError" in str(err.value)
     quarantine = tmp_path / "shop" / "quarantine" / "landing"
-    assert (quarantine / "b.csv").exists() and not (landing / "b.csv").exists()
-    report = json.loads((quarantine / "b.csv.error.json").read_text())
+    [copy] = quarantine.glob("b-*.csv")
+    assert not (landing / "b.csv").exists()
+    report = json.loads(copy.with_name(copy.name + ".error.json").read_text())
     assert report["file"].endswith("b.csv") and "UnicodeDecodeError" in report["error"]
     with pytest.raises(SourceError, match="c.csv.*EmptyDataError"):  # the next run: the empty one
         ingest_batch(cfg, tmp_path, JAN1, JAN8)
@@ -232,7 +234,7 @@ def test_landing_files_are_indexed_once_and_read_only_for_their_intervals(tmp_pa
     landing.mkdir(parents=True)
     week = pd.DataFrame({"ts": ["2013-01-02", "2013-01-03"], "x": [1.0, 2.0], "y": [0, 1]})
     week.to_csv(landing / "w1.csv", index=False)
-    week.assign(ts=["2013-01-09", "not a date"]).to_csv(landing / "w2.csv", index=False)
+    week.assign(ts=["2013-01-09", "2013-01-10"]).to_csv(landing / "w2.csv", index=False)
     reads = []
     real = sources.read_landing_file
     monkeypatch.setattr(sources, "read_landing_file", lambda s, p, b: reads.append(p.name) or real(s, p, b))
@@ -243,7 +245,7 @@ def test_landing_files_are_indexed_once_and_read_only_for_their_intervals(tmp_pa
     assert index["w2.csv"]["ts_min"].startswith("2013-01-09") and index["w2.csv"]["rows"] == 2
     reads.clear()
     second = ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))
-    assert reads == ["w2.csv"] and second["rows"] == 2  # w1 not read again; w2's bad timestamp comes along
+    assert reads == ["w2.csv"] and second["rows"] == 2  # w1 not read again
     reads.clear()
     assert ingest_batch(cfg, tmp_path, JAN8.replace(day=15), JAN8.replace(day=22))["rows"] == 0
     assert reads == []  # nothing of this week: no file is read
@@ -267,4 +269,117 @@ def test_landing_file_without_any_parseable_timestamp_is_quarantined(tmp_path):
     )
     with pytest.raises(SourceError, match="a.csv none of its 2 rows has a parseable timestamp in 'ts'"):
         ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
-    assert (tmp_path / "shop" / "quarantine" / "landing" / "a.csv.error.json").exists()
+    assert list((tmp_path / "shop" / "quarantine" / "landing").glob("a-*.csv.error.json"))
+
+
+def _publish(tmp_path, cfg, start, end, df=None) -> str:
+    """Mark ``[start, end)`` as published (a curated batch in place)."""
+    from include.storage import PipelinePaths
+
+    key = partition_key(start, end)
+    path = PipelinePaths(tmp_path, cfg.name).curated(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (df if df is not None else pd.DataFrame({"ts": [pd.Timestamp(start)], "x": [0.0], "y": [1]})).to_parquet(
+        path
+    )
+    return key
+
+
+def test_a_copy_of_an_ingested_file_is_skipped_with_a_warning_naming_both(tmp_path, caplog):
+    cfg = landing_cfg()
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame({"ts": ["2013-01-02", "2013-01-03"], "x": [1.0, 2.0], "y": [0, 1]}).to_csv(
+        landing / "export.csv", index=False
+    )
+    (landing / "export (1).csv").write_bytes((landing / "export.csv").read_bytes())
+    with caplog.at_level("WARNING"):
+        out = ingest_batch(cfg, tmp_path, JAN1, JAN8)
+    assert out["rows"] == 2  # not 4
+    assert (
+        "export.csv has the same content" in caplog.text
+        and "as export (1).csv" in caplog.text
+        or ("export (1).csv has the same content" in caplog.text and "as export.csv" in caplog.text)
+    )
+    assert ingest_batch(cfg, tmp_path, JAN1, JAN8)["rows"] == 2  # and on every later run
+
+
+def test_late_rows_of_a_published_interval_quarantine_their_file(tmp_path):
+    from include.sources import LateRows
+
+    cfg = landing_cfg()
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    week1 = _publish(tmp_path, cfg, JAN1, JAN8)
+    pd.DataFrame(
+        {"ts": ["2013-01-03", "2013-01-04", "2013-01-09"], "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}
+    ).to_csv(landing / "late.csv", index=False)
+    with pytest.raises(LateRows) as err:
+        ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))
+    assert f"holds 2 rows of intervals already published: {week1} (2 rows)" in str(err.value)
+    [report] = (tmp_path / "shop" / "quarantine" / "landing").glob("late-*.csv.error.json")
+    assert json.loads(report.read_text())["late_rows"] == {week1: 2}
+    assert not (landing / "late.csv").exists()
+    assert ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))["rows"] == 0  # the week itself goes on
+
+
+@pytest.mark.parametrize(("values", "says"), [
+    (["2013-01-02", "soon", "2013-01-03"], "has 1 rows whose 'ts' cannot be parsed (e.g. ['soon']) and 0 rows without one, of 3"),
+    (["2013-01-02", None, "2013-01-03"], "has 0 rows whose 'ts' cannot be parsed (e.g. []) and 1 rows without one, of 3"),
+])  # fmt: skip
+def test_rows_without_a_parseable_timestamp_are_never_placed_by_guess(tmp_path, values, says):
+    from include.sources import SourceError
+
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    pd.DataFrame({"ts": values, "x": [1.0, 2.0, 3.0], "y": [0, 1, 0]}).to_csv(landing / "a.csv", index=False)
+    with pytest.raises(SourceError, match=re.escape(says)):
+        ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
+    [report] = (tmp_path / "shop" / "quarantine" / "landing").glob("a-*.csv.error.json")
+    counts = json.loads(report.read_text())
+    assert counts["unparseable_rows"] + counts["empty_rows"] == 1
+
+
+def test_quarantined_files_of_the_same_name_keep_their_own_reports(tmp_path):
+    from include.sources import SourceError
+
+    landing = tmp_path / "shop" / "landing"
+    landing.mkdir(parents=True)
+    for what in ("soon", "later"):
+        pd.DataFrame({"ts": [what], "x": [1.0], "y": [0]}).to_csv(landing / "a.csv", index=False)
+        with pytest.raises(SourceError):
+            ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
+    quarantine = tmp_path / "shop" / "quarantine" / "landing"
+    copies = sorted(p.name for p in quarantine.glob("a-*.csv"))
+    reports = sorted(quarantine.glob("a-*.csv.error.json"))
+    assert len(copies) == 2 and len(reports) == 2
+    assert sorted(pd.read_csv(quarantine / c)["ts"][0] for c in copies) == ["later", "soon"]
+
+
+def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg, tmp_path, caplog):
+    from include.storage import PipelinePaths
+    from include.validation import publish_batch
+
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    first = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
+    publish_batch(flights_cfg, tmp_path, first["partition"])
+    published = paths.curated(first["partition"]).read_bytes()
+    with caplog.at_level("WARNING"):
+        again = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
+    assert again["already_published"] and again["rows"] == first["rows"]
+    assert "is already published" in caplog.text and "replace: true" in caplog.text
+    assert paths.curated(first["partition"]).read_bytes() == published  # untouched
+
+    smaller = pd.read_parquet(paths.raw(first["partition"])).head(100)
+    smaller.to_parquet(paths.raw(first["partition"]), index=False)  # what a replacing ingest would bring
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        out = publish_batch(flights_cfg, tmp_path, first["partition"])
+    assert out["replaced_rows"] == first["rows"] and out["rows"] == 100
+    assert (
+        f"replaced published batch {first['partition']}: {first['rows']} rows before, 100 after"
+        in caplog.text
+    )
+    assert publish_batch(flights_cfg, tmp_path, first["partition"])["replaced_rows"] is None  # a retry: no-op
+    replaced = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8, replace=True)
+    assert replaced["rows"] == first["rows"] and "already_published" not in replaced

@@ -83,7 +83,7 @@ def test_assemble_reads_only_curated_partitions(tmp_path):
     # a quarantined and a raw batch in the same weeks must never be read
     bad = frame(start, 7, n=10_000, seed=9).assign(x=1e9)
     for p in (
-        paths.quarantine_dir("x") / "batch.parquet",
+        paths.quarantine_dir("x", "abc") / "batch.parquet",
         paths.raw(partition_key(start, start + timedelta(weeks=1))),
     ):
         p.parent.mkdir(parents=True)

@@ -8,7 +8,6 @@ import pytest
 from include.ingest import ingest_batch
 from include.storage import PipelinePaths
 from include.validation import DataValidationFailed, publish_batch, validate_batch, validate_frame
-from tests.factories import landing_cfg
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
 
@@ -73,13 +72,20 @@ def test_failed_batch_is_quarantined_with_report(flights_cfg, week, tmp_path):
     msg = str(err.value)
     assert "expect_column_values_to_be_between(column=distance" in msg and "e.g. [-100" in msg
     assert not paths.raw(key).exists()
-    assert (paths.quarantine_dir(key) / "batch.parquet").exists()
-    assert (paths.quarantine_dir(key) / "validation_result.json").exists()
+    [report] = paths.quarantine_reports(key)
+    assert (report.parent / "batch.parquet").exists() and report.parent.parent.name == key
+    assert err.value.result["report"] == str(report)
     assert err.value.result["failures"][0]["column"] == "distance"
     assert paths.curated_partitions() == []
     # a retry cannot sneak the batch through
     with pytest.raises(DataValidationFailed, match="already quarantined"):
         validate_batch(flights_cfg, tmp_path, key)
+    # the same interval re-ingested and failing again keeps both batches and both reports
+    _bad(week, "range").head(500).to_parquet(paths.raw(key), index=False)
+    with pytest.raises(DataValidationFailed):
+        validate_batch(flights_cfg, tmp_path, key)
+    assert [r.parent.parent.name for r in paths.quarantine_reports(key)] == [key, key]
+    assert len({r.read_text() for r in paths.quarantine_reports(key)}) == 2
 
 
 def test_good_batch_publishes(flights_cfg, week, tmp_path):
@@ -102,25 +108,3 @@ def test_label_collapsing_to_one_class_is_stopped(flights_cfg, week, tmp_path):
     failed = [f for f in summary["failures"] if f["column"] == "arr_delay"]
     assert failed and "positive" in failed[0]["description"]
     assert validate_frame(flights_cfg, week, tmp_path)[0]["success"]
-
-
-def test_unparseable_timestamps_are_counted_not_dropped(tmp_path):
-    cfg = landing_cfg("events", target={"column": "y", "min_class_share": 0})
-    folder = tmp_path / "events" / "landing"
-    folder.mkdir(parents=True)
-    pd.DataFrame(
-        {
-            "ts": ["2013-01-02", "2013-01-03", "yesterday", "2013-13-45", "2013-02-01"],
-            "x": 1.0,
-            "y": [0, 1, 0, 1, 0],
-        }
-    ).to_csv(folder / "a.csv", index=False)
-    batch = ingest_batch(cfg, tmp_path, JAN1, JAN8)
-    assert batch["rows"] == 4  # two in the week, two that cannot be placed (kept, as nulls); not February's
-    with pytest.raises(DataValidationFailed) as err:
-        validate_batch(cfg, tmp_path, batch["partition"])
-    failure = next(f for f in err.value.result["failures"] if f["column"] == "ts")
-    assert (
-        failure["expectation"] == "expect_column_values_to_not_be_null" and failure["unexpected_count"] == 2
-    )
-    assert "parseable" in str(err.value)
