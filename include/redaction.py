@@ -24,6 +24,11 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+def without_credentials(uri: str) -> str:
+    """``uri`` with its user-info removed (a link a browser can follow: ``http://host:5000``)."""
+    return _USERINFO.sub(r"\1", uri)
+
+
 def redact_value(value):
     """:func:`redact` through strings, lists and dict values (for XCom, tags and facts)."""
     if isinstance(value, str):
@@ -69,3 +74,21 @@ class RedactingFilter(logging.Filter):
             if redact(text) != text:
                 record.exc_text = redact(text)
         return True
+
+
+def write_private(path, text: str) -> None:
+    """Write a secret file readable by its owner only: created 0600 (never written, then chmod-ed),
+    in full beside its target and renamed into place."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

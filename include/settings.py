@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from include.redaction import without_credentials
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PIPELINES_DIR = PROJECT_ROOT / "include" / "pipelines"
@@ -27,7 +29,7 @@ class Settings:
     home: Path
     data_root: Path
     pipelines_dir: Path
-    mlflow_tracking_uri: str
+    mlflow_tracking_uri: str = field(repr=False)  # may hold credentials: never in a repr
     mlflow_artifact_root: Path | None
     task_retries: int = 2
     retry_delay_seconds: int = 60
@@ -64,7 +66,7 @@ class Settings:
             task_retries=int(env.get("CT_TASK_RETRIES", "2")),
             retry_delay_seconds=int(env.get("CT_RETRY_DELAY_SECONDS", "60")),
             mlflow_ui_url=env.get("CT_MLFLOW_UI_URL")
-            or (uri if uri.startswith(("http://", "https://")) else cls.mlflow_ui_url),
+            or (without_credentials(uri) if uri.startswith(("http://", "https://")) else cls.mlflow_ui_url),
             airflow_ui_url=env.get("CT_AIRFLOW_UI_URL")
             or env.get("AIRFLOW__API__BASE_URL")
             or cls.airflow_ui_url,

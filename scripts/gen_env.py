@@ -1,10 +1,13 @@
-"""Print a .env with fresh random secrets for docker-compose.yaml: python scripts/gen_env.py > .env"""
+"""A .env with fresh random secrets for docker-compose.yaml, readable by its owner only:
+python scripts/gen_env.py --write .env"""
 
 from __future__ import annotations
 
 import base64
 import os
 import secrets
+import sys
+from pathlib import Path
 
 
 def generate() -> dict[str, str]:
@@ -24,6 +27,21 @@ def generate() -> dict[str, str]:
     }
 
 
+def main(argv: list[str]) -> int:
+    """``--write PATH``: a new file readable by its owner only (refuses to overwrite); else stdout."""
+    text = "".join(f"{key}={value}\n" for key, value in generate().items())
+    if argv[:1] == ["--write"] and len(argv) == 2:
+        path = Path(argv[1])
+        if path.exists():
+            sys.exit(f"{path} exists: its secrets are in use; remove it first to make new ones")
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from include.redaction import write_private
+
+        write_private(path, text)
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
 if __name__ == "__main__":
-    for key, value in generate().items():
-        print(f"{key}={value}")
+    sys.exit(main(sys.argv[1:]))

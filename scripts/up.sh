@@ -11,10 +11,11 @@ export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
 MLFLOW_PORT="${CT_MLFLOW_PORT:-5000}"
 # Per-home secrets (never in git), stable across restarts so logins survive.
+# Files Airflow writes here (its generated admin password above all) are for this user only.
+umask 077
 for name in jwt_secret api_secret_key; do
   f="$AIRFLOW_HOME/.$name"
   [ -s "$f" ] || python -c "import secrets;print(secrets.token_urlsafe(64))" > "$f"
-  chmod 600 "$f"
 done
 export AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$AIRFLOW_HOME/.jwt_secret")"
 export AIRFLOW__API__SECRET_KEY="$(cat "$AIRFLOW_HOME/.api_secret_key")"

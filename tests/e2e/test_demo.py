@@ -106,6 +106,9 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
         (f"drift__{drift[0][0]}", "operator_triggered", "success"),  # the run the drift check created
     }
     assert all(r[3] >= "2026" for r in ingest + drift + train), "runs carry real start dates, not 2013"
+    # Airflow's generated admin password and the per-home secrets are the owner's alone
+    for secret in ("simple_auth_manager_passwords.json.generated", ".jwt_secret", ".api_secret_key"):
+        assert (home / "airflow" / secret).stat().st_mode & 0o077 == 0, secret
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         paused = db.execute(
             f"SELECT dag_id FROM dag WHERE is_paused = 0 AND dag_id LIKE '{NAME}%'"
