@@ -241,7 +241,14 @@ def create_app(settings_factory=Settings.from_env, authorize=None):
         ):
             raise HTTPException(404, "Not Found")
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        headers = {"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"}
+        # CORS for everyone: a sandboxed page's origin is "null", and the copies with SRI hashes
+        # (and every font) are fetched in CORS mode.
+        headers = {
+            "Cache-Control": "max-age=86400",
+            "X-Content-Type-Options": "nosniff",
+            "Access-Control-Allow-Origin": "*",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+        }
         return FileResponse(target, media_type=media, headers=headers)
 
     return app

@@ -74,6 +74,98 @@ def data_docs_walk(page, base: str, dag_id: str) -> str:
     )
 
 
+# A script in a value from data: it says it ran, then tries the reader's Airflow session.
+PROBE = (
+    "document.title='RAN';fetch('/api/v2/dags',{credentials:'include'}).then(r=>r.text())"
+    ".then(t=>{document.title='LEAKED '+t.slice(0,40)}).catch(e=>{document.title='BLOCKED '+e.name})"
+)
+
+
+def hostile_pages(home: Path, env: dict, name: str) -> dict[str, Path]:
+    """A GX Data Docs page and an Evidently report made by the project's own code from a week
+    whose ``carrier`` values are scripts (an ``<img onerror>`` and a ``</script>`` break-out)."""
+    import pandas as pd
+
+    from include.config import load_pipeline
+    from include.drift import drift_report
+    from include.storage import PipelinePaths
+    from include.validation import validate_frame
+
+    cfg = load_pipeline(Path(env["CT_PIPELINES_DIR"]) / f"{name}.yaml")
+    paths = PipelinePaths(home / "data", name)
+    week = pd.read_parquet(paths.curated(paths.curated_partitions()[0]))
+    docs = week.copy()
+    docs.loc[:20, "carrier"] = f'<img src=x onerror="{PROBE}">'
+    summary, _ = validate_frame(cfg, docs, paths.gx_project)
+    current = week.copy()
+    current.loc[:2000, "carrier"] = f"</script><script>{PROBE}</script>"
+    snapshot, _ = drift_report(week, current, ["dep_delay", "temp"], ["carrier", "origin"], cfg.drift)
+    report = paths.drift_dir("hostile-values") / "report.html"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(report))
+    return {"Data Docs": Path(summary["data_docs_page"]), "drift report": report}
+
+
+def hostile_walk(page, base: str, home: Path, env: dict, name: str) -> list[str]:
+    """Open each hostile page through the viewer while logged in: its script runs, sandboxed,
+    and its attempt to read ``/api/v2`` with the reader's session is refused."""
+    from include.storage import viewer_path
+
+    seen = []
+    for i, (what, file) in enumerate(hostile_pages(home, env, name).items()):
+        dag = f"{name}__ingest" if what == "Data Docs" else f"{name}__drift_check"
+        api_calls: list[str] = []
+        page.on("request", lambda r, calls=api_calls: calls.append(r.url) if "/api/v2" in r.url else None)
+        page.goto(base + viewer_path(home / "data", dag, str(file)))
+        page.wait_for_function("() => document.title.startsWith('BLOCKED') || document.title.startsWith('LEAKED')",
+                               timeout=30_000)  # fmt: skip
+        title = page.title()
+        page.screenshot(path=SHOTS / f"{8 + i:02d}-hostile-{what.replace(' ', '-').lower()}.png")
+        assert title.startswith("BLOCKED") and api_calls == [], (what, title, api_calls)
+        seen.append(f"hostile {what}: the injected script ran and its /api/v2 call was refused ({title!r})")
+    return seen
+
+
+def raw_status(port: int, path: str, token: str | None = None) -> int:
+    """GET with the path exactly as written (no client normalises its dot segments or escapes)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def traversal_matrix(port: int, base: str, home: Path, name: str, viewer_password: str) -> str:
+    """Every way out of the viewer's folders is 404 for a logged-in viewer and 401 without login."""
+    token = requests.post(f"{base}/auth/token", json={"username": "viewer", "password": viewer_password},
+                          timeout=30).json()["access_token"]  # fmt: skip
+    secret = "airflow%2Fsimple_auth_manager_passwords.json.generated"
+    drift = home / "data" / name / "drift"
+    escape = drift / "escape.html"
+    escape.unlink(missing_ok=True)
+    escape.symlink_to(home / "airflow" / "simple_auth_manager_passwords.json.generated")
+    dag = f"{name}__drift_check"
+    key = sorted((home / "data" / name / "curated").iterdir())[0].name
+    paths = [
+        f"/ct-loop/files/..__x/{secret}", f"/ct-loop/files/%2e%2e__x/{secret}",
+        f"/ct-loop/files/{dag}/..%2F..%2F{secret}", f"/ct-loop/files/{dag}/%2e%2e/%2e%2e/{secret}",
+        f"/ct-loop/files/{dag}/..%252F..%252F{secret}", f"/ct-loop/files/{dag}/%2Fetc%2Fpasswd",
+        f"/ct-loop/files/{dag}//etc/passwd", f"/ct-loop/files/{dag}/drift/escape.html",
+        f"/ct-loop/files/{dag}/curated/{key}/batch.parquet", f"/ct-loop/files/{dag}/landing_index.json",
+        "/ct-loop/files/unknown__drift_check/drift/x/report.html",
+        f"/ct-loop/files/{name}__nope/drift/x/report.html",
+    ]  # fmt: skip
+    got = {p: (raw_status(port, p), raw_status(port, p, token)) for p in paths}
+    escape.unlink()
+    assert all(v == (401, 404) for v in got.values()), got
+    report = next(drift.glob("*/report.html")).relative_to(home / "data" / name)
+    assert raw_status(port, f"/ct-loop/files/{dag}/{report}", token) == 200  # the viewer may read reports
+    return f"traversal matrix: {len(paths)} paths, each 401 without login and 404 for a logged-in viewer"
+
+
 def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
     """Log in, open the drift check's latest run and its log, follow the report link, then see
     the champion alias in MLflow. Returns what was seen, one line per screen."""
@@ -88,7 +180,8 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
     env = {**env, "AIRFLOW__API__PORT": str(port), "AIRFLOW__API__HOST": "127.0.0.1",
            "AIRFLOW__API_AUTH__JWT_SECRET": (airflow_home / ".jwt_secret").read_text().strip(),
            "AIRFLOW__API__SECRET_KEY": (airflow_home / ".api_secret_key").read_text().strip(),
-           "CT_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # fmt: skip
+           "CT_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}  # fmt: skip
     logs = tmp / "ui-logs"
     logs.mkdir(exist_ok=True)
     procs = [
@@ -126,14 +219,15 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
     try:
         wait_http(f"{base}/api/v2/monitor/health")
         wait_http(f"{mlflow}/health")
-        password = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated").read_text())[
-            "admin"
-        ]
+        passwords = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated").read_text())
+        password = passwords["admin"]
         dag_id = f"{name}__drift_check"
         assert (
             requests.get(f"{base}/ct-loop/files/{dag_id}/drift/x/report.html").status_code == 401
         )  # login first
-        assert requests.get(f"{base}/ct-loop/static/jquery-3.7.1/jquery.min.js").status_code == 401
+        # the vendored open-source assets are public, like the CDNs they replace
+        assert requests.get(f"{base}/ct-loop/static/jquery-3.7.1/jquery.min.js").status_code == 200
+        seen.append(traversal_matrix(port, base, home, name, passwords["viewer"]))
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM),
                                          args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
@@ -176,6 +270,7 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
             seen.append(f"drift report rendered at {page.url.replace(base, '')} ({page.title()!r})")
 
             seen.append(data_docs_walk(page, base, f"{name}__ingest"))
+            seen.extend(hostile_walk(page, base, home, env, name))
 
             page.goto(f"{mlflow}/#/models/{name}_model")
             expect(page.get_by_text("champion").first).to_be_visible()
