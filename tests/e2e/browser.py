@@ -54,23 +54,29 @@ def data_docs_walk(page, base: str, dag_id: str) -> str:
     link = page.get_by_role("link", name="Validation result (Data Docs)")
     expect(link).to_be_visible()
     elsewhere: list[str] = []
+    assets: dict[str, int] = {}
     page.on("request", lambda r: None if r.url.startswith(base) else elsewhere.append(r.url))
+    page.on(
+        "response", lambda r: assets.__setitem__(r.url, r.status) if "/ct-loop/static/" in r.url else None
+    )
     link.click()
     page.wait_for_url("**/ct-loop/files/**")
     page.wait_for_load_state("networkidle")
     expect(page.get_by_text("Overview").first).to_be_visible()
+    # the page is sandboxed (an opaque origin), so its style sheets are read through their effect
     styled = page.evaluate(
-        """() => [...document.styleSheets].filter(s => s.href && s.href.includes('/ct-loop/static/'))
-                   .map(s => s.cssRules.length)"""
+        """() => [[...document.styleSheets].filter(s => s.href && s.href.includes('/ct-loop/static/')).length,
+                  getComputedStyle(document.querySelector('.btn') || document.body).borderRadius]"""
     )
     scripts = page.evaluate("() => [typeof window.jQuery, typeof window.vega, typeof $.fn.bootstrapTable]")
     page.screenshot(path=SHOTS / "06-data-docs.png")
     assert elsewhere == [], f"the Data Docs page loaded from outside the machine: {elsewhere}"
-    assert len(styled) >= 5 and all(n > 0 for n in styled), styled  # Bootstrap & co. parsed locally
+    assert len(assets) >= 10 and set(assets.values()) == {200}, assets  # every vendored asset served
+    assert styled[0] >= 5 and styled[1] not in ("", "0px"), styled  # Bootstrap's rules applied
     assert scripts == ["function", "object", "function"], scripts
     return (
-        f"Data Docs page rendered at {page.url.replace(base, '')}: {len(styled)} local style sheets, "
-        f"jQuery/Vega/bootstrap-table loaded, no request outside the machine"
+        f"Data Docs page rendered at {page.url.replace(base, '')}: {styled[0]} local style sheets applied, "
+        f"{len(assets)} vendored assets, jQuery/Vega/bootstrap-table loaded, no request outside the machine"
     )
 
 

@@ -113,6 +113,35 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     assert bad_key in body and "expect_column_to_exist(column=carrier" in body
     assert "/dags/flights_landing__ingest/runs/" in body and "/tasks/validate" in body
 
+    # A published interval run again is a no-op that says so; the published batch is untouched.
+    published = paths.curated(good_key).read_bytes()
+    dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-08"})
+    assert str(dr.state) == "success" and set(task_states(dr).values()) == {"skipped"}, task_states(dr)
+    assert paths.curated(good_key).read_bytes() == published
+    # With replace, the landing folder as it is now is ingested and validated before it replaces it.
+    week.assign(time_hour=week["time_hour"] + pd.Timedelta(days=7)).head(3000).to_parquet(
+        landing / "good.parquet", index=False
+    )
+    dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-08", "replace": True})
+    assert str(dr.state) == "success", task_states(dr)
+    out = next(ti for ti in dr.get_task_instances() if ti.task_id == "publish").xcom_pull(task_ids="publish")
+    assert (out["replaced_rows"], out["rows"]) == (len(week), 3000)
+    assert len(pd.read_parquet(paths.curated(good_key))) == 3000
+
+    # Late rows: a new file with rows of the published week is quarantined, never half-ingested.
+    late = week.assign(time_hour=week["time_hour"] + pd.Timedelta(days=7)).head(40)
+    pd.concat([late, late.assign(time_hour=late["time_hour"] + pd.Timedelta(days=14))]).to_parquet(
+        landing / "late.parquet", index=False
+    )
+    dr = run_dag("flights_landing__ingest", run_conf={"batch_start": "2013-01-22"})
+    assert task_states(dr)["ingest"] == "failed"
+    assert next(ti for ti in dr.get_task_instances() if ti.task_id == "ingest").try_number == 1
+    assert not (landing / "late.parquet").exists() and len(pd.read_parquet(paths.curated(good_key))) == 3000
+    [report] = (paths.base / "quarantine" / "landing").glob("late-*.parquet.error.json")
+    assert yaml.safe_load(report.read_text())["late_rows"] == {good_key: 40}
+    mail = inbox.wait(2)[1]
+    assert f"holds 40 rows of intervals already published: {good_key} (40 rows)" in inbox.text(mail)
+
 
 def test_overlapping_manual_batch_is_refused_and_windows_never_double(
     airflow_db, flights_cfg, data_root, tmp_path, monkeypatch
