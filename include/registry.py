@@ -294,7 +294,13 @@ def promote(
     alias moved."""
     version, expected = str(version), None if expected_champion is None else str(expected_champion)
     claimant = f"promote:{record.get('airflow_run_id') or 'manual'}:v{version}"
-    move_champion(client, model_name, version, expected, claimant, "promotion")
+    try:
+        move_champion(client, model_name, version, expected, claimant, "promotion")
+    except PromotionConflict as exc:  # the version says why it is not champion, then the task fails
+        why = f"{exc} (the evaluation had passed: {record.get('reason') or 'no reason recorded'})"
+        _write_decision(client, model_name, version, {**record, "outcome": "conflict", "reason": why,
+                                                      "rejected_at": _now()})  # fmt: skip
+        raise
     full = {**record, "previous_champion": expected, "promoted_at": _now(), "outcome": "promoted"}
     _write_decision(client, model_name, version, full)
     if expected is not None:

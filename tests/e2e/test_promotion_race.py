@@ -99,7 +99,7 @@ def test_concurrent_promotions_and_rollbacks_have_exactly_one_winner(store):
             else:
                 expected = "2" if winners == [0] else "3"
                 loser = "3" if winners == [0] else "2"
-                assert client.get_model_version(MODEL, loser).tags.get("decision.outcome") is None
+                assert client.get_model_version(MODEL, loser).tags.get("decision.outcome") == "conflict"
                 assert client.get_model_version(MODEL, "1").tags.get("ct.replaced_by") == expected
             assert str(champion) == expected, f"trial {t}: alias {champion}, winner {winners}"
             outcomes.append(winners[0])
