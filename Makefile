@@ -16,7 +16,7 @@ export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL ?= 10
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export GX_ANALYTICS_ENABLED ?= False
-# MLflow logs through the root logger, so its INFO is INFO in task logs (include/logging_config.py)
+# MLflow logs through the root logger, so its INFO is INFO in task logs (include/foundation/logging_config.py)
 export MLFLOW_CONFIGURE_LOGGING ?= false
 export PYTHONWARNINGS ?= ignore:Using `httpx` with `starlette.testclient` is deprecated
 export PATH := $(CURDIR)/$(BIN):$(PATH)

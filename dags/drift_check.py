@@ -19,16 +19,16 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import scan_pipelines
-from include.dag_support import (
+from include.foundation.config import scan_pipelines
+from include.foundation.settings import Settings
+from include.orchestration.dag_support import (
     TRIGGERED_RUN_PREFIX,
     dag_defaults,
     fail_fast,
     other_active_training_runs,
     timetable,
 )
-from include.notifications import notifiers
-from include.settings import Settings
+from include.orchestration.notifications import notifiers
 
 
 def build_drift_dag(cfg, settings):
@@ -55,8 +55,8 @@ def build_drift_dag(cfg, settings):
         def check_drift(params=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from include.datasets import parse_as_of
-            from include.drift import check_drift
+            from include.stages.datasets import parse_as_of
+            from include.stages.drift import check_drift
 
             ctx = get_current_context()
             as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import scan_pipelines
-from include.dag_support import curated_asset, dag_defaults, fail_fast, timetable
-from include.settings import Settings
+from include.foundation.config import scan_pipelines
+from include.foundation.settings import Settings
+from include.orchestration.dag_support import curated_asset, dag_defaults, fail_fast, timetable
 
 
 def build_ingest_dag(cfg, settings):
@@ -65,7 +65,7 @@ def build_ingest_dag(cfg, settings):
         def ingest(params=None) -> dict:
             from datetime import UTC, datetime
 
-            from include.ingest import ingest_batch, interval_for_run
+            from include.stages.ingest import ingest_batch, interval_for_run
 
             ctx = get_current_context()
             start, end = interval_for_run(
@@ -85,14 +85,14 @@ def build_ingest_dag(cfg, settings):
         @task
         @fail_fast  # a failed batch is quarantined; retrying cannot fix data
         def validate(batch: dict) -> dict:
-            from include.validation import validate_batch
+            from include.stages.validation import validate_batch
 
             return validate_batch(cfg, settings.data_root, batch["partition"])
 
         @task(outlets=[curated])
         @fail_fast
         def publish(summary: dict, outlet_events=None) -> dict:
-            from include.validation import publish_batch
+            from include.stages.validation import publish_batch
 
             out = publish_batch(cfg, settings.data_root, summary["partition"])
             outlet_events[curated].extra = {

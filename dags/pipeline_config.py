@@ -9,8 +9,8 @@ list-import-errors`), naming each file, key and what was expected.
 
 from __future__ import annotations
 
-from include.config import ConfigError, scan_pipelines
-from include.settings import Settings
+from include.foundation.config import ConfigError, scan_pipelines
+from include.foundation.settings import Settings
 
 _errors = scan_pipelines(Settings.from_env().pipelines_dir)[1]
 if _errors:

@@ -3,16 +3,16 @@
 
 Manual only (`<pipeline>__rollback`). Points the registry alias `champion` back at the version
 recorded as `decision.previous_champion` on the current champion, and records the rollback
-(who, why, when) on both versions' tags. Same as `python -m include.registry rollback`.
+(who, why, when) on both versions' tags. Same as `python -m include.stages.registry rollback`.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.config import scan_pipelines
-from include.dag_support import champion_asset, dag_defaults, fail_fast
-from include.settings import Settings
+from include.foundation.config import scan_pipelines
+from include.foundation.settings import Settings
+from include.orchestration.dag_support import champion_asset, dag_defaults, fail_fast
 
 
 def build_rollback_dag(cfg, settings):
@@ -37,8 +37,8 @@ def build_rollback_dag(cfg, settings):
         @task(outlets=[champion], retries=0)
         @fail_fast
         def rollback(params=None) -> dict:
-            from include import tracking
-            from include.registry import rollback
+            from include.foundation import tracking
+            from include.stages.registry import rollback
 
             actor = f"airflow:{get_current_context()['run_id']}"
             client = tracking.client(settings, cfg.experiment)

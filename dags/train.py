@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from include.config import scan_pipelines
-from include.dag_support import (
+from include.foundation.config import scan_pipelines
+from include.foundation.settings import Settings
+from include.orchestration.dag_support import (
     airflow_tags,
     champion_asset,
     champion_event_extra,
@@ -28,8 +29,7 @@ from include.dag_support import (
     timetable,
     train_params,
 )
-from include.notifications import notifiers
-from include.settings import Settings
+from include.orchestration.notifications import notifiers
 
 
 def build_train_dag(cfg, settings):
@@ -47,9 +47,9 @@ def build_train_dag(cfg, settings):
         @task
         @fail_fast
         def assemble(params=None) -> dict:
-            from include.datasets import parse_as_of
-            from include.storage import PipelinePaths
-            from include.training import assemble_training_data
+            from include.foundation.storage import PipelinePaths
+            from include.stages.datasets import parse_as_of
+            from include.stages.training import assemble_training_data
 
             ctx = get_current_context()
             as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
@@ -59,14 +59,14 @@ def build_train_dag(cfg, settings):
         @task
         @fail_fast
         def train(assembled: dict) -> dict:
-            from include.training import train_and_register
+            from include.stages.training import train_and_register
 
             return train_and_register(cfg, settings, assembled, airflow_tags(get_current_context()))
 
         @task
         @fail_fast
         def evaluate(challenger: dict, assembled: dict) -> dict:
-            from include.evaluation import evaluate_challenger
+            from include.stages.evaluation import evaluate_challenger
 
             return evaluate_challenger(cfg, settings, challenger, assembled)
 
@@ -77,8 +77,8 @@ def build_train_dag(cfg, settings):
         @task(outlets=[champion], on_success_callback=notifiers(cfg, settings, "promotion"))
         @fail_fast
         def promote(evaluation: dict, params=None) -> dict:
-            from include import tracking
-            from include.registry import decision_record, promote
+            from include.foundation import tracking
+            from include.stages.registry import decision_record, promote
 
             ctx = get_current_context()
             record = decision_record(evaluation, params["reason"], ctx["run_id"], run_link(settings, ctx))
@@ -92,8 +92,8 @@ def build_train_dag(cfg, settings):
         @task
         @fail_fast
         def reject(evaluation: dict, params=None) -> dict:
-            from include import tracking
-            from include.registry import decision_record, reject
+            from include.foundation import tracking
+            from include.stages.registry import decision_record, reject
 
             ctx = get_current_context()
             record = decision_record(evaluation, params["reason"], ctx["run_id"], run_link(settings, ctx))

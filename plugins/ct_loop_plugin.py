@@ -15,7 +15,7 @@
   addresses at local copies (``ct_loop_static/``, made by ``scripts/vendor_data_docs_assets.py``),
   so the pages render styled where the browser has no internet.
 
-The MLflow UI address comes from ``CT_MLFLOW_UI_URL`` (``include.settings``); report links are
+The MLflow UI address comes from ``CT_MLFLOW_UI_URL`` (``include.foundation.settings``); report links are
 relative to the Airflow UI, so they follow whatever host and port it is served on.
 """
 
@@ -33,9 +33,9 @@ from urllib.parse import quote
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
-from include.dag_support import FAILURE_XCOM
-from include.settings import Settings
-from include.storage import VIEWER_PREFIX, pipeline_dag_ids, viewable_file, viewer_path
+from include.foundation.settings import Settings
+from include.foundation.storage import VIEWER_PREFIX, pipeline_dag_ids, viewable_file, viewer_path
+from include.orchestration.dag_support import FAILURE_XCOM
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ SANDBOX_HEADERS = {
 
 @cache
 def _pipelines_in(files: tuple[tuple[str, int], ...]) -> dict[str, str]:
-    from include.config import scan_pipelines
+    from include.foundation.config import scan_pipelines
 
     return (
         pipeline_dag_ids([cfg.name for cfg in scan_pipelines(Path(files[0][0]).parent)[0]]) if files else {}
@@ -189,7 +189,7 @@ def _pipelines_in(files: tuple[tuple[str, int], ...]) -> dict[str, str]:
 
 def known_dag_ids(pipelines_dir: Path) -> dict[str, str]:
     """``dag_id -> pipeline`` of the valid pipeline files now in ``pipelines_dir`` (re-read when one changes)."""
-    from include.config import pipeline_files
+    from include.foundation.config import pipeline_files
 
     files = tuple((str(f), f.stat().st_mtime_ns) for f in pipeline_files(pipelines_dir))
     return _pipelines_in(files)
@@ -197,7 +197,7 @@ def known_dag_ids(pipelines_dir: Path) -> dict[str, str]:
 
 def create_app(settings_factory=Settings.from_env, authorize=None):
     """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` of what a pipeline produced
-    for people (:func:`include.storage.viewable_file`), and ``GET /ct-loop/static/<path>`` for the
+    for people (:func:`include.foundation.storage.viewable_file`), and ``GET /ct-loop/static/<path>`` for the
     vendored Data Docs assets.
 
     A file is answered only for a DAG of a loaded pipeline that Airflow's auth manager lets the

@@ -28,7 +28,7 @@ STAGE_LIBRARIES = [
 def preload() -> float:
     t0 = time.monotonic()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from include.logging_config import configure_library_logging
+    from include.foundation.logging_config import configure_library_logging
 
     configure_library_logging()  # before the imports: the forked tasks inherit it
     import matplotlib

@@ -46,7 +46,7 @@ def synthetic_config(name: str, rows_max: int):
     """20 columns (timestamp, 14 numeric, 4 categorical, a numeric target) from a landing folder."""
     import yaml
 
-    from include.config import PipelineConfig
+    from include.foundation.config import PipelineConfig
 
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     columns = [{"name": "ts", "dtype": "datetime", "nullable": False}]
@@ -96,8 +96,8 @@ def case_drift(work: Path, mode: str, max_rows: int) -> dict:
     import evidently.presets  # noqa: F401  (a task pays the import once; not drift-check time)
     import pandas as pd
 
-    from include.config import DriftSpec
-    from include.drift import drift_report, summarize_snapshot
+    from include.foundation.config import DriftSpec
+    from include.stages.drift import drift_report, summarize_snapshot
 
     t0 = time.perf_counter()
     ref, cur = (pd.read_parquet(work / f"{side}.parquet") for side in ("reference", "current"))
@@ -123,7 +123,7 @@ def case_gx(work: Path, rows: int) -> dict:
     """P4: the project's GX checkpoint on one frame (import excluded: a task pays it once)."""
     import pandas as pd
 
-    from include.validation import build_expectations, validate_frame
+    from include.stages.validation import build_expectations, validate_frame
 
     cfg = synthetic_config("bench_gx", rows * 2)
     df = pd.read_parquet(work / "current.parquet")
@@ -141,10 +141,10 @@ def case_pipeline(work: Path, rows: int) -> dict:
     import great_expectations  # noqa: F401
     import pandas as pd
 
-    from include.config import DriftSpec
-    from include.drift import drift_report
-    from include.ingest import ingest_batch
-    from include.validation import publish_batch, validate_batch
+    from include.foundation.config import DriftSpec
+    from include.stages.drift import drift_report
+    from include.stages.ingest import ingest_batch
+    from include.stages.validation import publish_batch, validate_batch
 
     cfg = synthetic_config("bench_p5", rows * 2)
     data_root = work / "data"
@@ -170,18 +170,18 @@ def case_pipeline(work: Path, rows: int) -> dict:
 
 def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     """P2 (one process): the demo's sequence of stage functions, the same calls the DAG tasks make."""
-    from include import tracking
-    from include.config import load_pipeline
-    from include.drift import check_drift
-    from include.evaluation import evaluate_challenger
-    from include.ingest import ingest_batch
-    from include.logging_config import configure_library_logging
-    from include.registry import decision_record, get_champion, promote, reject
-    from include.settings import Settings
-    from include.storage import PipelinePaths
-    from include.tracking import Tag
-    from include.training import assemble_training_data, train_and_register
-    from include.validation import publish_batch, validate_batch
+    from include.foundation import tracking
+    from include.foundation.config import load_pipeline
+    from include.foundation.logging_config import configure_library_logging
+    from include.foundation.settings import Settings
+    from include.foundation.storage import PipelinePaths
+    from include.foundation.tracking import Tag
+    from include.stages.drift import check_drift
+    from include.stages.evaluation import evaluate_challenger
+    from include.stages.ingest import ingest_batch
+    from include.stages.registry import decision_record, get_champion, promote, reject
+    from include.stages.training import assemble_training_data, train_and_register
+    from include.stages.validation import publish_batch, validate_batch
 
     configure_library_logging()
     t0 = time.perf_counter()
@@ -238,7 +238,7 @@ def run_case(name: str, *args, env: dict | None = None) -> dict:
 
 
 def write_frames(work: Path, rows: int, landing: Path | None = None) -> None:
-    from include.storage import write_parquet
+    from include.foundation.storage import write_parquet
 
     work.mkdir(parents=True, exist_ok=True)
     write_parquet(synthetic_frame(rows, seed=1, shift=False), work / "reference.parquet")

@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.config import load_pipeline  # noqa: E402
-from include.redaction import redact, write_private  # noqa: E402
-from include.settings import Settings  # noqa: E402
+from include.foundation.config import load_pipeline  # noqa: E402
+from include.foundation.redaction import redact, write_private  # noqa: E402
+from include.foundation.settings import Settings  # noqa: E402
 from scripts.airflow_rest import AirflowApi  # noqa: E402
 from scripts.process_groups import stop_groups  # noqa: E402
 
@@ -204,7 +204,7 @@ class Loop:
         import mlflow
         from mlflow import MlflowClient
 
-        from include.storage import PipelinePaths
+        from include.foundation.storage import PipelinePaths
 
         self.cfg, self.settings, self.api, self.console = cfg, settings, api, console
         self.paths = PipelinePaths(settings.data_root, cfg.name)
@@ -213,7 +213,7 @@ class Loop:
         self.errors = 0
 
     def champion(self) -> str | None:
-        from include.registry import get_champion
+        from include.stages.registry import get_champion
 
         mv = get_champion(self.client, self.cfg.registered_model)
         return None if mv is None else str(mv.version)
@@ -289,7 +289,7 @@ class Loop:
     def drift_check(self, week_start: datetime) -> dict:
         from croniter import croniter
 
-        from include.dag_support import TRIGGERED_RUN_PREFIX
+        from include.orchestration.dag_support import TRIGGERED_RUN_PREFIX
 
         # the drift check's first tick in the week: its interval ends after the week's batch
         logical = croniter(self.cfg.schedule.drift_check, week_start - timedelta(seconds=1)).get_next(

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
         if path.exists():
             sys.exit(f"{path} exists: its secrets are in use; remove it first to make new ones")
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from include.redaction import write_private
+        from include.foundation.redaction import write_private
 
         write_private(path, text)
         return 0

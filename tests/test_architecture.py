@@ -30,7 +30,7 @@ def lint_imports(project: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
-    for folder in ("include", "dags", "tests"):
+    for folder in ("include", "dags", "tests", "scripts", "plugins"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     return tmp_path
@@ -46,43 +46,30 @@ def test_contracts_hold_on_this_tree():
     "module, line, contract, offending",
     [
         # a stage importing another stage (drift scored with training's framing)
-        (
-            "drift",
-            "from include.training import build_pipeline",
-            "Stages are peers",
-            "include.drift -> include.training",
-        ),
-        # the foundation importing a stage
-        (
-            "datasets",
-            "from include.evaluation import decide",
-            "Stages are peers",
-            "include.datasets -> include.evaluation",
-        ),
-        # Airflow anywhere in include but dag_support
-        (
-            "training",
-            "from airflow.sdk import Asset",
-            "Only dag_support and notifications import Airflow",
-            "include.training -> airflow",
-        ),
+        ("include/stages/drift", "from include.stages.training import build_pipeline",
+         "Stages are peers", "include.stages.drift -> include.stages.training"),
+        ("include/stages/datasets", "from include.stages.evaluation import evaluate_challenger",
+         "Stages are peers", "include.stages.datasets -> include.stages.evaluation"),
+        # the foundation reaching up into a stage
+        ("include/foundation/storage", "from include.stages.ingest import ingest_batch",
+         "The stage map", "include.foundation.storage -> include.stages.ingest"),
+        # Airflow anywhere in include but orchestration
+        ("include/stages/training", "from airflow.sdk import Asset",
+         "Only include.orchestration imports Airflow", "include.stages.training -> airflow"),
         # include reaching up into the DAG files or into tests
-        (
-            "registry",
-            "import dags.train",
-            "include never imports the DAG files",
-            "include.registry -> dags.train",
-        ),
-        (
-            "storage",
-            "from tests import airflow_helpers",
-            "include imports no test code",
-            "include.storage -> tests",
-        ),
+        ("include/stages/registry", "import dags.train",
+         "include never imports", "include.stages.registry -> dags.train"),
+        ("include/foundation/storage", "from tests import airflow_helpers",
+         "include never imports", "include.foundation.storage -> tests"),
+        # the fronts: the plugin runs in the API server, scripts are command lines
+        ("plugins/ct_loop_plugin", "from include.stages.drift import check_drift",
+         "The plugin runs in the API server", "plugins.ct_loop_plugin -> include.stages.drift"),
+        ("scripts/demo", "from tests import factories",
+         "The plugin and the scripts are fronts", "scripts.demo -> tests"),
     ],
-)
+)  # fmt: skip
 def test_a_violation_fails_naming_the_import(project_copy, module, line, contract, offending):
-    path = project_copy / "include" / f"{module}.py"
+    path = project_copy / f"{module}.py"
     path.write_text(path.read_text() + f"\n{line}  # noqa\n")
     out = lint_imports(project_copy)
     assert out.returncode != 0
@@ -91,6 +78,6 @@ def test_a_violation_fails_naming_the_import(project_copy, module, line, contrac
 
 
 def test_a_new_module_must_be_placed_in_a_layer(project_copy):
-    (project_copy / "include" / "stray.py").write_text('"""Not declared in any layer."""\n')
+    (project_copy / "include" / "stages" / "stray.py").write_text('"""Not declared in any layer."""\n')
     out = lint_imports(project_copy)
     assert out.returncode != 0 and "stray" in out.stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.handoff import RetrainRequest
+from include.foundation.handoff import RetrainRequest
 from tests.airflow_helpers import dagbag
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -92,10 +92,10 @@ def hostile_pages(home: Path, env: dict, name: str) -> dict[str, Path]:
     whose ``carrier`` values are scripts (an ``<img onerror>`` and a ``</script>`` break-out)."""
     import pandas as pd
 
-    from include.config import load_pipeline
-    from include.drift import drift_report
-    from include.storage import PipelinePaths
-    from include.validation import validate_frame
+    from include.foundation.config import load_pipeline
+    from include.foundation.storage import PipelinePaths
+    from include.stages.drift import drift_report
+    from include.stages.validation import validate_frame
 
     cfg = load_pipeline(Path(env["CT_PIPELINES_DIR"]) / f"{name}.yaml")
     paths = PipelinePaths(home / "data", name)
@@ -115,7 +115,7 @@ def hostile_pages(home: Path, env: dict, name: str) -> dict[str, Path]:
 def hostile_walk(page, base: str, home: Path, env: dict, name: str) -> list[str]:
     """Open each hostile page through the viewer while logged in: its script runs, sandboxed,
     and its attempt to read ``/api/v2`` with the reader's session is refused."""
-    from include.storage import viewer_path
+    from include.foundation.storage import viewer_path
 
     seen = []
     for i, (what, file) in enumerate(hostile_pages(home, env, name).items()):

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import load_pipeline
-from include.ingest import ingest_batch
-from include.settings import Settings
-from include.validation import publish_batch
+from include.foundation.config import load_pipeline
+from include.foundation.settings import Settings
+from include.stages.ingest import ingest_batch
+from include.stages.validation import publish_batch
 from tests.airflow_helpers import run_dag, task_states
 
 pytestmark = pytest.mark.e2e
@@ -104,8 +104,8 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline):
 
 def test_a_retried_check_keeps_its_own_trigger(drift_pipeline):
     """Try 2 of the check that triggered must not be suppressed by try 1's mark (cooldown)."""
-    from include.drift import check_drift
-    from include.settings import Settings
+    from include.foundation.settings import Settings
+    from include.stages.drift import check_drift
 
     ((run_id, _, _),) = triggered_runs()
     own_run = run_id.removeprefix("drift__")

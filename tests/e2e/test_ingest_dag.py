@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from include.settings import Settings
-from include.storage import PipelinePaths, viewer_path
+from include.foundation.settings import Settings
+from include.foundation.storage import PipelinePaths, viewer_path
 from tests.airflow_helpers import plugin, run_dag, task_states
 from tests.smtp_inbox import smtp_server
 
@@ -147,8 +147,8 @@ def test_overlapping_manual_batch_is_refused_and_windows_never_double(
     airflow_db, flights_cfg, data_root, tmp_path, monkeypatch
 ):
     """A manual batch over scheduled weeks once put ~6k flights into the data twice."""
-    from include.datasets import load_window
-    from include.storage import partition_key
+    from include.foundation.storage import partition_key
+    from include.stages.datasets import load_window
 
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = "flights_overlap"

@@ -132,8 +132,8 @@ def test_summary_counts_weeks_below_the_never_line():
 def quick_replay() -> loop_value.Replay:
     from datetime import UTC, datetime
 
-    from include.config import load_pipeline
-    from include.settings import Settings
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
 
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / f"{NAME}.yaml")

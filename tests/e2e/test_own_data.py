@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from include.settings import Settings
+from include.foundation.settings import Settings
 from tests.airflow_helpers import run_dag, task_states
 
 pytestmark = pytest.mark.e2e

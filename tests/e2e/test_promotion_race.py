@@ -21,7 +21,7 @@ def _racer(uri: str, barrier, results, me: int, trials: list[tuple[str, dict]]) 
     os.environ["MLFLOW_TRACKING_URI"] = uri
     from mlflow import MlflowClient
 
-    from include.registry import PromotionConflict, promote, rollback
+    from include.stages.registry import PromotionConflict, promote, rollback
 
     client = MlflowClient(tracking_uri=uri)
     client.get_registered_model(MODEL)  # warm: imports and the first store access before racing
@@ -41,7 +41,7 @@ def _racer(uri: str, barrier, results, me: int, trials: list[tuple[str, dict]]) 
 
 
 def champion_of(client) -> str | None:
-    from include.registry import get_champion
+    from include.stages.registry import get_champion
 
     mv = get_champion(client, MODEL)
     return None if mv is None else str(mv.version)
@@ -60,7 +60,7 @@ def store(tmp_path_factory):
 
 
 def test_concurrent_promotions_and_rollbacks_have_exactly_one_winner(store):
-    from include.registry import move_champion
+    from include.stages.registry import move_champion
 
     uri, client = store
     # promote vs promote from v1 (TRIALS times), then rollback (v2 -> v1) vs promote (v2 -> v3)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import load_pipeline
-from include.settings import Settings
+from include.foundation.config import load_pipeline
+from include.foundation.settings import Settings
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +30,8 @@ VOLATILE = {"promoted_at", "rejected_at", "data_docs_page"}
 
 def state(cfg, settings) -> dict:
     """What a repeated task must not change: data files, versions, aliases, retrain marks."""
-    from include import tracking
-    from include.tracking import Tag
+    from include.foundation import tracking
+    from include.foundation.tracking import Tag
 
     base = settings.data_root / cfg.name
     files = {
@@ -58,15 +58,15 @@ def stable(out):
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory, airflow_db):
     """{task: [outputs of run, retry same try, new try, clear], [states after each]}."""
-    from include.datasets import parse_as_of
-    from include.drift import check_drift
-    from include.evaluation import evaluate_challenger
-    from include.ingest import ingest_batch
-    from include.registry import decision_record, promote, reject
-    from include.storage import PipelinePaths
-    from include.tracking import client
-    from include.training import assemble_training_data, train_and_register
-    from include.validation import publish_batch, validate_batch
+    from include.foundation.storage import PipelinePaths
+    from include.foundation.tracking import client
+    from include.stages.datasets import parse_as_of
+    from include.stages.drift import check_drift
+    from include.stages.evaluation import evaluate_challenger
+    from include.stages.ingest import ingest_batch
+    from include.stages.registry import decision_record, promote, reject
+    from include.stages.training import assemble_training_data, train_and_register
+    from include.stages.validation import publish_batch, validate_batch
 
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = NAME

@@ -14,9 +14,9 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from include.ingest import ingest_batch
-from include.settings import Settings
-from include.validation import publish_batch, validate_batch
+from include.foundation.settings import Settings
+from include.stages.ingest import ingest_batch
+from include.stages.validation import publish_batch, validate_batch
 from tests.airflow_helpers import run_dag, task_states
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,7 @@ def client():
 
 
 def champion(client):
-    from include.registry import get_champion
+    from include.stages.registry import get_champion
 
     mv = get_champion(client, MODEL)
     return None if mv is None else str(mv.version)
@@ -192,13 +192,13 @@ def test_champion_is_scored_with_its_own_features(airflow_db, curated_weeks, cli
 
 @pytest.fixture(scope="module")
 def assembled(flights_cfg, data_root, curated_weeks, tmp_path_factory):
-    from include.datasets import assemble, parse_as_of
+    from include.stages.datasets import assemble, parse_as_of
 
     return assemble(flights_cfg, data_root, parse_as_of(AS_OF), tmp_path_factory.mktemp("assembled"))
 
 
 def test_retried_training_does_not_register_twice(flights_cfg, assembled, client):
-    from include.training import train_and_register
+    from include.stages.training import train_and_register
 
     tags = {
         "airflow.dag_id": "flights_delay__train",
@@ -215,7 +215,7 @@ def test_retried_training_does_not_register_twice(flights_cfg, assembled, client
 
 
 def test_promotion_is_compare_and_set(flights_cfg, client):
-    from include.registry import PromotionConflict, promote
+    from include.stages.registry import PromotionConflict, promote
 
     current = champion(client)
     other = next(
@@ -229,7 +229,7 @@ def test_promotion_is_compare_and_set(flights_cfg, client):
 
 def test_retried_promotion_after_the_alias_moved_is_a_no_op(client):
     """Try 1 moved the alias and died before its bookkeeping: try 2 finishes it, no conflict."""
-    from include.registry import PromotionConflict, promote
+    from include.stages.registry import PromotionConflict, promote
 
     current = champion(client)
     other = next(
@@ -252,8 +252,8 @@ def test_retried_promotion_after_the_alias_moved_is_a_no_op(client):
 
 
 def test_unloadable_champion_fails_loudly(flights_cfg, assembled, client):
-    from include.evaluation import ChampionUnavailable, evaluate_challenger
-    from include.training import train_and_register
+    from include.stages.evaluation import ChampionUnavailable, evaluate_challenger
+    from include.stages.training import train_and_register
 
     tags = {"airflow.run_id": "manual__unloadable_champion"}
     challenger = train_and_register(flights_cfg, Settings.from_env(), assembled, tags)
@@ -275,14 +275,14 @@ def test_registry_cli_reports_the_champion(client):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "include.registry", "status", "--pipeline", "flights_delay"],
+        [sys.executable, "-m", "include.stages.registry", "status", "--pipeline", "flights_delay"],
         capture_output=True, text=True, check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     status = json.loads(out.stdout)
     assert str(status["champion"]) == champion(client)
     assert status["tags"]["decision.outcome"] == "promoted"
     bad = subprocess.run(
-        [sys.executable, "-m", "include.registry", "rollback", "--pipeline", "nope", "--reason", "x"],
+        [sys.executable, "-m", "include.stages.registry", "rollback", "--pipeline", "nope", "--reason", "x"],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert bad.returncode != 0 and "unknown pipeline 'nope'" in bad.stderr

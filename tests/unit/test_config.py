@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.config import ConfigError, load_pipeline, load_pipelines, scan_pipelines
+from include.foundation.config import ConfigError, load_pipeline, load_pipelines, scan_pipelines
 
 FLIGHTS = Path(__file__).resolve().parents[2] / "include" / "pipelines" / "flights_delay.yaml"
 
@@ -204,7 +204,7 @@ def test_model_check_in_a_dag_parse_imports_no_scikit_learn(tmp_path):
     raw["model"]["params"] = {"max_iter": -5}
     path = _write(tmp_path, raw)
     probe = (
-        "import sys; from include.config import load_pipeline, ConfigError\n"
+        "import sys; from include.foundation.config import load_pipeline, ConfigError\n"
         "try:\n    load_pipeline(sys.argv[1])\nexcept ConfigError as e:\n    print(e)\n"
         "assert 'sklearn' not in sys.modules, 'sklearn was imported'"
     )
@@ -231,7 +231,7 @@ def test_drift_methods_are_evidentlys():
 
     from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
 
-    from include.config import CatMethod, NumMethod
+    from include.foundation.config import CatMethod, NumMethod
 
     def supported(kind: str) -> set[str]:
         return {
@@ -247,7 +247,7 @@ def test_estimator_check_reads_source_without_importing_sklearn():
     import sys
 
     probe = (
-        "import sys; from include.config import estimator_is_exported as ok; "
+        "import sys; from include.foundation.config import estimator_is_exported as ok; "
         "assert ok('sklearn.ensemble.HistGradientBoostingClassifier') and ok('sklearn.linear_model.LogisticRegression'); "
         "assert not ok('sklearn.ensemble.Nope') and not ok('sklearn.nope.X'); "
         "assert 'sklearn' not in sys.modules, 'sklearn was imported'"

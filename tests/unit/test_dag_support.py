@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from include.dag_support import fail_fast
-from include.datasets import NotEnoughData
-from include.errors import PermanentError
+from include.foundation.errors import PermanentError
+from include.orchestration.dag_support import fail_fast
+from include.stages.datasets import NotEnoughData
 
 
 def test_permanent_errors_fail_without_retry_and_others_pass_through():
@@ -31,16 +31,16 @@ def test_permanent_errors_fail_without_retry_and_others_pass_through():
 @pytest.mark.parametrize("name", ["ConfigError", "NotEnoughData", "LineageError", "HoldoutOverlap", "DataValidationFailed",
                                   "SourceError", "OverlappingBatch", "PromotionConflict", "RollbackError", "EstimatorError"])  # fmt: skip
 def test_every_permanent_error_kind_is_in_the_family(name):
-    import include.config
-    import include.datasets
-    import include.ingest
-    import include.registry
-    import include.sources
-    import include.training
-    import include.validation
+    import include.foundation.config
+    import include.stages.datasets
+    import include.stages.ingest
+    import include.stages.registry
+    import include.stages.sources
+    import include.stages.training
+    import include.stages.validation
 
-    modules = [include.config, include.datasets, include.ingest, include.registry, include.sources,
-               include.training, include.validation]  # fmt: skip
+    modules = [include.foundation.config, include.stages.datasets, include.stages.ingest, include.stages.registry, include.stages.sources,
+               include.stages.training, include.stages.validation]  # fmt: skip
     cls = next(getattr(m, name) for m in modules if hasattr(m, name))
     assert issubclass(cls, PermanentError)
 
@@ -50,7 +50,7 @@ def test_a_tracking_server_that_does_not_answer_is_named_and_retried(monkeypatch
 
     from mlflow import MlflowClient
 
-    from include.tracking import TrackingServerUnavailable
+    from include.foundation.tracking import TrackingServerUnavailable
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -80,7 +80,7 @@ def test_a_tracking_server_that_does_not_answer_is_named_and_retried(monkeypatch
 def test_an_outage_without_a_message_is_still_named():
     from mlflow.exceptions import MlflowException
 
-    from include.tracking import server_outage
+    from include.foundation.tracking import server_outage
 
     try:
         try:

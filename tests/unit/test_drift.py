@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.config import DriftSpec
-from include.drift import drift_report, format_summary, retrain_decision
+from include.foundation.config import DriftSpec
+from include.stages.drift import drift_report, format_summary, retrain_decision
 
 SPEC = DriftSpec(
     column_threshold=0.1,

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.errors import PermanentError
+from include.foundation.errors import PermanentError
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN_ERRORS = {
@@ -53,7 +53,7 @@ def test_stage_code_raises_no_plain_builtin_error(module):
     raises = builtin_raises(module.read_text())
     assert raises == [], (
         f"{module.relative_to(ROOT)} raises built-in exceptions {raises}: raise a PermanentError subclass "
-        "(include/errors.py) that names what was wrong, or a documented transient error"
+        "(include/foundation/errors.py) that names what was wrong, or a documented transient error"
     )
 
 
@@ -82,7 +82,7 @@ def test_the_walker_finds_what_it_must():
 
 
 def test_a_missing_interval_is_permanent():
-    from include.ingest import resolve_interval
+    from include.stages.ingest import resolve_interval
 
     with pytest.raises(PermanentError, match="no data interval"):
         resolve_interval(None, None)
@@ -91,7 +91,7 @@ def test_a_missing_interval_is_permanent():
 
 
 def test_a_malformed_as_of_is_permanent():
-    from include.datasets import parse_as_of
+    from include.stages.datasets import parse_as_of
 
     with pytest.raises(PermanentError, match="as_of 'June' is not an ISO date"):
         parse_as_of("June")
@@ -99,7 +99,7 @@ def test_a_malformed_as_of_is_permanent():
 
 
 def test_already_champion_by_another_decision_is_permanent():
-    from include.evaluation import champion_to_beat
+    from include.stages.evaluation import champion_to_beat
 
     mv = SimpleNamespace(version="3", tags={"decision.outcome": "rolled back"})
     client = SimpleNamespace(get_model_version_by_alias=lambda name, alias: mv)
@@ -108,7 +108,7 @@ def test_already_champion_by_another_decision_is_permanent():
 
 
 def test_a_missing_batch_is_permanent(flights_cfg, tmp_path):
-    from include.validation import validate_batch
+    from include.stages.validation import validate_batch
 
     with pytest.raises(PermanentError, match="not found: run the ingest task first"):
         validate_batch(flights_cfg, tmp_path, "20130101T0000Z_20130108T0000Z")

@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include import metrics
-from include.datasets import (
+from include.foundation import metrics
+from include.foundation.handoff import RetrainRequest
+from include.foundation.storage import PipelinePaths, frame_digest, partition_key, write_parquet
+from include.foundation.tracking import Tag
+from include.stages.datasets import (
     LineageError,
     NotEnoughData,
     curated_end_at_or_before,
@@ -18,9 +21,6 @@ from include.datasets import (
     read_training_set,
     recent_window,
 )
-from include.handoff import RetrainRequest
-from include.storage import PipelinePaths, frame_digest, partition_key, write_parquet
-from include.tracking import Tag
 from tests.factories import write_curated_weeks
 from tests.unit.test_training import frame, tiny_cfg
 
@@ -100,7 +100,7 @@ def test_retrain_request_round_trip_and_tags():
 
 
 def test_run_ids_map_to_distinct_folders_inside_the_pipeline(tmp_path):
-    from include.storage import safe_name
+    from include.foundation.storage import safe_name
 
     names = {safe_name(r) for r in ("retrain:1", "retrain+1", "retrain_1", "..", ".", "../../etc", "")}
     assert len(names) == 7  # no two ids share a folder
@@ -112,7 +112,7 @@ def test_run_ids_map_to_distinct_folders_inside_the_pipeline(tmp_path):
 
 
 def test_training_sets_are_write_once(tmp_path):
-    from include.datasets import assemble
+    from include.stages.datasets import assemble
 
     cfg = tiny_cfg()
     start = datetime(2013, 1, 1, tzinfo=UTC)

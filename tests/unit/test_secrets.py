@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.redaction import env_secrets, redact, redact_value, write_private
+from include.foundation.redaction import env_secrets, redact, redact_value, write_private
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANTED = "Pl4nted-s3cret"
@@ -49,12 +49,12 @@ def test_a_planted_password_reaches_no_message(monkeypatch, caplog):
     from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
     from mlflow import MlflowClient
 
-    from include.dag_support import fail_fast
-    from include.logging_config import install_redaction
-    from include.notifications import failure_message
-    from include.registry import _write_decision
-    from include.settings import Settings
-    from include.tracking import TrackingServerUnavailable
+    from include.foundation.logging_config import install_redaction
+    from include.foundation.settings import Settings
+    from include.foundation.tracking import TrackingServerUnavailable
+    from include.orchestration.dag_support import fail_fast
+    from include.orchestration.notifications import failure_message
+    from include.stages.registry import _write_decision
 
     uri = f"http://ct:{PLANTED}@127.0.0.1:{closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

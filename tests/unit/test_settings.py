@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from include.settings import DEFAULT_PIPELINES_DIR, Settings
+from include.foundation.settings import DEFAULT_PIPELINES_DIR, Settings
 
 
 def test_settings_defaults_and_env_overrides(tmp_path):

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.config import PipelineConfig
-from include.datasets import NotEnoughData, assemble
-from include.storage import PipelinePaths, partition_key
-from include.training import build_pipeline, load_estimator
+from include.foundation.config import PipelineConfig
+from include.foundation.storage import PipelinePaths, partition_key
+from include.stages.datasets import NotEnoughData, assemble
+from include.stages.training import build_pipeline, load_estimator
 from tests.factories import landing_cfg, write_curated_weeks
 
 
@@ -126,7 +126,7 @@ def test_degenerate_holdout_stops_before_training(tmp_path, make_holdout, messag
 
 
 def test_holdout_inside_the_champions_training_data_is_refused(tmp_path):
-    from include.datasets import HoldoutOverlap
+    from include.stages.datasets import HoldoutOverlap
 
     cfg = tiny_cfg()
     start = datetime(2013, 1, 1, tzinfo=UTC)

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from include.ingest import ingest_batch
-from include.storage import PipelinePaths
-from include.validation import DataValidationFailed, publish_batch, validate_batch, validate_frame
+from include.foundation.storage import PipelinePaths
+from include.stages.ingest import ingest_batch
+from include.stages.validation import DataValidationFailed, publish_batch, validate_batch, validate_frame
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
 

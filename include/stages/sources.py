@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.config import LandingSource, PipelineConfig, ReplaySource
-from include.errors import PermanentError
-from include.storage import file_digest, write_json, write_parquet
+from include.foundation.config import LandingSource, PipelineConfig, ReplaySource
+from include.foundation.errors import PermanentError
+from include.foundation.storage import file_digest, write_json, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,7 +150,7 @@ def fetch_landing(
 
 def _published_elsewhere(base: Path, start: datetime, end: datetime) -> list[str]:
     """Keys of the published (curated) intervals other than ``[start, end)``."""
-    from include.storage import PipelinePaths, partition_key
+    from include.foundation.storage import PipelinePaths, partition_key
 
     own = partition_key(start, end)
     return [k for k in PipelinePaths(base.parent, base.name).curated_partitions() if k != own]
@@ -204,7 +204,7 @@ def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
 
 def _late_rows(df: pd.DataFrame, ts_col: str, published: list[str]) -> dict[str, int]:
     """Rows of ``df`` per published interval (only those with rows)."""
-    from include.storage import parse_partition_key
+    from include.foundation.storage import parse_partition_key
 
     out = {}
     for key in published:

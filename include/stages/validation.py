@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from include.config import ColumnSpec, PipelineConfig
-from include.errors import PermanentError
-from include.storage import PipelinePaths, atomic_write, file_digest, write_json
+from include.foundation.config import ColumnSpec, PipelineConfig
+from include.foundation.errors import PermanentError
+from include.foundation.storage import PipelinePaths, atomic_write, file_digest, write_json
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from include.config import PipelineConfig
-from include.errors import PermanentError
-from include.handoff import TRIGGERED_RUN_PREFIX, RetrainRequest
-from include.logging_config import configure_library_logging
-from include.redaction import env_secrets, redact, redact_value
-from include.settings import Settings
-from include.tracking import Tag, TrackingServerUnavailable, server_outage
+from include.foundation.config import PipelineConfig
+from include.foundation.errors import PermanentError
+from include.foundation.handoff import TRIGGERED_RUN_PREFIX, RetrainRequest
+from include.foundation.logging_config import configure_library_logging
+from include.foundation.redaction import env_secrets, redact, redact_value
+from include.foundation.settings import Settings
+from include.foundation.tracking import Tag, TrackingServerUnavailable, server_outage
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def timetable(expr: str | None):
 def default_args(cfg: PipelineConfig, settings: Settings) -> dict[str, Any]:
     """Retries with delay: tasks here fail on transient I/O; data errors bypass retries.
     A task that fails for good is logged and, where the pipeline configures channels, notified."""
-    from include.notifications import notifiers
+    from include.orchestration.notifications import notifiers
 
     return {
         "owner": cfg.owner,

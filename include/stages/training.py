@@ -15,11 +15,13 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from include import metrics, tracking
-from include.config import PipelineConfig
-from include.datasets import assemble, split_xy, training_end
-from include.errors import PermanentError
-from include.registry import (
+from include.foundation import metrics, tracking
+from include.foundation.config import PipelineConfig
+from include.foundation.errors import PermanentError
+from include.foundation.settings import Settings
+from include.foundation.tracking import Role, Tag
+from include.stages.datasets import assemble, split_xy, training_end
+from include.stages.registry import (
     CHALLENGER,
     TRUSTED_TYPE_PREFIXES,
     VERSION_TAGS,
@@ -28,8 +30,6 @@ from include.registry import (
     model_uri,
     with_lineage,
 )
-from include.settings import Settings
-from include.tracking import Role, Tag
 
 if TYPE_CHECKING:
     import pandas as pd

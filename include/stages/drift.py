@@ -1,12 +1,12 @@
 """Drift check: Evidently compares recent curated data with the champion's training data.
 
 The reference is the champion version's own training set, read through its lineage tags and
-verified by hash (:func:`include.datasets.read_training_set`), never guessed. Each side is
+verified by hash (:func:`include.stages.datasets.read_training_set`), never guessed. Each side is
 sampled to ``drift.max_rows`` (seeded) so a million-row window stays fast. The champion is also
 scored on the window's labels (the performance floor). The decision honours a cooldown; the
 HTML report is saved beside the data and logged with the summary to a monitoring run in the
 pipeline's MLflow experiment. When it says retrain, it hands the training DAG a
-:class:`~include.handoff.RetrainRequest`.
+:class:`~include.foundation.handoff.RetrainRequest`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include import metrics, tracking
-from include.config import DriftSpec, PipelineConfig
-from include.datasets import add_label, labelled_rows, model_inputs, read_training_set, recent_window
-from include.handoff import RetrainRequest
-from include.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
-from include.settings import Settings
-from include.storage import PipelinePaths, atomic_write
-from include.tracking import Role, Tag, last_retrain_trigger
+from include.foundation import metrics, tracking
+from include.foundation.config import DriftSpec, PipelineConfig
+from include.foundation.handoff import RetrainRequest
+from include.foundation.settings import Settings
+from include.foundation.storage import PipelinePaths, atomic_write
+from include.foundation.tracking import Role, Tag, last_retrain_trigger
+from include.stages.datasets import add_label, labelled_rows, model_inputs, read_training_set, recent_window
+from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -3,7 +3,7 @@
 :class:`PipelineConfig` says *what* a pipeline does (source, schema, target, model, promotion
 rule, drift thresholds, schedules). It is loaded from YAML and validated by pydantic, so a bad
 file fails with the file, the key that is wrong and what was expected. *Where* it runs (data
-folder, MLflow store, retries) is deployment business: :mod:`include.settings`.
+folder, MLflow store, retries) is deployment business: :mod:`include.foundation.settings`.
 
 Cheap to import: DAG files import it at parse time.
 """
@@ -22,8 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from include.errors import PermanentError
-from include.metrics import MetricName
+from include.foundation.errors import PermanentError
+from include.foundation.metrics import MetricName
 
 
 class ConfigError(PermanentError, ValueError):
@@ -520,7 +520,7 @@ def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
     import os
     import tempfile
 
-    from include.settings import cache_dir
+    from include.foundation.settings import cache_dir
 
     spec = {"estimator": estimator, "params": params, "sklearn": version("scikit-learn")}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -530,9 +530,9 @@ def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     out = subprocess.run(
-        [sys.executable, "-m", "include.config", "check-model"],
+        [sys.executable, "-m", "include.foundation.config", "check-model"],
         input=json.dumps(spec, default=str), capture_output=True, text=True, timeout=300,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
     if out.returncode != 0:
         raise ConfigError(f"model check of {estimator} failed: {out.stderr.strip()[-2000:]}")
@@ -598,10 +598,10 @@ def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
     return configs
 
 
-if __name__ == "__main__":  # python -m include.config check-model < spec.json (see check_model)
+if __name__ == "__main__":  # python -m include.foundation.config check-model < spec.json (see check_model)
     import sys
 
     if sys.argv[1:] != ["check-model"]:
-        sys.exit("usage: python -m include.config check-model < {estimator, params}")
+        sys.exit("usage: python -m include.foundation.config check-model < {estimator, params}")
     _spec = json.load(sys.stdin)
     json.dump({"problems": model_problems(_spec["estimator"], _spec["params"])}, sys.stdout)

@@ -6,7 +6,7 @@ explains why a model is champion.
 
 Rollback from a shell::
 
-    python -m include.registry rollback --pipeline flights_delay --reason "bad release"
+    python -m include.stages.registry rollback --pipeline flights_delay --reason "bad release"
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from include import tracking
-from include.config import load_pipelines
-from include.errors import PermanentError
-from include.logging_config import configure_library_logging
-from include.redaction import redact, redact_value
-from include.settings import Settings
-from include.tracking import Role, Tag
+from include.foundation import tracking
+from include.foundation.config import load_pipelines
+from include.foundation.errors import PermanentError
+from include.foundation.logging_config import configure_library_logging
+from include.foundation.redaction import redact, redact_value
+from include.foundation.settings import Settings
+from include.foundation.tracking import Role, Tag
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class UnsafeModel(PermanentError):
 
 def load_model(uri: str):
     """Load a registered model once, as MLflow pyfunc (``mlflow.models.evaluate`` takes it as is;
-    :func:`include.metrics.positive_scores` unwraps the scikit-learn model inside).
+    :func:`include.foundation.metrics.positive_scores` unwraps the scikit-learn model inside).
 
     Only skops-serialised scikit-learn models whose trusted types are library types are loaded:
     a pickle (or a tampered trusted-type list) in the registry is refused, never executed.
@@ -353,7 +353,7 @@ def rollback(client, model_name: str, reason: str, actor: str = "cli") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m include.registry", description="Champion management")
+    ap = argparse.ArgumentParser(prog="python -m include.stages.registry", description="Champion management")
     sub = ap.add_subparsers(dest="cmd", required=True)
     rb = sub.add_parser("rollback", help="restore the previous champion")
     rb.add_argument("--pipeline", required=True)

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.config import PipelineConfig
-from include.errors import BadRunParam, PermanentError
-from include.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
-from include.tracking import Tag
+from include.foundation.config import PipelineConfig
+from include.foundation.errors import BadRunParam, PermanentError
+from include.foundation.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
+from include.foundation.tracking import Tag
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -2,7 +2,7 @@
 drift-triggered retraining.
 
 The one place where notification channels are set up. A pipeline's ``notifications`` block
-names them (``include.config.NotificationSpec``); messages go out through the providers made
+names them (``include.foundation.config.NotificationSpec``); messages go out through the providers made
 for it (``SmtpNotifier`` of the SMTP provider, ``AppriseNotifier`` for chat services), whose
 servers and credentials are Airflow connections, never the config. With no channel configured
 there are no notifiers at all (the demo needs none).
@@ -19,11 +19,11 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-from include.config import NotificationEvent, PipelineConfig
-from include.handoff import TRIGGERED_RUN_PREFIX
-from include.redaction import redact
-from include.settings import Settings
-from include.storage import viewer_path
+from include.foundation.config import NotificationEvent, PipelineConfig
+from include.foundation.handoff import TRIGGERED_RUN_PREFIX
+from include.foundation.redaction import redact
+from include.foundation.settings import Settings
+from include.foundation.storage import viewer_path
 
 log = logging.getLogger(__name__)
 

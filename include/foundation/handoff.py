@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from include.tracking import Tag
+from include.foundation.tracking import Tag
 
 TRIGGERED_RUN_PREFIX = "drift__"  # run id of a training the drift check triggers: drift__<its run id>
 

@@ -12,7 +12,7 @@ What it does:
   their records to the root logger, so MLflow's INFO stays INFO (the same as
   ``MLFLOW_CONFIGURE_LOGGING=false``, which the deployment also sets);
 * Great Expectations, Evidently and MLflow's SQL migrations log at WARNING and above;
-* credentials inside URIs are redacted from every record (``include.redaction``);
+* credentials inside URIs are redacted from every record (``include.foundation.redaction``);
 * known-harmless warnings are ignored: the deprecation notices skops triggers while scanning
   loaded modules (hundreds per model load), MLflow's integer-column schema hint (numeric
   features are float64; only the 0/1 label is an integer) and its ambiguous-dataset-source
@@ -25,7 +25,7 @@ import logging
 import os
 import warnings
 
-from include.redaction import RedactingFilter
+from include.foundation.redaction import RedactingFilter
 
 # logger name -> minimum level shown in task logs
 LIBRARY_LEVELS = {

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from include.redaction import without_credentials
+from include.foundation.redaction import without_credentials
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINES_DIR = PROJECT_ROOT / "include" / "pipelines"
 DEFAULT_HOME = PROJECT_ROOT / ".local"
 

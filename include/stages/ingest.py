@@ -8,10 +8,16 @@ from pathlib import Path
 
 from croniter import croniter
 
-from include import sources
-from include.config import PipelineConfig, ReplaySource
-from include.errors import BadRunParam, PermanentError
-from include.storage import PipelinePaths, frame_digest, parse_partition_key, partition_key, write_parquet
+from include.foundation.config import PipelineConfig, ReplaySource
+from include.foundation.errors import BadRunParam, PermanentError
+from include.foundation.storage import (
+    PipelinePaths,
+    frame_digest,
+    parse_partition_key,
+    partition_key,
+    write_parquet,
+)
+from include.stages import sources
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from include import metrics, tracking
-from include.config import PipelineConfig, PromotionSpec
-from include.datasets import model_inputs, training_end
-from include.errors import PermanentError
-from include.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
-from include.settings import Settings
-from include.tracking import Tag
+from include.foundation import metrics, tracking
+from include.foundation.config import PipelineConfig, PromotionSpec
+from include.foundation.errors import PermanentError
+from include.foundation.settings import Settings
+from include.foundation.tracking import Tag
+from include.stages.datasets import model_inputs, training_end
+from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,0 +1,2 @@
+"""The only place in ``include`` that speaks Airflow: DAG defaults, the task error policy,
+Assets, Params, callbacks and notifiers."""
