@@ -170,6 +170,7 @@ def case_pipeline(work: Path, rows: int) -> dict:
 
 def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     """P2 (one process): the demo's sequence of stage functions, the same calls the DAG tasks make."""
+    from include.decisions.windows import first_champion_as_of
     from include.foundation import tracking
     from include.foundation.config import load_pipeline
     from include.foundation.logging_config import configure_library_logging
@@ -188,7 +189,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / f"{pipeline}.yaml")
     paths = PipelinePaths(settings.data_root, cfg.name)
-    bootstrap_weeks = -(-(cfg.training.train_days + cfg.training.holdout_days) // 7)
+    first_as_of = first_champion_as_of(cfg.training, datetime(2013, 1, 1, tzinfo=UTC), timedelta(weeks=1))
     counts = {"weeks": 0, "trainings": 0, "drift_checks": 0}
 
     def train(as_of: datetime, run_id: str, reason: str) -> None:
@@ -213,7 +214,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
         counts["weeks"] += 1
         client = tracking.client(settings, cfg.experiment)
         if get_champion(client, cfg.registered_model) is None:
-            if i + 1 >= bootstrap_weeks:
+            if end >= first_as_of:
                 train(end, f"inprocess_bootstrap_{end:%Y-%m-%d}", "bootstrap")
             continue
         result = check_drift(cfg, settings, end, f"inprocess_drift_{end:%Y-%m-%d}")

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from include.decisions.windows import first_champion_as_of  # noqa: E402
 from include.foundation.config import load_pipeline  # noqa: E402
 from include.foundation.redaction import redact, write_private  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
@@ -170,12 +171,12 @@ def main() -> int:
         with LocalAirflow(dag_ids, console) as api:
             loop = Loop(cfg, settings, api, console)
             start = datetime.fromisoformat(args.first_week).replace(tzinfo=UTC)
-            bootstrap_weeks = -(-(cfg.training.train_days + cfg.training.holdout_days) // 7)
+            first_as_of = first_champion_as_of(cfg.training, start, timedelta(weeks=1))
             for i in range(args.weeks):
                 week_start = start + timedelta(weeks=i)
                 row = {"week": f"{week_start:%Y-%m-%d}", "ingest": loop.ingest(week_start)}
                 if loop.champion() is None:
-                    if loop.curated_weeks() >= bootstrap_weeks:
+                    if week_start + timedelta(weeks=1) >= first_as_of:
                         row.update(loop.bootstrap(week_start + timedelta(weeks=1)))
                 elif week_start + timedelta(weeks=1) > loop.first_champion_as_of():
                     row.update(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from include.decisions.windows import cut_window, training_windows
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import BadRunParam, PermanentError
 from include.foundation.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
@@ -44,7 +45,6 @@ def load_window(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end:
     """
     import pandas as pd
 
-    ts_col = cfg.timestamp_column
     keys = [
         k
         for k in paths.curated_partitions()
@@ -53,16 +53,7 @@ def load_window(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end:
     if not keys:
         return pd.DataFrame(columns=cfg.schema_.names)
     df = pd.concat([pd.read_parquet(paths.curated(k)) for k in keys], ignore_index=True)
-    lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
-    df = df[(df[ts_col] >= lo) & (df[ts_col] < hi)]
-    for group in cfg.schema_.unique_together:
-        before = len(df)
-        df = df.drop_duplicates(subset=group, keep="last")
-        if len(df) < before:
-            log.warning(
-                "dropped %d rows repeated in overlapping partitions (key %s)", before - len(df), group
-            )
-    return df.reset_index(drop=True)
+    return cut_window(df, cfg.timestamp_column, start, end, cfg.schema_.unique_together)
 
 
 def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
@@ -181,15 +172,6 @@ def recent_window(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, 
     return end, rows
 
 
-def training_windows(
-    cfg: PipelineConfig, as_of: datetime, train_days: int | None = None
-) -> tuple[datetime, datetime]:
-    """``(train_start, holdout_start)`` for data up to ``as_of``: the holdout is the last
-    ``holdout_days`` before it, training the ``train_days`` (default: the config's) before that."""
-    holdout_start = as_of - timedelta(days=cfg.training.holdout_days)
-    return holdout_start - timedelta(days=train_days or cfg.training.train_days), holdout_start
-
-
 def assemble(
     cfg: PipelineConfig,
     data_root: Path,
@@ -217,7 +199,7 @@ def assemble(
             log.info("as_of %s is past the curated data; using its end %s", as_of, latest)
         as_of = latest
     as_of = as_of.astimezone(UTC)
-    train_start, holdout_start = training_windows(cfg, as_of, train_days)
+    train_start, holdout_start = training_windows(cfg.training, as_of, train_days)
     _refuse_in_sample(cfg, as_of, holdout_start, holdout_not_before)
     cols = [*cfg.schema_.names, cfg.target.name]
     train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))

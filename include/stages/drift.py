@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from include.decisions.retraining import assess_retraining
 from include.foundation import metrics, tracking
 from include.foundation.config import DriftSpec, PipelineConfig
 from include.foundation.handoff import RetrainRequest
@@ -116,47 +116,6 @@ def summarize_snapshot(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class RetrainDecision:
-    retrain: bool
-    reasons: list[str]
-    suppressed_by: str | None = None
-
-
-def retrain_decision(
-    spec: DriftSpec,
-    drift_share: float,
-    performance: float | None,
-    metric: str,
-    last_trigger_as_of: datetime | None,
-    as_of: datetime,
-    active_training_runs: int,
-) -> RetrainDecision:
-    """Drift share at or over the threshold, or champion performance past the floor; then cooldown."""
-    reasons = []
-    if drift_share >= spec.share_threshold:
-        reasons.append(f"drift share {drift_share:.2f} >= {spec.share_threshold}")
-    if (
-        performance is not None
-        and spec.performance_floor is not None
-        and metrics.is_worse(metric, performance, spec.performance_floor)
-    ):
-        reasons.append(f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}")
-    if not reasons:
-        return RetrainDecision(False, [])
-    if active_training_runs:
-        return RetrainDecision(
-            False, reasons, f"{active_training_runs} training run(s) still queued or running"
-        )
-    cooldown = timedelta(days=spec.interval_days * spec.cooldown_intervals)
-    if last_trigger_as_of is not None and as_of - last_trigger_as_of < cooldown:
-        return RetrainDecision(
-            False, reasons, f"cooldown: last retraining trigger for data up to {last_trigger_as_of:%Y-%m-%d}, "
-            f"less than {spec.cooldown_intervals} interval(s) ago"
-        )  # fmt: skip
-    return RetrainDecision(True, reasons)
-
-
 def drift_columns(cfg: PipelineConfig, reference: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(numeric, categorical) columns to check: ``drift.columns`` or the model's features, those
     the reference holds (a champion trained before a feature was added has no reference for it)."""
@@ -206,7 +165,7 @@ def check_drift(
     snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
     performance = champion_performance(cfg, champion, current)
     last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
-    decision = retrain_decision(
+    decision = assess_retraining(
         spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs
     )
 

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.decisions.retraining import assess_retraining
 from include.foundation.config import DriftSpec
-from include.stages.drift import drift_report, format_summary, retrain_decision
+from include.stages.drift import drift_report, format_summary
 
 SPEC = DriftSpec(
     column_threshold=0.1,
@@ -87,11 +88,11 @@ def test_summary_table_names_drifted_columns():
         (0.4, 0.7, NOW - timedelta(days=14), 0, True, None),  # cooldown over
     ],
 )
-def test_retrain_decision(share, perf, last, active, retrain, suppressed):
-    d = retrain_decision(SPEC, share, perf, "roc_auc", last, NOW, active)
+def test_assess_retraining(share, perf, last, active, retrain, suppressed):
+    d = assess_retraining(SPEC, share, perf, "roc_auc", last, NOW, active)
     assert d.retrain is retrain
     assert (d.suppressed_by is None) if suppressed is None else (suppressed in d.suppressed_by)
 
 
 def test_threshold_is_inclusive():
-    assert retrain_decision(SPEC, 0.3, None, "roc_auc", None, NOW, 0).retrain
+    assert assess_retraining(SPEC, 0.3, None, "roc_auc", None, NOW, 0).retrain

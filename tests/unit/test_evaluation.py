@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from include.decisions.promotion import decide, paired_bootstrap_ci, slice_scores
 from include.foundation import metrics
 from include.foundation.config import PromotionSpec
-from include.stages.evaluation import decide, paired_bootstrap_ci, slice_scores
 
 RULE = PromotionSpec(
     primary_metric="roc_auc", min_improvement=0.002, absolute_floor=0.6, guardrails={"log_loss": 0.02}

@@ -1,0 +1,55 @@
+"""The retrain assessment: drift share, the champion's performance and the cooldown state ->
+trigger a training or not, with the reasons.
+
+Pure. The drift check DAG (``include.stages.drift.check_drift``) and the replay both call
+:func:`assess_retraining`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from include.foundation import metrics
+from include.foundation.config import DriftSpec
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    reasons: list[str]
+    suppressed_by: str | None = None
+
+
+def assess_retraining(
+    spec: DriftSpec,
+    drift_share: float,
+    performance: float | None,
+    metric: str,
+    last_trigger_as_of: datetime | None,
+    as_of: datetime,
+    active_training_runs: int,
+) -> RetrainDecision:
+    """Drift share at or over the threshold, or champion performance past the floor; then cooldown."""
+    reasons = []
+    if drift_share >= spec.share_threshold:
+        reasons.append(f"drift share {drift_share:.2f} >= {spec.share_threshold}")
+    if (
+        performance is not None
+        and spec.performance_floor is not None
+        and metrics.is_worse(metric, performance, spec.performance_floor)
+    ):
+        reasons.append(f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}")
+    if not reasons:
+        return RetrainDecision(False, [])
+    if active_training_runs:
+        return RetrainDecision(
+            False, reasons, f"{active_training_runs} training run(s) still queued or running"
+        )
+    cooldown = timedelta(days=spec.interval_days * spec.cooldown_intervals)
+    if last_trigger_as_of is not None and as_of - last_trigger_as_of < cooldown:
+        return RetrainDecision(
+            False, reasons, f"cooldown: last retraining trigger for data up to {last_trigger_as_of:%Y-%m-%d}, "
+            f"less than {spec.cooldown_intervals} interval(s) ago"
+        )  # fmt: skip
+    return RetrainDecision(True, reasons)

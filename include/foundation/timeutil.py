@@ -1,0 +1,37 @@
+"""Time, one way: every timestamp the loop compares is UTC.
+
+Stored columns are naive UTC (GX type checks and Parquet readers agree on it); dates from configs
+and run params become aware UTC datetimes; comparisons of the two go through these functions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def utc(ts: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def utc_midnight(d: date | None) -> datetime | None:
+    """The start of a day, aware UTC (None stays None)."""
+    return None if d is None else datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def naive_utc(ts: datetime) -> pd.Timestamp:
+    """The naive UTC timestamp a stored column is compared with."""
+    import pandas as pd
+
+    return pd.Timestamp(utc(ts)).tz_localize(None)
+
+
+def to_naive_utc(values) -> pd.Series:
+    """A column parsed as naive UTC timestamps; what cannot be parsed becomes NaT."""
+    import pandas as pd
+
+    return pd.to_datetime(values, utc=True, errors="coerce").dt.tz_localize(None)

@@ -1,0 +1,303 @@
+"""The replay engine: a pipeline's year replayed week by week under a retraining policy,
+with the decisions the DAGs take.
+
+After each week's batch a policy decides whether to train a challenger and whether to promote
+it; the following week is scored with the model that is champion then (so each week is judged
+by a model that never saw it). Policies: ``never`` (the first champion all year), ``weekly``
+(refit and replace every week), ``weekly, gated`` (refit every week, promoted through the gate)
+and ``configured`` (the pipeline's own drift check decides when to train, the gate what is
+promoted).
+
+The decisions are the DAGs' own functions, called in one process on the year in memory (no
+scheduler, no registry, no GX: the replayed batches all pass it): the window cut, the training
+windows and the first champion (:mod:`include.decisions.windows`), the retrain assessment
+(:func:`include.decisions.retraining.assess_retraining` on Evidently's drift share from
+:func:`include.stages.drift.drift_report`), and the promotion judgement
+(:func:`include.decisions.promotion.judge`) on metrics defined as ``mlflow.models.evaluate``
+defines them; models are :func:`include.stages.training.build_pipeline`. ``scripts/loop_value.py``
+is its command line (tables, plot, MLflow).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from include.decisions.promotion import judge
+from include.decisions.retraining import assess_retraining
+from include.decisions.windows import cut_window, first_champion_as_of, training_windows
+from include.foundation import metrics
+from include.foundation.config import DriftSpec, PipelineConfig
+from include.foundation.errors import PermanentError
+from include.foundation.settings import Settings
+from include.foundation.storage import PipelinePaths
+from include.stages.datasets import add_label, labelled_rows, split_xy
+from include.stages.drift import drift_columns, drift_report
+from include.stages.sources import fetch
+from include.stages.training import build_pipeline
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class ReplayRefused(PermanentError):
+    """The replay cannot start: a variant that changes the data or model, or a first model the gate refuses."""
+
+
+NEVER, WEEKLY, GATED, CONFIGURED = "never", "weekly", "weekly, gated", "configured"
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    kind: str  # NEVER | WEEKLY | GATED | CONFIGURED
+    drift: DriftSpec | None = None
+
+
+@dataclass
+class Outcome:
+    """One policy's year: the metric of each scored week and what it did at each step."""
+
+    policy: Policy
+    weeks: list[date] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    champions: list[date] = field(default_factory=list)  # the champion's as_of for each scored week
+    trainings: list[date] = field(default_factory=list)  # as_of of each training (after the first)
+    promotions: list[date] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)  # as_of -> why it trained / promoted / not
+
+
+class Replay:
+    """The year's data in memory, and every model, prediction and drift report computed once."""
+
+    def __init__(self, cfg: PipelineConfig, data: pd.DataFrame, first_step: datetime, last_day: datetime):
+        self.cfg, self.ts = cfg, cfg.timestamp_column
+        self.data = data
+        self.interval = timedelta(days=cfg.drift.interval_days)
+        self.bootstrap_at = first_champion_as_of(cfg.training, first_step, self.interval)
+        self.steps: list[datetime] = []
+        s = self.bootstrap_at
+        while s + self.interval <= last_day:
+            self.steps.append(s)
+            s += self.interval
+        self._models: dict[datetime, Any] = {}
+        self._preds: dict[tuple[datetime, datetime, int], tuple] = {}
+        self._drift: dict[tuple[datetime, datetime], dict] = {}
+        self._gate: dict[tuple[datetime, datetime], Any] = {}
+        self.timings = {"training": 0.0, "drift": 0.0, "gate": 0.0}
+
+    def variant(self, cfg: PipelineConfig) -> Replay:
+        """The same replay under other drift or promotion settings, sharing every model,
+        prediction, report and decision computed so far (their keys hold what they depend on)."""
+        if (cfg.model, cfg.training, cfg.target) != (self.cfg.model, self.cfg.training, self.cfg.target):
+            raise ReplayRefused(
+                "a variant may change drift and promotion settings only, not the model or data"
+            )
+        other = object.__new__(Replay)
+        other.__dict__.update(self.__dict__)
+        other.cfg = cfg
+        return other
+
+    def window(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Labelled rows of ``[start, end)``, cut as the DAGs cut curated data (:func:`cut_window`)."""
+        return add_label(
+            self.cfg, cut_window(self.data, self.ts, start, end, self.cfg.schema_.unique_together)
+        )
+
+    def training_window(self, as_of: datetime) -> tuple[datetime, datetime]:
+        return training_windows(self.cfg.training, as_of)  # the windows the assemble task cuts
+
+    def model(self, as_of: datetime):
+        """The model the training DAG would fit for data up to ``as_of`` (include.stages.training.build_pipeline)."""
+        if as_of not in self._models:
+            t0 = time.perf_counter()
+            X, y = split_xy(self.cfg, self.window(*self.training_window(as_of)))
+            self._models[as_of] = build_pipeline(self.cfg).fit(X, y)
+            self.timings["training"] += time.perf_counter() - t0
+            log.debug("fitted the model of %s on %d rows", as_of.date(), len(X))
+        return self._models[as_of]
+
+    def predictions(self, as_of: datetime, start: datetime, days: int) -> tuple:
+        """``(y, (p_positive, predicted label))`` of model ``as_of`` on ``[start, start + days)``."""
+        key = (as_of, start, days)
+        if key not in self._preds:
+            X, y = split_xy(self.cfg, self.window(start, start + timedelta(days=days)))
+            self._preds[key] = (y.to_numpy(), metrics.predictions(self.model(as_of), X))
+        return self._preds[key]
+
+    def score(self, as_of: datetime, start: datetime, days: int) -> float | None:
+        y, (p, d) = self.predictions(as_of, start, days)
+        if len(set(y.tolist())) < 2:
+            return None
+        return float(metrics.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
+
+    def drift_share(self, champion: datetime, as_of: datetime, spec: DriftSpec) -> float:
+        """The drift check's share (include.stages.drift.drift_report): champion's training set vs the window."""
+        key = (champion, as_of, spec.column_threshold, spec.num_method, spec.cat_method, spec.window_days)
+        if key not in self._drift:
+            t0 = time.perf_counter()
+            reference = self.window(*self.training_window(champion))
+            current = labelled_rows(self.cfg, self.window(as_of - timedelta(days=spec.window_days), as_of))
+            _, summary = drift_report(reference, current, *drift_columns(self.cfg, reference), spec)
+            self._drift[key] = summary
+            self.timings["drift"] += time.perf_counter() - t0
+        return self._drift[key]["drift_share"]
+
+    def gate(self, challenger: datetime, champion: datetime | None):
+        """The promotion judgement (:func:`include.decisions.promotion.judge`) on the challenger's holdout."""
+        key = (challenger, champion, self.cfg.promotion.model_dump_json())
+        if key not in self._gate:
+            t0 = time.perf_counter()
+            t = self.cfg.training
+            hold_start = self.training_window(challenger)[1]
+            y, ch = self.predictions(challenger, hold_start, t.holdout_days)
+            trained_until = {"challenger": hold_start}  # the challenger trained up to its holdout
+            cp = champ_metrics = None
+            if champion is not None:
+                _, cp = self.predictions(champion, hold_start, t.holdout_days)
+                champ_metrics = self._metrics(y, cp)
+                trained_until["champion"] = self.training_window(champion)[1]
+            holdout = self.window(hold_start, challenger)
+            self._gate[key] = judge(self.cfg.promotion, y, ch, cp, self._metrics(y, ch), champ_metrics, holdout,
+                                    hold_start, trained_until, with_ci=False).decision  # fmt: skip
+            self.timings["gate"] += time.perf_counter() - t0
+        return self._gate[key]
+
+    def _metrics(self, y, predictions: tuple) -> dict[str, float]:
+        rule = self.cfg.promotion
+        p, d = predictions
+        return {m: float(metrics.metric_fn(m)(y, p, d)) for m in (rule.primary_metric, *rule.guardrails)}
+
+    def run(self, policy: Policy, until: date | None = None) -> Outcome:
+        """Step through the weeks (those starting before ``until``): decide at each batch end,
+        then score the next week."""
+        out = Outcome(policy)
+        first = self.gate(self.bootstrap_at, None)
+        if not first.promote:
+            raise ReplayRefused(
+                f"the first model ({self.bootstrap_at:%Y-%m-%d}) is not promoted: {first.reason}"
+            )
+        champion, last_trigger = self.bootstrap_at, None
+        for step in self.steps:
+            if until is not None and step.date() >= until:
+                break
+            if step > self.bootstrap_at:
+                champion, last_trigger = self._step(policy, out, step, champion, last_trigger)
+            value = self.score(champion, step, self.interval.days)
+            if value is not None:
+                out.weeks.append(step.date())
+                out.scores.append(value)
+                out.champions.append(champion.date())
+        return out
+
+    def _step(self, policy: Policy, out: Outcome, step: datetime, champion: datetime, last_trigger):
+        key = step.date().isoformat()
+        if policy.kind == NEVER:
+            return champion, last_trigger
+        if policy.kind == CONFIGURED:
+            spec = policy.drift
+            share = self.drift_share(champion, step, spec)
+            perf = self.score(champion, step - timedelta(days=spec.window_days), spec.window_days)
+            wanted = assess_retraining(
+                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0
+            )
+            if not wanted.retrain:
+                return champion, last_trigger
+            last_trigger = step
+            out.reasons[key] = "; ".join(wanted.reasons)
+        out.trainings.append(step.date())
+        if policy.kind == WEEKLY:
+            out.promotions.append(step.date())
+            return step, last_trigger
+        decision = self.gate(step, champion)
+        out.reasons[key] = f"{out.reasons.get(key, 'weekly')} -> {decision.reason}"
+        if decision.promote:
+            out.promotions.append(step.date())
+            return step, last_trigger
+        return champion, last_trigger
+
+
+def summarize(outcomes: list[Outcome], since: date | None = None, until: date | None = None) -> list[dict]:
+    """Mean weekly metric, trainings, promotions and weeks below ``never`` within ``[since, until)``."""
+    import numpy as np
+
+    def inside(d: date) -> bool:
+        return (since is None or d >= since) and (until is None or d < until)
+
+    never = next((o for o in outcomes if o.policy.kind == NEVER), None)
+    base = {w: s for w, s in zip(never.weeks, never.scores, strict=True)} if never else {}
+    rows = []
+    for o in outcomes:
+        pairs = [(w, s) for w, s in zip(o.weeks, o.scores, strict=True) if inside(w)]
+        rows.append(
+            {
+                "policy": o.policy.name,
+                "weeks": len(pairs),
+                "mean": round(float(np.mean([s for _, s in pairs])), 4) if pairs else None,
+                "trainings": sum(1 for d in o.trainings if inside(d)),
+                "promotions": sum(1 for d in o.promotions if inside(d)),
+                "below_never": sum(1 for w, s in pairs if w in base and s < base[w] - 1e-12),
+            }
+        )
+    return rows
+
+
+def policies(cfg: PipelineConfig) -> list[Policy]:
+    return [
+        Policy(NEVER, NEVER),
+        Policy(WEEKLY, WEEKLY),
+        Policy(GATED, GATED),
+        Policy(CONFIGURED, CONFIGURED, cfg.drift),
+    ]
+
+
+def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budget: int) -> dict:
+    """The best mean any retraining policy could reach over ``weeks`` with at most ``budget``
+    trainings, knowing every week's outcome in advance (no gate, no drift check): a ceiling, not
+    a policy. ``start`` is the champion before the first week; a model trained at a week's start
+    serves from that week on, as in :meth:`Replay.run`. Dynamic programming over (week, last
+    training, trainings left) on the replay's cached models."""
+    days, n = replay.interval.days, len(weeks)
+    models = [start, *weeks]  # row 0: the starting champion; row i + 1: the model trained at weeks[i]
+    score = [[0.0] * n for _ in models]
+    valid = 0
+    for j, week in enumerate(weeks):
+        if replay.score(start, week, days) is None:  # one class that week: scored by no policy
+            continue
+        valid += 1
+        for m in range(j + 2):
+            score[m][j] = replay.score(models[m], week, days)
+
+    def run_of(m: int, lo: int, hi: int) -> float:  # model m serving weeks lo..hi-1
+        return sum(score[m][lo:hi])
+
+    # best[i][k]: (sum over weeks i.., trainings) when weeks[i] trains and k more trainings may follow
+    best: list[list[tuple[float, list[int]]]] = [[(0.0, [])] * (budget + 1) for _ in range(n)]
+    for i in reversed(range(n)):
+        for k in range(budget + 1):
+            options = [(run_of(i + 1, i, n), [i])]
+            if k:
+                options += [(run_of(i + 1, i, j) + best[j][k - 1][0], [i, *best[j][k - 1][1]])
+                            for j in range(i + 1, n)]  # fmt: skip
+            best[i][k] = max(options, key=lambda o: o[0])
+    options = [(run_of(0, 0, n), [])]
+    if budget:
+        options += [(run_of(0, 0, i) + best[i][budget - 1][0], best[i][budget - 1][1])
+                    for i in range(n) if weeks[i] != start]  # fmt: skip
+    total, chosen = max(options, key=lambda o: o[0])
+    serving = [max((i + 1 for i in chosen if i <= j), default=0) for j in range(n)]  # model of each week
+    return {
+        "mean": round(total / valid, 4) if valid else None,
+        "trainings": [weeks[i].date().isoformat() for i in chosen],
+        "scores": [score[m][j] for j, m in enumerate(serving)],  # 0.0 for a week no policy scores
+    }
+
+
+def load_year(cfg: PipelineConfig, settings: Settings, first: datetime, last: datetime) -> pd.DataFrame:
+    """Every row the ingest DAG would have curated between ``first`` and ``last``."""
+    return fetch(cfg, first, last, PipelinePaths(settings.data_root, cfg.name).base)
