@@ -19,13 +19,13 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.foundation.config import scan_pipelines
-from include.foundation.settings import Settings
+from include.foundation.payloads import DriftCheck
 from include.orchestration.dag_support import (
     TRIGGERED_RUN_PREFIX,
     dag_defaults,
-    fail_fast,
     other_active_training_runs,
+    pipelines_to_build,
+    stage_call,
     timetable,
 )
 from include.orchestration.notifications import notifiers
@@ -51,7 +51,7 @@ def build_drift_dag(cfg, settings):
     )
     def drift_dag():
         @task
-        @fail_fast
+        @stage_call
         def check_drift(params=None) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -69,7 +69,7 @@ def build_drift_dag(cfg, settings):
             return result
 
         @task.short_circuit
-        def should_retrain(result: dict) -> bool:
+        def should_retrain(result: DriftCheck) -> bool:
             return result["retrain"]
 
         trigger_training = TriggerDagRunOperator(
@@ -87,6 +87,6 @@ def build_drift_dag(cfg, settings):
     return drift_dag()
 
 
-SETTINGS = Settings.from_env()
-for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
+SETTINGS, PIPELINES = pipelines_to_build()
+for _cfg in PIPELINES:
     globals()[f"{_cfg.name}__drift_check"] = build_drift_dag(_cfg, SETTINGS)

@@ -26,9 +26,14 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.foundation.config import scan_pipelines
-from include.foundation.settings import Settings
-from include.orchestration.dag_support import curated_asset, dag_defaults, fail_fast, timetable
+from include.foundation.payloads import IngestedBatch, ValidationSummary
+from include.orchestration.dag_support import (
+    curated_asset,
+    dag_defaults,
+    pipelines_to_build,
+    stage_call,
+    timetable,
+)
 
 
 def build_ingest_dag(cfg, settings):
@@ -61,7 +66,7 @@ def build_ingest_dag(cfg, settings):
     )
     def ingest_dag():
         @task
-        @fail_fast
+        @stage_call
         def ingest(params=None) -> dict:
             from datetime import UTC, datetime
 
@@ -83,15 +88,15 @@ def build_ingest_dag(cfg, settings):
             return out
 
         @task
-        @fail_fast  # a failed batch is quarantined; retrying cannot fix data
-        def validate(batch: dict) -> dict:
+        @stage_call  # a failed batch is quarantined; retrying cannot fix data
+        def validate(batch: IngestedBatch) -> dict:
             from include.stages.validation import validate_batch
 
             return validate_batch(cfg, settings.data_root, batch["partition"])
 
         @task(outlets=[curated])
-        @fail_fast
-        def publish(summary: dict, outlet_events=None) -> dict:
+        @stage_call
+        def publish(summary: ValidationSummary, outlet_events=None) -> dict:
             from include.stages.validation import publish_batch
 
             out = publish_batch(cfg, settings.data_root, summary["partition"])
@@ -107,6 +112,6 @@ def build_ingest_dag(cfg, settings):
     return ingest_dag()
 
 
-SETTINGS = Settings.from_env()
-for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
+SETTINGS, PIPELINES = pipelines_to_build()
+for _cfg in PIPELINES:
     globals()[f"{_cfg.name}__ingest"] = build_ingest_dag(_cfg, SETTINGS)

@@ -9,10 +9,10 @@ list-import-errors`), naming each file, key and what was expected.
 
 from __future__ import annotations
 
-from include.foundation.config import ConfigError, scan_pipelines
+from include.foundation.config import ConfigError, scan_pipelines_once
 from include.foundation.settings import Settings
 
-_errors = scan_pipelines(Settings.from_env().pipelines_dir)[1]
+_errors = scan_pipelines_once(Settings.from_env().pipelines_dir)[1]
 if _errors:
     raise ConfigError(
         f"{len(_errors)} pipeline file(s) skipped (their DAGs are not built):\n"

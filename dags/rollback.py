@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.foundation.config import scan_pipelines
-from include.foundation.settings import Settings
-from include.orchestration.dag_support import champion_asset, dag_defaults, fail_fast
+from include.orchestration.dag_support import champion_asset, dag_defaults, pipelines_to_build, stage_call
 
 
 def build_rollback_dag(cfg, settings):
@@ -35,7 +33,7 @@ def build_rollback_dag(cfg, settings):
     )
     def rollback_dag():
         @task(outlets=[champion], retries=0)
-        @fail_fast
+        @stage_call
         def rollback(params=None) -> dict:
             from include.foundation import tracking
             from include.stages.registry import rollback
@@ -49,6 +47,6 @@ def build_rollback_dag(cfg, settings):
     return rollback_dag()
 
 
-SETTINGS = Settings.from_env()
-for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
+SETTINGS, PIPELINES = pipelines_to_build()
+for _cfg in PIPELINES:
     globals()[f"{_cfg.name}__rollback"] = build_rollback_dag(_cfg, SETTINGS)

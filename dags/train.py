@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from include.foundation.config import scan_pipelines
-from include.foundation.settings import Settings
+from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
 from include.orchestration.dag_support import (
     airflow_tags,
     champion_asset,
     champion_event_extra,
     dag_defaults,
-    fail_fast,
+    pipelines_to_build,
     run_link,
+    stage_call,
     timetable,
     train_params,
 )
@@ -45,7 +45,7 @@ def build_train_dag(cfg, settings):
     )
     def train_dag():
         @task
-        @fail_fast
+        @stage_call
         def assemble(params=None) -> dict:
             from include.foundation.storage import PipelinePaths
             from include.stages.datasets import parse_as_of
@@ -57,26 +57,26 @@ def build_train_dag(cfg, settings):
             return assemble_training_data(cfg, settings, as_of, out_dir, train_days=params["train_days"])
 
         @task
-        @fail_fast
-        def train(assembled: dict) -> dict:
+        @stage_call
+        def train(assembled: AssembledData) -> dict:
             from include.stages.training import train_and_register
 
             return train_and_register(cfg, settings, assembled, airflow_tags(get_current_context()))
 
         @task
-        @fail_fast
-        def evaluate(challenger: dict, assembled: dict) -> dict:
+        @stage_call
+        def evaluate(challenger: TrainedModel, assembled: AssembledData) -> dict:
             from include.stages.evaluation import evaluate_challenger
 
             return evaluate_challenger(cfg, settings, challenger, assembled)
 
         @task.branch
-        def decide(evaluation: dict) -> str:
+        def promote_or_reject(evaluation: Evaluation) -> str:  # the decision was taken by evaluate
             return "promote" if evaluation["promote"] else "reject"
 
         @task(outlets=[champion], on_success_callback=notifiers(cfg, settings, "promotion"))
-        @fail_fast
-        def promote(evaluation: dict, params=None) -> dict:
+        @stage_call
+        def promote(evaluation: Evaluation, params=None) -> dict:
             from include.foundation import tracking
             from include.stages.registry import decision_record, promote
 
@@ -90,8 +90,8 @@ def build_train_dag(cfg, settings):
             return promoted
 
         @task
-        @fail_fast
-        def reject(evaluation: dict, params=None) -> dict:
+        @stage_call
+        def reject(evaluation: Evaluation, params=None) -> dict:
             from include.foundation import tracking
             from include.stages.registry import decision_record, reject
 
@@ -102,11 +102,11 @@ def build_train_dag(cfg, settings):
 
         data = assemble()
         evaluation = evaluate(train(data), data)
-        decide(evaluation) >> [promote(evaluation), reject(evaluation)]
+        promote_or_reject(evaluation) >> [promote(evaluation), reject(evaluation)]
 
     return train_dag()
 
 
-SETTINGS = Settings.from_env()
-for _cfg in scan_pipelines(SETTINGS.pipelines_dir)[0]:  # bad files: see pipeline_config.py
+SETTINGS, PIPELINES = pipelines_to_build()
+for _cfg in PIPELINES:
     globals()[f"{_cfg.name}__train"] = build_train_dag(_cfg, SETTINGS)

@@ -28,16 +28,31 @@ import re
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
+from include.foundation.links import (
+    VIEWER_PREFIX,
+    mlflow_model_version_url,
+    mlflow_run_url,
+    pipeline_dag_ids,
+    viewable_file,
+    viewer_path,
+)
+from include.foundation.payloads import (
+    DriftCheck,
+    Evaluation,
+    Promotion,
+    Rejection,
+    TrainedModel,
+    ValidationSummary,
+)
 from include.foundation.settings import Settings
-from include.foundation.storage import VIEWER_PREFIX, pipeline_dag_ids, viewable_file, viewer_path
 from include.orchestration.dag_support import FAILURE_XCOM
 
 log = logging.getLogger(__name__)
+TaskResult = TrainedModel | Evaluation | Promotion | Rejection | DriftCheck | ValidationSummary
 
 URL_PREFIX = VIEWER_PREFIX.removesuffix("/files")  # the viewer app's mount point
 MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS = (
@@ -50,23 +65,24 @@ STATIC_DIR = Path(__file__).resolve().parent / "ct_loop_static"
 SERVED_SUFFIXES = {".html", ".css", ".js", ".json", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".map"}
 
 
-def task_links(dag_id: str, task_id: str, result: Any, settings: Settings) -> dict[str, str]:
-    """Link name -> URL for what one task produced (its return value); pure, so it is unit-tested."""
+def task_links(dag_id: str, task_id: str, result: TaskResult | Any, settings: Settings) -> dict[str, str]:
+    """Link name -> URL for what one task produced (its return value, one of the payloads of
+    :mod:`include.foundation.payloads`); pure, so it is unit-tested."""
     if not isinstance(result, dict):
         return {}
-    ui = settings.mlflow_ui_url.rstrip("/")
+    ui = settings.mlflow_ui_url
     links: dict[str, str | None] = {}
     run_id = result.get("mlflow_run_id") or (result.get("run_id") if task_id == "train" else None)
     experiment = result.get("experiment_id")
     if run_id and experiment:
-        links[MLFLOW_RUN] = f"{ui}/#/experiments/{experiment}/runs/{run_id}"
+        links[MLFLOW_RUN] = mlflow_run_url(ui, experiment, run_id)
     model = result.get("model_name")
     version = {"evaluate": "challenger_version", "promote": "champion", "reject": "rejected"}.get(
         task_id, "version"
     )
     version = result.get(version)
     if model and version:
-        links[MODEL_VERSION] = f"{ui}/#/models/{quote(model)}/versions/{version}"
+        links[MODEL_VERSION] = mlflow_model_version_url(ui, model, version)
     report = result.get("report") or (result.get("retrain_request") or {}).get("report")
     links[DRIFT_REPORT] = viewer_path(settings.data_root, dag_id, report)
     links[DATA_DOCS] = viewer_path(settings.data_root, dag_id, result.get("data_docs_page"))
@@ -178,26 +194,16 @@ SANDBOX_HEADERS = {
 }
 
 
-@cache
-def _pipelines_in(files: tuple[tuple[str, int], ...]) -> dict[str, str]:
-    from include.foundation.config import scan_pipelines
-
-    return (
-        pipeline_dag_ids([cfg.name for cfg in scan_pipelines(Path(files[0][0]).parent)[0]]) if files else {}
-    )
-
-
 def known_dag_ids(pipelines_dir: Path) -> dict[str, str]:
     """``dag_id -> pipeline`` of the valid pipeline files now in ``pipelines_dir`` (re-read when one changes)."""
-    from include.foundation.config import pipeline_files
+    from include.foundation.config import scan_pipelines_once
 
-    files = tuple((str(f), f.stat().st_mtime_ns) for f in pipeline_files(pipelines_dir))
-    return _pipelines_in(files)
+    return pipeline_dag_ids([cfg.name for cfg in scan_pipelines_once(pipelines_dir)[0]])
 
 
 def create_app(settings_factory=Settings.from_env, authorize=None):
     """The read-only viewer: ``GET /ct-loop/files/<dag_id>/<path>`` of what a pipeline produced
-    for people (:func:`include.foundation.storage.viewable_file`), and ``GET /ct-loop/static/<path>`` for the
+    for people (:func:`include.foundation.links.viewable_file`), and ``GET /ct-loop/static/<path>`` for the
     vendored Data Docs assets.
 
     A file is answered only for a DAG of a loaded pipeline that Airflow's auth manager lets the

@@ -590,6 +590,20 @@ def scan_pipelines(directory: str | Path) -> tuple[list[PipelineConfig], list[Co
     return configs, errors
 
 
+_SCANS: dict[tuple, tuple[list[PipelineConfig], list[ConfigError]]] = {}
+
+
+def scan_pipelines_once(directory: str | Path) -> tuple[list[PipelineConfig], list[ConfigError]]:
+    """:func:`scan_pipelines`, once per process while the folder's files are unchanged: every DAG
+    file of one parse (and the plugin) shares one scan."""
+    files = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in pipeline_files(directory))
+    key = (str(Path(directory).resolve()), files)
+    if key not in _SCANS:
+        _SCANS.clear()
+        _SCANS[key] = scan_pipelines(directory)
+    return _SCANS[key]
+
+
 def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
     """All pipelines (``*.yaml``, ``*.yml``) in ``directory``, sorted by file name; any bad file raises."""
     configs, errors = scan_pipelines(directory)

@@ -2,7 +2,7 @@
 
 Retrying cannot fix any of these, so every one derives from :class:`PermanentError` and the
 DAG tasks turn that family into a failure without retries in one place
-(:func:`include.orchestration.dag_support.fail_fast`). Anything else (I/O, a tracking server that is down)
+(:func:`include.orchestration.dag_support.stage_call`). Anything else (I/O, a tracking server that is down)
 is retried with backoff.
 """
 

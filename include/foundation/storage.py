@@ -11,7 +11,7 @@ Layout under ``<data_root>/<pipeline>/``::
     quarantine/landing/<file>-<sha>          landing files that could not be placed, beside <...>.error.json
 
 Only drift reports, Data Docs and quarantine validation results are served over HTTP
-(:func:`viewable_file`); everything else stays on disk.
+(:func:`include.foundation.links.viewable_file`); everything else stays on disk.
 """
 
 from __future__ import annotations
@@ -110,75 +110,6 @@ class PipelinePaths:
         if not root.exists():
             return []
         return sorted(p.parent.name for p in root.glob(f"*/{BATCH_FILE}"))
-
-
-def pipeline_of(dag_id: str) -> str:
-    """``flights_delay__train`` -> ``flights_delay`` (DAG ids are ``<pipeline>__<role>``)."""
-    return dag_id.rsplit("__", 1)[0]
-
-
-DAG_ROLES = ("ingest", "train", "drift_check", "rollback")
-"""The DAGs every pipeline gets, ``<pipeline>__<role>`` (one DAG file per role in ``dags/``)."""
-
-
-def pipeline_dag_ids(pipelines: list[str]) -> dict[str, str]:
-    """``dag_id -> pipeline`` for the DAGs of these pipelines: the only DAG ids the viewer knows."""
-    return {f"{name}__{role}": name for name in pipelines for role in DAG_ROLES}
-
-
-VIEWER_PREFIX = "/ct-loop/files"  # the report viewer the Airflow plugin mounts (plugins/ct_loop_plugin.py)
-VIEWABLE_SUFFIXES = frozenset(
-    {".html", ".json", ".css", ".js", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf"}
-)
-# What the project writes for people to read, below ``<data_root>/<pipeline>/``; never the
-# landing folder, raw, curated or training data, the GX project's config or the landing index.
-VIEWABLE_ROOTS = ("drift", "gx/uncommitted/data_docs")
-
-
-def viewable_file(data_root: Path, pipeline: str, rel: str) -> Path | None:
-    """The file the viewer may serve for ``<pipeline>/<rel>``, or None.
-
-    Only what the project produced for people: Evidently reports (``drift/``), GX Data Docs and a
-    quarantined batch's ``validation_result.json``. ``rel`` is resolved (symlinks included) and
-    must stay inside one of those folders, which must themselves lie inside the pipeline's folder;
-    absolute paths, ``..``, NUL bytes and anything else answer None, like a file that is absent.
-    """
-    if not rel or "\x00" in rel or "\\" in rel or rel.startswith("/") or Path(rel).is_absolute():
-        return None
-    if any(part in ("", ".", "..") for part in rel.split("/")):
-        return None
-    try:
-        base = (data_root / pipeline).resolve(strict=True)
-        target = (base / rel).resolve(strict=True)
-    except (OSError, RuntimeError):
-        return None
-    if not target.is_file() or target.suffix.lower() not in VIEWABLE_SUFFIXES:
-        return None
-    roots = [(base / r).resolve() for r in VIEWABLE_ROOTS]
-    inside = any(root.is_relative_to(base) and target.is_relative_to(root) for root in roots)
-    quarantine = (base / "quarantine").resolve()
-    report = (
-        quarantine.is_relative_to(base)
-        and target.name == "validation_result.json"
-        and target.parent.parent.parent == quarantine
-        and target.parent.parent.name != "landing"
-    )
-    return target if inside or report else None
-
-
-def viewer_path(data_root: Path, dag_id: str, file: str | None) -> str | None:
-    """Path (below the Airflow UI) at which the plugin's viewer serves ``file``, a file under the
-    pipeline's data folder; None for anything outside it. DAG ids are ``<pipeline>__<role>``."""
-    from urllib.parse import quote
-
-    if not file:
-        return None
-    base = (data_root / pipeline_of(dag_id)).resolve()
-    try:
-        rel = Path(file).resolve().relative_to(base)
-    except ValueError:
-        return None
-    return f"{VIEWER_PREFIX}/{quote(dag_id)}/{quote(rel.as_posix())}"
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:

@@ -70,7 +70,7 @@ class Tag:
     AIRFLOW_TASK_ID = "airflow.task_id"
     AIRFLOW_TRY = "airflow.try_number"
     AIRFLOW_RUN_TYPE = "airflow.run_type"
-    # why a training ran (the retrain request, see include.foundation.handoff)
+    # why a training ran (the retrain request, see include.foundation.payloads)
     RUN_PREFIX = "run"
     # the promotion decision: "decision" (promote|reject) on the run, "decision.<field>" on both
     DECISION = "decision"

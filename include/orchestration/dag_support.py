@@ -10,22 +10,27 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from include.foundation.config import PipelineConfig
+from include.foundation.config import PipelineConfig, scan_pipelines_once
 from include.foundation.errors import PermanentError
-from include.foundation.handoff import TRIGGERED_RUN_PREFIX, RetrainRequest
+from include.foundation.links import airflow_run_url
 from include.foundation.logging_config import configure_library_logging
+from include.foundation.payloads import TRIGGERED_RUN_PREFIX, Evaluation, Promotion, RetrainRequest
 from include.foundation.redaction import env_secrets, redact, redact_value
 from include.foundation.settings import Settings
+from include.foundation.timeutil import utc_midnight
 from include.foundation.tracking import Tag, TrackingServerUnavailable, server_outage
 
 log = logging.getLogger(__name__)
 
 
-def as_utc(d: date | None) -> datetime | None:
-    return None if d is None else datetime(d.year, d.month, d.day, tzinfo=UTC)
+def pipelines_to_build() -> tuple[Settings, list[PipelineConfig]]:
+    """What every DAG file builds: the deployment settings and the valid pipelines, scanned once
+    per parse and shared by all DAG files (bad files: ``dags/pipeline_config.py`` reports them)."""
+    settings = Settings.from_env()
+    return settings, scan_pipelines_once(settings.pipelines_dir)[0]
 
 
 def timetable(expr: str | None):
@@ -56,14 +61,16 @@ def default_args(cfg: PipelineConfig, settings: Settings) -> dict[str, Any]:
     }
 
 
-def fail_fast(fn: Callable) -> Callable:
-    """Task decorator (under ``@task``): a :class:`PermanentError` fails the task without retries.
+def stage_call(fn: Callable) -> Callable:
+    """Task decorator (under ``@task``): the one door from an Airflow task into stage code.
 
-    The one place where the error policy meets Airflow: bad data, bad config, not enough data,
-    broken lineage or a stale decision become ``AirflowFailException``; anything else keeps the
-    task's retries (transient I/O, a tracking server that is down). A tracking server that does
-    not answer is named as such (:class:`TrackingServerUnavailable`) instead of a bare
-    connection traceback.
+    On the way in, library logging is set up once and the environment's secrets are registered
+    with Airflow's masker. On the way out, the error policy meets Airflow: a
+    :class:`PermanentError` (bad data, bad config, not enough data, broken lineage, a stale
+    decision) becomes ``AirflowFailException`` (no retries); anything else keeps the task's
+    retries (transient I/O, a tracking server that is down), and a tracking server that does not
+    answer is named as such (:class:`TrackingServerUnavailable`) instead of a bare connection
+    traceback. The return value (the XCom) has URI credentials redacted.
     """
 
     @functools.wraps(fn)
@@ -136,8 +143,8 @@ def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str
     """Arguments every pipeline DAG shares. One run at a time: batches are published in order,
     and a challenger is evaluated and promoted against one champion."""
     return {
-        "start_date": as_utc(cfg.schedule.start_date),
-        "end_date": as_utc(cfg.schedule.end_date) if role == "ingest" else None,
+        "start_date": utc_midnight(cfg.schedule.start_date),
+        "end_date": utc_midnight(cfg.schedule.end_date) if role == "ingest" else None,
         "catchup": cfg.schedule.catchup if role == "ingest" else False,
         "max_active_runs": 1,
         "default_args": default_args(cfg, settings),
@@ -189,13 +196,11 @@ def other_active_training_runs(context: dict, train_dag_id: str) -> int:
 
 def run_link(settings: Settings, context: dict) -> str:
     """The Airflow UI page of the running DAG run (for registry tags and notifications)."""
-    from urllib.parse import quote
-
     dag_id = getattr(context.get("ti"), "dag_id", "") or context["dag"].dag_id
-    return f"{settings.airflow_ui_url.rstrip('/')}/dags/{dag_id}/runs/{quote(context['run_id'], safe='')}"
+    return airflow_run_url(settings.airflow_ui_url, dag_id, context["run_id"])
 
 
-def champion_event_extra(promotion: dict, evaluation: dict) -> dict:
+def champion_event_extra(promotion: Promotion, evaluation: Evaluation) -> dict:
     """The champion asset event's extra: which version is champion now and its primary metric."""
     metric = evaluation["primary_metric"]
     return {

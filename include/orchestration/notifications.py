@@ -20,10 +20,10 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from include.foundation.config import NotificationEvent, PipelineConfig
-from include.foundation.handoff import TRIGGERED_RUN_PREFIX
+from include.foundation.links import airflow_run_url, mlflow_model_version_url, viewer_path
+from include.foundation.payloads import TRIGGERED_RUN_PREFIX, DriftCheck, Evaluation, Promotion
 from include.foundation.redaction import redact
 from include.foundation.settings import Settings
-from include.foundation.storage import viewer_path
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ def failure_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationE
 
 
 def promotion_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationEvent, str, str]:
-    evaluation, promoted = facts["evaluation"], facts["promotion"]
+    evaluation: Evaluation = facts["evaluation"]
+    promoted: Promotion = facts["promotion"]
     metric, new, old = evaluation["primary_metric"], evaluation["challenger"], evaluation["champion"]
     versus = "no previous champion" if old is None else f"{old:.4f} for v{promoted['previous_champion']}"
     subject = (
@@ -68,7 +69,7 @@ def promotion_message(pipeline: str, facts: dict[str, Any]) -> tuple[Notificatio
 
 
 def drift_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationEvent, str, str]:
-    check = facts["check"]
+    check: DriftCheck = facts["check"]
     drifted = ", ".join(check.get("drifted_columns") or []) or "none"
     subject = (
         f"{PREFIX} {pipeline}: retraining triggered (drift share {check['drift_share']:.2f}, "
@@ -114,8 +115,8 @@ class LoopNotifier(BaseNotifier):
             "task_id": ti.task_id,
             "run_id": ti.run_id,
             "try_number": ti.try_number,
-            "log_url": _ui_url(ui, ti.dag_id, ti.run_id, ti.task_id, ti.try_number),
-            "run_url": _ui_url(ui, ti.dag_id, ti.run_id),
+            "log_url": airflow_run_url(ui, ti.dag_id, ti.run_id, ti.task_id, ti.try_number),
+            "run_url": airflow_run_url(ui, ti.dag_id, ti.run_id),
         }
         if self.kind == "failure":
             facts["exception"] = context.get("exception")
@@ -124,14 +125,16 @@ class LoopNotifier(BaseNotifier):
             facts["promotion"] = ti.xcom_pull(task_ids=ti.task_id)
             facts["evaluation"] = ti.xcom_pull(task_ids="evaluate")
             p = facts["promotion"]
-            facts["model_url"] = (
-                f"{self.settings.mlflow_ui_url.rstrip('/')}/#/models/{p['model_name']}/versions/{p['champion']}"
+            facts["model_url"] = mlflow_model_version_url(
+                self.settings.mlflow_ui_url, p["model_name"], p["champion"]
             )
             return promotion_message(self.cfg.name, facts)
         facts["check"] = check = ti.xcom_pull(task_ids="check_drift")
         path = viewer_path(self.settings.data_root, ti.dag_id, check.get("report"))
         facts["report_url"] = f"{ui}{path}" if path else check.get("report")
-        facts["training_url"] = _ui_url(ui, f"{self.cfg.name}__train", TRIGGERED_RUN_PREFIX + ti.run_id)
+        facts["training_url"] = airflow_run_url(
+            ui, f"{self.cfg.name}__train", TRIGGERED_RUN_PREFIX + ti.run_id
+        )
         return drift_message(self.cfg.name, facts)
 
     def channels(self, subject: str, body: str) -> list:
@@ -153,17 +156,6 @@ class LoopNotifier(BaseNotifier):
 
             out.append(AppriseNotifier(title=subject, body=body, apprise_conn_id=spec.apprise_conn_id))
         return out
-
-
-def _ui_url(
-    ui: str, dag_id: str, run_id: str, task_id: str | None = None, try_number: int | None = None
-) -> str:
-    from urllib.parse import quote
-
-    url = f"{ui}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
-    if task_id:
-        url += f"/tasks/{task_id}" + (f"?try_number={try_number}" if try_number else "")
-    return url
 
 
 def notifiers(cfg: PipelineConfig, settings: Settings, kind: str) -> list[LoopNotifier]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from include.decisions.windows import cut_window, training_windows
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import BadRunParam, PermanentError
+from include.foundation.payloads import AssembledData
 from include.foundation.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
 from include.foundation.tracking import Tag
 
@@ -179,7 +180,7 @@ def assemble(
     out_dir: Path,
     train_days: int | None = None,
     holdout_not_before: datetime | None = None,
-) -> dict:
+) -> AssembledData:
     """Write the training and holdout sets (``train-<sha>.parquet``, ``holdout-<sha>.parquet``) for
     the windows ending at ``as_of``.
 
@@ -205,7 +206,7 @@ def assemble(
     train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))
     holdout = add_label(cfg, load_window(cfg, paths, holdout_start, as_of))
     _enough(cfg, train, holdout, f"{train_start:%Y-%m-%d}..{holdout_start:%Y-%m-%d}", f"..{as_of:%Y-%m-%d}")
-    out: dict = {
+    out: AssembledData = {  # type: ignore[typeddict-item]  (train/holdout added below)
         "as_of": as_of.isoformat(),
         "train_window": [train_start.isoformat(), holdout_start.isoformat()],
         "holdout_window": [holdout_start.isoformat(), as_of.isoformat()],

@@ -6,7 +6,7 @@ sampled to ``drift.max_rows`` (seeded) so a million-row window stays fast. The c
 scored on the window's labels (the performance floor). The decision honours a cooldown; the
 HTML report is saved beside the data and logged with the summary to a monitoring run in the
 pipeline's MLflow experiment. When it says retrain, it hands the training DAG a
-:class:`~include.foundation.handoff.RetrainRequest`.
+:class:`~include.foundation.payloads.RetrainRequest`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from include.decisions.retraining import assess_retraining
 from include.foundation import metrics, tracking
 from include.foundation.config import DriftSpec, PipelineConfig
-from include.foundation.handoff import RetrainRequest
+from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write
 from include.foundation.tracking import Role, Tag, last_retrain_trigger
@@ -148,7 +148,7 @@ def check_drift(
     as_of: datetime | None,
     run_id: str,
     active_training_runs: int = 0,
-) -> dict[str, Any]:
+) -> DriftCheck:
     """Compare the latest curated window with the champion's training data; decide on retraining.
 
     Returns ``{"champion_version": None, ...}`` when there is no champion yet.

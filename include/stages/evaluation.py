@@ -14,6 +14,7 @@ from include.decisions.promotion import Decision, judge
 from include.foundation import metrics, tracking
 from include.foundation.config import PipelineConfig, PromotionSpec
 from include.foundation.errors import PermanentError
+from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
 from include.foundation.settings import Settings
 from include.foundation.tracking import Tag
 from include.stages.datasets import model_inputs, training_end
@@ -90,7 +91,9 @@ def champion_to_beat(client, model_name: str, challenger_version: str):
     return client.get_model_version(model_name, previous)
 
 
-def evaluate_challenger(cfg: PipelineConfig, settings: Settings, challenger: dict, assembled: dict) -> dict:
+def evaluate_challenger(
+    cfg: PipelineConfig, settings: Settings, challenger: TrainedModel, assembled: AssembledData
+) -> Evaluation:
     """Score challenger and champion on the same holdout, decide, and log it all to the challenger run.
 
     Each model is loaded once and scored with its own inputs (its signature); the holdout must

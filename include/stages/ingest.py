@@ -10,6 +10,7 @@ from croniter import croniter
 
 from include.foundation.config import PipelineConfig, ReplaySource
 from include.foundation.errors import BadRunParam, PermanentError
+from include.foundation.payloads import IngestedBatch
 from include.foundation.storage import (
     PipelinePaths,
     frame_digest,
@@ -39,7 +40,7 @@ def overlapping_partitions(paths: PipelinePaths, start: datetime, end: datetime)
 
 def ingest_batch(
     cfg: PipelineConfig, data_root: Path, start: datetime, end: datetime, replace: bool = False
-) -> dict:
+) -> IngestedBatch:
     """Write the interval's rows to ``raw/<partition>/batch.parquet`` atomically.
 
     Idempotent: the same interval gives the same file and the same content hash, and a

@@ -23,6 +23,7 @@ from include.foundation import tracking
 from include.foundation.config import load_pipelines
 from include.foundation.errors import PermanentError
 from include.foundation.logging_config import configure_library_logging
+from include.foundation.payloads import Promotion, Rejection
 from include.foundation.redaction import redact, redact_value
 from include.foundation.settings import Settings
 from include.foundation.tracking import Role, Tag
@@ -287,7 +288,7 @@ def move_champion(
 
 def promote(
     client, model_name: str, version: str, expected_champion: str | None, record: dict[str, Any]
-) -> dict:
+) -> Promotion:
     """Move ``champion`` to ``version`` if it still points where evaluation saw it
     (:func:`move_champion`, atomic across processes). A retry after an earlier try moved the
     alias finishes the bookkeeping. Tags that describe the change are written only after the
@@ -315,7 +316,7 @@ def promote(
     return {"model_name": model_name, "champion": version, "previous_champion": expected}
 
 
-def reject(client, model_name: str, version: str, record: dict[str, Any]) -> dict:
+def reject(client, model_name: str, version: str, record: dict[str, Any]) -> Rejection:
     """Record why a challenger was not promoted; the champion is untouched.
 
     The ``challenger`` alias stays on the rejected version on purpose: ``challenger`` always

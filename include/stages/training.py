@@ -13,11 +13,12 @@ import importlib
 import io
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from include.foundation import metrics, tracking
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import PermanentError
+from include.foundation.payloads import AssembledData, TrainedModel
 from include.foundation.settings import Settings
 from include.foundation.tracking import Role, Tag
 from include.stages.datasets import assemble, split_xy, training_end
@@ -106,7 +107,7 @@ def _skops_trusted_types(model) -> list[str]:
 
 def assemble_training_data(
     cfg: PipelineConfig, settings: Settings, as_of, out_dir, train_days: int | None = None
-) -> dict:
+) -> AssembledData:
     """Cut train/holdout windows, refusing a holdout that would overlap the champion's training data."""
     client = tracking.client(settings, cfg.experiment)
     champion = get_champion(client, cfg.registered_model)
@@ -117,8 +118,8 @@ def assemble_training_data(
 
 
 def train_and_register(
-    cfg: PipelineConfig, settings: Settings, assembled: dict, run_tags: dict[str, str]
-) -> dict[str, Any]:
+    cfg: PipelineConfig, settings: Settings, assembled: AssembledData, run_tags: dict[str, str]
+) -> TrainedModel:
     """Fit on ``assembled['train']``, log everything, register a version with alias challenger."""
     import mlflow
     import pandas as pd
@@ -224,7 +225,7 @@ def _log_model(model, X: pd.DataFrame):
     )
 
 
-def _result(cfg: PipelineConfig, mv, client) -> dict[str, Any]:
+def _result(cfg: PipelineConfig, mv, client) -> TrainedModel:
     run = client.get_run(mv.run_id)
     return {
         "model_name": cfg.registered_model,

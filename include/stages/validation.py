@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from include.foundation.config import ColumnSpec, PipelineConfig
 from include.foundation.errors import PermanentError
+from include.foundation.payloads import PublishedBatch, ValidationSummary
 from include.foundation.storage import PipelinePaths, atomic_write, file_digest, write_json
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ def validate_frame(cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path) -> t
     return summary, (docs[0]["site_url"] if docs else None)
 
 
-def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict:
+def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> ValidationSummary:
     """Validate the raw batch of ``partition``; quarantine it and raise if it fails."""
     import pandas as pd
 
@@ -278,7 +279,7 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict
     raise DataValidationFailed(msg, summary)
 
 
-def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> dict:
+def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> PublishedBatch:
     """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless).
 
     Replacing a published batch (a run with ``replace``) is logged with the rows before and after."""

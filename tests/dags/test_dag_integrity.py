@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.foundation.handoff import RetrainRequest
+from include.foundation.payloads import RetrainRequest
 from tests.airflow_helpers import dagbag
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,11 +57,11 @@ def test_train_structure(bag):
         ("assemble", "train"),
         ("assemble", "evaluate"),
         ("train", "evaluate"),
-        ("evaluate", "decide"),
+        ("evaluate", "promote_or_reject"),
         ("evaluate", "promote"),
         ("evaluate", "reject"),
-        ("decide", "promote"),
-        ("decide", "reject"),
+        ("promote_or_reject", "promote"),
+        ("promote_or_reject", "reject"),
     }
     assert [a.name for a in dag.get_task("promote").outlets] == ["flights_delay.champion"]
     assert set(dag.params.keys()) >= {"reason", "as_of", "train_days", "drift_share", "report"}

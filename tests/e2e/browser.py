@@ -115,7 +115,7 @@ def hostile_pages(home: Path, env: dict, name: str) -> dict[str, Path]:
 def hostile_walk(page, base: str, home: Path, env: dict, name: str) -> list[str]:
     """Open each hostile page through the viewer while logged in: its script runs, sandboxed,
     and its attempt to read ``/api/v2`` with the reader's session is refused."""
-    from include.foundation.storage import viewer_path
+    from include.foundation.links import viewer_path
 
     seen = []
     for i, (what, file) in enumerate(hostile_pages(home, env, name).items()):

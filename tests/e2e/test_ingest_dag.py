@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from include.foundation.links import viewer_path
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, viewer_path
+from include.foundation.storage import PipelinePaths
 from tests.airflow_helpers import plugin, run_dag, task_states
 from tests.smtp_inbox import smtp_server
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from include.foundation.errors import PermanentError
-from include.orchestration.dag_support import fail_fast
+from include.orchestration.dag_support import stage_call
 from include.stages.datasets import NotEnoughData
 
 
 def test_permanent_errors_fail_without_retry_and_others_pass_through():
     from airflow.sdk.exceptions import AirflowFailException
 
-    @fail_fast
+    @stage_call
     def task(kind: str, *, params=None):
         if kind == "permanent":
             raise NotEnoughData("12 rows")
@@ -58,7 +58,7 @@ def test_a_tracking_server_that_does_not_answer_is_named_and_retried(monkeypatch
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     uri = f"http://127.0.0.1:{port}"
 
-    @fail_fast
+    @stage_call
     def promote():
         MlflowClient(tracking_uri=uri).get_registered_model("m")
 
@@ -69,7 +69,7 @@ def test_a_tracking_server_that_does_not_answer_is_named_and_retried(monkeypatch
     assert "retried with backoff" in str(err.value)
     assert not isinstance(err.value, PermanentError)  # keeps the task's retries
 
-    @fail_fast
+    @stage_call
     def broken():
         raise ValueError("a bug, not an outage")
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from include.foundation import metrics
-from include.foundation.handoff import RetrainRequest
+from include.foundation.payloads import RetrainRequest
 from include.foundation.storage import PipelinePaths, frame_digest, partition_key, write_parquet
 from include.foundation.tracking import Tag
 from include.stages.datasets import (

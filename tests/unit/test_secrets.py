@@ -52,7 +52,7 @@ def test_a_planted_password_reaches_no_message(monkeypatch, caplog):
     from include.foundation.logging_config import install_redaction
     from include.foundation.settings import Settings
     from include.foundation.tracking import TrackingServerUnavailable
-    from include.orchestration.dag_support import fail_fast
+    from include.orchestration.dag_support import stage_call
     from include.orchestration.notifications import failure_message
     from include.stages.registry import _write_decision
 
@@ -64,7 +64,7 @@ def test_a_planted_password_reaches_no_message(monkeypatch, caplog):
     assert PLANTED not in repr(settings)
     assert settings.mlflow_ui_url == f"http://127.0.0.1:{uri.rsplit(':', 1)[1]}"  # links: no credentials
 
-    @fail_fast
+    @stage_call
     def talk_to_mlflow():
         MlflowClient(tracking_uri=uri).get_registered_model("m")
 
@@ -73,7 +73,7 @@ def test_a_planted_password_reaches_no_message(monkeypatch, caplog):
     assert "http://***@127.0.0.1" in str(err.value) and PLANTED not in str(err.value)
     assert PLANTED not in _secrets_masker().redact(f"whatever Airflow logs: {uri}")  # task logs: masked
 
-    @fail_fast
+    @stage_call
     def returns_a_uri():
         return {"source": uri}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from include.foundation.links import viewable_file
 from include.foundation.settings import Settings
-from include.foundation.storage import viewable_file
 from tests.airflow_helpers import plugin
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,193 @@
+"""What the tasks hand each other, spelled once: every task's return value (its XCom) is one of
+these types, imported by the stage that produces it and by every reader (the next task, the
+plugin's extra links, the notifications). Small on purpose: paths, ids and numbers, never data.
+
+The drift check → training handoff is a :class:`RetrainRequest`: the conf of the training run it
+triggers; the training DAG's params form has exactly these fields (plus its own options), and
+the training run records them on the MLflow run and model version as ``run.<field>`` tags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NotRequired, TypedDict
+
+from include.foundation.tracking import Tag
+
+TRIGGERED_RUN_PREFIX = "drift__"  # run id of a training the drift check triggers: drift__<its run id>
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """Why a training runs and on data up to when."""
+
+    reason: str = "manual"  # "drift", "performance", "bootstrap", "manual", ...
+    as_of: str | None = None  # end of the holdout window (ISO); None = latest curated data
+    drift_share: float | None = None  # set by the drift check
+    report: str | None = None  # the drift report that triggered the run
+
+    # field -> (JSON-schema type, description): the training DAG's params form is built from it
+    FORM = {
+        "reason": ("string", "Why this training runs (recorded on the model)"),
+        "as_of": (["null", "string"], "End of the holdout window (ISO date); empty = latest curated data"),
+        "drift_share": (["null", "number"], "Set by the drift check"),
+        "report": (["null", "string"], "Drift report that triggered this run"),
+    }
+
+    def to_conf(self) -> dict[str, Any]:
+        """The training run's conf (JSON-able)."""
+        return asdict(self)
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> RetrainRequest:
+        """Read the request out of a run's params/conf (other keys are the DAG's own options)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in conf.items() if k in names and v is not None}
+        if "drift_share" in values:
+            values["drift_share"] = float(values["drift_share"])
+        return cls(**values)
+
+    def tags(self) -> dict[str, str]:
+        """``run.<field>`` tags for the MLflow run and model version."""
+        out = {Tag.run("reason"): self.reason or ""}
+        for key in ("drift_share", "report"):
+            if getattr(self, key) is not None:
+                out[Tag.run(key)] = str(getattr(self, key))
+        return out
+
+
+# --------------------------------------------------------------------------- ingestion
+
+
+class IngestedBatch(TypedDict):
+    """``ingest``: the interval's raw batch (or, ``already_published``, the published one left alone)."""
+
+    partition: str
+    uri: str
+    rows: int
+    sha256: NotRequired[str]
+    replace: NotRequired[bool]
+    already_published: NotRequired[bool]
+
+
+class ValidationSummary(TypedDict):
+    """``validate``: GX's verdict on a batch (also kept as XCom ``failure`` by a failed validation)."""
+
+    success: bool
+    statistics: dict[str, Any]
+    failures: list[dict[str, Any]]
+    data_docs_page: str | None
+    partition: str
+    rows: int
+    data_docs: str | None
+    report: NotRequired[str]  # the quarantine report, when it failed
+
+
+class PublishedBatch(TypedDict):
+    """``publish``: the curated batch; ``replaced_rows`` when it replaced a published one."""
+
+    partition: str
+    uri: str
+    rows: int
+    replaced_rows: int | None
+
+
+# --------------------------------------------------------------------------- training
+
+
+class DataSet(TypedDict):
+    uri: str
+    rows: int
+    sha256: str
+    positive_rate: float
+
+
+class AssembledData(TypedDict):
+    """``assemble``: the training set and the later holdout, written once and keyed by content."""
+
+    as_of: str
+    train_window: list[str]  # [start, end) ISO
+    holdout_window: list[str]
+    train: DataSet
+    holdout: DataSet
+
+
+class TrainedModel(TypedDict):
+    """``train``: the registered challenger version and its MLflow run."""
+
+    model_name: str
+    version: str
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    train_metrics: dict[str, float]
+
+
+class Evaluation(TypedDict):
+    """``evaluate``: the judgement (:class:`include.decisions.promotion.Decision` fields) and its evidence."""
+
+    promote: bool
+    reason: str
+    primary_metric: str
+    challenger: float
+    champion: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    model_name: str
+    challenger_version: str
+    champion_version: str | None
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    holdout_rows: int
+    holdout_sha256: str
+    holdout_window: list[str]
+    trained_until: dict[str, str]
+    slices: list[dict[str, Any]]
+    mlflow_run_id: NotRequired[str]
+    experiment_id: NotRequired[str]
+
+
+class Promotion(TypedDict):
+    """``promote``: the new champion and the one it replaced."""
+
+    model_name: str
+    champion: str
+    previous_champion: str | None
+
+
+class Rejection(TypedDict):
+    """``reject``: the version left as challenger and the champion that stays."""
+
+    model_name: str
+    rejected: str
+    champion: str | None
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+class DriftCheck(TypedDict, total=False):
+    """``check_drift``: Evidently's summary, the champion's performance and the retrain assessment."""
+
+    champion_version: str | None
+    retrain: bool
+    reasons: list[str]
+    suppressed_by: str | None
+    drift_share: float
+    drifted_columns: list[str]
+    n_columns: int
+    columns: dict[str, dict[str, Any]]
+    empty_columns: list[str]
+    reference_rows: int
+    reference_used: int
+    current_rows: int
+    current_used: int
+    as_of: str
+    performance: float | None
+    performance_metric: str
+    report: str
+    retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
+    mlflow_run_id: str
+    experiment_id: str
