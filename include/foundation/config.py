@@ -288,7 +288,12 @@ class DriftSpec(_Strict):
     cooldown_intervals: int = Field(
         1, ge=0, description="No new trigger within this many intervals of the last"
     )
-    interval_days: int = Field(7, ge=1, description="Length of one check interval (the batch cadence)")
+    interval_days: int = Field(
+        7,
+        ge=1,
+        description="Length of one check interval, in days (the cooldown counts these); default: the "
+        "spacing of schedule.drift_check, and when set it must match that schedule",
+    )
     performance_floor: float | None = None
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
@@ -315,6 +320,18 @@ class NotificationSpec(_Strict):
 
 
 CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+
+
+def cron_spacing_days(expr: str, start: date, ticks: int = 60) -> tuple[float, float]:
+    """The shortest and longest gap, in days, between consecutive ticks in the year after ``start``."""
+    from datetime import datetime
+
+    from croniter import croniter
+
+    it = croniter(expr, datetime(start.year, start.month, start.day), max_years_between_matches=1)
+    times = [it.get_next(datetime) for _ in range(ticks)]
+    gaps = [(b - a).total_seconds() / 86400 for a, b in zip(times, times[1:], strict=False)]
+    return min(gaps), max(gaps)
 
 
 def fires_within_a_year(expr: str, start: date) -> bool:
@@ -373,6 +390,24 @@ class PipelineConfig(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     notifications: NotificationSpec = NotificationSpec()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drift_cadence_from_the_schedule(cls, raw: Any) -> Any:
+        """Without ``drift.interval_days``, the drift check's cadence is its schedule's spacing."""
+        if not isinstance(raw, dict):
+            return raw
+        drift, schedule = raw.get("drift") or {}, raw.get("schedule") or {}
+        expr = schedule.get("drift_check", ScheduleSpec.model_fields["drift_check"].default)
+        if not isinstance(drift, dict) or "interval_days" in drift or not isinstance(expr, str):
+            return raw
+        try:
+            start = schedule.get("start_date", ScheduleSpec.model_fields["start_date"].default)
+            start = start if isinstance(start, date) else date.fromisoformat(str(start))
+            shortest, longest = cron_spacing_days(expr, start)
+        except Exception:  # an invalid cron or date is reported by the schedule's own checks
+            return raw
+        return {**raw, "drift": {**drift, "interval_days": max(1, round((shortest + longest) / 2))}}
+
     @model_validator(mode="after")
     def _columns_fit_the_schema(self) -> PipelineConfig:
         """Cross-field checks: what would otherwise fail (or leak) later is refused here."""
@@ -408,6 +443,16 @@ class PipelineConfig(_Strict):
         stray = [c for c in self.promotion.slices.columns if c not in names]
         if stray:
             raise ValueError(f"promotion.slices.columns {stray} are not schema columns")
+        expr = self.schedule.drift_check
+        if expr is not None:
+            shortest, longest = cron_spacing_days(expr, self.schedule.start_date)
+            if not int(shortest) <= self.drift.interval_days <= -(-longest // 1):
+                every = f"{shortest:g}" if shortest == longest else f"{shortest:g} to {longest:g}"
+                raise ValueError(
+                    f"drift.interval_days {self.drift.interval_days} does not match schedule.drift_check "
+                    f"{expr!r}, which runs every {every} day(s); the cooldown and the replay count in these "
+                    "intervals: set it to the schedule's spacing or leave it out to derive it"
+                )
         src = self.source
         if isinstance(src, LandingSource) and src.timestamp_column and src.timestamp_column not in names:
             raise ValueError(f"source.timestamp_column {src.timestamp_column!r} is not a schema column")

@@ -262,3 +262,18 @@ def test_readme_example_pipeline_loads(tmp_path):
     block = readme.split("## Plug in your own data", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     cfg = load_pipeline(_write(tmp_path, block, "churn.yaml"))
     assert cfg.name == "churn" and cfg.model.categorical_features == ["plan"]
+
+
+def test_the_drift_cadence_follows_its_schedule(tmp_path):
+    raw = _flights_raw()
+    raw["schedule"]["drift_check"] = "0 6 * * *"  # daily
+    del raw["drift"]["interval_days"]
+    assert load_pipeline(_write(tmp_path, raw)).drift.interval_days == 1  # derived from the schedule
+    raw["drift"]["interval_days"] = 7  # a weekly cooldown clock on a daily check: refused
+    with pytest.raises(
+        ConfigError, match=r"drift.interval_days 7 does not match schedule.drift_check '0 6 \* \* \*'"
+    ):
+        load_pipeline(_write(tmp_path, raw))
+    raw["schedule"]["drift_check"] = "0 0 1 * *"  # monthly: 28 to 31 days
+    raw["drift"]["interval_days"] = 30
+    assert load_pipeline(_write(tmp_path, raw)).drift.interval_days == 30
