@@ -10,7 +10,7 @@ address names (``npm pack``; GX's own logo from the installed great_expectations
 address, the local file, the package, its licence and the file's sha256 in ``manifest.json``.
 The result is committed, so neither users nor CI need npm; run it again (``python
 scripts/vendor_data_docs_assets.py``) after upgrading great-expectations, and
-``tests/unit/test_data_docs_assets.py`` fails while any CDN address in GX's templates has no
+``tests/unit/plugins/test_data_docs_assets.py`` fails while any CDN address in GX's templates has no
 local copy.
 """
 

@@ -266,7 +266,7 @@ class PromotionSpec(_Strict):
         return self
 
 
-# Evidently 0.7's drift methods per column type (tests/unit/test_config.py checks this list
+# Evidently 0.7's drift methods per column type (tests/unit/foundation/test_config.py checks this list
 # against Evidently's own registry, so it cannot go stale unnoticed).
 NumMethod = Literal[
     "anderson", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger", "jensenshannon",

@@ -1,4 +1,4 @@
-"""Foundation pieces the stages share: metrics, lineage-checked training sets, windows, the handoff."""
+"""Datasets: curated windows, labels and lineage-checked, write-once training sets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.foundation import metrics
-from include.foundation.payloads import RetrainRequest
 from include.foundation.storage import PipelinePaths, frame_digest, partition_key, write_parquet
 from include.foundation.tracking import Tag
 from include.stages.datasets import (
@@ -21,29 +19,7 @@ from include.stages.datasets import (
     read_training_set,
     recent_window,
 )
-from tests.factories import write_curated_weeks
-from tests.unit.test_training import frame, tiny_cfg
-
-
-def test_metric_directions():
-    assert metrics.greater_is_better("roc_auc") and not metrics.greater_is_better("log_loss")
-    assert metrics.orientation("log_loss") == -1
-    assert metrics.is_worse("roc_auc", 0.59, 0.6) and not metrics.is_worse("roc_auc", 0.61, 0.6)
-    assert metrics.is_worse("log_loss", 0.7, 0.6) and not metrics.is_worse("log_loss", 0.5, 0.6)
-
-
-def test_score_uses_the_positive_class_and_unwraps_pyfunc():
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame({"x": rng.normal(size=500)})
-    y = (X["x"] + rng.normal(0, 0.3, 500) > 0).astype(int)
-    model = LogisticRegression().fit(X, y)
-    auc = metrics.score(model, X, y, "roc_auc")
-    assert auc > 0.9
-    wrapped = SimpleNamespace(get_raw_model=lambda: model)  # what an MLflow pyfunc model offers
-    assert metrics.score(wrapped, X, y, "roc_auc") == auc
-    assert metrics.score(model, X, 1 - y, "roc_auc") == pytest.approx(1 - auc)
+from tests.factories import frame, tiny_cfg, write_curated_weeks
 
 
 def _version(tmp_path, df, **tags):
@@ -86,29 +62,6 @@ def test_labelled_rows_match_how_training_sets_are_built():
     assert len(labelled_rows(tiny_cfg(), df)) == len(df) - 10
     unlabelled = df.assign(y=np.nan)  # labels not arrived yet: compare what there is
     assert len(labelled_rows(tiny_cfg(), unlabelled)) == len(df)
-
-
-def test_retrain_request_round_trip_and_tags():
-    req = RetrainRequest(reason="drift", as_of="2013-07-09T00:00:00+00:00", drift_share=0.4, report="/r.html")
-    conf = req.to_conf()
-    assert RetrainRequest.from_conf({**conf, "train_days": 28}) == req  # DAG options are not part of it
-    assert RetrainRequest.from_conf({**conf, "drift_share": "0.4"}).drift_share == 0.4  # templated text
-    assert req.tags() == {"run.reason": "drift", "run.drift_share": "0.4", "run.report": "/r.html"}
-    manual = RetrainRequest.from_conf({"reason": "manual", "as_of": None, "drift_share": None})
-    assert manual == RetrainRequest() and manual.tags() == {"run.reason": "manual"}
-    assert set(RetrainRequest.FORM) == set(conf)  # the params form covers every field
-
-
-def test_run_ids_map_to_distinct_folders_inside_the_pipeline(tmp_path):
-    from include.foundation.storage import safe_name
-
-    names = {safe_name(r) for r in ("retrain:1", "retrain+1", "retrain_1", "..", ".", "../../etc", "")}
-    assert len(names) == 7  # no two ids share a folder
-    assert all("/" not in n and n not in (".", "..") and not n.startswith(".") for n in names)
-    assert safe_name("manual__2013-01-01") == "manual__2013-01-01"  # already safe: unchanged
-    paths = PipelinePaths(tmp_path, "p")
-    for run in ("..", "../../x", "/abs/path"):
-        assert paths.training_dir(run).resolve().parent == (tmp_path / "p" / "training").resolve()
 
 
 def test_training_sets_are_write_once(tmp_path):

@@ -6,47 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.foundation.config import PipelineConfig
 from include.foundation.storage import PipelinePaths, partition_key
 from include.stages.datasets import NotEnoughData, assemble
 from include.stages.training import build_pipeline, load_estimator
-from tests.factories import landing_cfg, write_curated_weeks
-
-
-def tiny_cfg(**model) -> PipelineConfig:
-    """ts, a numeric and a categorical feature, and a float target binarised at 0.5."""
-    return landing_cfg(
-        "tiny",
-        source={"kind": "landing_folder", "path": "in"},
-        schema={
-            "timestamp_column": "ts",
-            "columns": [
-                {"name": "ts", "dtype": "datetime"},
-                {"name": "x", "dtype": "float"},
-                {"name": "c", "dtype": "str"},
-                {"name": "y", "dtype": "float"},
-            ],
-        },  # fmt: skip
-        target={"column": "y", "positive_above": 0.5, "name": "label"},
-        model={
-            "estimator": "sklearn.linear_model.LogisticRegression",
-            "numeric_features": ["x"],
-            "categorical_features": ["c"],
-            **model,
-        },  # fmt: skip
-        training={"train_days": 14, "holdout_days": 7, "min_train_rows": 50},
-    )
-
-
-def frame(start: datetime, days: int, n: int = 200, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
-    ts = pd.to_datetime(start.replace(tzinfo=None)) + pd.to_timedelta(
-        rng.uniform(0, days * 86400, n), unit="s"
-    )
-    return pd.DataFrame(
-        {"ts": ts, "x": x, "c": rng.choice(["a", "b"], n), "y": (x + rng.normal(0, 0.5, n) > 0.5) * 1.0}
-    )
+from tests.factories import frame, tiny_cfg, write_curated_weeks
 
 
 def test_pipeline_fits_with_missing_values_and_unknown_categories():

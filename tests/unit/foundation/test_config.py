@@ -7,7 +7,7 @@ import yaml
 
 from include.foundation.config import ConfigError, load_pipeline, load_pipelines, scan_pipelines
 
-FLIGHTS = Path(__file__).resolve().parents[2] / "include" / "pipelines" / "flights_delay.yaml"
+FLIGHTS = Path(__file__).resolve().parents[3] / "include" / "pipelines" / "flights_delay.yaml"
 
 
 def _write(tmp_path: Path, data, name="p.yaml") -> Path:

@@ -15,7 +15,7 @@ from include.foundation.links import viewable_file
 from include.foundation.settings import Settings
 from tests.airflow_helpers import plugin
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OK = "<html><body>report</body></html>"
 
 

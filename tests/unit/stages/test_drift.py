@@ -92,7 +92,3 @@ def test_assess_retraining(share, perf, last, active, retrain, suppressed):
     d = assess_retraining(SPEC, share, perf, "roc_auc", last, NOW, active)
     assert d.retrain is retrain
     assert (d.suppressed_by is None) if suppressed is None else (suppressed in d.suppressed_by)
-
-
-def test_threshold_is_inclusive():
-    assert assess_retraining(SPEC, 0.3, None, "roc_auc", None, NOW, 0).retrain
