@@ -203,12 +203,14 @@ def _latest_move(client, model_name: str) -> tuple[int, Any]:
 IN_FLIGHT_SECONDS = 600
 
 
-def _in_flight(ticket) -> bool:
-    """A claimed move whose alias write may still be coming (young ticket). An older ticket whose
-    target is not the alias means the alias was moved outside the loop since: the alias counts."""
+def _pending(ticket, current: str | None) -> bool:
+    """A claimed move whose alias write has not landed yet: the alias still points where the move
+    starts, and the claim is young. (An older one was abandoned by a claimant that died; a ticket
+    whose start is not the alias means the alias was moved by hand since: the alias counts.)"""
     import time
 
-    return time.time() - (ticket.creation_time or 0) / 1000 < IN_FLIGHT_SECONDS
+    young = time.time() - (ticket.creation_time or 0) / 1000 < IN_FLIGHT_SECONDS
+    return young and ticket.tags.get("to") != current and ticket.tags.get("from") == str(current)
 
 
 def _claim(client, model_name: str, n: int, move: dict[str, str]) -> bool:
@@ -265,10 +267,10 @@ def move_champion(
         )
         _settle(client, model_name, n)
         return False
-    if last is not None and last.tags.get("to") != current_v and _in_flight(last):
+    if last is not None and _pending(last, current_v):
         raise PromotionConflict(
-            f"{model_name}: a {last.tags.get('kind')} to v{last.tags.get('to')} (move {n}) is being applied "
-            f"right now; this {kind} to v{version} is not applied. Re-run it against the new champion."
+            f"{model_name}: a {last.tags.get('kind')} from v{current_v} to v{last.tags.get('to')} (move {n}) is being "
+            f"applied right now; not overwriting it with this {kind} to v{version}. Re-run it against the new champion."
         )
     if current_v != expected:
         raise PromotionConflict(
