@@ -16,7 +16,13 @@ def test_the_cut_is_half_open_and_counts_each_row_once():
     df = pd.DataFrame(
         {
             "ts": pd.to_datetime(
-                ["2012-12-31 23:00", "2013-01-01", "2013-01-03", "2013-01-03", "2013-01-08"]
+                [
+                    "2012-12-31 23:00",
+                    "2013-01-01 00:00",
+                    "2013-01-03 00:00",
+                    "2013-01-03 00:00",
+                    "2013-01-08 00:00",
+                ]
             ),
             "key": [0, 1, 2, 2, 3],
             "v": [0, 1, 2, 20, 3],  # row 2 twice (overlapping partitions): the later copy wins
