@@ -1,0 +1,102 @@
+"""The DAGs and the replay take the same decisions on the same weeks (``make loop-value`` replays
+what the loop would have done, so it must decide as the loop does).
+
+A short pipeline (2-week training window, 1-week holdout) on five real weeks: the first champion,
+a challenger judged against it, and a drift check, each through ``dag.test()``; then
+``include.replay`` on the same weeks, decision by decision: the same rows, the same promotion
+verdict and reason, the same drift share, performance and retrain assessment.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.airflow_helpers import run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "flights_agree"
+JAN1 = datetime(2013, 1, 1, tzinfo=UTC)
+FIRST, SECOND = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=5)
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory, airflow_db):
+    """The DAGs' decisions on five weeks, and the replay of the same weeks."""
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
+    from include.replay import Replay, load_year
+    from include.stages.ingest import ingest_batch
+    from include.stages.validation import publish_batch
+
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = NAME
+    raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
+    raw["drift"].update(share_threshold=0.05)  # January's weather drifts week to week: a trigger to compare
+    folder = tmp_path_factory.mktemp("agree_pipelines")
+    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CT_PIPELINES_DIR", str(folder))
+    cfg, settings = load_pipeline(folder / f"{NAME}.yaml"), Settings.from_env()
+    for week in range(5):  # published without GX: validation has its own tests
+        batch = ingest_batch(
+            cfg, settings.data_root, JAN1 + timedelta(weeks=week), JAN1 + timedelta(weeks=week + 1)
+        )
+        publish_batch(cfg, settings.data_root, batch["partition"])
+    dags = {}
+    for as_of in (FIRST, SECOND):
+        dr = run_dag(f"{NAME}__train", run_conf={"reason": "test", "as_of": as_of.date().isoformat()})
+        assert task_states(dr)["evaluate"] == "success", task_states(dr)
+        ti = next(t for t in dr.get_task_instances() if t.task_id == "evaluate")
+        dags[as_of] = ti.xcom_pull(task_ids="evaluate")
+    dr = run_dag(f"{NAME}__drift_check", run_conf={"as_of": SECOND.date().isoformat()})
+    assert task_states(dr)["check_drift"] == "success", task_states(dr)
+    folder = settings.data_root / NAME / "drift"
+    dags["drift"] = json.loads(
+        max(folder.glob("*/summary.json"), key=lambda p: p.stat().st_mtime).read_text()
+    )
+    replay = Replay(cfg, load_year(cfg, settings, JAN1, SECOND), JAN1, SECOND)
+    yield cfg, dags, replay
+    mp.undo()
+
+
+def test_the_first_champion_is_decided_alike(decided):
+    cfg, dags, replay = decided
+    assert replay.bootstrap_at == FIRST  # the first-champion rule, one function for both
+    verdict = replay.gate(FIRST, None)
+    assert dags[FIRST]["promote"] is verdict.promote is True
+    assert dags[FIRST]["reason"] == verdict.reason
+    assert dags[FIRST]["challenger"] == pytest.approx(verdict.challenger, abs=1e-12)
+
+
+def test_a_challenger_is_judged_alike(decided):
+    cfg, dags, replay = decided
+    dag = dags[SECOND]
+    verdict = replay.gate(SECOND, FIRST)
+    assert dag["champion_version"] is not None  # judged against the first champion
+    assert dag["promote"] == verdict.promote and dag["reason"] == verdict.reason
+    assert (dag["challenger"], dag["champion"]) == pytest.approx(
+        (verdict.challenger, verdict.champion), abs=1e-12
+    )
+    hold_start = replay.training_window(SECOND)[1]
+    assert dag["holdout_rows"] == len(replay.window(hold_start, SECOND))  # the same rows
+
+
+def test_the_drift_check_assesses_alike(decided):
+    from include.decisions.retraining import assess_retraining
+
+    cfg, dags, replay = decided
+    check = dags["drift"]
+    champion = SECOND if dags[SECOND]["promote"] else FIRST
+    spec = cfg.drift
+    share = replay.drift_share(champion, SECOND, spec)
+    performance = replay.score(champion, SECOND - timedelta(days=spec.window_days), spec.window_days)
+    assessed = assess_retraining(spec, share, performance, cfg.promotion.primary_metric, None, SECOND, 0)
+    assert check["drift_share"] == pytest.approx(share, abs=1e-12)
+    assert check["performance"] == pytest.approx(performance, abs=1e-9)
+    assert (check["retrain"], check["reasons"]) == (assessed.retrain, assessed.reasons)
