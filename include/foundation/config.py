@@ -23,6 +23,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from include.foundation.errors import PermanentError
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built in
 from include.foundation.metrics import MetricName
 
 
@@ -501,7 +503,7 @@ def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
     ``model_check(estimator, params) -> problems`` defaults to :func:`check_model`."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)  # safe: plain data only
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read pipeline file ({exc})") from exc
     except yaml.YAMLError as exc:

@@ -299,10 +299,11 @@ def promote(
     claimant = f"promote:{record.get('airflow_run_id') or 'manual'}:v{version}"
     try:
         move_champion(client, model_name, version, expected, claimant, "promotion")
-    except PromotionConflict as exc:  # the version says why it is not champion, then the task fails
-        why = f"{exc} (the evaluation had passed: {record.get('reason') or 'no reason recorded'})"
-        _write_decision(client, model_name, version, {**record, "outcome": "conflict", "reason": why,
-                                                      "rejected_at": _now()})  # fmt: skip
+    except PromotionConflict as exc:  # a fresh challenger says why it is not champion; the task fails
+        if not client.get_model_version(model_name, version).tags.get(Tag.DECISION_OUTCOME):
+            why = f"{exc} (the evaluation had passed: {record.get('reason') or 'no reason recorded'})"
+            _write_decision(client, model_name, version, {**record, "outcome": "conflict", "reason": why,
+                                                          "rejected_at": _now()})  # fmt: skip
         raise
     full = {**record, "previous_champion": expected, "promoted_at": _now(), "outcome": "promoted"}
     _write_decision(client, model_name, version, full)

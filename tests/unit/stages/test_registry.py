@@ -182,3 +182,15 @@ def test_rollback_is_a_move_like_any_other():
     out = rollback(reg, "m", "bad release http://u:secret@host", actor="ops")
     assert out["champion"] == "1" and reg.aliases["champion"] == "1"
     assert "secret" not in reg.version_tags["1"]["rollback.restored"]  # credentials redacted
+
+
+def test_a_conflict_never_rewrites_the_decision_of_a_version_that_has_one():
+    from include.stages.registry import PromotionConflict, promote
+
+    reg = FakeRegistry()
+    reg.aliases["champion"] = "1"
+    promote(reg, "m", "2", "1", {"airflow_run_id": "r2"})
+    promote(reg, "m", "3", "2", {"airflow_run_id": "r3"})
+    with pytest.raises(PromotionConflict):
+        promote(reg, "m", "2", "999", {"airflow_run_id": "r9"})  # a stale decision about a former champion
+    assert reg.version_tags["2"]["decision.outcome"] == "promoted" and reg.aliases["champion"] == "3"
