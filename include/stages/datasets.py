@@ -8,7 +8,7 @@ module never touches ``raw/`` or ``quarantine/``.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from include.foundation.config import PipelineConfig
 from include.foundation.errors import BadRunParam, PermanentError
 from include.foundation.payloads import AssembledData
 from include.foundation.storage import PipelinePaths, frame_digest, parse_partition_key, write_parquet
+from include.foundation.timeutil import utc
 from include.foundation.tracking import Tag
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def training_end(cfg: PipelineConfig, version) -> datetime:
 
     tagged = version.tags.get(Tag.TRAIN_END)
     if tagged:
-        return datetime.fromisoformat(tagged).astimezone(UTC)
+        return utc(datetime.fromisoformat(tagged))
     newest = read_training_set(version)[cfg.timestamp_column].max()
     return pd.Timestamp(newest).tz_localize("UTC").to_pydatetime() + timedelta(microseconds=1)
 
@@ -143,7 +144,7 @@ def parse_as_of(text: str | None) -> datetime | None:
         ts = datetime.fromisoformat(text)
     except ValueError as exc:
         raise BadRunParam(f"as_of {text!r} is not an ISO date or datetime (e.g. 2013-06-04)") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    return utc(ts)
 
 
 def latest_curated_end(paths: PipelinePaths) -> datetime | None:
@@ -199,7 +200,7 @@ def assemble(
         if as_of is not None:
             log.info("as_of %s is past the curated data; using its end %s", as_of, latest)
         as_of = latest
-    as_of = as_of.astimezone(UTC)
+    as_of = utc(as_of)
     train_start, holdout_start = training_windows(cfg.training, as_of, train_days)
     _refuse_in_sample(cfg, as_of, holdout_start, holdout_not_before)
     cols = [*cfg.schema_.names, cfg.target.name]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from croniter import croniter
@@ -18,6 +18,7 @@ from include.foundation.storage import (
     partition_key,
     write_parquet,
 )
+from include.foundation.timeutil import utc, utc_midnight
 from include.stages import sources
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,14 @@ def default_interval(cfg: PipelineConfig, data_root: Path, now: datetime) -> tup
         )
     if isinstance(cfg.source, ReplaySource):
         ends = [parse_partition_key(k)[1] for k in PipelinePaths(data_root, cfg.name).curated_partitions()]
-        first = datetime.combine(cfg.source.first_day, datetime.min.time(), tzinfo=UTC)
+        first = utc_midnight(cfg.source.first_day)
         start = max(ends) if ends else first
         if start.date() > cfg.source.last_day:
             raise NoInterval(
                 f"the replay of {cfg.name} is complete (source.last_day {cfg.source.last_day}): nothing left to ingest"
             )
         return start, croniter(expr, start).get_next(datetime)
-    end = croniter(expr, now.astimezone(UTC)).get_prev(datetime)
+    end = croniter(expr, utc(now)).get_prev(datetime)
     return croniter(expr, end).get_prev(datetime), end
 
 
@@ -122,7 +123,7 @@ def interval_for_run(
     """The run's interval: ``batch_start`` if given, else its data interval, else the default (logged)."""
     has_interval = data_interval_start is not None and data_interval_end is not None
     if has_interval and isinstance(cfg.source, ReplaySource):  # e.g. a UI trigger "now" on 2013 data
-        first = datetime.combine(cfg.source.first_day, datetime.min.time(), tzinfo=UTC)
+        first = utc_midnight(cfg.source.first_day)
         has_interval = data_interval_end > first and data_interval_start.date() <= cfg.source.last_day
     if batch_start or (has_interval and data_interval_end > data_interval_start):
         return resolve_interval(data_interval_start, data_interval_end, batch_start, batch_days)
@@ -149,7 +150,7 @@ def resolve_interval(
             start = datetime.fromisoformat(batch_start)
         except ValueError as exc:
             raise BadRunParam(f"batch_start {batch_start!r} is not a date (YYYY-MM-DD)") from exc
-        start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
+        start = utc(start)
         return start, start + timedelta(days=batch_days or 7)
     if data_interval_start is None or data_interval_end is None:
         raise NoInterval("run has no data interval: pass batch_start in the run's params")

