@@ -10,11 +10,8 @@ Cheap to import: DAG files import it at parse time.
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib.util
 import json
-import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +19,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from include.foundation.checks import (
+    _ESTIMATOR_PATH,
+    check_model,
+    cron_spacing_days,
+    estimator_is_exported,
+    fires_within_a_year,
+)
 from include.foundation.errors import PermanentError
 from include.foundation.metrics import MetricName
 
@@ -164,33 +168,6 @@ class TargetSpec(_Strict):
         return self
 
 
-_ESTIMATOR_PATH = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$")
-
-
-def estimator_is_exported(path: str) -> bool:
-    """Whether ``sklearn.<module>.<Class>`` names a class that module defines or re-exports.
-
-    Read from the module's source (not imported): configs are loaded while DAG files parse, and
-    must not pull in scikit-learn there. ``training.load_estimator`` imports the class and checks
-    it is a classifier before anything is instantiated.
-    """
-    module, _, name = path.rpartition(".")
-    root = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    if root is None or not root.submodule_search_locations:
-        return False
-    base = Path(next(iter(root.submodule_search_locations))).joinpath(*module.split(".")[1:])
-    source = next((p for p in (base / "__init__.py", base.with_suffix(".py")) if p.is_file()), None)
-    if source is None:
-        return False
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(source.read_text())):
-        if isinstance(node, ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.ImportFrom | ast.Import):
-            names.update(a.asname or a.name.rpartition(".")[2] for a in node.names)
-    return name in names
-
-
 class ModelSpec(_Strict):
     estimator: str = Field(description="Import path of a scikit-learn classifier class")
     params: dict[str, Any] = {}
@@ -322,32 +299,6 @@ class NotificationSpec(_Strict):
 
 
 CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
-
-
-def cron_spacing_days(expr: str, start: date, ticks: int = 60) -> tuple[float, float]:
-    """The shortest and longest gap, in days, between consecutive ticks in the year after ``start``."""
-    from datetime import datetime
-
-    from croniter import croniter
-
-    it = croniter(expr, datetime(start.year, start.month, start.day), max_years_between_matches=1)
-    times = [it.get_next(datetime) for _ in range(ticks)]
-    gaps = [(b - a).total_seconds() / 86400 for a, b in zip(times, times[1:], strict=False)]
-    return min(gaps), max(gaps)
-
-
-def fires_within_a_year(expr: str, start: date) -> bool:
-    """Whether the cron expression has a tick in the year after ``start``."""
-    from datetime import datetime, timedelta
-
-    from croniter import CroniterBadDateError, croniter
-
-    begin = datetime(start.year, start.month, start.day)
-    try:
-        tick = croniter(expr, begin, max_years_between_matches=1).get_next(datetime)
-    except CroniterBadDateError:
-        return False
-    return tick - begin <= timedelta(days=366)
 
 
 class ScheduleSpec(_Strict):
@@ -523,75 +474,6 @@ def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
     return cfg
 
 
-def model_problems(estimator: str, params: dict[str, Any]) -> list[str]:
-    """scikit-learn's own verdict on ``model.estimator`` with ``model.params``, without fitting:
-    a classifier class, parameters its parameter validation accepts, and ``predict_proba``
-    (every metric, the bootstrap and the drift check's performance floor score probabilities).
-    Imports scikit-learn: :func:`check_model` keeps that out of DAG parsing."""
-    import importlib
-    import inspect
-
-    from sklearn.base import ClassifierMixin
-
-    module, _, name = estimator.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        return [f"model.estimator: cannot import {estimator!r} ({exc})"]
-    if not (inspect.isclass(cls) and issubclass(cls, ClassifierMixin)):
-        return [f"model.estimator: {estimator} is not a scikit-learn classifier"]
-    try:
-        est = cls().set_params(**params)
-        est._validate_params()  # scikit-learn's own parameter constraints, checked without a fit
-    except (TypeError, ValueError) as exc:
-        return [f"model.params: {exc}"]
-    if not hasattr(est, "predict_proba"):
-        return [
-            f"model.estimator: {estimator} (with these model.params) has no predict_proba; the promotion "
-            "metrics, the bootstrap and the performance floor need class probabilities (e.g. "
-            "LogisticRegression, or SGDClassifier with loss: log_loss)"
-        ]
-    return []
-
-
-def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
-    """:func:`model_problems`, cheap where it must be: in a process that already imported
-    scikit-learn it runs in place; elsewhere (DAG parsing, which must not import it) the verdict
-    comes from a cache under ``CT_HOME/cache`` or, the first time, from a child process."""
-    import subprocess
-    import sys
-    from importlib.metadata import version
-
-    if "sklearn" in sys.modules:
-        return model_problems(estimator, params)
-    import os
-    import tempfile
-
-    from include.foundation.settings import cache_dir
-
-    spec = {"estimator": estimator, "params": params, "sklearn": version("scikit-learn")}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
-    cached = cache_dir() / "model_checks" / f"{key}.json"
-    try:
-        return list(json.loads(cached.read_text())["problems"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    out = subprocess.run(
-        [sys.executable, "-m", "include.foundation.config", "check-model"],
-        input=json.dumps(spec, default=str), capture_output=True, text=True, timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise ConfigError(f"model check of {estimator} failed: {out.stderr.strip()[-2000:]}")
-    problems = list(json.loads(out.stdout)["problems"])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")  # 0600; renamed whole into place
-    with os.fdopen(fd, "w") as fh:
-        json.dump({**spec, "problems": problems}, fh, default=str)
-    os.replace(tmp, cached)
-    return problems
-
-
 PIPELINE_SUFFIXES = (".yaml", ".yml")
 
 
@@ -657,12 +539,3 @@ def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
     if errors:
         raise ConfigError("\n".join(str(e) for e in errors))
     return configs
-
-
-if __name__ == "__main__":  # python -m include.foundation.config check-model < spec.json (see check_model)
-    import sys
-
-    if sys.argv[1:] != ["check-model"]:
-        sys.exit("usage: python -m include.foundation.config check-model < {estimator, params}")
-    _spec = json.load(sys.stdin)
-    json.dump({"problems": model_problems(_spec["estimator"], _spec["params"])}, sys.stdout)

@@ -247,7 +247,7 @@ def test_estimator_check_reads_source_without_importing_sklearn():
     import sys
 
     probe = (
-        "import sys; from include.foundation.config import estimator_is_exported as ok; "
+        "import sys; from include.foundation.checks import estimator_is_exported as ok; "
         "assert ok('sklearn.ensemble.HistGradientBoostingClassifier') and ok('sklearn.linear_model.LogisticRegression'); "
         "assert not ok('sklearn.ensemble.Nope') and not ok('sklearn.nope.X'); "
         "assert 'sklearn' not in sys.modules, 'sklearn was imported'"
