@@ -126,19 +126,27 @@ def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
         return list(json.loads(cached.read_text())["problems"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    out = subprocess.run(
-        [sys.executable, "-m", "include.foundation.checks", "check-model"],
-        input=json.dumps(spec, default=str), capture_output=True, text=True, timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "include.foundation.checks", "check-model"],
+            input=json.dumps(spec, default=str), capture_output=True, text=True, timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelCheckFailed(f"scikit-learn could not be asked about {estimator} ({exc})") from exc
     if out.returncode != 0:
-        raise ModelCheckFailed(f"model check of {estimator} failed: {out.stderr.strip()[-2000:]}")
+        raise ModelCheckFailed(
+            f"scikit-learn could not be asked about {estimator}: {out.stderr.strip()[-2000:]}"
+        )
     problems = list(json.loads(out.stdout)["problems"])
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")  # 0600; renamed whole into place
-    with os.fdopen(fd, "w") as fh:
-        json.dump({**spec, "problems": problems}, fh, default=str)
-    os.replace(tmp, cached)
+    try:  # a cache that cannot be written (a read-only home) only costs the next parse the child process
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")  # 0600; renamed whole into place
+        with os.fdopen(fd, "w") as fh:
+            json.dump({**spec, "problems": problems}, fh, default=str)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
     return problems
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from include.foundation.checks import (
     _ESTIMATOR_PATH,
+    ModelCheckFailed,
     check_model,
     cron_spacing_days,
     estimator_is_exported,
@@ -468,7 +469,10 @@ def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
             f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(lines)) from None
-    problems = (model_check or check_model)(cfg.model.estimator, cfg.model.params)
+    try:
+        problems = (model_check or check_model)(cfg.model.estimator, cfg.model.params)
+    except ModelCheckFailed as exc:  # still this file's error: it breaks only itself
+        raise ConfigError(f"{path}: model: {exc}") from exc
     if problems:
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(f"  - {p}" for p in problems))
     return cfg

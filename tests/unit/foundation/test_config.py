@@ -277,3 +277,16 @@ def test_the_drift_cadence_follows_its_schedule(tmp_path):
     raw["schedule"]["drift_check"] = "0 0 1 * *"  # monthly: 28 to 31 days
     raw["drift"]["interval_days"] = 30
     assert load_pipeline(_write(tmp_path, raw)).drift.interval_days == 30
+
+
+def test_a_model_check_that_cannot_run_breaks_only_its_file(tmp_path, monkeypatch):
+    from include.foundation import checks
+
+    def broken(estimator, params):
+        raise checks.ModelCheckFailed("scikit-learn could not be asked (no such interpreter)")
+
+    _write(tmp_path, _flights_raw(), "a.yaml")
+    monkeypatch.setattr("include.foundation.config.check_model", broken)
+    configs, errors = scan_pipelines(tmp_path)
+    assert configs == [] and len(errors) == 1
+    assert str(errors[0]).startswith(f"{tmp_path / 'a.yaml'}: model: scikit-learn could not be asked")
