@@ -97,7 +97,7 @@ def build_ingest_dag(cfg, settings):
         @task(outlets=[curated])
         @stage_call
         def publish(summary: ValidationSummary, outlet_events=None) -> dict:
-            from include.stages.validation import publish_batch
+            from include.stages.ingest import publish_batch
 
             out = publish_batch(cfg, settings.data_root, summary["partition"])
             outlet_events[curated].extra = {

@@ -143,8 +143,8 @@ def case_pipeline(work: Path, rows: int) -> dict:
 
     from include.foundation.config import DriftSpec
     from include.stages.drift import drift_report
-    from include.stages.ingest import ingest_batch
-    from include.stages.validation import publish_batch, validate_batch
+    from include.stages.ingest import ingest_batch, publish_batch
+    from include.stages.validation import validate_batch
 
     cfg = synthetic_config("bench_p5", rows * 2)
     data_root = work / "data"
@@ -179,10 +179,10 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     from include.foundation.tracking import Tag
     from include.stages.drift import check_drift
     from include.stages.evaluation import evaluate_challenger
-    from include.stages.ingest import ingest_batch
+    from include.stages.ingest import ingest_batch, publish_batch
     from include.stages.registry import decision_record, get_champion, promote, reject
     from include.stages.training import assemble_training_data, train_and_register
-    from include.stages.validation import publish_batch, validate_batch
+    from include.stages.validation import validate_batch
 
     configure_library_logging()
     t0 = time.perf_counter()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
 from pathlib import Path
 
 from include.foundation.settings import Settings
@@ -131,25 +130,3 @@ def client(settings: Settings, experiment: str):
 
     configure(settings, experiment)
     return MlflowClient()
-
-
-def last_retrain_trigger(
-    client, experiment: str, exclude_airflow_run_id: str | None = None
-) -> datetime | None:
-    """``as_of`` of the newest finished monitoring run that asked for retraining (the cooldown's clock).
-
-    Runs that did not finish and runs of ``exclude_airflow_run_id`` (the check being retried or
-    cleared) do not count: a retried check keeps its own trigger.
-    """
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    query = (
-        f"tags.`{Tag.ROLE}` = '{Role.MONITORING}' and tags.`{Tag.DRIFT_RETRAIN}` = 'true' "
-        "and attributes.status = 'FINISHED'"
-    )
-    if exclude_airflow_run_id:
-        query += f" and tags.`{Tag.AIRFLOW_RUN_ID}` != '{exclude_airflow_run_id}'"
-    runs = client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
-                              max_results=1)  # fmt: skip
-    return datetime.fromisoformat(runs[0].data.tags[Tag.DRIFT_AS_OF]) if runs else None

@@ -22,7 +22,7 @@ from include.foundation.config import DriftSpec, PipelineConfig
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write
-from include.foundation.tracking import Role, Tag, last_retrain_trigger
+from include.foundation.tracking import Role, Tag
 from include.stages.datasets import add_label, labelled_rows, model_inputs, read_training_set, recent_window
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
@@ -140,6 +140,28 @@ def champion_performance(cfg: PipelineConfig, champion, current: pd.DataFrame) -
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
     X = model_inputs(labelled, columns, numeric)
     return metrics.score(model, X, labelled[cfg.target.name], cfg.promotion.primary_metric)
+
+
+def last_retrain_trigger(
+    client, experiment: str, exclude_airflow_run_id: str | None = None
+) -> datetime | None:
+    """``as_of`` of the newest finished monitoring run that asked for retraining (the cooldown's clock).
+
+    Runs that did not finish and runs of ``exclude_airflow_run_id`` (the check being retried or
+    cleared) do not count: a retried check keeps its own trigger.
+    """
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    query = (
+        f"tags.`{Tag.ROLE}` = '{Role.MONITORING}' and tags.`{Tag.DRIFT_RETRAIN}` = 'true' "
+        "and attributes.status = 'FINISHED'"
+    )
+    if exclude_airflow_run_id:
+        query += f" and tags.`{Tag.AIRFLOW_RUN_ID}` != '{exclude_airflow_run_id}'"
+    runs = client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                              max_results=1)  # fmt: skip
+    return datetime.fromisoformat(runs[0].data.tags[Tag.DRIFT_AS_OF]) if runs else None
 
 
 def check_drift(

@@ -1,4 +1,5 @@
-"""Ingestion stage: pull one data interval from the source into its raw partition."""
+"""Ingestion stage: pull one data interval from the source into its raw partition, and publish it
+to the curated dataset once validation (``include.stages.validation``) passed it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from croniter import croniter
 
 from include.foundation.config import PipelineConfig, ReplaySource
 from include.foundation.errors import BadRunParam, PermanentError
-from include.foundation.payloads import IngestedBatch
+from include.foundation.payloads import IngestedBatch, PublishedBatch
 from include.foundation.storage import (
     PipelinePaths,
+    atomic_write,
     frame_digest,
     parse_partition_key,
     partition_key,
@@ -157,3 +159,29 @@ def resolve_interval(
     if data_interval_end <= data_interval_start:
         raise NoInterval(f"empty data interval {data_interval_start}..{data_interval_end}: pass batch_start")
     return data_interval_start, data_interval_end
+
+
+def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> PublishedBatch:
+    """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless).
+
+    Replacing a published batch (a run with ``replace``) is logged with the rows before and after."""
+    import filecmp
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    paths = PipelinePaths(data_root, cfg.name)
+    src, dst = paths.raw(partition), paths.curated(partition)
+    before = pq.read_metadata(dst).num_rows if dst.exists() else None
+    after = pq.read_metadata(src).num_rows
+    if before is not None and filecmp.cmp(src, dst, shallow=False):
+        log.info("%s is already published with this content (%d rows): unchanged", partition, after)
+        return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": None}
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+    if before is None:
+        log.info("published %s (%d rows) to %s", partition, after, dst)
+    else:
+        log.warning(
+            "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
+        )
+    return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlparse
 
 from include.foundation.config import ColumnSpec, PipelineConfig
 from include.foundation.errors import PermanentError
-from include.foundation.payloads import PublishedBatch, ValidationSummary
-from include.foundation.storage import PipelinePaths, atomic_write, file_digest, write_json
+from include.foundation.payloads import ValidationSummary
+from include.foundation.storage import PipelinePaths, file_digest, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -277,29 +277,3 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> Vali
     )
     log.error(msg)
     raise DataValidationFailed(msg, summary)
-
-
-def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> PublishedBatch:
-    """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless).
-
-    Replacing a published batch (a run with ``replace``) is logged with the rows before and after."""
-    import filecmp
-    import shutil
-
-    import pyarrow.parquet as pq
-
-    paths = PipelinePaths(data_root, cfg.name)
-    src, dst = paths.raw(partition), paths.curated(partition)
-    before = pq.read_metadata(dst).num_rows if dst.exists() else None
-    after = pq.read_metadata(src).num_rows
-    if before is not None and filecmp.cmp(src, dst, shallow=False):
-        log.info("%s is already published with this content (%d rows): unchanged", partition, after)
-        return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": None}
-    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
-    if before is None:
-        log.info("published %s (%d rows) to %s", partition, after, dst)
-    else:
-        log.warning(
-            "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
-        )
-    return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}

@@ -31,8 +31,7 @@ def decided(tmp_path_factory, airflow_db):
     from include.foundation.config import load_pipeline
     from include.foundation.settings import Settings
     from include.replay import Replay, load_year
-    from include.stages.ingest import ingest_batch
-    from include.stages.validation import publish_batch
+    from include.stages.ingest import ingest_batch, publish_batch
 
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = NAME

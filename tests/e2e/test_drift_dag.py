@@ -14,8 +14,7 @@ import yaml
 
 from include.foundation.config import load_pipeline
 from include.foundation.settings import Settings
-from include.stages.ingest import ingest_batch
-from include.stages.validation import publish_batch
+from include.stages.ingest import ingest_batch, publish_batch
 from tests.airflow_helpers import run_dag, task_states
 
 pytestmark = pytest.mark.e2e

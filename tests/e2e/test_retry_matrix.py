@@ -63,10 +63,10 @@ def matrix(tmp_path_factory, airflow_db):
     from include.stages.datasets import parse_as_of
     from include.stages.drift import check_drift
     from include.stages.evaluation import evaluate_challenger
-    from include.stages.ingest import ingest_batch
+    from include.stages.ingest import ingest_batch, publish_batch
     from include.stages.registry import decision_record, promote, reject
     from include.stages.training import assemble_training_data, train_and_register
-    from include.stages.validation import publish_batch, validate_batch
+    from include.stages.validation import validate_batch
 
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = NAME

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from include.foundation.settings import Settings
-from include.stages.ingest import ingest_batch
-from include.stages.validation import publish_batch, validate_batch
+from include.stages.ingest import ingest_batch, publish_batch
+from include.stages.validation import validate_batch
 from tests.airflow_helpers import run_dag, task_states
 
 pytestmark = pytest.mark.e2e

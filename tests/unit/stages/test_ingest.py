@@ -358,7 +358,7 @@ def test_quarantined_files_of_the_same_name_keep_their_own_reports(tmp_path):
 
 def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg, tmp_path, caplog):
     from include.foundation.storage import PipelinePaths
-    from include.stages.validation import publish_batch
+    from include.stages.ingest import publish_batch
 
     paths = PipelinePaths(tmp_path, flights_cfg.name)
     first = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)

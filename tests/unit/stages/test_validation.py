@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from include.foundation.storage import PipelinePaths
-from include.stages.ingest import ingest_batch
-from include.stages.validation import DataValidationFailed, publish_batch, validate_batch, validate_frame
+from include.stages.ingest import ingest_batch, publish_batch
+from include.stages.validation import DataValidationFailed, validate_batch, validate_frame
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
 
