@@ -1,3 +1,5 @@
+"""The promotion judgement: floor, margin, guardrails, CI, slices, out-of-sample holdouts, and a property test."""
+
 from __future__ import annotations
 
 import math

@@ -1,23 +1,16 @@
+"""The drift stage: Evidently's report on sampled frames and the summary table the task log leads with."""
+
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from include.decisions.retraining import assess_retraining
 from include.foundation.config import DriftSpec
 from include.stages.drift import drift_report, format_summary
 
-SPEC = DriftSpec(
-    column_threshold=0.1,
-    share_threshold=0.3,
-    max_rows=2_000,
-    cooldown_intervals=2,
-    interval_days=7,
-    performance_floor=0.6,
-)
+SPEC = DriftSpec(column_threshold=0.1, share_threshold=0.3, max_rows=2_000)
 NOW = datetime(2013, 7, 1, tzinfo=UTC)
 
 
@@ -75,20 +68,3 @@ def test_summary_table_names_drifted_columns():
     )  # fmt: skip
     a_line = next(line for line in text.splitlines() if line.startswith("a "))
     assert a_line.rstrip().endswith("YES") and "RETRAIN" in text and "/x/report.html" in text
-
-
-@pytest.mark.parametrize(
-    "share, perf, last, active, retrain, suppressed",
-    [
-        (0.1, 0.7, None, 0, False, None),  # no drift, fine performance
-        (0.4, 0.7, None, 0, True, None),  # drift
-        (0.1, 0.5, None, 0, True, None),  # performance under the floor
-        (0.4, 0.7, None, 1, False, "still queued or running"),
-        (0.4, 0.7, NOW - timedelta(days=7), 0, False, "cooldown"),
-        (0.4, 0.7, NOW - timedelta(days=14), 0, True, None),  # cooldown over
-    ],
-)
-def test_assess_retraining(share, perf, last, active, retrain, suppressed):
-    d = assess_retraining(SPEC, share, perf, "roc_auc", last, NOW, active)
-    assert d.retrain is retrain
-    assert (d.suppressed_by is None) if suppressed is None else (suppressed in d.suppressed_by)

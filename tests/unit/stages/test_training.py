@@ -1,3 +1,5 @@
+"""The training stage: the scikit-learn pipeline, the estimator check and write-once training sets."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
