@@ -1,9 +1,12 @@
 """Continuous-training loop: plain Python that the Airflow DAGs in ``dags/`` call.
 
-Stages (``ingest``, ``validation``, ``training``, ``evaluation``, ``drift``) are peers: each does
-one job, never imports another, and stands on the foundation (``registry``, ``datasets``,
-``sources``, ``handoff``, ``tracking``, ``storage``, ``config``, ``settings``, ``metrics``,
-``errors``).
-``dag_support`` is the one module that builds Airflow objects, importing Airflow lazily. The
-contracts in ``pyproject.toml`` (import-linter, run by ``make lint``) enforce all of this.
+Four layers, each importing only the ones below it (README "Layout"; enforced by the
+import-linter contracts in ``pyproject.toml``, run by ``make lint``):
+
+* ``orchestration/`` — the only code that speaks Airflow (DAG defaults, the task door
+  ``stage_call``, Assets, Params, notifiers); ``replay.py`` — the replay engine of ``make loop-value``;
+* ``stages/`` — one job each (sources and ingestion, GX validation, datasets, training,
+  evaluation, the drift check, the registry); stages never import one another;
+* ``decisions/`` — every decision the loop takes, one pure function each;
+* ``foundation/`` — config, settings, storage, links, payloads, tracking, metrics, time, errors.
 """
