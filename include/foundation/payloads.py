@@ -191,3 +191,18 @@ class DriftCheck(TypedDict, total=False):
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str
     experiment_id: str
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class ScoredBatch(TypedDict):
+    """``score``: one interval's part of the prediction log, and the version that wrote it."""
+
+    partition: str
+    uri: str
+    rows: int
+    model_name: str
+    model_version: str
+    scored_at: str
+    already_scored: bool

@@ -96,6 +96,11 @@ class PipelinePaths:
         """GX project root: GX keeps its files in ``gx/`` below it (Data Docs included)."""
         return self.base
 
+    def predictions(self, key: str, version: str | int) -> Path:
+        """The prediction log's part for one interval scored by one model version (append-only:
+        a second scoring of the same interval by the same version is the same part)."""
+        return self.base / "predictions" / key / f"v{version}.parquet"
+
     def training_dir(self, run: str) -> Path:
         return self.base / "training" / safe_name(run)
 

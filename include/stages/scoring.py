@@ -1,0 +1,109 @@
+"""Scoring stage: a model version scores a published batch into the prediction log.
+
+The log is partitioned like the data: ``predictions/<interval>/v<version>.parquet``, one row per
+input row with the batch's key columns, the predicted label, the positive-class score, the model
+name and version, the Airflow run and the scoring time. It is append-only per (interval,
+version): a retried or cleared run finds its part and leaves it as it is; another version (a
+shadow or backfill run) writes a part of its own beside the champion's.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from include.foundation import metrics, tracking
+from include.foundation.config import PipelineConfig
+from include.foundation.errors import PermanentError
+from include.foundation.payloads import ScoredBatch
+from include.foundation.settings import Settings
+from include.foundation.storage import PipelinePaths, write_parquet
+from include.stages.datasets import model_inputs
+from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class MissingFeatures(PermanentError):
+    """The batch lacks columns the model's signature needs: scoring it would be a guess."""
+
+
+class UnpublishedBatch(PermanentError):
+    """The interval has no published batch: only validated data is scored."""
+
+
+def key_columns(cfg: PipelineConfig) -> list[str]:
+    """The columns that identify a row (``unique_together``, else the timestamp), in schema order."""
+    wanted = {c for group in cfg.schema_.unique_together for c in group} or {cfg.timestamp_column}
+    return [c for c in cfg.schema_.names if c in wanted]
+
+
+def prediction_rows(
+    batch: pd.DataFrame, keys: list[str], scores, labels, model_name: str, version: str,
+    airflow_run_id: str, scored_at: datetime,
+) -> pd.DataFrame:  # fmt: skip
+    """The log's rows for one batch: its keys, what the model said, who said it and when."""
+    out = batch[keys].reset_index(drop=True).copy()
+    out["prediction"] = labels
+    out["score"] = scores
+    out["model_name"] = model_name
+    out["model_version"] = str(version)
+    out["airflow_run_id"] = airflow_run_id
+    out["scored_at"] = scored_at.replace(tzinfo=None)  # naive UTC, like every stored timestamp
+    return out
+
+
+def score_batch(
+    cfg: PipelineConfig, settings: Settings, partition: str, airflow_run_id: str, version: str | None = None
+) -> ScoredBatch | None:
+    """Score the published batch of ``partition`` with ``version`` (default: the champion now).
+
+    None when there is no champion yet (nothing to score with: not a failure)."""
+    import pandas as pd
+
+    client = tracking.client(settings, cfg.experiment)
+    name = cfg.registered_model
+    if version is None:
+        champion = get_champion(client, name)
+        if champion is None:
+            log.warning("%s has no champion yet: batch %s is not scored", name, partition)
+            return None
+        version = str(champion.version)
+    paths = PipelinePaths(settings.data_root, cfg.name)
+    out = paths.predictions(partition, version)
+    if out.exists():
+        logged = pd.read_parquet(out, columns=["scored_at"])
+        log.info("%s was already scored by %s v%s (%s): unchanged", partition, name, version, out)
+        return _result(partition, out, len(logged), name, version, logged["scored_at"].iloc[0], True)
+    batch_file = paths.curated(partition)
+    if not batch_file.exists():
+        raise UnpublishedBatch(
+            f"{cfg.name} has no published batch {partition} ({batch_file}): nothing to score"
+        )
+    batch = pd.read_parquet(batch_file)
+    model = load_model(model_uri(name, version))
+    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
+    missing = [c for c in columns if c not in batch]
+    if missing:
+        raise MissingFeatures(
+            f"batch {partition} of {cfg.name} lacks {missing}, which {name} v{version} takes (its signature); "
+            "it is not scored"
+        )
+    scores, labels = metrics.predictions(model, model_inputs(batch, columns, numeric))
+    scored_at = datetime.now(UTC)
+    rows = prediction_rows(batch, key_columns(cfg), scores, labels, name, version, airflow_run_id, scored_at)
+    write_parquet(rows, out)
+    log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
+    return _result(partition, out, len(rows), name, version, scored_at, False)
+
+
+def _result(
+    partition, out: Path, rows: int, name: str, version: str, scored_at, already: bool
+) -> ScoredBatch:
+    return {"partition": partition, "uri": str(out), "rows": rows, "model_name": name,
+            "model_version": str(version), "scored_at": str(scored_at), "already_scored": already}  # fmt: skip
