@@ -33,7 +33,7 @@ def pipeline_of(dag_id: str) -> str:
     return dag_id.rsplit("__", 1)[0]
 
 
-DAG_ROLES = ("ingest", "train", "drift_check", "rollback")
+DAG_ROLES = ("ingest", "train", "drift_check", "rollback", "score")
 """The DAGs every pipeline gets, ``<pipeline>__<role>`` (one DAG file per role in ``dags/``)."""
 
 

@@ -7,6 +7,7 @@ Layout under ``<data_root>/<pipeline>/``::
     quarantine/<partition>/<sha>/batch.parquet   failed validation, beside validation_result.json
     gx/                                      Great Expectations project (Data Docs inside)
     training/<run>/{train,holdout}-<sha>.parquet   assembled training sets (write-once, content-keyed)
+    predictions/<partition>/v<version>.parquet      the prediction log: one part per (interval, model version)
     drift/<run>/report.html                  Evidently reports
     quarantine/landing/<file>-<sha>          landing files that could not be placed, beside <...>.error.json
 

@@ -56,6 +56,8 @@ class Tag:
     ROLE = "ct.role"  # Role.TRAINED on training runs and versions, Role.MONITORING on drift checks
     MODEL_VERSION = "ct.model_version"  # on a training run: the version it registered
     REPLACED_BY = "ct.replaced_by"  # on a former champion: the version that replaced it
+    PREDICTIONS = "predictions.log"  # on a version: the glob of the prediction-log parts it wrote
+    PREDICTIONS_LAST = "predictions.last_interval"  # on a version: the newest interval it scored
     # lineage: the drift check re-reads the training set and verifies its hash
     TRAIN_URI = "data.train_uri"
     TRAIN_SHA = "data.train_sha256"

@@ -163,6 +163,15 @@ def curated_asset(cfg: PipelineConfig, settings: Settings):
     return Asset(name=f"{cfg.name}.curated", uri=f"file://{settings.data_root / cfg.name / 'curated'}")
 
 
+def predictions_asset(cfg: PipelineConfig, settings: Settings):
+    """The pipeline's prediction log; scoring emits an event per scored batch."""
+    from airflow.sdk import Asset
+
+    return Asset(
+        name=f"{cfg.name}.predictions", uri=f"file://{settings.data_root / cfg.name / 'predictions'}"
+    )
+
+
 def champion_asset(cfg: PipelineConfig):
     """The pipeline's champion model; training emits an event whenever it changes."""
     from airflow.sdk import Asset

@@ -20,6 +20,7 @@ from include.foundation.errors import PermanentError
 from include.foundation.payloads import ScoredBatch
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, write_parquet
+from include.foundation.tracking import Tag
 from include.stages.datasets import model_inputs
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
 
@@ -35,6 +36,27 @@ class MissingFeatures(PermanentError):
 
 class UnpublishedBatch(PermanentError):
     """The interval has no published batch: only validated data is scored."""
+
+
+def partitions_to_score(paths: PipelinePaths, event_partitions: list[str], interval: str | None) -> list[str]:
+    """The batches a run scores: those its triggering ``curated`` events name (oldest first, once
+    each); else the published batch starting on ``interval`` (a date); else the newest one."""
+    published = paths.curated_partitions()
+    if event_partitions:
+        return [k for k in dict.fromkeys(event_partitions) if k in published] or list(
+            dict.fromkeys(event_partitions)
+        )
+    if interval:
+        day = interval.replace("-", "")[:8]
+        found = [k for k in published if k.startswith(day)]
+        if not found:
+            raise UnpublishedBatch(
+                f"no published batch starts on {interval}; published: {published[-5:]} ..."
+            )
+        return found[-1:]
+    if not published:
+        raise UnpublishedBatch(f"{paths.pipeline} has no published batch yet: nothing to score")
+    return published[-1:]
 
 
 def key_columns(cfg: PipelineConfig) -> list[str]:
@@ -99,6 +121,9 @@ def score_batch(
     rows = prediction_rows(batch, key_columns(cfg), scores, labels, name, version, airflow_run_id, scored_at)
     write_parquet(rows, out)
     log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
+    # from the model version to what it said: its parts of the log, and the newest
+    client.set_model_version_tag(name, version, Tag.PREDICTIONS, str(out.parent.parent / "*" / out.name))
+    client.set_model_version_tag(name, version, Tag.PREDICTIONS_LAST, partition)
     return _result(partition, out, len(rows), name, version, scored_at, False)
 
 

@@ -1,0 +1,116 @@
+"""Scoring through Airflow: the champion scores published weeks into the prediction log.
+
+Its own pipeline (``flights_score``: 1-week training window and holdout) on four real weeks:
+nothing to score without a champion; the champion scores a week, row for row; a repeat leaves
+the part untouched; a second version scores the same week beside it (a shadow run) without
+touching the champion's part; a batch without a column the model needs fails for good.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.airflow_helpers import run_dag, task_states
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "flights_score"
+JAN1 = datetime(2013, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, airflow_db):
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
+    from include.foundation.storage import PipelinePaths
+    from include.stages.ingest import ingest_batch, publish_batch
+
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = NAME
+    raw["training"].update(train_days=7, holdout_days=7, min_train_rows=1000)
+    folder = tmp_path_factory.mktemp("score_pipelines")
+    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CT_PIPELINES_DIR", str(folder))
+    cfg, settings = load_pipeline(folder / f"{NAME}.yaml"), Settings.from_env()
+    for week in range(4):  # published without GX: validation has its own tests
+        batch = ingest_batch(
+            cfg, settings.data_root, JAN1 + timedelta(weeks=week), JAN1 + timedelta(weeks=week + 1)
+        )
+        publish_batch(cfg, settings.data_root, batch["partition"])
+    yield cfg, settings, PipelinePaths(settings.data_root, NAME)
+    mp.undo()
+
+
+def score(interval: str, version: str | None = None):
+    dr = run_dag(f"{NAME}__score", run_conf={"interval": interval, "model_version": version})
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "score")
+    return dr, ti
+
+
+def test_scoring_through_the_dag(pipeline):
+    from mlflow import MlflowClient
+
+    cfg, settings, paths = pipeline
+    week3 = paths.curated_partitions()[2]
+
+    dr, ti = score("2013-01-15")  # no champion yet: nothing to score with, not a failure
+    assert task_states(dr) == {"score": "skipped"}
+
+    dr = run_dag(f"{NAME}__train", run_conf={"reason": "bootstrap", "as_of": "2013-01-15"})
+    assert task_states(dr)["promote"] == "success", task_states(dr)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    champion = str(client.get_model_version_by_alias(cfg.registered_model, "champion").version)
+
+    dr, ti = score("2013-01-15")
+    assert task_states(dr) == {"score": "success"}
+    out = ti.xcom_pull(task_ids="score")
+    assert out["model_version"] == champion and out["batches"][0]["partition"] == week3
+    log = pd.read_parquet(paths.predictions(week3, champion))
+    batch = pd.read_parquet(paths.curated(week3))
+    assert len(log) == len(batch)
+    keys = ["time_hour", "carrier", "flight", "origin"]
+    assert log[keys].equals(batch[keys].reset_index(drop=True))  # one row per input row, by key
+    assert set(log["model_version"]) == {champion} and set(log["airflow_run_id"]) == {dr.run_id}
+    tags = client.get_model_version(cfg.registered_model, champion).tags
+    assert tags["predictions.last_interval"] == week3 and tags["predictions.log"].endswith(
+        f"*/v{champion}.parquet"
+    )
+
+    before = paths.predictions(week3, champion).read_bytes()
+    score("2013-01-15")  # a repeat (a cleared run): the part is left as it is
+    assert paths.predictions(week3, champion).read_bytes() == before
+
+    dr = run_dag(f"{NAME}__train", run_conf={"reason": "manual", "as_of": "2013-01-29"})  # a second version
+    other = str(max(int(v.version) for v in client.search_model_versions(f"name = '{cfg.registered_model}'")))
+    dr, ti = score("2013-01-15", version=other)  # a shadow run of the same week
+    assert task_states(dr) == {"score": "success"}
+    assert (
+        paths.predictions(week3, other).exists() and paths.predictions(week3, champion).read_bytes() == before
+    )
+
+    week4 = paths.curated_partitions()[3]
+    pd.read_parquet(paths.curated(week4)).drop(columns=["carrier", "temp"]).to_parquet(paths.curated(week4))
+    dr, ti = score("2013-01-22", version=champion)
+    assert task_states(dr) == {"score": "failed"} and ti.try_number == 1  # permanent: not retried
+    assert not paths.predictions(week4, champion).exists()
+
+
+def test_the_batches_a_run_scores(pipeline, tmp_path):
+    from include.stages.scoring import UnpublishedBatch, partitions_to_score
+
+    _, _, paths = pipeline
+    keys = paths.curated_partitions()
+    assert partitions_to_score(paths, [keys[1], keys[0], keys[1]], None) == [
+        keys[1],
+        keys[0],
+    ]  # events, once each
+    assert partitions_to_score(paths, [], "2013-01-08") == [keys[1]]
+    assert partitions_to_score(paths, [], None) == [keys[-1]]
+    with pytest.raises(UnpublishedBatch, match="no published batch starts on 2014-01-01"):
+        partitions_to_score(paths, [], "2014-01-01")
