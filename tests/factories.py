@@ -78,3 +78,33 @@ def frame(start: datetime, days: int, n: int = 200, seed: int = 0) -> pd.DataFra
     return pd.DataFrame(
         {"ts": ts, "x": x, "c": rng.choice(["a", "b"], n), "y": (x + rng.normal(0, 0.5, n) > 0.5) * 1.0}
     )
+
+
+def demo_pipeline_with_weeks(folder, name: str, weeks: int, mp, training: dict, drift: dict | None = None):
+    """The demo pipeline under ``name`` (its own registry and data), its first ``weeks`` weeks
+    published without GX (validation has its own tests); ``CT_PIPELINES_DIR`` points at it
+    through ``mp`` (a MonkeyPatch the caller undoes). Returns ``(cfg, settings)``."""
+    from datetime import UTC
+    from pathlib import Path
+
+    import yaml
+
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
+    from include.stages.ingest import ingest_batch, publish_batch
+
+    demo = Path(__file__).resolve().parents[1] / "include" / "pipelines" / "flights_delay.yaml"
+    raw = yaml.safe_load(demo.read_text())
+    raw["name"] = name
+    raw["training"].update(training)
+    raw["drift"].update(drift or {})
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    mp.setenv("CT_PIPELINES_DIR", str(folder))
+    cfg, settings = load_pipeline(folder / f"{name}.yaml"), Settings.from_env()
+    jan1 = datetime(2013, 1, 1, tzinfo=UTC)
+    for week in range(weeks):
+        batch = ingest_batch(
+            cfg, settings.data_root, jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
+        )
+        publish_batch(cfg, settings.data_root, batch["partition"])
+    return cfg, settings

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.airflow_helpers import run_dag, task_states
+from tests.factories import demo_pipeline_with_weeks
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 NAME = "flights_agree"
 JAN1 = datetime(2013, 1, 1, tzinfo=UTC)
 FIRST, SECOND = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=5)
@@ -28,25 +26,14 @@ FIRST, SECOND = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=5)
 @pytest.fixture(scope="module")
 def decided(tmp_path_factory, airflow_db):
     """The DAGs' decisions on five weeks, and the replay of the same weeks."""
-    from include.foundation.config import load_pipeline
-    from include.foundation.settings import Settings
     from include.replay import Replay, load_year
-    from include.stages.ingest import ingest_batch, publish_batch
 
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
-    raw["name"] = NAME
-    raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
-    raw["drift"].update(share_threshold=0.05)  # January's weather drifts week to week: a trigger to compare
-    folder = tmp_path_factory.mktemp("agree_pipelines")
-    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
     mp = pytest.MonkeyPatch()
-    mp.setenv("CT_PIPELINES_DIR", str(folder))
-    cfg, settings = load_pipeline(folder / f"{NAME}.yaml"), Settings.from_env()
-    for week in range(5):  # published without GX: validation has its own tests
-        batch = ingest_batch(
-            cfg, settings.data_root, JAN1 + timedelta(weeks=week), JAN1 + timedelta(weeks=week + 1)
-        )
-        publish_batch(cfg, settings.data_root, batch["partition"])
+    cfg, settings = demo_pipeline_with_weeks(
+        tmp_path_factory.mktemp("agree_pipelines"), NAME, 5, mp,
+        training={"train_days": 14, "holdout_days": 7, "min_train_rows": 1000},
+        drift={"share_threshold": 0.05},  # January's weather drifts week to week: a trigger to compare
+    )  # fmt: skip
     dags = {}
     for as_of in (FIRST, SECOND):
         dr = run_dag(f"{NAME}__train", run_conf={"reason": "test", "as_of": as_of.date().isoformat()})

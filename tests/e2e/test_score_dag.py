@@ -8,41 +8,28 @@ touching the champion's part; a batch without a column the model needs fails for
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-import yaml
 
 from tests.airflow_helpers import run_dag, task_states
+from tests.factories import demo_pipeline_with_weeks
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 NAME = "flights_score"
 JAN1 = datetime(2013, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, airflow_db):
-    from include.foundation.config import load_pipeline
-    from include.foundation.settings import Settings
     from include.foundation.storage import PipelinePaths
-    from include.stages.ingest import ingest_batch, publish_batch
 
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
-    raw["name"] = NAME
-    raw["training"].update(train_days=7, holdout_days=7, min_train_rows=1000)
-    folder = tmp_path_factory.mktemp("score_pipelines")
-    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
     mp = pytest.MonkeyPatch()
-    mp.setenv("CT_PIPELINES_DIR", str(folder))
-    cfg, settings = load_pipeline(folder / f"{NAME}.yaml"), Settings.from_env()
-    for week in range(4):  # published without GX: validation has its own tests
-        batch = ingest_batch(
-            cfg, settings.data_root, JAN1 + timedelta(weeks=week), JAN1 + timedelta(weeks=week + 1)
-        )
-        publish_batch(cfg, settings.data_root, batch["partition"])
+    cfg, settings = demo_pipeline_with_weeks(
+        tmp_path_factory.mktemp("score_pipelines"), NAME, 4, mp,
+        training={"train_days": 7, "holdout_days": 7, "min_train_rows": 1000},
+    )  # fmt: skip
     yield cfg, settings, PipelinePaths(settings.data_root, NAME)
     mp.undo()
 
