@@ -3,7 +3,9 @@
 Its own pipeline (``flights_score``: 1-week training window and holdout) on four real weeks:
 nothing to score without a champion; the champion scores a week, row for row; a repeat leaves
 the part untouched; a second version scores the same week beside it (a shadow run) without
-touching the champion's part; a batch without a column the model needs fails for good.
+touching the champion's part; after a promotion the next week is scored by the new champion while
+the earlier week keeps the version that scored it; a batch without a column the model needs fails
+for good, naming the columns.
 """
 
 from __future__ import annotations
@@ -81,11 +83,44 @@ def test_scoring_through_the_dag(pipeline):
         paths.predictions(week3, other).exists() and paths.predictions(week3, champion).read_bytes() == before
     )
 
+    # a promotion between two batches: each batch keeps the version that scored it
+    if str(client.get_model_version_by_alias(cfg.registered_model, "champion").version) != other:
+        from include.stages.registry import promote
+
+        promote(
+            client, cfg.registered_model, other, champion, {"reason": "e2e: promoted between two batches"}
+        )
     week4 = paths.curated_partitions()[3]
-    pd.read_parquet(paths.curated(week4)).drop(columns=["carrier", "temp"]).to_parquet(paths.curated(week4))
-    dr, ti = score("2013-01-22", version=champion)
-    assert task_states(dr) == {"score": "failed"} and ti.try_number == 1  # permanent: not retried
+    dr, ti = score("2013-01-22")
+    assert ti.xcom_pull(task_ids="score")["model_version"] == other
+    assert set(pd.read_parquet(paths.predictions(week4, other))["model_version"]) == {other}
     assert not paths.predictions(week4, champion).exists()
+    assert paths.predictions(week3, champion).read_bytes() == before  # week 3 still says v<first>
+    assert client.get_model_version(cfg.registered_model, other).tags["predictions.last_interval"] == week4
+    assert client.get_model_version(cfg.registered_model, champion).tags["predictions.last_interval"] == week3
+
+
+def test_a_batch_without_a_feature_fails_for_good_naming_it(pipeline, caplog):
+    from mlflow import MlflowClient
+
+    cfg, settings, paths = pipeline
+    if not MlflowClient(settings.mlflow_tracking_uri).search_model_versions(
+        f"name = '{cfg.registered_model}'"
+    ):
+        # run alone: train version 1 first
+        dr = run_dag(f"{NAME}__train", run_conf={"reason": "bootstrap", "as_of": "2013-01-15"})
+        assert task_states(dr)["promote"] == "success", task_states(dr)
+    week2 = paths.curated_partitions()[1]
+    batch = pd.read_parquet(paths.curated(week2))
+    try:
+        batch.drop(columns=["carrier", "temp"]).to_parquet(paths.curated(week2))
+        dr, ti = score("2013-01-08", version="1")
+        assert task_states(dr) == {"score": "failed"} and ti.try_number == 1  # permanent: not retried
+        named = [r.getMessage() for r in caplog.records if "MissingFeatures" in r.getMessage()]
+        assert named and "'carrier'" in named[0] and "'temp'" in named[0], caplog.text[-3000:]
+        assert not paths.predictions(week2, "1").exists()
+    finally:
+        batch.to_parquet(paths.curated(week2))
 
 
 def test_the_batches_a_run_scores(pipeline, tmp_path):
