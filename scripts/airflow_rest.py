@@ -72,6 +72,15 @@ class AirflowApi:
         r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {ti["task_id"]: ti for ti in r.json()["task_instances"]}
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+        """A task's XCom value (JSON), or None when it pushed none."""
+        r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        value = r.json()["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
     def wait_ti(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 300) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

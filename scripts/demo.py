@@ -66,7 +66,8 @@ def home_secret(airflow_home: Path, name: str) -> str:
 class LocalAirflow:
     """api-server, scheduler (LocalExecutor) and dag-processor as child process groups."""
 
-    def __init__(self, dag_ids: list[str], console: Console):
+    def __init__(self, dag_ids: list[str], console: Console, paused: tuple[str, ...] = ()):
+        self.paused = paused  # unpaused only while the demo runs them
         self.home = Path(os.environ["AIRFLOW_HOME"])
         self.logs = Path(os.environ.get("CT_HOME", ROOT / ".local")) / "demo-logs"
         self.dag_ids, self.console = dag_ids, console
@@ -104,7 +105,7 @@ class LocalAirflow:
         )
         self.api = self.connect()
         for dag_id in self.dag_ids:
-            self.api.unpause(dag_id)
+            self.api.pause(dag_id, dag_id in self.paused)
         return self.api
 
     def start(self, name: str, cmd: list[str]) -> None:
@@ -165,10 +166,10 @@ def main() -> int:
     cfg = load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml")
     console = Console()
     console.say(f"data {settings.data_root}; MLflow {redact(settings.mlflow_tracking_uri)}")
-    dag_ids = [f"{cfg.name}__{d}" for d in ("ingest", "drift_check", "train")]
+    dag_ids = [f"{cfg.name}__{d}" for d in ("ingest", "score", "drift_check", "train")]
     rows: list[dict] = []
     try:
-        with LocalAirflow(dag_ids, console) as api:
+        with LocalAirflow(dag_ids, console, paused=(f"{cfg.name}__score",)) as api:
             loop = Loop(cfg, settings, api, console)
             start = datetime.fromisoformat(args.first_week).replace(tzinfo=UTC)
             first_as_of = first_champion_as_of(cfg.training, start, timedelta(weeks=1))
@@ -179,9 +180,12 @@ def main() -> int:
                     if week_start + timedelta(weeks=1) >= first_as_of:
                         row.update(loop.bootstrap(week_start + timedelta(weeks=1)))
                 elif week_start + timedelta(weeks=1) > loop.first_champion_as_of():
-                    row.update(
-                        loop.drift_check(week_start)
-                    )  # weeks before the first champion: nothing to check
+                    # weeks before the first champion: nothing to score or check. As in production,
+                    # the week is scored by the champion it arrives to, before its drift check
+                    # (and any retraining that check starts)
+                    if row["ingest"] == "curated":
+                        row["scored_by"] = loop.score(week_start)
+                    row.update(loop.drift_check(week_start))
                 row["champion"] = loop.champion()
                 rows.append(row)
                 console.say(describe(row))
@@ -287,6 +291,28 @@ class Loop:
                        holdout=self.client.get_run(mv.run_id).data.metrics.get(self.cfg.promotion.primary_metric))  # fmt: skip
         return out
 
+    def score(self, week_start: datetime) -> str | None:
+        """A manual run of the scoring DAG for the week, executed by the scheduler. In production
+        the week's publication event starts it; the demo's scheduler creates no runs by itself
+        (that switch also covers asset-triggered runs), so the DAG stays paused between its runs
+        and no publication event is left queued for a later ``make up``. Returns the version
+        that scored the week."""
+        dag_id, day = f"{self.cfg.name}__score", f"{week_start:%Y-%m-%d}"
+        run_id = f"manual__score_{day}"
+        self.api.unpause(dag_id)
+        try:
+            if self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}").status_code != 200:
+                self.api.trigger(dag_id, run_id, {"interval": day, "model_version": None})
+            state = self.api.wait_run(dag_id, run_id, timeout=600, poll=1)
+        finally:
+            self.api.pause(dag_id)
+        if state != "success":
+            self.fail({"dag_id": dag_id, "dag_run_id": run_id},
+                      {t: ti["state"] for t, ti in self.api.tis(dag_id, run_id).items()})  # fmt: skip
+            return None
+        scored = self.api.xcom(dag_id, run_id, "score")
+        return str(scored["model_version"]) if scored else None
+
     def drift_check(self, week_start: datetime) -> dict:
         from croniter import croniter
 
@@ -312,6 +338,8 @@ class Loop:
 
 def describe(row: dict) -> str:
     parts = [f"week {row['week']}: ingest {row['ingest']}"]
+    if row.get("scored_by"):
+        parts.append(f"scored by v{row['scored_by']}")
     if row.get("drift") is not None:
         parts.append(f"drift share {row['drift']:.2f}")
         if row.get("suppressed") and not row.get("triggered"):
@@ -328,14 +356,16 @@ def describe(row: dict) -> str:
 def print_table(console: Console, rows: list[dict]) -> None:
     console.say("")
     console.say(
-        f"{'week':<11} {'ingest':<15} {'drift':>6} {'trigger':<8} {'model':>5} {'holdout':>8} {'decision':<9} {'champion':>8}"
+        f"{'week':<11} {'ingest':<15} {'scored by':>9} {'drift':>6} {'trigger':<8} {'model':>5} {'holdout':>8} "
+        f"{'decision':<9} {'champion':>8}"
     )
     for r in rows:
         drift = "" if r.get("drift") is None else f"{r['drift']:.2f}"
         trig = "yes" if r.get("triggered") else ("boot" if r.get("train_reason") == "bootstrap" else "")
         hold = "" if r.get("holdout") is None else f"{r['holdout']:.4f}"
+        scored = f"v{r['scored_by']}" if r.get("scored_by") else ""
         console.say(
-            f"{r['week']:<11} {r['ingest']:<15} {drift:>6} {trig:<8} {r.get('version', ''):>5} {hold:>8} "
+            f"{r['week']:<11} {r['ingest']:<15} {scored:>9} {drift:>6} {trig:<8} {r.get('version', ''):>5} {hold:>8} "
             f"{r.get('decision', ''):<9} {('v' + r['champion']) if r['champion'] else '-':>8}"
         )
     console.say("")

@@ -97,7 +97,7 @@ def task_log(home: Path, dag: str, run_id: str, task: str) -> list[dict]:
 
 def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_state):
     home, text = demo_state["home"], demo_state["out"].read_text()
-    assert "week 2013-01-22: ingest curated; drift share" in text and "stopped the Airflow processes" in text
+    assert "stopped the Airflow processes" in text
     ingest, drift, train = runs(home, "ingest"), runs(home, "drift_check"), runs(home, "train")
     assert [(r[1], r[2]) for r in ingest] == [("backfill", "success")] * 4, ingest
     assert [(r[1], r[2]) for r in drift] == [("backfill", "success")], drift
@@ -106,6 +106,14 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
         (f"drift__{drift[0][0]}", "operator_triggered", "success"),  # the run the drift check created
     }
     assert all(r[3] >= "2026" for r in ingest + drift + train), "runs carry real start dates, not 2013"
+    # the week after the first champion is scored by it, before its drift check retrains
+    score = runs(home, "score")
+    assert [(r[0], r[1], r[2]) for r in score] == [("manual__score_2013-01-22", "manual", "success")], score
+    assert "week 2013-01-22: ingest curated; scored by v1; drift share" in text
+    table_row = next(line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-01-22 "))
+    assert table_row.split("] ")[-1].split()[2] == "v1", table_row  # the table's "scored by" column
+    log = list((home / "data" / NAME / "predictions").glob("20130122*/v1.parquet"))
+    assert len(log) == 1, list((home / "data" / NAME).rglob("*.parquet"))
     # Airflow's generated admin password and the per-home secrets are the owner's alone
     for secret in ("simple_auth_manager_passwords.json.generated", ".jwt_secret", ".api_secret_key"):
         assert (home / "airflow" / secret).stat().st_mode & 0o077 == 0, secret
