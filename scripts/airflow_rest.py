@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 
 class AirflowApi:
@@ -18,6 +20,11 @@ class AirflowApi:
         r.raise_for_status()
         self.s = requests.Session()
         self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        # the embedded SQLite metadata DB has one writer: a request that waited out its lock
+        # answers 500 ("Database error"); idempotent ones are asked again (triggers are not)
+        retry = Retry(total=4, backoff_factor=1, status_forcelist=(500, 502, 503),
+                      allowed_methods=frozenset({"GET", "PUT", "PATCH"}), raise_on_status=False)  # fmt: skip
+        self.s.mount(base, HTTPAdapter(max_retries=retry))
 
     def get(self, path: str, **kw):
         return self.s.get(f"{self.base}/api/v2{path}", timeout=30, **kw)

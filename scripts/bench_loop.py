@@ -8,6 +8,10 @@
       columns agree on an injected shift;
 * P4  GX validation (the project's checkpoint) of 1M rows x 20 columns;
 * P5  ingest -> validate -> drift at 100k, 1M and 3M rows: time per row should stay flat;
+* P6  the scoring task (``score_batch``: champion lookup, model load, Parquet read, score,
+      prediction-log write) on 1M rows of the demo's features, next to its floor: the same
+      model's ``predict_proba`` on the same frame already in memory, plus the Parquet read and
+      write of the same data; target within 1.5x the floor plus the Parquet I/O, under 2 GB;
 * the largest XCom value any task of the P2 demo pushed, read from its metadata DB.
 
 Every case runs in its own subprocess (its own peak RSS, its own imports) on a scratch
@@ -224,7 +228,102 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     return {"wall": time.perf_counter() - t0, "peak_mb": peak_mb(), **counts}
 
 
-CASES = {"drift": case_drift, "gx": case_gx, "pipeline": case_pipeline, "inprocess": case_inprocess}
+SCORE_INTERVAL = (datetime(2014, 1, 1, tzinfo=UTC), datetime(2014, 1, 8, tzinfo=UTC))
+
+
+def case_score_setup(home: Path, rows: int) -> dict:
+    """P6 set-up (not timed): the demo pipeline's first five weeks, a champion trained on them,
+    and one published batch of ``rows`` rows drawn (with replacement) from those weeks."""
+    import pandas as pd
+
+    from include.foundation import tracking
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
+    from include.foundation.storage import PipelinePaths, partition_key, write_parquet
+    from include.stages.evaluation import evaluate_challenger
+    from include.stages.ingest import ingest_batch, publish_batch
+    from include.stages.registry import decision_record, promote
+    from include.stages.training import assemble_training_data, train_and_register
+
+    settings = Settings.from_env()
+    cfg = load_pipeline(settings.pipelines_dir / "bench_score.yaml")
+    paths, jan1 = PipelinePaths(settings.data_root, cfg.name), datetime(2013, 1, 1, tzinfo=UTC)
+    for week in range(5):
+        batch = ingest_batch(
+            cfg, settings.data_root, jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
+        )
+        publish_batch(cfg, settings.data_root, batch["partition"])
+    as_of = jan1 + timedelta(weeks=5)
+    assembled = assemble_training_data(cfg, settings, as_of, paths.training_dir("bench"))
+    challenger = train_and_register(cfg, settings, assembled, {})
+    evaluation = evaluate_challenger(cfg, settings, challenger, assembled)
+    promote(tracking.client(settings, cfg.experiment), cfg.registered_model, evaluation["challenger_version"],
+            None, decision_record(evaluation, "bench", "bench"))  # fmt: skip
+    weeks = pd.concat(pd.read_parquet(paths.curated(k)) for k in paths.curated_partitions())
+    big = weeks.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
+    key = partition_key(*SCORE_INTERVAL)
+    write_parquet(big, paths.curated(key))
+    return {"partition": key, "version": evaluation["challenger_version"], "columns": big.shape[1]}
+
+
+def case_score(home: Path, partition: str) -> dict:
+    """P6: the scoring task's function, timed from its call to its return (imports excluded:
+    a task pays them once)."""
+    import mlflow.pyfunc  # noqa: F401
+    import pandas as pd
+    import sklearn.ensemble  # noqa: F401
+
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
+    from include.stages.scoring import score_batch
+
+    settings = Settings.from_env()
+    cfg = load_pipeline(settings.pipelines_dir / "bench_score.yaml")
+    t0 = time.perf_counter()
+    scored = score_batch(cfg, settings, partition, "bench_score_run")
+    wall = time.perf_counter() - t0
+    assert scored is not None and not scored["already_scored"], scored
+    logged = pd.read_parquet(scored["uri"])
+    return {"wall": wall, "peak_mb": peak_mb(), "rows": scored["rows"], "logged": len(logged)}
+
+
+def case_score_floor(home: Path, partition: str) -> dict:
+    """P6 floor: ``predict_proba`` of the same model on the same frame, already in memory; and
+    the Parquet read of the batch and write of a frame the size of the log, timed apart."""
+    import pandas as pd
+
+    from include.foundation import tracking
+    from include.foundation.config import load_pipeline
+    from include.foundation.settings import Settings
+    from include.foundation.storage import PipelinePaths, write_parquet
+    from include.stages.datasets import model_inputs
+    from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
+    from include.stages.scoring import key_columns
+
+    settings = Settings.from_env()
+    cfg = load_pipeline(settings.pipelines_dir / "bench_score.yaml")
+    paths = PipelinePaths(settings.data_root, cfg.name)
+    version = get_champion(tracking.client(settings, cfg.experiment), cfg.registered_model).version
+    model = load_model(model_uri(cfg.registered_model, version))
+    t = time.perf_counter()
+    batch = pd.read_parquet(paths.curated(partition))
+    read = time.perf_counter() - t
+    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
+    X = model_inputs(batch, columns, numeric)
+    raw = model.get_raw_model()
+    t = time.perf_counter()
+    proba = raw.predict_proba(X)
+    floor = time.perf_counter() - t
+    out = batch[key_columns(cfg)].copy()
+    out["prediction"], out["score"] = proba.argmax(axis=1), proba[:, 1]
+    t = time.perf_counter()
+    write_parquet(out, home / "floor-write.parquet")
+    write = time.perf_counter() - t
+    return {"predict_proba": floor, "read": read, "write": write, "peak_mb": peak_mb()}
+
+
+CASES = {"drift": case_drift, "gx": case_gx, "pipeline": case_pipeline, "inprocess": case_inprocess,
+         "score_setup": case_score_setup, "score": case_score, "score_floor": case_score_floor}  # fmt: skip
 
 
 def run_case(name: str, *args, env: dict | None = None) -> dict:
@@ -322,6 +421,37 @@ def bench_p5(scratch: Path, sizes: list[int]) -> list[str]:
     return lines
 
 
+def bench_p6(scratch: Path, rows: int) -> list[str]:
+    """The scoring task on ``rows`` rows of the demo's features against its floor."""
+    import yaml
+
+    home = scratch / "p6"
+    (home / "pipelines").mkdir(parents=True)
+    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw["name"] = "bench_score"
+    raw["training"].update(train_days=21, holdout_days=14, min_train_rows=1000)
+    raw["schema"]["row_count"] = {"min": 1, "max": 2 * rows}
+    raw["notifications"] = {}
+    (home / "pipelines" / "bench_score.yaml").write_text(yaml.safe_dump(raw))
+    env = {"CT_HOME": str(home), "CT_PIPELINES_DIR": str(home / "pipelines")}
+    setup = run_case("score_setup", home, rows, env=env)
+    floor = run_case("score_floor", home, setup["partition"], env=env)
+    task = run_case("score", home, setup["partition"], env=env)
+    io = floor["read"] + floor["write"]
+    target = 1.5 * floor["predict_proba"] + io
+    ok = task["wall"] <= target and task["peak_mb"] < 2048 and task["logged"] == rows
+    return [
+        f"P6  scoring {rows:,} rows of the demo's features ({setup['columns']} columns) with the champion "
+        f"(v{setup['version']}, HistGradientBoosting)",
+        f"    floor: predict_proba in memory {floor['predict_proba']:6.1f} s; Parquet read {floor['read']:.1f} s "
+        f"+ write {floor['write']:.1f} s",
+        f"    scoring task (lookup, load, read, score, write): {task['wall']:6.1f} s, peak RSS {task['peak_mb']:.0f} MB, "
+        f"{task['logged']:,} rows logged",
+        f"    target 1.5 x floor + Parquet I/O = {target:.1f} s, under 2048 MB: {'met' if ok else 'NOT MET'} "
+        f"({task['wall'] / (floor['predict_proba'] + io):.2f}x floor + I/O)",
+    ]
+
+
 def largest_xcom(db: Path) -> list[str]:
     with sqlite3.connect(db) as con:
         top = con.execute(
@@ -336,7 +466,8 @@ def largest_xcom(db: Path) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", help=argparse.SUPPRESS)
-    ap.add_argument("--only", nargs="+", choices=["p2", "p3", "p4", "p5"], default=["p2", "p3", "p4", "p5"])
+    every = ["p2", "p3", "p4", "p5", "p6"]
+    ap.add_argument("--only", nargs="+", choices=every, default=every)
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures not comparable)")
     ap.add_argument(
         "--weeks", type=int, default=14, help="P2: weekly batches of the demo (default: %(default)s)"
@@ -354,7 +485,8 @@ def main() -> int:
             lines, db = bench_p2(scratch, 11 if args.quick else args.weeks)
             out += lines + largest_xcom(db)
             print("\n".join(out[-len(lines) - 4 :]), flush=True)
-        for key, fn, arg in (("p3", bench_p3, big), ("p4", bench_p4, big), ("p5", bench_p5, sizes)):
+        cases = (("p3", bench_p3, big), ("p4", bench_p4, big), ("p5", bench_p5, sizes), ("p6", bench_p6, big))
+        for key, fn, arg in cases:
             if key in args.only:
                 lines = fn(scratch, arg)
                 print("\n".join(lines), flush=True)

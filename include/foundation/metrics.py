@@ -63,9 +63,15 @@ def positive_scores(model, X: pd.DataFrame) -> np.ndarray:
 
 
 def predictions(model, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``(p_positive, predicted label)`` for each row: everything any metric here needs."""
+    """``(p_positive, predicted label)`` for each row: everything any metric here needs.
+
+    One pass through the model: the label is the most probable class (what ``predict`` returns
+    for scikit-learn's probabilistic classifiers), not a second ``predict`` over the same rows."""
+    import numpy as np
+
     raw = _raw(model)
-    return raw.predict_proba(X)[:, 1], raw.predict(X)
+    proba = raw.predict_proba(X)
+    return proba[:, 1], np.asarray(raw.classes_)[np.argmax(proba, axis=1)]
 
 
 def score(model, X: pd.DataFrame, y, metric: str) -> float:

@@ -294,6 +294,7 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
         assert api.wait_run(ingest, run) == "success", stack.tail("worker1") + stack.tail("worker2")
     run = api.trigger(train, "scaleout_train", {"reason": "scale-out test"})
     assert api.wait_run(train, run) == "success", stack.tail("worker1") + stack.tail("worker2")
+    scored_week = score_by_publication(stack, api, ingest)
 
     executed = []
     for dag_id, run_ids in ((ingest, runs), (train, [run])):
@@ -369,11 +370,46 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
     ]
     assert not stack.secrets_on_command_lines(secrets), "a secret is visible in a process command line (ps)"
     curated = list((stack.tmp / "data" / PIPELINE / "curated").glob("*/batch.parquet"))
-    assert len(curated) == 3
+    assert len(curated) == 4
+    assert scored_week["model_version"] == aliases["champion"], scored_week
     json.dumps(executed)  # REST payloads are plain JSON
 
 
-# -- faults, on the same stack (after the run above: three curated weeks and a champion) -------------
+def score_by_publication(stack: Stack, api: AirflowApi, ingest: str) -> dict:
+    """Data-aware scoring on the real scheduler: a week published after the first champion
+    starts an asset-triggered run of the scoring DAG (no trigger by hand), which scores it with
+    the champion into the prediction log."""
+    import pandas as pd
+
+    score = f"{PIPELINE}__score"
+    api.unpause(score)
+    try:
+        run = api.trigger(ingest, "week_22", {"batch_start": "2013-01-22"})
+        assert api.wait_run(ingest, run) == "success", stack.tail("worker1") + stack.tail("worker2")
+        deadline, found = time.monotonic() + 180, None
+        while found is None:
+            assert time.monotonic() < deadline, stack.tail("scheduler")
+            runs = api.get(f"/dags/{score}/dagRuns", params={"run_type": "asset_triggered"}).json()[
+                "dag_runs"
+            ]
+            for r in runs:
+                if api.wait_run(score, r["dag_run_id"]) == "success":
+                    out = api.xcom(score, r["dag_run_id"], "score")
+                    if any(b["partition"].startswith("20130122") for b in out["batches"]):
+                        found = out
+            time.sleep(2)
+    finally:
+        api.pause(score)
+    batch = next(b for b in found["batches"] if b["partition"].startswith("20130122"))
+    log = pd.read_parquet(batch["uri"])
+    curated = pd.read_parquet(
+        stack.tmp / "data" / PIPELINE / "curated" / batch["partition"] / "batch.parquet"
+    )
+    assert len(log) == len(curated) and set(log["model_version"]) == {found["model_version"]}, batch
+    return found
+
+
+# -- faults, on the same stack (after the run above: four curated weeks and a champion) --------------
 
 
 class Registry:
