@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from include.decisions.promotion import judge
 from include.decisions.retraining import assess_retraining
-from include.decisions.windows import cut_window, first_champion_as_of, training_windows
+from include.decisions.windows import (
+    cut_window,
+    first_champion_as_of,
+    labelled_until,
+    performance_window,
+    training_windows,
+)
 from include.foundation import metrics
 from include.foundation.config import DriftSpec, PipelineConfig
 from include.foundation.errors import PermanentError
@@ -79,7 +85,7 @@ class Replay:
         self.cfg, self.ts = cfg, cfg.timestamp_column
         self.data = data
         self.interval = timedelta(days=cfg.drift.interval_days)
-        self.bootstrap_at = first_champion_as_of(cfg.training, first_step, self.interval)
+        self.bootstrap_at = first_champion_as_of(cfg, first_step, self.interval)
         self.steps: list[datetime] = []
         s = self.bootstrap_at
         while s + self.interval <= last_day:
@@ -94,7 +100,9 @@ class Replay:
     def variant(self, cfg: PipelineConfig) -> Replay:
         """The same replay under other drift or promotion settings, sharing every model,
         prediction, report and decision computed so far (their keys hold what they depend on)."""
-        if (cfg.model, cfg.training, cfg.target) != (self.cfg.model, self.cfg.training, self.cfg.target):
+        if (cfg.model, cfg.training, cfg.target, cfg.labels) != (
+            self.cfg.model, self.cfg.training, self.cfg.target, self.cfg.labels
+        ):  # fmt: skip
             raise ReplayRefused(
                 "a variant may change drift and promotion settings only, not the model or data"
             )
@@ -110,7 +118,12 @@ class Replay:
         )
 
     def training_window(self, as_of: datetime) -> tuple[datetime, datetime]:
-        return training_windows(self.cfg.training, as_of)  # the windows the assemble task cuts
+        """``(train_start, holdout_start)``: the windows the assemble task cuts."""
+        return training_windows(self.cfg, as_of)[:2]
+
+    def labelled_end(self, as_of: datetime) -> datetime:
+        """The end of the rows whose outcomes have arrived by ``as_of`` (the DAGs' own cut)."""
+        return labelled_until(self.cfg.labels, as_of, self.interval)
 
     def model(self, as_of: datetime):
         """The model the training DAG would fit for data up to ``as_of`` (include.stages.training.build_pipeline)."""
@@ -162,7 +175,7 @@ class Replay:
                 _, cp = self.predictions(champion, hold_start, t.holdout_days)
                 champ_metrics = self._metrics(y, cp)
                 trained_until["champion"] = self.training_window(champion)[1]
-            holdout = self.window(hold_start, challenger)
+            holdout = self.window(hold_start, self.labelled_end(challenger))
             self._gate[key] = judge(self.cfg.promotion, y, ch, cp, self._metrics(y, ch), champ_metrics, holdout,
                                     hold_start, trained_until, with_ci=False).decision  # fmt: skip
             self.timings["gate"] += time.perf_counter() - t0
@@ -202,7 +215,7 @@ class Replay:
         if policy.kind == CONFIGURED:
             spec = policy.drift
             share = self.drift_share(champion, step, spec)
-            perf = self.score(champion, step - timedelta(days=spec.window_days), spec.window_days)
+            perf = self.score(champion, performance_window(self.cfg.labels, spec, step)[0], spec.window_days)
             wanted = assess_retraining(
                 spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0
             )

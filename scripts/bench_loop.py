@@ -193,7 +193,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / f"{pipeline}.yaml")
     paths = PipelinePaths(settings.data_root, cfg.name)
-    first_as_of = first_champion_as_of(cfg.training, datetime(2013, 1, 1, tzinfo=UTC), timedelta(weeks=1))
+    first_as_of = first_champion_as_of(cfg, datetime(2013, 1, 1, tzinfo=UTC), timedelta(weeks=1))
     counts = {"weeks": 0, "trainings": 0, "drift_checks": 0}
 
     def train(as_of: datetime, run_id: str, reason: str) -> None:

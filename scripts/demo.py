@@ -172,7 +172,7 @@ def main() -> int:
         with LocalAirflow(dag_ids, console, paused=(f"{cfg.name}__score",)) as api:
             loop = Loop(cfg, settings, api, console)
             start = datetime.fromisoformat(args.first_week).replace(tzinfo=UTC)
-            first_as_of = first_champion_as_of(cfg.training, start, timedelta(weeks=1))
+            first_as_of = first_champion_as_of(cfg, start, timedelta(weeks=1))
             for i in range(args.weeks):
                 week_start = start + timedelta(weeks=i)
                 row = {"week": f"{week_start:%Y-%m-%d}", "ingest": loop.ingest(week_start)}

@@ -1,4 +1,5 @@
-"""Which rows a step may use: the window cut, the training/holdout windows and the first champion.
+"""Which rows a step may use: the window cut, the rows whose outcomes have arrived, the
+training/holdout windows and the first champion.
 
 Pure functions of frames, specs and dates. ``include.stages.datasets`` (reading curated
 partitions for the DAGs) and ``include.replay`` (the same year in memory) both cut with them.
@@ -10,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from include.foundation.config import TrainingSpec
+from include.foundation.config import DriftSpec, LabelSpec, PipelineConfig, TrainingSpec
 from include.foundation.timeutil import naive_utc
 
 if TYPE_CHECKING:
@@ -39,17 +40,41 @@ def cut_window(
     return df.reset_index(drop=True)
 
 
+def labelled_until(labels: LabelSpec, as_of: datetime, interval: timedelta) -> datetime:
+    """The end of the data whose outcomes have arrived by ``as_of``.
+
+    An interval's outcomes arrive ``labels.delay_days`` after its end, so the intervals ending at
+    or before ``as_of - delay`` are labelled; with ``as_of`` an interval end (every run's is), the
+    cut is the interval end at or before that: the delay rounded up to whole intervals. Every step
+    that reads outcomes (training, the holdout, the champion's performance, the replay) cuts here.
+    """
+    delay = timedelta(days=labels.delay_days)
+    return as_of - interval * -(-delay // interval)
+
+
 def training_windows(
-    training: TrainingSpec, as_of: datetime, train_days: int | None = None
-) -> tuple[datetime, datetime]:
-    """``(train_start, holdout_start)`` for data up to ``as_of``: the holdout is the last
-    ``holdout_days`` before it, training the ``train_days`` (default: the config's) before that."""
-    holdout_start = as_of - timedelta(days=training.holdout_days)
-    return holdout_start - timedelta(days=train_days or training.train_days), holdout_start
+    cfg: PipelineConfig, as_of: datetime, train_days: int | None = None
+) -> tuple[datetime, datetime, datetime]:
+    """``(train_start, holdout_start, labelled_end)`` for a training at ``as_of``: the holdout is
+    the last ``holdout_days`` before the labelled end (:func:`labelled_until`), training the
+    ``train_days`` (default: the config's) before that."""
+    end = labelled_until(cfg.labels, as_of, timedelta(days=cfg.drift.interval_days))
+    training: TrainingSpec = cfg.training
+    holdout_start = end - timedelta(days=training.holdout_days)
+    return holdout_start - timedelta(days=train_days or training.train_days), holdout_start, end
 
 
-def first_champion_as_of(training: TrainingSpec, first_day: datetime, interval: timedelta) -> datetime:
+def performance_window(labels: LabelSpec, drift: DriftSpec, as_of: datetime) -> tuple[datetime, datetime]:
+    """``(start, end)`` of the rows the champion's performance is judged on at ``as_of``: the
+    drift window's length, ending where the arrived outcomes end (:func:`labelled_until`)."""
+    end = labelled_until(labels, as_of, timedelta(days=drift.interval_days))
+    return end - timedelta(days=drift.window_days), end
+
+
+def first_champion_as_of(cfg: PipelineConfig, first_day: datetime, interval: timedelta) -> datetime:
     """The first batch end (``first_day`` + whole intervals) by which a training window and its
-    holdout fit: when the first champion can be trained."""
+    holdout fit, with their outcomes arrived: when the first champion can be trained."""
+    training = cfg.training
     needed = timedelta(days=training.train_days + training.holdout_days)
-    return first_day + interval * -(-needed // interval)
+    fits = first_day + interval * -(-needed // interval)
+    return fits + (fits - labelled_until(cfg.labels, fits, interval))

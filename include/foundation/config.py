@@ -205,6 +205,18 @@ class TrainingSpec(_Strict):
     seed: int = Field(42, description="random_state of the estimator unless model.params sets one")
 
 
+class LabelSpec(_Strict):
+    """When the outcomes arrive: the target's column and every column marked
+    ``known_at_prediction: false`` (an arrival delay, flight's arrival, a churn, a default)."""
+
+    delay_days: int = Field(
+        0,
+        ge=0,
+        description="Outcomes arrive this many days after the end of their inputs' interval; 0: with "
+        "the inputs. No step uses an outcome before it arrived (include/decisions/windows.py)",
+    )
+
+
 class BootstrapSpec(_Strict):
     n_resamples: int = Field(200, ge=10)
     seed: int = 0
@@ -339,6 +351,7 @@ class PipelineConfig(_Strict):
     target: TargetSpec
     model: ModelSpec
     training: TrainingSpec = TrainingSpec()
+    labels: LabelSpec = LabelSpec()
     promotion: PromotionSpec = PromotionSpec()
     drift: DriftSpec = DriftSpec()
     schedule: ScheduleSpec = ScheduleSpec()

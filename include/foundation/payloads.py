@@ -187,6 +187,7 @@ class DriftCheck(TypedDict, total=False):
     as_of: str
     performance: float | None
     performance_metric: str
+    performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of
     report: str
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str

@@ -201,16 +201,21 @@ def assemble(
             log.info("as_of %s is past the curated data; using its end %s", as_of, latest)
         as_of = latest
     as_of = utc(as_of)
-    train_start, holdout_start = training_windows(cfg.training, as_of, train_days)
+    train_start, holdout_start, labelled_end = training_windows(cfg, as_of, train_days)
+    if labelled_end < as_of:
+        log.info("outcomes arrive %d day(s) late: data up to %s is labelled by %s",
+                 cfg.labels.delay_days, labelled_end, as_of)  # fmt: skip
     _refuse_in_sample(cfg, as_of, holdout_start, holdout_not_before)
     cols = [*cfg.schema_.names, cfg.target.name]
     train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))
-    holdout = add_label(cfg, load_window(cfg, paths, holdout_start, as_of))
-    _enough(cfg, train, holdout, f"{train_start:%Y-%m-%d}..{holdout_start:%Y-%m-%d}", f"..{as_of:%Y-%m-%d}")
+    holdout = add_label(cfg, load_window(cfg, paths, holdout_start, labelled_end))
+    _enough(
+        cfg, train, holdout, f"{train_start:%Y-%m-%d}..{holdout_start:%Y-%m-%d}", f"..{labelled_end:%Y-%m-%d}"
+    )
     out: AssembledData = {  # type: ignore[typeddict-item]  (train/holdout added below)
         "as_of": as_of.isoformat(),
         "train_window": [train_start.isoformat(), holdout_start.isoformat()],
-        "holdout_window": [holdout_start.isoformat(), as_of.isoformat()],
+        "holdout_window": [holdout_start.isoformat(), labelled_end.isoformat()],
     }
     for name, df in (("train", train[cols]), ("holdout", holdout[cols])):
         # keyed by content: a cleared run that sees other data writes a new file and never

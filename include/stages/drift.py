@@ -17,13 +17,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from include.decisions.retraining import assess_retraining
+from include.decisions.windows import performance_window
 from include.foundation import metrics, tracking
 from include.foundation.config import DriftSpec, PipelineConfig
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write
 from include.foundation.tracking import Role, Tag
-from include.stages.datasets import add_label, labelled_rows, model_inputs, read_training_set, recent_window
+from include.stages.datasets import (
+    add_label,
+    labelled_rows,
+    load_window,
+    model_inputs,
+    read_training_set,
+    recent_window,
+)
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
@@ -185,6 +193,10 @@ def check_drift(
     current = labelled_rows(cfg, window)  # like the reference, a training set: labelled rows only
     reference = read_training_set(with_lineage(client, champion))
     snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
+    start, labelled_end = performance_window(cfg.labels, spec, as_of)
+    if labelled_end < as_of:  # judged on the rows whose outcomes have arrived, not this window's
+        performed = load_window(cfg, PipelinePaths(settings.data_root, cfg.name), start, labelled_end)
+        current = labelled_rows(cfg, performed) if not performed.empty else current.iloc[:0]
     performance = champion_performance(cfg, champion, current)
     last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
     decision = assess_retraining(
@@ -200,6 +212,7 @@ def check_drift(
         "champion_version": str(champion.version),
         "performance": performance,
         "performance_metric": metric,
+        "performance_window": [start.isoformat(), labelled_end.isoformat()],
         "retrain": decision.retrain,
         "reasons": decision.reasons,
         "suppressed_by": decision.suppressed_by,
@@ -267,6 +280,13 @@ def _finished_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, as_of: st
     return found[0].info.run_id if found and Tag.DRIFT_RETRAIN in found[0].data.tags else None
 
 
+def _labelled_rows_of(result: dict[str, Any]) -> str:
+    window = result.get("performance_window")
+    if not window or window[1] == result["as_of"]:
+        return "current window"
+    return f"labelled rows {window[0][:10]}..{window[1][:10]} (outcomes arrive later)"
+
+
 def format_summary(result: dict[str, Any]) -> str:
     """A short, readable table for the task log."""
     lines = [
@@ -282,7 +302,7 @@ def format_summary(result: dict[str, Any]) -> str:
     perf = result["performance"]
     lines.append(
         f"drift share {result['drift_share']:.2f} ({len(result['drifted_columns'])}/{result['n_columns']} columns); "
-        f"champion {result['performance_metric']} on current window: {'n/a' if perf is None else f'{perf:.4f}'}"
+        f"champion {result['performance_metric']} on {_labelled_rows_of(result)}: {'n/a' if perf is None else f'{perf:.4f}'}"
     )
     verdict = "RETRAIN" if result["retrain"] else "no retraining"
     why = "; ".join(result["reasons"]) or "no drift"

@@ -290,3 +290,18 @@ def test_a_model_check_that_cannot_run_breaks_only_its_file(tmp_path, monkeypatc
     configs, errors = scan_pipelines(tmp_path)
     assert configs == [] and len(errors) == 1
     assert str(errors[0]).startswith(f"{tmp_path / 'a.yaml'}: model: scikit-learn could not be asked")
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [({"delay_days": -7}, r"labels\.delay_days.*greater than or equal to 0"),
+     ({"delay_days": "a week"}, r"labels\.delay_days.*valid integer"),
+     ({"delay": 7}, r"labels\.delay.*[Ee]xtra")],
+)  # fmt: skip
+def test_a_bad_label_delay_is_refused_naming_the_file_and_key(tmp_path, labels, expected):
+    raw = _flights_raw()
+    raw["labels"] = labels
+    path = _write(tmp_path, raw)
+    with pytest.raises(ConfigError, match=expected) as err:
+        load_pipeline(path)
+    assert str(path) in str(err.value) or path.name in str(err.value)

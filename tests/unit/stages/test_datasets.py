@@ -79,3 +79,26 @@ def test_training_sets_are_write_once(tmp_path):
     cleared = assemble(cfg, tmp_path, None, tmp_path / "run")
     assert cleared["train"]["uri"] != first["train"]["uri"]
     assert frame_digest(pd.read_parquet(first["train"]["uri"])) == first["train"]["sha256"]
+
+
+@pytest.mark.parametrize("delay_days", [0, 7, 14])
+def test_a_training_uses_only_outcomes_that_arrived(tmp_path, delay_days):
+    """The holdout and the training window end where the arrived outcomes end, moving with the
+    delay; no row of a week whose outcomes arrive after ``as_of`` is in either set."""
+    from include.stages.datasets import assemble
+
+    cfg = tiny_cfg().model_copy(
+        update={"labels": tiny_cfg().labels.model_copy(update={"delay_days": delay_days})}
+    )
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    weeks = [frame(start + timedelta(weeks=i), 7, seed=i) for i in range(6)]
+    write_curated_weeks(PipelinePaths(tmp_path, "tiny"), start, weeks)
+    as_of = start + timedelta(weeks=6)
+    out = assemble(cfg, tmp_path, as_of, tmp_path / "run")
+    labelled_end = as_of - timedelta(days=delay_days)
+    assert out["as_of"] == as_of.isoformat()
+    assert out["holdout_window"] == [(labelled_end - timedelta(days=7)).isoformat(), labelled_end.isoformat()]
+    assert out["train_window"][0] == (labelled_end - timedelta(days=21)).isoformat()
+    both = pd.concat(pd.read_parquet(out[k]["uri"]) for k in ("train", "holdout"))
+    assert both["ts"].max() < pd.Timestamp(labelled_end.replace(tzinfo=None))
+    assert len(both) == 3 * 200
