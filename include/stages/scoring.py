@@ -2,7 +2,8 @@
 
 The log is partitioned like the data: ``predictions/<interval>/v<version>.parquet``, one row per
 input row with the batch's key columns, the predicted label, the positive-class score, the model
-name and version, the Airflow run and the scoring time. It is append-only per (interval,
+name and version, whether that version was the champion (served) or a shadow, the Airflow run and
+the scoring time. It is append-only per (interval,
 version): a retried or cleared run finds its part and leaves it as it is; another version (a
 shadow or backfill run) writes a part of its own beside the champion's.
 """
@@ -67,14 +68,16 @@ def key_columns(cfg: PipelineConfig) -> list[str]:
 
 def prediction_rows(
     batch: pd.DataFrame, keys: list[str], scores, labels, model_name: str, version: str,
-    airflow_run_id: str, scored_at: datetime,
+    airflow_run_id: str, scored_at: datetime, champion: bool = True,
 ) -> pd.DataFrame:  # fmt: skip
-    """The log's rows for one batch: its keys, what the model said, who said it and when."""
+    """The log's rows for one batch: its keys, what the model said, who said it and when, and
+    whether it was the champion then (what was served) or a shadow/backfill version."""
     out = batch[keys].reset_index(drop=True).copy()
     out["prediction"] = labels
     out["score"] = scores
     out["model_name"] = model_name
     out["model_version"] = str(version)
+    out["champion"] = champion
     out["airflow_run_id"] = airflow_run_id
     out["scored_at"] = scored_at.replace(tzinfo=None)  # naive UTC, like every stored timestamp
     return out
@@ -90,12 +93,13 @@ def score_batch(
 
     client = tracking.client(settings, cfg.experiment)
     name = cfg.registered_model
+    champion = get_champion(client, name)
     if version is None:
-        champion = get_champion(client, name)
         if champion is None:
             log.warning("%s has no champion yet: batch %s is not scored", name, partition)
             return None
         version = str(champion.version)
+    served = champion is not None and str(champion.version) == str(version)
     paths = PipelinePaths(settings.data_root, cfg.name)
     out = paths.predictions(partition, version)
     if out.exists():
@@ -118,7 +122,8 @@ def score_batch(
         )
     scores, labels = metrics.predictions(model, model_inputs(batch, columns, numeric))
     scored_at = datetime.now(UTC)
-    rows = prediction_rows(batch, key_columns(cfg), scores, labels, name, version, airflow_run_id, scored_at)
+    rows = prediction_rows(batch, key_columns(cfg), scores, labels, name, version, airflow_run_id, scored_at,
+                           served)  # fmt: skip
     write_parquet(rows, out)
     log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
     # from the model version to what it said: its parts of the log, and the newest

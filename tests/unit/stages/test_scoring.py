@@ -58,6 +58,7 @@ def test_the_champion_scores_every_row_once(setup):
     assert out["rows"] == len(batch) == len(log) and out["model_version"] == version
     assert log["ts"].tolist() == batch["ts"].tolist()  # the batch's keys, row for row
     assert set(log["model_version"]) == {version} and set(log["airflow_run_id"]) == {"manual__1"}
+    assert log["champion"].all()  # what was served, not a shadow's
     assert log["score"].between(0, 1).all() and set(log["prediction"]) <= {0, 1}
     before = paths.predictions(WEEK, version).read_bytes()
     again = score_batch(cfg, settings, WEEK, "manual__1")  # a retry or a clear: the same part, untouched
@@ -73,3 +74,11 @@ def test_missing_feature_columns_are_named_and_permanent(setup):
     with pytest.raises(PermanentError, match=r"lacks \['c'\]"):
         score_batch(cfg, settings, WEEK, "manual__1", version=version)
     assert not paths.predictions(WEEK, version).exists()
+
+
+def test_a_shadow_version_is_logged_as_not_served(setup):
+    from include.stages.scoring import score_batch
+
+    cfg, settings, client, version, batch, paths = setup
+    out = score_batch(cfg, settings, WEEK, "manual__shadow", version=version)  # not the champion
+    assert not pd.read_parquet(out["uri"])["champion"].any()
