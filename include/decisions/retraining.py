@@ -1,8 +1,8 @@
-"""The retrain assessment: drift share, the champion's performance and the cooldown state ->
-trigger a training or not, with the reasons.
+"""The retrain assessment: drift share, the champion's performance, its realized decay and the
+cooldown state -> trigger a training or not, with the reasons.
 
 Pure. The drift check DAG (``include.stages.drift.check_drift``) and the replay both call
-:func:`assess_retraining`.
+:func:`assess_retraining` and :func:`performance_decayed`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from include.foundation import metrics
-from include.foundation.config import DriftSpec
+from include.foundation.config import DecaySpec, DriftSpec
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,22 @@ class RetrainDecision:
     retrain: bool
     reasons: list[str]
     suppressed_by: str | None = None
+
+
+def performance_decayed(
+    spec: DecaySpec, realized: list[float | None], holdout_metric: float, metric: str
+) -> str | None:
+    """Why the champion has decayed, or None: its realized ``metric`` was worse than its own
+    holdout metric by more than ``spec.margin`` in at least ``spec.intervals`` of the last
+    ``spec.of_last`` labelled intervals (oldest first; None = no measurement, not counted)."""
+    measured = [v for v in realized if v is not None][-spec.of_last :]
+    worse = [v for v in measured if metrics.orientation(metric) * (holdout_metric - v) > spec.margin]
+    if len(worse) < spec.intervals:
+        return None
+    return (
+        f"realized {metric} below the champion's holdout {holdout_metric:.4f} by more than {spec.margin} in "
+        f"{len(worse)} of the last {len(measured)} labelled intervals ({', '.join(f'{v:.4f}' for v in measured)})"
+    )
 
 
 def assess_retraining(
@@ -29,9 +45,11 @@ def assess_retraining(
     last_trigger_as_of: datetime | None,
     as_of: datetime,
     active_training_runs: int,
+    decayed: str | None = None,
 ) -> RetrainDecision:
-    """Drift share at or over the threshold, or champion performance past the floor; then cooldown."""
-    reasons = []
+    """Drift share at or over the threshold, champion performance past the floor, or a realized
+    decay (:func:`performance_decayed`); then the cooldown."""
+    reasons = [decayed] if decayed else []
     if drift_share >= spec.share_threshold:
         reasons.append(f"drift share {drift_share:.2f} >= {spec.share_threshold}")
     if (

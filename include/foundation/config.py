@@ -269,6 +269,24 @@ CatMethod = Literal[
 ]
 
 
+class DecaySpec(_Strict):
+    """Retrain when the champion's realized metric (its logged predictions against the outcomes
+    that arrived) is worse than its own holdout metric by more than ``margin`` in ``intervals``
+    of the last ``of_last`` labelled intervals."""
+
+    margin: float = Field(0.02, ge=0)
+    intervals: int = Field(2, ge=1)
+    of_last: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _n_of_m(self) -> DecaySpec:
+        if self.intervals > self.of_last:
+            raise ValueError(
+                f"intervals {self.intervals} > of_last {self.of_last}: the rule could never fire"
+            )
+        return self
+
+
 class DriftSpec(_Strict):
     window_days: int = Field(7, ge=1)
     num_method: NumMethod = "wasserstein"
@@ -287,6 +305,9 @@ class DriftSpec(_Strict):
         "spacing of schedule.drift_check, and when set it must match that schedule",
     )
     performance_floor: float | None = None
+    performance_decay: DecaySpec | None = Field(
+        None, description="Retrain on a realized decay (needs the prediction log); default: off"
+    )
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
 

@@ -39,3 +39,53 @@ def test_assess_retraining(share, perf, last, active, retrain, suppressed):
     d = assess_retraining(SPEC, share, perf, "roc_auc", last, NOW, active)
     assert d.retrain is retrain
     assert (d.suppressed_by is None) if suppressed is None else (suppressed in d.suppressed_by)
+
+
+def test_a_realized_decay_fires_in_n_of_the_last_m_labelled_intervals():
+    from include.decisions.retraining import performance_decayed
+    from include.foundation.config import DecaySpec
+
+    rule = DecaySpec(margin=0.02, intervals=2, of_last=3)
+    holdout = 0.70
+    assert performance_decayed(rule, [0.69, 0.67, 0.66], holdout, "roc_auc") is not None  # 2 of 3 worse
+    assert performance_decayed(rule, [0.67, 0.69, 0.69], holdout, "roc_auc") is None  # 1 of 3
+    assert (
+        performance_decayed(rule, [0.67, 0.66, 0.69, 0.69], holdout, "roc_auc") is None
+    )  # older ones age out
+    assert (
+        performance_decayed(rule, [0.67, None, None, 0.66], holdout, "roc_auc") is not None
+    )  # None: no measurement
+    why = performance_decayed(rule, [0.60, 0.65], holdout, "roc_auc")
+    assert why.startswith(
+        "realized roc_auc below the champion's holdout 0.7000 by more than 0.02 in 2 of the last 2"
+    )
+    # lower is better: a log loss that rises by more than the margin has decayed
+    assert performance_decayed(rule, [0.55, 0.56], 0.50, "log_loss") is not None
+    assert performance_decayed(rule, [0.45, 0.44], 0.50, "log_loss") is None
+
+
+def test_a_decay_alone_triggers_and_obeys_the_cooldown():
+    from datetime import UTC, datetime, timedelta
+
+    from include.decisions.retraining import assess_retraining
+    from include.foundation.config import DriftSpec
+
+    spec, now = (
+        DriftSpec(share_threshold=0.5, cooldown_intervals=2, interval_days=7),
+        datetime(2013, 6, 4, tzinfo=UTC),
+    )
+    fired = assess_retraining(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed="realized roc_auc below ...")
+    assert fired.retrain and fired.reasons == ["realized roc_auc below ..."]
+    quiet = assess_retraining(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed=None)
+    assert not quiet.retrain and quiet.reasons == []
+    cooled = assess_retraining(spec, 0.1, 0.7, "roc_auc", now - timedelta(days=7), now, 0, decayed="x")
+    assert not cooled.retrain and cooled.suppressed_by.startswith("cooldown")
+
+
+def test_a_decay_rule_that_could_never_fire_is_refused():
+    from pydantic import ValidationError
+
+    from include.foundation.config import DecaySpec
+
+    with pytest.raises(ValidationError, match="could never fire"):
+        DecaySpec(intervals=4, of_last=3)

@@ -1,0 +1,119 @@
+"""Outcomes that arrive after the predictions: the join by key and the realized performance.
+
+Pure functions of frames. The prediction log says what the model said about each row (keys,
+``score``, ``prediction``, ``model_version``, ``champion``); outcomes arrive later, keyed the same
+way. The join never guesses: an outcome whose key was never scored, or that arrives twice, is
+counted and shown, not used; a served prediction without an outcome yet stays unlabelled. The
+realized performance is then the served version's own metric on its own logged scores — never a
+re-scoring with a newer model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from include.foundation import metrics
+from include.foundation.config import BootstrapSpec, SliceSpec
+from include.foundation.errors import PermanentError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES = 5  # keys shown per problem in logs and reports
+
+
+@dataclass(frozen=True)
+class OutcomeJoin:
+    """Served predictions with the outcomes that arrived, and what could not be joined."""
+
+    joined: pd.DataFrame  # one row per served prediction that has exactly one outcome
+    served: int  # served predictions (rows the champion scored)
+    unlabelled: int  # served predictions without an outcome (yet)
+    unknown: int  # outcomes for rows that were never served
+    duplicated: int  # outcome rows whose key arrived more than once (none of them used)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"served": self.served, "labelled": len(self.joined), "unlabelled": self.unlabelled,
+                "unknown": self.unknown, "duplicated": self.duplicated, "examples": self.examples}  # fmt: skip
+
+
+class KeysNotUnique(PermanentError):
+    """The prediction log repeats a key: which prediction an outcome belongs to would be a guess."""
+
+
+def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame, keys: list[str]) -> OutcomeJoin:
+    """Join the served rows of ``predictions`` (``champion`` true) with ``outcomes`` on ``keys``.
+
+    ``outcomes`` holds the keys and whatever outcome columns the caller needs (the label, slice
+    columns). A key that appears more than once among the outcomes is reported and left out, all
+    copies; a key never served is reported; a served row without an outcome is unlabelled.
+    """
+    served = predictions[predictions["champion"]] if "champion" in predictions else predictions
+    if served.duplicated(keys).any():
+        raise KeysNotUnique(
+            f"the prediction log repeats keys {keys}: {served[served.duplicated(keys)][keys].head(EXAMPLES)}"
+        )
+    repeated = outcomes.duplicated(keys, keep=False)
+    single = outcomes[~repeated]
+    joined = served.merge(single, on=keys, how="inner", validate="one_to_one", suffixes=("", "_outcome"))
+    known = single.merge(served[keys], on=keys, how="left", indicator=True)
+    unknown = known[known["_merge"] == "left_only"]
+    examples = {
+        "unknown": _examples(unknown, keys),
+        "duplicated": _examples(outcomes[repeated].drop_duplicates(keys), keys),
+    }
+    return OutcomeJoin(joined=joined.reset_index(drop=True), served=len(served),
+                       unlabelled=len(served) - len(joined), unknown=len(unknown),
+                       duplicated=int(repeated.sum()), examples={k: v for k, v in examples.items() if v})  # fmt: skip
+
+
+def _examples(df: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
+    return [{k: str(v) for k, v in row.items()} for row in df[keys].head(EXAMPLES).to_dict("records")]
+
+
+def realized_performance(
+    joined: pd.DataFrame, label: str, metric: str, slices: SliceSpec, bootstrap: BootstrapSpec
+) -> dict[str, Any]:
+    """The primary metric of what was served, on the rows whose outcomes arrived: the value, a
+    percentile bootstrap CI (rows resampled; ``scipy.stats.bootstrap``), and the value per
+    configured slice (slices under ``min_rows`` rows or with one class are left out).
+
+    ``joined`` holds ``score``, ``prediction``, the 0/1 ``label`` and the slice columns.
+    """
+    import numpy as np
+
+    fn = metrics.metric_fn(metric)
+    y = joined[label].to_numpy()
+    p, d = joined["score"].to_numpy(), joined["prediction"].to_numpy()
+    out: dict[str, Any] = {"metric": metric, "rows": len(joined), "value": None, "ci": None, "slices": []}
+    if len(np.unique(y)) < 2:
+        return out  # a metric of one class is not a measurement
+    out["value"] = float(fn(y, p, d))
+    out["ci"] = _bootstrap_ci(fn, y, p, d, bootstrap)
+    for column in slices.columns:
+        if column not in joined:
+            continue
+        for value, idx in joined.groupby(column, dropna=True, observed=True).indices.items():
+            if len(idx) >= slices.min_rows and len(np.unique(y[idx])) == 2:
+                out["slices"].append({"column": column, "value": str(value), "rows": int(len(idx)),
+                                      "value_metric": float(fn(y[idx], p[idx], d[idx]))})  # fmt: skip
+    return out
+
+
+def _bootstrap_ci(fn, y, p, d, spec: BootstrapSpec) -> list[float] | None:
+    import warnings
+
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    def statistic(y, p, d):
+        return fn(y, p, d) if len(np.unique(y)) == 2 else np.nan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate resamples give NaN; reported as no interval
+        res = bootstrap((y, p, d), statistic, paired=True, vectorized=False, n_resamples=spec.n_resamples,
+                        confidence_level=spec.confidence, method="percentile", random_state=spec.seed)  # fmt: skip
+    lo, hi = res.confidence_interval
+    return None if not (np.isfinite(lo) and np.isfinite(hi)) else [float(lo), float(hi)]
