@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.decisions.promotion import judge
-from include.decisions.retraining import assess_retraining
+from include.decisions.retraining import assess_retraining, performance_decayed
 from include.decisions.windows import (
     cut_window,
     first_champion_as_of,
@@ -161,6 +161,19 @@ class Replay:
             self.timings["drift"] += time.perf_counter() - t0
         return self._drift[key]["drift_share"]
 
+    def decayed(self, out: Outcome, champion: datetime, step: datetime, spec: DriftSpec) -> str | None:
+        """The decay rule (:func:`performance_decayed`) as the drift check applies it: on the weeks
+        this champion scored whose outcomes arrived by ``step``, against its own holdout metric."""
+        end = self.labelled_end(step).date()
+        realized = [value for week, value, served_by in zip(out.weeks, out.scores, out.champions, strict=True)
+                    if served_by == champion.date() and week + self.interval <= end]  # fmt: skip
+        holdout = self.score(champion, self.training_window(champion)[1], self.cfg.training.holdout_days)
+        if holdout is None:
+            return None
+        return performance_decayed(
+            spec.performance_decay, realized, holdout, self.cfg.promotion.primary_metric
+        )
+
     def gate(self, challenger: datetime, champion: datetime | None):
         """The promotion judgement (:func:`include.decisions.promotion.judge`) on the challenger's holdout."""
         key = (challenger, champion, self.cfg.promotion.model_dump_json())
@@ -216,8 +229,9 @@ class Replay:
             spec = policy.drift
             share = self.drift_share(champion, step, spec)
             perf = self.score(champion, performance_window(self.cfg.labels, spec, step)[0], spec.window_days)
+            decayed = self.decayed(out, champion, step, spec) if spec.performance_decay else None
             wanted = assess_retraining(
-                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0
+                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0, decayed
             )
             if not wanted.retrain:
                 return champion, last_trigger

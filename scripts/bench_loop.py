@@ -296,9 +296,8 @@ def case_score_floor(home: Path, partition: str) -> dict:
     from include.foundation.config import load_pipeline
     from include.foundation.settings import Settings
     from include.foundation.storage import PipelinePaths, write_parquet
-    from include.stages.datasets import model_inputs
+    from include.stages.datasets import key_columns, model_inputs
     from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
-    from include.stages.scoring import key_columns
 
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / "bench_score.yaml")

@@ -188,6 +188,7 @@ class DriftCheck(TypedDict, total=False):
     performance: float | None
     performance_metric: str
     performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of
+    realized: list[dict[str, Any]]  # per labelled interval the champion served: its realized metric
     report: str
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str

@@ -58,6 +58,24 @@ def load_window(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end:
     return cut_window(df, cfg.timestamp_column, start, end, cfg.schema_.unique_together)
 
 
+def key_columns(cfg: PipelineConfig) -> list[str]:
+    """The columns that identify a row (``unique_together``, else the timestamp), in schema order:
+    the prediction log's keys, and how outcomes are joined to it."""
+    wanted = {c for group in cfg.schema_.unique_together for c in group} or {cfg.timestamp_column}
+    return [c for c in cfg.schema_.names if c in wanted]
+
+
+def served_predictions(paths: PipelinePaths, key: str) -> pd.DataFrame | None:
+    """What was served for interval ``key``: the prediction-log part written by the version that
+    was champion when it scored (the first, if the interval was scored by a champion twice);
+    None when the interval was never scored by a champion."""
+    import pandas as pd
+
+    parts = sorted(paths.predictions(key, "0").parent.glob("v*.parquet"))
+    served = [df for df in map(pd.read_parquet, parts) if len(df) and df["champion"].all()]
+    return min(served, key=lambda df: df["scored_at"].iloc[0]) if served else None
+
+
 def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
     """Add the 0/1 label column ``cfg.target.name``; rows without a target value are dropped."""
     tgt = cfg.target

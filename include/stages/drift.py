@@ -13,24 +13,27 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from include.decisions.retraining import assess_retraining
-from include.decisions.windows import performance_window
+from include.decisions.outcomes import join_outcomes, realized_performance
+from include.decisions.retraining import assess_retraining, performance_decayed
+from include.decisions.windows import labelled_until, performance_window
 from include.foundation import metrics, tracking
 from include.foundation.config import DriftSpec, PipelineConfig
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, atomic_write
+from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key
 from include.foundation.tracking import Role, Tag
 from include.stages.datasets import (
     add_label,
+    key_columns,
     labelled_rows,
     load_window,
     model_inputs,
     read_training_set,
     recent_window,
+    served_predictions,
 )
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
@@ -189,6 +192,7 @@ def check_drift(
         return {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]}
 
     spec, metric = cfg.drift, cfg.promotion.primary_metric
+    realized, decayed = [], None
     as_of, window = recent_window(cfg, settings.data_root, as_of, spec.window_days)
     current = labelled_rows(cfg, window)  # like the reference, a training set: labelled rows only
     reference = read_training_set(with_lineage(client, champion))
@@ -198,9 +202,17 @@ def check_drift(
         performed = load_window(cfg, PipelinePaths(settings.data_root, cfg.name), start, labelled_end)
         current = labelled_rows(cfg, performed) if not performed.empty else current.iloc[:0]
     performance = champion_performance(cfg, champion, current)
+    if spec.performance_decay is not None:  # what the champion served, judged by the outcomes that arrived
+        version = str(champion.version)
+        realized = realized_history(cfg, settings, as_of, version, spec.performance_decay.of_last)
+        holdout_metric = client.get_run(champion.run_id).data.metrics.get(metric)
+        if holdout_metric is not None:
+            decayed = performance_decayed(
+                spec.performance_decay, [r["value"] for r in realized], holdout_metric, metric
+            )
     last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
     decision = assess_retraining(
-        spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs
+        spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs, decayed
     )
 
     out_dir = PipelinePaths(settings.data_root, cfg.name).drift_dir(run_id)
@@ -213,6 +225,9 @@ def check_drift(
         "performance": performance,
         "performance_metric": metric,
         "performance_window": [start.isoformat(), labelled_end.isoformat()],
+        "realized": [
+            {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")} for r in realized
+        ],
         "retrain": decision.retrain,
         "reasons": decision.reasons,
         "suppressed_by": decision.suppressed_by,
@@ -229,6 +244,39 @@ def check_drift(
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
+
+
+def realized_history(
+    cfg: PipelineConfig,
+    settings: Settings,
+    as_of: datetime,
+    version: str | None = None,
+    last: int | None = None,
+) -> list[dict[str, Any]]:
+    """What was served, judged by its outcomes: per interval whose outcomes arrived by ``as_of``
+    (:func:`labelled_until`) and that a champion scored (``version``: only that one's), oldest
+    first, the served part of the prediction log joined with the interval's outcomes by key
+    (:func:`join_outcomes`) and its realized metric (:func:`realized_performance`)."""
+    import pandas as pd
+
+    paths = PipelinePaths(settings.data_root, cfg.name)
+    end = labelled_until(cfg.labels, as_of, timedelta(days=cfg.drift.interval_days))
+    keys, rule = key_columns(cfg), cfg.promotion
+    columns = list(dict.fromkeys([*keys, cfg.target.name, *rule.slices.columns]))
+    out = []
+    for partition in paths.curated_partitions():
+        if parse_partition_key(partition)[1] > end:
+            break
+        served = served_predictions(paths, partition)
+        if served is None or (version is not None and set(served["model_version"]) != {version}):
+            continue
+        outcomes = add_label(cfg, pd.read_parquet(paths.curated(partition)))[columns]
+        joined = join_outcomes(served, outcomes, keys)
+        perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
+                                    rule.bootstrap)  # fmt: skip
+        out.append({"partition": partition, "model_version": str(served["model_version"].iloc[0]), **perf,
+                    "join": joined.summary()})  # fmt: skip
+    return out[-last:] if last else out
 
 
 def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[str, Any]) -> str:
@@ -304,6 +352,11 @@ def format_summary(result: dict[str, Any]) -> str:
         f"drift share {result['drift_share']:.2f} ({len(result['drifted_columns'])}/{result['n_columns']} columns); "
         f"champion {result['performance_metric']} on {_labelled_rows_of(result)}: {'n/a' if perf is None else f'{perf:.4f}'}"
     )
+    for r in result.get("realized") or []:
+        ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+        value = "n/a" if r["value"] is None else f"{r['value']:.4f}{ci}"
+        lines.append(f"realized {result['performance_metric']} of v{r['model_version']} on {r['partition']}: {value} "
+                     f"({r['rows']} labelled rows)")  # fmt: skip
     verdict = "RETRAIN" if result["retrain"] else "no retraining"
     why = "; ".join(result["reasons"]) or "no drift"
     lines.append(

@@ -22,7 +22,7 @@ from include.foundation.payloads import ScoredBatch
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, write_parquet
 from include.foundation.tracking import Tag
-from include.stages.datasets import model_inputs
+from include.stages.datasets import key_columns, model_inputs
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
 
 if TYPE_CHECKING:
@@ -58,12 +58,6 @@ def partitions_to_score(paths: PipelinePaths, event_partitions: list[str], inter
     if not published:
         raise UnpublishedBatch(f"{paths.pipeline} has no published batch yet: nothing to score")
     return published[-1:]
-
-
-def key_columns(cfg: PipelineConfig) -> list[str]:
-    """The columns that identify a row (``unique_together``, else the timestamp), in schema order."""
-    wanted = {c for group in cfg.schema_.unique_together for c in group} or {cfg.timestamp_column}
-    return [c for c in cfg.schema_.names if c in wanted]
 
 
 def prediction_rows(

@@ -2,9 +2,11 @@
 what the loop would have done, so it must decide as the loop does).
 
 A short pipeline (2-week training window, 1-week holdout) on five real weeks: the first champion,
-a challenger judged against it, and a drift check, each through ``dag.test()``; then
+a challenger judged against it, the champion scoring two weeks, and a drift check with the
+realized-decay rule, each through ``dag.test()``; then
 ``include.replay`` on the same weeks, decision by decision: the same rows, the same promotion
-verdict and reason, the same drift share, performance and retrain assessment.
+verdict and reason, the same drift share, performance, realized metric of what was served and
+retrain assessment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.e2e
 NAME = "flights_agree"
 JAN1 = datetime(2013, 1, 1, tzinfo=UTC)
 FIRST, SECOND = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=5)
+WEEK4, WEEK5 = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=4)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,8 @@ def decided(tmp_path_factory, airflow_db):
     cfg, settings = demo_pipeline_with_weeks(
         tmp_path_factory.mktemp("agree_pipelines"), NAME, 5, mp,
         training={"train_days": 14, "holdout_days": 7, "min_train_rows": 1000},
-        drift={"share_threshold": 0.05},  # January's weather drifts week to week: a trigger to compare
+        drift={"share_threshold": 0.05,  # January's weather drifts week to week: a trigger to compare
+               "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2}},
     )  # fmt: skip
     dags = {}
     for as_of in (FIRST, SECOND):
@@ -40,6 +44,9 @@ def decided(tmp_path_factory, airflow_db):
         assert task_states(dr)["evaluate"] == "success", task_states(dr)
         ti = next(t for t in dr.get_task_instances() if t.task_id == "evaluate")
         dags[as_of] = ti.xcom_pull(task_ids="evaluate")
+    for week in (WEEK4, WEEK5):  # the champion serves two weeks: the decay rule judges them
+        dr = run_dag(f"{NAME}__score", run_conf={"interval": week.date().isoformat(), "model_version": None})
+        assert task_states(dr) == {"score": "success"}, task_states(dr)
     dr = run_dag(f"{NAME}__drift_check", run_conf={"as_of": SECOND.date().isoformat()})
     assert task_states(dr)["check_drift"] == "success", task_states(dr)
     folder = settings.data_root / NAME / "drift"
@@ -74,7 +81,7 @@ def test_a_challenger_is_judged_alike(decided):
 
 
 def test_the_drift_check_assesses_alike(decided):
-    from include.decisions.retraining import assess_retraining
+    from include.decisions.retraining import assess_retraining, performance_decayed
 
     cfg, dags, replay = decided
     check = dags["drift"]
@@ -82,7 +89,14 @@ def test_the_drift_check_assesses_alike(decided):
     spec = cfg.drift
     share = replay.drift_share(champion, SECOND, spec)
     performance = replay.score(champion, SECOND - timedelta(days=spec.window_days), spec.window_days)
-    assessed = assess_retraining(spec, share, performance, cfg.promotion.primary_metric, None, SECOND, 0)
+    # the decay rule on what the champion served (its logged scores) vs the replay's own scoring
+    realized = [replay.score(champion, week, 7) for week in (WEEK4, WEEK5)]
+    assert [r["value"] for r in check["realized"]] == pytest.approx(realized, abs=1e-9)
+    holdout = replay.score(champion, replay.training_window(champion)[1], cfg.training.holdout_days)
+    decayed = performance_decayed(spec.performance_decay, realized, holdout, cfg.promotion.primary_metric)
+    assessed = assess_retraining(
+        spec, share, performance, cfg.promotion.primary_metric, None, SECOND, 0, decayed
+    )
     assert check["drift_share"] == pytest.approx(share, abs=1e-12)
     assert check["performance"] == pytest.approx(performance, abs=1e-9)
     assert (check["retrain"], check["reasons"]) == (assessed.retrain, assessed.reasons)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from include.foundation.config import DriftSpec
 from include.stages.drift import drift_report, format_summary
@@ -68,3 +69,52 @@ def test_summary_table_names_drifted_columns():
     )  # fmt: skip
     a_line = next(line for line in text.splitlines() if line.startswith("a "))
     assert a_line.rstrip().endswith("YES") and "RETRAIN" in text and "/x/report.html" in text
+
+
+def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_path):
+    """Two published weeks: week 1 served by v1 (and shadowed by v2), week 2 served by v2 after a
+    promotion. Outcomes arrive a week late: at the end of week 2 only week 1 is judged, as v1's
+    (the version that served it, not the champion now), on its logged scores."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from sklearn.metrics import roc_auc_score
+
+    from include.foundation.settings import Settings
+    from include.foundation.storage import PipelinePaths
+    from include.stages.drift import realized_history
+    from include.stages.scoring import prediction_rows
+    from tests.factories import frame, tiny_cfg, write_curated_weeks
+
+    base = tiny_cfg()
+    cfg = base.model_copy(update={"labels": base.labels.model_copy(update={"delay_days": 7})})
+    settings = replace(Settings.from_env(), data_root=tmp_path)
+    paths = PipelinePaths(tmp_path, cfg.name)
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    weeks = [frame(start + timedelta(weeks=i), 7, n=400, seed=i) for i in range(2)]
+    keys = write_curated_weeks(paths, start, weeks)
+    rng = np.random.default_rng(9)
+    for key, week, version, champion in ((keys[0], weeks[0], "1", True), (keys[0], weeks[0], "2", False),
+                                         (keys[1], weeks[1], "2", True)):  # fmt: skip
+        score = np.clip(
+            week["y"].to_numpy() + rng.normal(0, 0.4, len(week)), 0, 1
+        )  # informative, not perfect
+        rows = prediction_rows(week, ["ts"], score, (score > 0.5).astype(int), "tiny_model", version, "r",
+                               start, champion)  # fmt: skip
+        paths.predictions(key, version).parent.mkdir(parents=True, exist_ok=True)
+        rows.to_parquet(paths.predictions(key, version))
+
+    at_week2_end = realized_history(cfg, settings, start + timedelta(weeks=2))
+    assert [(r["partition"], r["model_version"]) for r in at_week2_end] == [(keys[0], "1")]
+    served = pd.read_parquet(paths.predictions(keys[0], "1"))
+    expected = roc_auc_score(weeks[0]["y"] > 0.5, served["score"])  # independently, from log and outcomes
+    assert at_week2_end[0]["value"] == pytest.approx(expected) and at_week2_end[0]["rows"] == 400
+    assert at_week2_end[0]["join"]["unknown"] == 0 and at_week2_end[0]["join"]["unlabelled"] == 0
+
+    a_week_later = realized_history(cfg, settings, start + timedelta(weeks=3))
+    assert [(r["partition"], r["model_version"]) for r in a_week_later] == [(keys[0], "1"), (keys[1], "2")]
+    assert [r["model_version"] for r in realized_history(cfg, settings, start + timedelta(weeks=3), "2")] == [
+        "2"
+    ]
+    together = cfg.model_copy(update={"labels": base.labels})  # no delay: both weeks at once
+    assert len(realized_history(together, settings, start + timedelta(weeks=2))) == 2
