@@ -21,7 +21,7 @@ class AirflowApi:
         self.s = requests.Session()
         self.s.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
         # the embedded SQLite metadata DB has one writer: a request that waited out its lock
-        # answers 500 ("Database error"); idempotent ones are asked again (triggers are not)
+        # answers 500 ("Database error"); idempotent requests are asked again (POSTs: _post_while_locked)
         retry = Retry(total=4, backoff_factor=1, status_forcelist=(500, 502, 503),
                       allowed_methods=frozenset({"GET", "PUT", "PATCH"}), raise_on_status=False)  # fmt: skip
         self.s.mount(base, HTTPAdapter(max_retries=retry))
@@ -40,11 +40,24 @@ class AirflowApi:
             )
 
     def trigger(self, dag_id: str, run_id: str, conf: dict, logical_date: str | None = None) -> str:
-        r = self.s.post(f"{self.base}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
-                        json={"dag_run_id": run_id, "logical_date": logical_date, "conf": conf})  # fmt: skip
+        body = {"dag_run_id": run_id, "logical_date": logical_date, "conf": conf}
+        r = self._post_while_locked(f"/dags/{dag_id}/dagRuns", body)
+        if r.status_code == 409 and self.get(f"/dags/{dag_id}/dagRuns/{run_id}").status_code == 200:
+            return run_id  # an earlier try went through before its answer was lost
         if r.status_code != 200:
             raise RuntimeError(f"cannot trigger {dag_id} ({run_id}): {r.status_code} {r.text}")
         return run_id
+
+    def _post_while_locked(self, path: str, body: dict, tries: int = 6):
+        """POST, asked again while the embedded SQLite metadata DB is locked by another writer
+        (503 "Database is locked", or 500 "Database error"): such a request changed nothing."""
+        for attempt in range(tries):
+            r = self.s.post(f"{self.base}/api/v2{path}", json=body, timeout=60)
+            locked = r.status_code == 503 or (r.status_code == 500 and "Database error" in r.text)
+            if not locked or attempt == tries - 1:
+                return r
+            time.sleep(2**attempt)
+        return r
 
     def backfill(self, dag_id: str, start: str, end: str) -> dict:
         """One backfill, run by the scheduler (run type ``backfill``), one run at a time."""
@@ -55,7 +68,7 @@ class AirflowApi:
             "max_active_runs": 1,
             "dag_run_conf": {},
         }
-        r = self.s.post(f"{self.base}/api/v2/backfills", json=body, timeout=60)
+        r = self._post_while_locked("/backfills", body)
         if r.status_code != 200:
             raise RuntimeError(f"cannot backfill {dag_id} {start}..{end}: {r.status_code} {r.text}")
         return r.json()
