@@ -48,7 +48,7 @@ lint: venv  ## ruff, then the architecture contracts in pyproject.toml (import-l
 up: venv  ## Airflow UI on localhost:8080 and MLflow UI on localhost:5000; Ctrl-C stops both
 	bash scripts/up.sh
 
-bench: venv  ## Benchmarks of the loop, P1-P5 and XCom sizes (print figures; not tests; ~25 min)
+bench: venv  ## Benchmarks of the loop, P1-P6 and XCom sizes (print figures; not tests; ~10 min)
 	$(BIN)/python scripts/bench_parse.py
 	$(BIN)/python scripts/bench_loop.py $(BENCH_ARGS)
 

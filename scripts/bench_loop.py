@@ -442,8 +442,8 @@ def bench_p6(scratch: Path, rows: int) -> list[str]:
     return [
         f"P6  scoring {rows:,} rows of the demo's features ({setup['columns']} columns) with the champion "
         f"(v{setup['version']}, HistGradientBoosting)",
-        f"    floor: predict_proba in memory {floor['predict_proba']:6.1f} s; Parquet read {floor['read']:.1f} s "
-        f"+ write {floor['write']:.1f} s",
+        f"    floor: predict_proba in memory {floor['predict_proba']:6.1f} s (peak RSS {floor['peak_mb']:.0f} MB, "
+        f"the whole frame at once); Parquet read {floor['read']:.1f} s + write {floor['write']:.1f} s",
         f"    scoring task (lookup, load, read, score, write): {task['wall']:6.1f} s, peak RSS {task['peak_mb']:.0f} MB, "
         f"{task['logged']:,} rows logged",
         f"    target 1.5 x floor + Parquet I/O = {target:.1f} s, under 2048 MB: {'met' if ok else 'NOT MET'} "

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+CHUNK_ROWS = 100_000  # rows scored per model call: bounds the model's working memory
 
 
 class MissingFeatures(PermanentError):
@@ -84,6 +85,7 @@ def score_batch(
 
     None when there is no champion yet (nothing to score with: not a failure)."""
     import pandas as pd
+    import pyarrow.parquet as pq
 
     client = tracking.client(settings, cfg.experiment)
     name = cfg.registered_model
@@ -105,25 +107,41 @@ def score_batch(
         raise UnpublishedBatch(
             f"{cfg.name} has no published batch {partition} ({batch_file}): nothing to score"
         )
-    batch = pd.read_parquet(batch_file)
     model = load_model(model_uri(name, version))
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
-    missing = [c for c in columns if c not in batch]
+    present = set(pq.read_schema(batch_file).names)
+    missing = [c for c in columns if c not in present]
     if missing:
         raise MissingFeatures(
             f"batch {partition} of {cfg.name} lacks {missing}, which {name} v{version} takes (its signature); "
             "it is not scored"
         )
-    scores, labels = metrics.predictions(model, model_inputs(batch, columns, numeric))
+    keys = key_columns(cfg)
+    batch = pd.read_parquet(batch_file, columns=list(dict.fromkeys([*keys, *columns])))  # what is needed only
+    scores, labels = score_in_chunks(model, batch, columns, numeric)
     scored_at = datetime.now(UTC)
-    rows = prediction_rows(batch, key_columns(cfg), scores, labels, name, version, airflow_run_id, scored_at,
-                           served)  # fmt: skip
+    rows = prediction_rows(batch, keys, scores, labels, name, version, airflow_run_id, scored_at, served)
     write_parquet(rows, out)
     log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
     # from the model version to what it said: its parts of the log, and the newest
     client.set_model_version_tag(name, version, Tag.PREDICTIONS, str(out.parent.parent / "*" / out.name))
     client.set_model_version_tag(name, version, Tag.PREDICTIONS_LAST, partition)
     return _result(partition, out, len(rows), name, version, scored_at, False)
+
+
+def score_in_chunks(
+    model, batch: pd.DataFrame, columns: list[str], numeric: list[str], chunk: int = CHUNK_ROWS
+):
+    """``(scores, labels)`` of every row, ``chunk`` rows at a time: the model's working copies
+    (encoded and binned inputs) stay the size of a chunk, not of the batch; the values are the
+    same as in one call."""
+    import numpy as np
+
+    parts = [metrics.predictions(model, model_inputs(batch.iloc[i : i + chunk], columns, numeric))
+             for i in range(0, len(batch), chunk)]  # fmt: skip
+    if not parts:
+        return np.array([], dtype=float), np.array([])
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _result(

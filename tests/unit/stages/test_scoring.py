@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,19 @@ def test_a_shadow_version_is_logged_as_not_served(setup):
     cfg, settings, client, version, batch, paths = setup
     out = score_batch(cfg, settings, WEEK, "manual__shadow", version=version)  # not the champion
     assert not pd.read_parquet(out["uri"])["champion"].any()
+
+
+def test_scoring_in_chunks_gives_the_values_of_one_call(setup):
+    from include.foundation import metrics
+    from include.stages.datasets import model_inputs
+    from include.stages.registry import load_model, model_uri
+    from include.stages.scoring import score_in_chunks
+
+    cfg, settings, client, version, batch, paths = setup
+    model = load_model(model_uri(cfg.registered_model, version))
+    whole = metrics.predictions(model, model_inputs(batch, ["x", "c"], ["x"]))
+    chunked = score_in_chunks(model, batch, ["x", "c"], ["x"], chunk=7)  # 120 rows: 18 chunks, the last short
+    assert len(chunked[0]) == len(batch) and (chunked[1] == whole[1]).all()
+    assert np.allclose(
+        chunked[0], whole[0], rtol=1e-12, atol=0
+    )  # BLAS may block a matrix product differently
