@@ -88,6 +88,15 @@ def test_drift_check_structure(bag):
     assert set(RetrainRequest().to_conf()) <= train_params
 
 
+def test_score_structure(bag):
+    dag = bag.dags["flights_delay__score"]
+    assert [t.task_id for t in dag.tasks] == ["score"]
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"  # run by each published batch
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["flights_delay.curated"]
+    assert [a.name for a in dag.get_task("score").outlets] == ["flights_delay.predictions"]
+    assert set(dag.params.keys()) == {"interval", "model_version"}
+
+
 def test_rollback_structure(bag):
     dag = bag.dags["flights_delay__rollback"]
     assert [t.task_id for t in dag.tasks] == ["rollback"]
