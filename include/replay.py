@@ -40,8 +40,8 @@ from include.foundation.config import DriftSpec, PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
-from include.stages.datasets import add_label, labelled_rows, split_xy
-from include.stages.drift import drift_columns, drift_report
+from include.stages.datasets import add_label, labelled_rows, model_inputs, split_xy
+from include.stages.drift import drift_columns, drift_report, prediction_drift
 from include.stages.sources import fetch
 from include.stages.training import build_pipeline
 
@@ -73,6 +73,9 @@ class Outcome:
     weeks: list[date] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     champions: list[date] = field(default_factory=list)  # the champion's as_of for each scored week
+    served: dict[datetime, datetime] = field(
+        default_factory=dict
+    )  # every week's start -> the champion that scored it
     trainings: list[date] = field(default_factory=list)  # as_of of each training (after the first)
     promotions: list[date] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)  # as_of -> why it trained / promoted / not
@@ -174,6 +177,38 @@ class Replay:
             spec.performance_decay, realized, holdout, self.cfg.promotion.primary_metric
         )
 
+    def served_scores(self, champion: datetime, start: datetime, end: datetime):
+        """The scores model ``champion`` gives every row of ``[start, end)`` (labelled or not), as
+        the scoring DAG logs them."""
+        key = ("served", champion, start, end)
+        if key not in self._preds:
+            rows = cut_window(self.data, self.ts, start, end, self.cfg.schema_.unique_together)
+            self._preds[key] = metrics.predictions(self.model(champion), model_inputs(
+                rows, self.cfg.model.features, self.cfg.model.numeric_features))[0]  # fmt: skip
+        return self._preds[key]
+
+    def prediction_drift(
+        self, out: Outcome, champion: datetime, step: datetime, spec: DriftSpec
+    ) -> dict | None:
+        """The prediction-drift check as the drift check runs it: the scores this champion served
+        over the drift window against its scores on its own holdout."""
+        import numpy as np
+
+        start = step - timedelta(days=spec.window_days)
+        weeks = [
+            w for w, by in out.served.items() if by == champion and w >= start and w + self.interval <= step
+        ]
+        if not weeks:
+            return None
+        served = np.concatenate([self.served_scores(champion, w, w + self.interval) for w in weeks])
+        hold_start = self.training_window(champion)[1]
+        holdout = self.window(
+            hold_start, self.labelled_end(champion)
+        )  # the holdout as assembled: labelled rows
+        reference = metrics.predictions(self.model(champion), model_inputs(
+            holdout, self.cfg.model.features, self.cfg.model.numeric_features))[0]  # fmt: skip
+        return prediction_drift(reference, served, spec.prediction_drift)
+
     def gate(self, challenger: datetime, champion: datetime | None):
         """The promotion judgement (:func:`include.decisions.promotion.judge`) on the challenger's holdout."""
         key = (challenger, champion, self.cfg.promotion.model_dump_json())
@@ -214,6 +249,7 @@ class Replay:
                 break
             if step > self.bootstrap_at:
                 champion, last_trigger = self._step(policy, out, step, champion, last_trigger)
+            out.served[step] = champion
             value = self.score(champion, step, self.interval.days)
             if value is not None:
                 out.weeks.append(step.date())
@@ -230,8 +266,9 @@ class Replay:
             share = self.drift_share(champion, step, spec)
             perf = self.score(champion, performance_window(self.cfg.labels, spec, step)[0], spec.window_days)
             decayed = self.decayed(out, champion, step, spec) if spec.performance_decay else None
+            said = self.prediction_drift(out, champion, step, spec) if spec.prediction_drift else None
             wanted = assess_retraining(
-                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0, decayed
+                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0, decayed, said
             )
             if not wanted.retrain:
                 return champion, last_trigger

@@ -46,10 +46,16 @@ def assess_retraining(
     as_of: datetime,
     active_training_runs: int,
     decayed: str | None = None,
+    prediction_drift: dict | None = None,
 ) -> RetrainDecision:
-    """Drift share at or over the threshold, champion performance past the floor, or a realized
-    decay (:func:`performance_decayed`); then the cooldown."""
+    """Drift share at or over the threshold, champion performance past the floor, a realized
+    decay (:func:`performance_decayed`), or drifted predictions (``prediction_drift``: Evidently's
+    verdict on the served scores); then the cooldown."""
     reasons = [decayed] if decayed else []
+    if prediction_drift and prediction_drift.get("drifted"):
+        pd_ = prediction_drift
+        reasons.append(f"prediction drift {pd_['method']} {pd_['score']:.3f} >= {pd_['threshold']} on "
+                       f"{pd_['current_rows']} served scores vs {pd_['reference_rows']} holdout scores")  # fmt: skip
     if drift_share >= spec.share_threshold:
         reasons.append(f"drift share {drift_share:.2f} >= {spec.share_threshold}")
     if (

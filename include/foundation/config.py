@@ -287,6 +287,16 @@ class DecaySpec(_Strict):
         return self
 
 
+class PredictionDriftSpec(_Strict):
+    """Drift of what the model says: the scores the champion served over the drift window against
+    its scores on its own holdout (Evidently's ``ValueDrift`` on the score)."""
+
+    method: NumMethod = "psi"
+    threshold: float = Field(
+        0.1, gt=0, description="The method's drift threshold (PSI: 0.1 moderate, 0.25 large)"
+    )
+
+
 class DriftSpec(_Strict):
     window_days: int = Field(7, ge=1)
     num_method: NumMethod = "wasserstein"
@@ -305,6 +315,9 @@ class DriftSpec(_Strict):
         "spacing of schedule.drift_check, and when set it must match that schedule",
     )
     performance_floor: float | None = None
+    prediction_drift: PredictionDriftSpec | None = Field(
+        None, description="Retrain when the served scores drift from the holdout's (needs the prediction log)"
+    )
     performance_decay: DecaySpec | None = Field(
         None, description="Retrain on a realized decay (needs the prediction log); default: off"
     )

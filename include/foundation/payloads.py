@@ -26,6 +26,7 @@ class RetrainRequest:
     as_of: str | None = None  # end of the holdout window (ISO); None = latest curated data
     drift_share: float | None = None  # set by the drift check
     report: str | None = None  # the drift report that triggered the run
+    signals: list[str] | None = None  # what fired, with its evidence (drift share, prediction drift, decay)
 
     # field -> (JSON-schema type, description): the training DAG's params form is built from it
     FORM = {
@@ -33,6 +34,7 @@ class RetrainRequest:
         "as_of": (["null", "string"], "End of the holdout window (ISO date); empty = latest curated data"),
         "drift_share": (["null", "number"], "Set by the drift check"),
         "report": (["null", "string"], "Drift report that triggered this run"),
+        "signals": (["null", "array"], "Set by the drift check: the signals that fired, with their evidence"),
     }
 
     def to_conf(self) -> dict[str, Any]:
@@ -46,6 +48,8 @@ class RetrainRequest:
         values = {k: v for k, v in conf.items() if k in names and v is not None}
         if "drift_share" in values:
             values["drift_share"] = float(values["drift_share"])
+        if "signals" in values:
+            values["signals"] = [str(v) for v in values["signals"]]
         return cls(**values)
 
     def tags(self) -> dict[str, str]:
@@ -54,6 +58,8 @@ class RetrainRequest:
         for key in ("drift_share", "report"):
             if getattr(self, key) is not None:
                 out[Tag.run(key)] = str(getattr(self, key))
+        if self.signals:
+            out[Tag.run("signals")] = "; ".join(self.signals)[:5000]
         return out
 
 
@@ -189,6 +195,7 @@ class DriftCheck(TypedDict, total=False):
     performance_metric: str
     performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of
     realized: list[dict[str, Any]]  # per labelled interval the champion served: its realized metric
+    prediction_drift: dict[str, Any] | None  # the served scores vs the holdout's (Evidently ValueDrift)
     report: str
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str

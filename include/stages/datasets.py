@@ -121,16 +121,20 @@ def split_xy(cfg: PipelineConfig, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Se
     return df[cfg.model.features], df[cfg.target.name]
 
 
-def read_training_set(version) -> pd.DataFrame:
-    """The training set a registered model version was fitted on, verified by its lineage tags.
+def read_training_set(version, which: str = "train") -> pd.DataFrame:
+    """The training (or, ``which="holdout"``, the holdout) set of a registered model version,
+    verified by its lineage tags.
 
     ``version`` is an MLflow ModelVersion (anything with ``.version`` and ``.tags``).
     """
     import pandas as pd
 
-    uri, sha = version.tags.get(Tag.TRAIN_URI), version.tags.get(Tag.TRAIN_SHA)
+    uri_tag, sha_tag = (
+        (Tag.TRAIN_URI, Tag.TRAIN_SHA) if which == "train" else (Tag.HOLDOUT_URI, Tag.HOLDOUT_SHA)
+    )
+    uri, sha = version.tags.get(uri_tag), version.tags.get(sha_tag)
     if not uri or not sha:
-        raise LineageError(f"v{version.version} has no {Tag.TRAIN_URI}/{Tag.TRAIN_SHA} tags")
+        raise LineageError(f"v{version.version} has no {uri_tag}/{sha_tag} tags")
     if not Path(uri).exists():
         raise LineageError(f"v{version.version} was trained on {uri}, which no longer exists")
     df = pd.read_parquet(uri)

@@ -20,7 +20,7 @@ from include.decisions.outcomes import join_outcomes, realized_performance
 from include.decisions.retraining import assess_retraining, performance_decayed
 from include.decisions.windows import labelled_until, performance_window
 from include.foundation import metrics, tracking
-from include.foundation.config import DriftSpec, PipelineConfig
+from include.foundation.config import DriftSpec, PipelineConfig, PredictionDriftSpec
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key
@@ -210,10 +210,21 @@ def check_drift(
             decayed = performance_decayed(
                 spec.performance_decay, [r["value"] for r in realized], holdout_metric, metric
             )
+    predictions = None
+    if spec.prediction_drift is not None:  # what the champion said in production vs on its holdout
+        served = served_scores(
+            cfg, settings, as_of - timedelta(days=spec.window_days), as_of, str(champion.version)
+        )
+        if len(served):
+            reference = champion_scores(
+                cfg, champion, read_training_set(with_lineage(client, champion), "holdout")
+            )
+            predictions = prediction_drift(reference, served, spec.prediction_drift)
     last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
     decision = assess_retraining(
-        spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs, decayed
-    )
+        spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs, decayed,
+        predictions,
+    )  # fmt: skip
 
     out_dir = PipelinePaths(settings.data_root, cfg.name).drift_dir(run_id)
     report = atomic_write(out_dir / "report.html", lambda tmp: snapshot.save_html(str(tmp)))
@@ -233,10 +244,15 @@ def check_drift(
         "suppressed_by": decision.suppressed_by,
         "report": str(report),
         "retrain_request": RetrainRequest(
-            reason="drift" if drifted else "performance",
+            reason="drift"
+            if drifted
+            else "prediction_drift"
+            if (predictions or {}).get("drifted")
+            else "performance",
             as_of=as_of.isoformat(),
             drift_share=summary["drift_share"],
             report=str(report),
+            signals=decision.reasons or None,
         ).to_conf(),
     }
     atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
@@ -244,6 +260,47 @@ def check_drift(
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
+
+
+def served_scores(cfg: PipelineConfig, settings: Settings, start: datetime, end: datetime, version: str):
+    """The scores ``version`` served (as champion) for the intervals inside ``[start, end)``."""
+    import numpy as np
+
+    paths = PipelinePaths(settings.data_root, cfg.name)
+    parts = []
+    for partition in paths.curated_partitions():
+        first, last = parse_partition_key(partition)
+        if first >= start and last <= end:
+            served = served_predictions(paths, partition)
+            if served is not None and set(served["model_version"]) == {version}:
+                parts.append(served["score"].to_numpy())
+    return np.concatenate(parts) if parts else np.array([])
+
+
+def champion_scores(cfg: PipelineConfig, champion, rows: pd.DataFrame):
+    """The champion's positive-class scores on ``rows``, fed its own input columns."""
+    model = load_model(model_uri(cfg.registered_model, champion.version))
+    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
+    return metrics.predictions(model, model_inputs(rows, columns, numeric))[0]
+
+
+def prediction_drift(reference, current, spec: PredictionDriftSpec) -> dict[str, Any]:
+    """Evidently's ``ValueDrift`` on the score: ``current`` (served) against ``reference``
+    (the champion on its holdout). ``drifted`` is Evidently's own test verdict."""
+    import pandas as pd
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+
+    report = Report(
+        [ValueDrift(column="score", method=spec.method, threshold=spec.threshold)], include_tests=True
+    )
+    snap = report.run(
+        reference_data=pd.DataFrame({"score": reference}), current_data=pd.DataFrame({"score": current})
+    )
+    raw = snap.dict()
+    return {"method": spec.method, "threshold": spec.threshold, "score": float(raw["metrics"][0]["value"]),
+            "drifted": str(raw["tests"][0]["status"]).endswith("FAIL"),
+            "reference_rows": len(reference), "current_rows": len(current)}  # fmt: skip
 
 
 def realized_history(
@@ -352,6 +409,11 @@ def format_summary(result: dict[str, Any]) -> str:
         f"drift share {result['drift_share']:.2f} ({len(result['drifted_columns'])}/{result['n_columns']} columns); "
         f"champion {result['performance_metric']} on {_labelled_rows_of(result)}: {'n/a' if perf is None else f'{perf:.4f}'}"
     )
+    said = result.get("prediction_drift")
+    if said:
+        lines.append(f"prediction drift ({said['method']}) {said['score']:.3f} vs threshold {said['threshold']}: "
+                     f"{said['current_rows']} served scores vs {said['reference_rows']} on the holdout"
+                     f"{' -> DRIFTED' if said['drifted'] else ''}")  # fmt: skip
     for r in result.get("realized") or []:
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
         value = "n/a" if r["value"] is None else f"{r['value']:.4f}{ci}"

@@ -3,10 +3,10 @@ what the loop would have done, so it must decide as the loop does).
 
 A short pipeline (2-week training window, 1-week holdout) on five real weeks: the first champion,
 a challenger judged against it, the champion scoring two weeks, and a drift check with the
-realized-decay rule, each through ``dag.test()``; then
+realized-decay and prediction-drift rules, each through ``dag.test()``; then
 ``include.replay`` on the same weeks, decision by decision: the same rows, the same promotion
-verdict and reason, the same drift share, performance, realized metric of what was served and
-retrain assessment.
+verdict and reason, the same drift share, performance, realized metric of what was served,
+prediction drift and retrain assessment.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def decided(tmp_path_factory, airflow_db):
         tmp_path_factory.mktemp("agree_pipelines"), NAME, 5, mp,
         training={"train_days": 14, "holdout_days": 7, "min_train_rows": 1000},
         drift={"share_threshold": 0.05,  # January's weather drifts week to week: a trigger to compare
-               "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2}},
+               "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
+               "prediction_drift": {"method": "psi", "threshold": 0.1}},
     )  # fmt: skip
     dags = {}
     for as_of in (FIRST, SECOND):
@@ -94,8 +95,16 @@ def test_the_drift_check_assesses_alike(decided):
     assert [r["value"] for r in check["realized"]] == pytest.approx(realized, abs=1e-9)
     holdout = replay.score(champion, replay.training_window(champion)[1], cfg.training.holdout_days)
     decayed = performance_decayed(spec.performance_decay, realized, holdout, cfg.promotion.primary_metric)
+    # the prediction-drift check: the served scores of the window against the champion's holdout scores
+    from include.replay import Outcome, Policy
+
+    out = Outcome(Policy("x", "configured"), served={WEEK4: champion, WEEK5: champion})
+    said = replay.prediction_drift(out, champion, SECOND, spec)
+    assert check["prediction_drift"]["score"] == pytest.approx(said["score"], abs=1e-9)
+    assert check["prediction_drift"]["current_rows"] == said["current_rows"]
+    assert check["prediction_drift"]["reference_rows"] == said["reference_rows"]
     assessed = assess_retraining(
-        spec, share, performance, cfg.promotion.primary_metric, None, SECOND, 0, decayed
+        spec, share, performance, cfg.promotion.primary_metric, None, SECOND, 0, decayed, said
     )
     assert check["drift_share"] == pytest.approx(share, abs=1e-12)
     assert check["performance"] == pytest.approx(performance, abs=1e-9)

@@ -89,3 +89,27 @@ def test_a_decay_rule_that_could_never_fire_is_refused():
 
     with pytest.raises(ValidationError, match="could never fire"):
         DecaySpec(intervals=4, of_last=3)
+
+
+def test_drifted_predictions_alone_trigger():
+    from include.decisions.retraining import assess_retraining
+    from include.foundation.config import DriftSpec
+
+    spec, now = (
+        DriftSpec(share_threshold=0.5, cooldown_intervals=0, interval_days=7),
+        datetime(2013, 6, 4, tzinfo=UTC),
+    )
+    said = {
+        "method": "psi",
+        "score": 0.31,
+        "threshold": 0.1,
+        "drifted": True,
+        "current_rows": 6000,
+        "reference_rows": 4000,
+    }
+    fired = assess_retraining(spec, 0.1, None, "roc_auc", None, now, 0, None, said)
+    assert fired.retrain and fired.reasons == [
+        "prediction drift psi 0.310 >= 0.1 on 6000 served scores vs 4000 holdout scores"
+    ]
+    calm = assess_retraining(spec, 0.1, None, "roc_auc", None, now, 0, None, {**said, "drifted": False})
+    assert not calm.retrain

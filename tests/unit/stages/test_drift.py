@@ -118,3 +118,15 @@ def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_p
     ]
     together = cfg.model_copy(update={"labels": base.labels})  # no delay: both weeks at once
     assert len(realized_history(together, settings, start + timedelta(weeks=2))) == 2
+
+
+def test_prediction_drift_is_evidentlys_verdict_on_the_scores():
+    from include.foundation.config import PredictionDriftSpec
+    from include.stages.drift import prediction_drift
+
+    rng = np.random.default_rng(5)
+    holdout, same, shifted = rng.beta(2, 5, 3000), rng.beta(2, 5, 3000), rng.beta(3.5, 5, 3000)
+    spec = PredictionDriftSpec(method="psi", threshold=0.1)
+    quiet, loud = prediction_drift(holdout, same, spec), prediction_drift(holdout, shifted, spec)
+    assert not quiet["drifted"] and quiet["score"] < 0.1
+    assert loud["drifted"] and loud["score"] >= 0.1 and loud["current_rows"] == loud["reference_rows"] == 3000
