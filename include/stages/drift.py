@@ -258,6 +258,7 @@ def check_drift(
     atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     log.info(format_summary(result))  # first: the table and the decision lead the task log
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
+    log_realized(client, cfg, realized)
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
 
@@ -357,6 +358,8 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
     }
     if result["performance"] is not None:
         values[f"champion_current_{result['performance_metric']}"] = result["performance"]
+    if result.get("prediction_drift"):
+        values["prediction_drift_score"] = result["prediction_drift"]["score"]
     earlier = _finished_monitoring_run(cfg, airflow_run_id, result["as_of"])
     if earlier is not None:  # a retried or cleared check: the first try's record stands
         log.info("drift check of Airflow run %s already logged as MLflow run %s", airflow_run_id, earlier)
@@ -368,6 +371,26 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
         # last: the cooldown counts this mark only on a run that got this far and finished
         mlflow.set_tag(Tag.DRIFT_RETRAIN, str(result["retrain"]).lower())
     return run.info.run_id
+
+
+def log_realized(client, cfg: PipelineConfig, realized: list[dict[str, Any]]) -> None:
+    """Each interval's realized metric as a point of ``realized_<metric>`` on the training run of the
+    version that served it (step: the interval's end, in days since 1970), so the model version's
+    run charts what it was worth in production over time. A point already logged is not repeated."""
+    from mlflow.entities import Metric
+
+    key = f"realized_{cfg.promotion.primary_metric}"
+    for version in {r["model_version"] for r in realized if r["value"] is not None}:
+        run_id = client.get_model_version(cfg.registered_model, version).run_id
+        logged = {m.step for m in client.get_metric_history(run_id, key)}
+        points = []
+        for r in realized:
+            end = parse_partition_key(r["partition"])[1]
+            step = int(end.timestamp() // 86400)
+            if r["model_version"] == version and r["value"] is not None and step not in logged:
+                points.append(Metric(key, r["value"], int(end.timestamp() * 1000), step))
+        if points:
+            client.log_batch(run_id, metrics=points)
 
 
 def _finished_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, as_of: str) -> str | None:

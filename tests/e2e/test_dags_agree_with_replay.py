@@ -109,3 +109,18 @@ def test_the_drift_check_assesses_alike(decided):
     assert check["drift_share"] == pytest.approx(share, abs=1e-12)
     assert check["performance"] == pytest.approx(performance, abs=1e-9)
     assert (check["retrain"], check["reasons"]) == (assessed.retrain, assessed.reasons)
+
+
+def test_what_was_served_is_charted_on_the_serving_version(decided):
+    """The realized metric of each labelled week is a point on the serving version's training run."""
+    from mlflow import MlflowClient
+
+    from include.foundation.settings import Settings
+
+    cfg, dags, replay = decided
+    check = dags["drift"]
+    client = MlflowClient(Settings.from_env().mlflow_tracking_uri)
+    run_id = client.get_model_version(cfg.registered_model, check["champion_version"]).run_id
+    history = client.get_metric_history(run_id, f"realized_{cfg.promotion.primary_metric}")
+    assert sorted(m.value for m in history) == sorted(r["value"] for r in check["realized"])
+    assert len(history) == 2 and len({m.step for m in history}) == 2
