@@ -236,6 +236,7 @@ def check_drift(
         "performance": performance,
         "performance_metric": metric,
         "performance_window": [start.isoformat(), labelled_end.isoformat()],
+        "prediction_drift": predictions,
         "realized": [
             {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")} for r in realized
         ],
