@@ -73,12 +73,12 @@ class Outcome:
     weeks: list[date] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     champions: list[date] = field(default_factory=list)  # the champion's as_of for each scored week
-    served: dict[datetime, datetime] = field(
-        default_factory=dict
-    )  # every week's start -> the champion that scored it
     trainings: list[date] = field(default_factory=list)  # as_of of each training (after the first)
     promotions: list[date] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)  # as_of -> why it trained / promoted / not
+    served: dict[datetime, datetime] = field(
+        default_factory=dict
+    )  # every week's start -> the champion that scored it
 
 
 class Replay:
