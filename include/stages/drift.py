@@ -216,10 +216,10 @@ def check_drift(
             cfg, settings, as_of - timedelta(days=spec.window_days), as_of, str(champion.version)
         )
         if len(served):
-            reference = champion_scores(
+            on_holdout = champion_scores(
                 cfg, champion, read_training_set(with_lineage(client, champion), "holdout")
             )
-            predictions = prediction_drift(reference, served, spec.prediction_drift)
+            predictions = prediction_drift(on_holdout, served, spec.prediction_drift)
     last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
     decision = assess_retraining(
         spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs, decayed,
