@@ -36,7 +36,7 @@ from include.decisions.windows import (
     training_windows,
 )
 from include.foundation import metrics
-from include.foundation.config import DriftSpec, PipelineConfig
+from include.foundation.config import DecaySpec, DriftSpec, PipelineConfig, PredictionDriftSpec
 from include.foundation.errors import PermanentError
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
@@ -55,14 +55,15 @@ class ReplayRefused(PermanentError):
     """The replay cannot start: a variant that changes the data or model, or a first model the gate refuses."""
 
 
-NEVER, WEEKLY, GATED, CONFIGURED = "never", "weekly", "weekly, gated", "configured"
+NEVER, WEEKLY, GATED, PERIODIC, CONFIGURED = "never", "weekly", "weekly, gated", "periodic", "configured"
 
 
 @dataclass(frozen=True)
 class Policy:
     name: str
-    kind: str  # NEVER | WEEKLY | GATED | CONFIGURED
+    kind: str  # NEVER | WEEKLY | GATED | PERIODIC | CONFIGURED
     drift: DriftSpec | None = None
+    every: int = 1  # PERIODIC: train every this many intervals (through the gate)
 
 
 @dataclass
@@ -200,14 +201,15 @@ class Replay:
         ]
         if not weeks:
             return None
-        served = np.concatenate([self.served_scores(champion, w, w + self.interval) for w in weeks])
-        hold_start = self.training_window(champion)[1]
-        holdout = self.window(
-            hold_start, self.labelled_end(champion)
-        )  # the holdout as assembled: labelled rows
-        reference = metrics.predictions(self.model(champion), model_inputs(
-            holdout, self.cfg.model.features, self.cfg.model.numeric_features))[0]  # fmt: skip
-        return prediction_drift(reference, served, spec.prediction_drift)
+        key = ("prediction drift", champion, tuple(weeks), spec.prediction_drift)
+        if key not in self._drift:
+            served = np.concatenate([self.served_scores(champion, w, w + self.interval) for w in weeks])
+            hold_start = self.training_window(champion)[1]
+            holdout = self.window(hold_start, self.labelled_end(champion))  # as assembled: labelled rows
+            on_holdout = metrics.predictions(self.model(champion), model_inputs(
+                holdout, self.cfg.model.features, self.cfg.model.numeric_features))[0]  # fmt: skip
+            self._drift[key] = prediction_drift(on_holdout, served, spec.prediction_drift)
+        return self._drift[key]
 
     def gate(self, challenger: datetime, champion: datetime | None):
         """The promotion judgement (:func:`include.decisions.promotion.judge`) on the challenger's holdout."""
@@ -261,6 +263,8 @@ class Replay:
         key = step.date().isoformat()
         if policy.kind == NEVER:
             return champion, last_trigger
+        if policy.kind == PERIODIC and ((step - self.bootstrap_at) // self.interval) % policy.every:
+            return champion, last_trigger
         if policy.kind == CONFIGURED:
             spec = policy.drift
             share = self.drift_share(champion, step, spec)
@@ -279,7 +283,7 @@ class Replay:
             out.promotions.append(step.date())
             return step, last_trigger
         decision = self.gate(step, champion)
-        out.reasons[key] = f"{out.reasons.get(key, 'weekly')} -> {decision.reason}"
+        out.reasons[key] = f"{out.reasons.get(key, policy.kind)} -> {decision.reason}"
         if decision.promote:
             out.promotions.append(step.date())
             return step, last_trigger
@@ -318,6 +322,59 @@ def policies(cfg: PipelineConfig) -> list[Policy]:
         Policy(GATED, GATED),
         Policy(CONFIGURED, CONFIGURED, cfg.drift),
     ]
+
+
+SIGNALS = ("drift share", "performance floor", "performance decay", "prediction drift")
+
+
+def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
+    """``drift`` with only ``signal`` able to fire: its configured setting, or the default one
+    where it is not configured (the others off; the cooldown as configured). A replay-only spec:
+    an infinite share threshold, which no config accepts, is how drift share is switched off."""
+    off = {"share_threshold": float("inf"), "performance_floor": None, "performance_decay": None,
+           "prediction_drift": None}  # fmt: skip
+    own = {
+        "drift share": {"share_threshold": drift.share_threshold},
+        "performance floor": {"performance_floor": drift.performance_floor},
+        "performance decay": {"performance_decay": drift.performance_decay or DecaySpec()},
+        "prediction drift": {"prediction_drift": drift.prediction_drift or PredictionDriftSpec()},
+    }[signal]
+    return drift.model_copy(update={**off, **own})
+
+
+def is_configured(drift: DriftSpec, signal: str) -> bool:
+    return {"drift share": drift.share_threshold <= 1, "performance floor": drift.performance_floor is not None,
+            "performance decay": drift.performance_decay is not None,
+            "prediction drift": drift.prediction_drift is not None}[signal]  # fmt: skip
+
+
+def cost_matched_every(replay: Replay, trainings: int) -> int:
+    """The period (in intervals) at which a periodic policy trains about ``trainings`` times over
+    the replay's steps after the first champion: the cost-matched baseline of a trigger policy."""
+    steps = sum(1 for s in replay.steps if s > replay.bootstrap_at)
+    return max(1, round(steps / trainings)) if trainings else steps + 1
+
+
+def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Policy]]:
+    """What the configured policy is judged against besides never and weekly: periodic retraining
+    as often as it trained (cost-matched), each of its signals alone, and its promotion rule the
+    other way round on the bootstrap CI's lower bound (the rule as shipped vs requiring > 0)."""
+    cfg = replay.cfg
+    every = cost_matched_every(replay, len(configured.trainings))
+    found = [(replay, Policy(f"periodic, every {every} weeks (cost-matched)", PERIODIC, every=every))]
+    for signal in SIGNALS:
+        if signal == "performance floor" and cfg.drift.performance_floor is None:
+            continue  # no default floor: it is the pipeline's own bar
+        spec = signal_alone(cfg.drift, signal)
+        note = "" if is_configured(cfg.drift, signal) else ", default setting"
+        found.append((replay, Policy(f"{signal} alone{note}", CONFIGURED, spec)))
+    bootstrap = cfg.promotion.bootstrap
+    flipped = not bootstrap.require_lower_bound_above_zero
+    other = cfg.model_copy(update={"promotion": cfg.promotion.model_copy(update={
+        "bootstrap": bootstrap.model_copy(update={"require_lower_bound_above_zero": flipped})})})  # fmt: skip
+    rule = "requiring the CI lower bound > 0" if flipped else "without the CI lower bound rule"
+    found.append((replay.variant(other), Policy(f"configured, promotion {rule}", CONFIGURED, cfg.drift)))
+    return found
 
 
 def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budget: int) -> dict:

@@ -34,11 +34,13 @@ from include.replay import (  # noqa: E402
     CONFIGURED,
     GATED,
     NEVER,
+    PERIODIC,
     WEEKLY,
     Outcome,
     Policy,
     Replay,
     ReplayRefused,
+    comparisons,
     hindsight_bound,
     load_year,
     policies,
@@ -63,6 +65,19 @@ def format_table(title: str, rows: list[dict], metric: str) -> str:
             f"| {r['policy']} | {r['weeks']} | {mean} | {r['trainings']} | {r['promotions']} | {r['below_never']} |"
         )
     return "\n".join(lines)
+
+
+def verdict(rows: list[dict], metric: str) -> str:
+    """Whether the configured policy beats periodic retraining at the same cost, in one sentence."""
+    by = {r["policy"]: r for r in rows}
+    conf = by[CONFIGURED]
+    periodic = next(r for r in rows if r["policy"].startswith(PERIODIC))
+    if conf["mean"] is None or periodic["mean"] is None:
+        return "configured vs periodic: no scored weeks"
+    gap = conf["mean"] - periodic["mean"]
+    word = "beats" if gap > 0 else "does not beat"
+    return (f"configured {word} {periodic['policy']}: mean weekly {metric} {conf['mean']:.4f} with "
+            f"{conf['trainings']} trainings vs {periodic['mean']:.4f} with {periodic['trainings']} ({gap:+.4f})")
 
 
 def plot(outcomes: list[Outcome], metric: str, split: date | None, title: str, path: Path) -> Path:
@@ -165,7 +180,7 @@ def bound_row(replay: Replay, outcomes: list[Outcome], since: date | None, until
     """A table row for :func:`hindsight_bound` over ``[since, until)`` with a quarter of the weekly
     policy's trainings there, starting from the champion the configured policy had at ``since``."""
     never, weekly, configured = (
-        next(o for o in outcomes if o.policy.kind == k) for k in (NEVER, WEEKLY, CONFIGURED)
+        next(o for o in outcomes if o.policy.name == k) for k in (NEVER, WEEKLY, CONFIGURED)
     )
     [counts] = summarize([weekly], since, until)
     budget = counts["trainings"] // 4
@@ -184,12 +199,22 @@ def bound_row(replay: Replay, outcomes: list[Outcome], since: date | None, until
     return summarize([never, ceiling], since, until)[1]
 
 
-TUNING_GRID = {  # the settings --tune searches (drift check, performance floor, cooldown, promotion rule)
-    "drift.share_threshold": [0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0],  # 1.0: drift alone never triggers
-    "drift.performance_floor": [None, 0.62, 0.64, 0.66, 0.68, 0.7],
-    "drift.cooldown_intervals": [1, 2, 3, 4],
-    "promotion.min_improvement": [0.0005, 0.002, 0.005],
+_DECAY = {"margin": 0.02, "intervals": 2, "of_last": 3}
+TUNING_GRID = {  # the settings --tune searches: each signal's threshold, the cooldown, the promotion rule
+    "drift.share_threshold": [0.25, 0.3, 0.35, 0.4, 1.0],  # 1.0: drift alone (practically) never triggers
+    "drift.performance_floor": [None, 0.62, 0.66, 0.7],
+    "drift.performance_decay": [None, _DECAY, {**_DECAY, "margin": 0.04}],
+    "drift.prediction_drift": [None, {"threshold": 0.1}, {"threshold": 0.25}],
+    "drift.cooldown_intervals": [2, 4],
+    "promotion.min_improvement": [0.002],  # 0.0005-0.005 tied on Jan-Jun before the signals were added
 }
+
+
+def _short(value) -> str:
+    """A grid value in a table cell: a decay rule as its margin, a prediction-drift rule as its threshold."""
+    if isinstance(value, dict):
+        return f"{value.get('margin', value.get('threshold'))}"
+    return str(value)
 
 
 def tune(replay: Replay, split: date) -> list[dict]:
@@ -276,10 +301,11 @@ def main(argv: list[str] | None = None) -> int:
               f"knowing the outcomes: {bound['mean']:.4f} (training {', '.join(bound['trainings']) or 'never'})")  # fmt: skip
         for mi, mean in head["gated_weekly_mean"].items():
             print(f"weekly through the gate with min_improvement {mi}: mean {mean:.4f}")
-        print(f"{'share':>6} {'floor':>6} {'cooldown':>8} {'min_impr':>8} {'mean':>8} {'trainings':>9} "
-              f"{'promotions':>10}  in budget")  # fmt: skip
+        print(f"{'share':>6} {'floor':>6} {'decay':>6} {'pred':>6} {'cooldown':>8} {'min_impr':>8} {'mean':>8} "
+              f"{'trainings':>9} {'promotions':>10}  in budget")  # fmt: skip
         for r in rows[:15]:
-            print(f"{r['drift.share_threshold']:>6} {str(r['drift.performance_floor']):>6} "
+            print(f"{r['drift.share_threshold']:>6} {_short(r['drift.performance_floor']):>6} "
+                  f"{_short(r.get('drift.performance_decay')):>6} {_short(r.get('drift.prediction_drift')):>6} "
                   f"{r['drift.cooldown_intervals']:>8} {r['promotion.min_improvement']:>8} {r['mean']:>8.4f} "
                   f"{r['trainings']:>9} {r['promotions']:>10}  {'yes' if r['within_budget'] else 'no'}")  # fmt: skip
         reached = [r for r in rows if r["within_budget"] and r["mean"] >= head["weekly_mean"]]
@@ -289,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     outcomes = [replay.run(p) for p in policies(cfg)]
+    configured = next(o for o in outcomes if o.policy.kind == CONFIGURED)
+    outcomes += [variant.run(policy) for variant, policy in comparisons(replay, configured)]
     weeks = outcomes[0].weeks
     split = args.split if weeks and weeks[0] < args.split <= weeks[-1] else None
     periods = {"all": (None, None)}
@@ -302,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         "before_split": f"weeks before {split} (where settings are tuned)",
         "after_split": f"weeks from {split} (the honest report)",
     }
-    text = "\n\n".join(format_table(titles[k], v, metric) for k, v in tables.items())
+    text = "\n\n".join(format_table(titles[k], v, metric) + "\n\n" + verdict(v, metric) for k, v in tables.items())
     spec = cfg.drift
     settings_line = (
         f"configured: drift share >= {spec.share_threshold} (column distance >= {spec.column_threshold}, "
@@ -311,14 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         f"guardrails {cfg.promotion.guardrails}, slices {cfg.promotion.slices.columns}"
     )
     print(text + "\n\n" + settings_line)
-    configured = next(o for o in outcomes if o.policy.kind == CONFIGURED)
     for when, why in configured.reasons.items():
         log.info("configured %s: %s", when, why)
     files = [
         atomic_write(out_dir / "table.md", lambda tmp: tmp.write_text(text + "\n\n" + settings_line + "\n")),
         write_weekly(outcomes, out_dir / "weekly.csv"),
         plot(
-            outcomes,
+            [o for o in outcomes if o.policy.name in (NEVER, WEEKLY, CONFIGURED) or o.policy.kind == PERIODIC],
             metric,
             split,
             f"{cfg.name}: weekly {metric} by retraining policy",

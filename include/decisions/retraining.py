@@ -50,9 +50,10 @@ def assess_retraining(
 ) -> RetrainDecision:
     """Drift share at or over the threshold, champion performance past the floor, a realized
     decay (:func:`performance_decayed`), or drifted predictions (``prediction_drift``: Evidently's
-    verdict on the served scores); then the cooldown."""
-    reasons = [decayed] if decayed else []
-    if prediction_drift and prediction_drift.get("drifted"):
+    verdict on the served scores); then the cooldown. A signal the spec does not configure never
+    fires, whatever evidence is passed."""
+    reasons = [decayed] if decayed and spec.performance_decay is not None else []
+    if prediction_drift and prediction_drift.get("drifted") and spec.prediction_drift is not None:
         pd_ = prediction_drift
         reasons.append(f"prediction drift {pd_['method']} {pd_['score']:.3f} >= {pd_['threshold']} on "
                        f"{pd_['current_rows']} served scores vs {pd_['reference_rows']} holdout scores")  # fmt: skip

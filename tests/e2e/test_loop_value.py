@@ -65,7 +65,17 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     assert first["loop_value.png"].startswith(b"\x89PNG")
 
     rows = rows_of(first["table.md"])
-    assert list(rows) == [NEVER, WEEKLY, GATED, CONFIGURED, "hindsight bound (at most 1 trainings)"]
+    configured_trainings = int(rows[CONFIGURED][2])
+    every = 4 // configured_trainings if configured_trainings else 5  # 4 weeks after the first champion
+    periodic = f"periodic, every {every} weeks (cost-matched)"
+    assert list(rows) == [
+        NEVER, WEEKLY, GATED, CONFIGURED, periodic, "drift share alone", "performance floor alone",
+        "performance decay alone, default setting", "prediction drift alone, default setting",
+        "configured, promotion requiring the CI lower bound > 0", "hindsight bound (at most 1 trainings)",
+    ]  # fmt: skip
+    assert f"configured {'beats' if rows[CONFIGURED][1] > rows[periodic][1] else 'does not beat'} {periodic}" in (
+        first["table.md"].decode()
+    )
     weeks = {int(r[0]) for r in rows.values()}
     assert weeks == {5}, rows  # Jan 22 .. Feb 25: every policy scores the same five weeks
     assert rows[NEVER][2:4] == ["0", "0"]  # never retrains
@@ -182,3 +192,56 @@ def test_tune_ranks_settings_on_the_weeks_before_the_split(pipelines, monkeypatc
     assert never_again["trainings"] == 0 and never_again["within_budget"]
     assert rows[0] == never_again  # the only setting within a budget of 1 training ranks first
     assert head["hindsight_bound"]["mean"] >= never_again["mean"]
+
+
+def test_periodic_policy_trains_every_k_weeks_through_the_gate(pipelines):
+    from include.replay import PERIODIC, cost_matched_every
+
+    pipelines()
+    r = quick_replay()  # first champion Jan 22, then Jan 29 .. Feb 19
+    out = r.run(Policy("periodic", PERIODIC, every=2))
+    assert out.trainings == [date(2013, 2, 5), date(2013, 2, 19)]
+    gated = r.run(Policy(GATED, GATED))  # the same gate: a periodic promotion is a gated weekly one
+    assert set(out.promotions) <= set(gated.trainings)
+    assert all(r.gate(r.steps[i], None) for i in (2, 4))
+    assert cost_matched_every(r, 2) == 2 and cost_matched_every(r, 4) == 1 and cost_matched_every(r, 0) == 5
+
+
+def test_each_signal_alone_fires_only_on_its_own_evidence():
+    from datetime import UTC, datetime
+
+    from include.decisions.retraining import assess_retraining
+    from include.foundation.config import DriftSpec
+    from include.replay import SIGNALS, signal_alone
+
+    spec = DriftSpec(share_threshold=0.3, performance_floor=0.62, cooldown_intervals=0)
+    at = datetime(2013, 7, 2, tzinfo=UTC)
+    evidence = {  # each signal's evidence, strong enough to fire it
+        "drift share": {"drift_share": 0.9},
+        "performance floor": {"performance": 0.55},
+        "performance decay": {"decayed": "realized below holdout"},
+        "prediction drift": {"prediction_drift": {"drifted": True, "method": "psi", "score": 0.4,
+                                                  "threshold": 0.1, "current_rows": 10, "reference_rows": 10}},
+    }  # fmt: skip
+    quiet = {"drift_share": 0.0, "performance": 0.8, "decayed": None, "prediction_drift": None}
+    for alone in SIGNALS:
+        only = signal_alone(spec, alone)
+        for signal, fired in evidence.items():
+            args = {**quiet, **fired}
+            decision = assess_retraining(only, args["drift_share"], args["performance"], "roc_auc", None, at, 0,
+                                         args["decayed"], args["prediction_drift"])  # fmt: skip
+            assert decision.retrain == (signal == alone), (alone, signal, decision)
+
+
+def test_the_ci_rule_variant_requires_the_lower_bound(pipelines):
+    from include.replay import comparisons
+
+    pipelines()
+    r = quick_replay()
+    configured = r.run(Policy(CONFIGURED, CONFIGURED, r.cfg.drift))
+    found = comparisons(r, configured)
+    variant, policy = found[-1]
+    assert policy.name == "configured, promotion requiring the CI lower bound > 0"
+    assert variant.cfg.promotion.bootstrap.require_lower_bound_above_zero
+    assert not r.cfg.promotion.bootstrap.require_lower_bound_above_zero  # the shipped replay is untouched
+    assert all(variant.gate(s, None).promote == r.gate(s, None).promote for s in r.steps[:1])  # no champion: no CI

@@ -68,12 +68,14 @@ def test_a_decay_alone_triggers_and_obeys_the_cooldown():
     from datetime import UTC, datetime, timedelta
 
     from include.decisions.retraining import assess_retraining
-    from include.foundation.config import DriftSpec
+    from include.foundation.config import DecaySpec, DriftSpec
 
     spec, now = (
-        DriftSpec(share_threshold=0.5, cooldown_intervals=2, interval_days=7),
+        DriftSpec(share_threshold=0.5, cooldown_intervals=2, interval_days=7, performance_decay=DecaySpec()),
         datetime(2013, 6, 4, tzinfo=UTC),
     )
+    unconfigured = spec.model_copy(update={"performance_decay": None})
+    assert not assess_retraining(unconfigured, 0.1, 0.7, "roc_auc", None, now, 0, decayed="x").retrain
     fired = assess_retraining(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed="realized roc_auc below ...")
     assert fired.retrain and fired.reasons == ["realized roc_auc below ..."]
     quiet = assess_retraining(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed=None)
@@ -93,12 +95,13 @@ def test_a_decay_rule_that_could_never_fire_is_refused():
 
 def test_drifted_predictions_alone_trigger():
     from include.decisions.retraining import assess_retraining
-    from include.foundation.config import DriftSpec
+    from include.foundation.config import DriftSpec, PredictionDriftSpec
 
     spec, now = (
-        DriftSpec(share_threshold=0.5, cooldown_intervals=0, interval_days=7),
+        DriftSpec(share_threshold=0.5, cooldown_intervals=0, interval_days=7,
+                  prediction_drift=PredictionDriftSpec()),
         datetime(2013, 6, 4, tzinfo=UTC),
-    )
+    )  # fmt: skip
     said = {
         "method": "psi",
         "score": 0.31,
