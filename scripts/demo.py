@@ -317,6 +317,7 @@ class Loop:
     def drift_check(self, week_start: datetime) -> dict:
         from croniter import croniter
 
+        from include.foundation.storage import parse_partition_key
         from include.orchestration.dag_support import TRIGGERED_RUN_PREFIX
 
         # the drift check's first tick in the week: its interval ends after the week's batch
@@ -331,7 +332,12 @@ class Loop:
             return {"drift": None}
         result = json.loads(summary.read_text())
         out = {"drift": result["drift_share"], "triggered": states.get("trigger_training") == "success",
-               "suppressed": result.get("suppressed_by")}  # fmt: skip
+               "suppressed": result.get("suppressed_by"), "why": "; ".join(result.get("reasons") or [])}  # fmt: skip
+        arrived = max(result.get("realized") or [], key=lambda r: r["partition"], default=None)
+        if arrived is not None and arrived["value"] is not None:  # the newest week whose outcomes arrived
+            first_day = parse_partition_key(arrived["partition"])[0]
+            out["realized"] = {"value": arrived["value"], "week": f"{first_day:%Y-%m-%d}",
+                               "version": arrived["model_version"]}  # fmt: skip
         if out["triggered"]:  # the run the drift check created, executed by the scheduler
             out.update(self.training(TRIGGERED_RUN_PREFIX + run["dag_run_id"], "drift"))
         return out
@@ -343,6 +349,11 @@ def describe(row: dict) -> str:
         parts.append(f"scored by v{row['scored_by']}")
     if row.get("drift") is not None:
         parts.append(f"drift share {row['drift']:.2f}")
+        if row.get("realized"):
+            r = row["realized"]
+            parts.append(f"realized {r['value']:.4f} on {r['week']} (v{r['version']})")
+        if row.get("triggered"):
+            parts.append(f"retraining triggered ({row['why']})")
         if row.get("suppressed") and not row.get("triggered"):
             parts.append(f"retraining suppressed ({row['suppressed']})")
     if row.get("train_reason"):
@@ -357,17 +368,21 @@ def describe(row: dict) -> str:
 def print_table(console: Console, rows: list[dict]) -> None:
     console.say("")
     console.say(
-        f"{'week':<11} {'ingest':<15} {'scored by':>9} {'drift':>6} {'trigger':<8} {'model':>5} {'holdout':>8} "
-        f"{'decision':<9} {'champion':>8}"
+        f"{'week':<11} {'ingest':<15} {'scored by':>9} {'drift':>6} {'realized':>17} {'trigger':<8} {'model':>5} "
+        f"{'holdout':>8} {'decision':<9} {'champion':>8}  why"
     )
     for r in rows:
         drift = "" if r.get("drift") is None else f"{r['drift']:.2f}"
         trig = "yes" if r.get("triggered") else ("boot" if r.get("train_reason") == "bootstrap" else "")
         hold = "" if r.get("holdout") is None else f"{r['holdout']:.4f}"
         scored = f"v{r['scored_by']}" if r.get("scored_by") else ""
+        arrived = r.get("realized")
+        realized = f"{arrived['value']:.4f} ({arrived['week'][5:]})" if arrived else ""
+        why = r.get("why") if r.get("triggered") else ("bootstrap" if trig == "boot" else r.get("suppressed") or "")
         console.say(
-            f"{r['week']:<11} {r['ingest']:<15} {scored:>9} {drift:>6} {trig:<8} {r.get('version', ''):>5} {hold:>8} "
-            f"{r.get('decision', ''):<9} {('v' + r['champion']) if r['champion'] else '-':>8}"
+            f"{r['week']:<11} {r['ingest']:<15} {scored:>9} {drift:>6} {realized:>17} {trig:<8} "
+            f"{r.get('version', ''):>5} {hold:>8} {r.get('decision', ''):<9} "
+            f"{('v' + r['champion']) if r['champion'] else '-':>8}  {why or ''}"
         )
     console.say("")
 

@@ -202,14 +202,19 @@ def check_drift(
         performed = load_window(cfg, PipelinePaths(settings.data_root, cfg.name), start, labelled_end)
         current = labelled_rows(cfg, performed) if not performed.empty else current.iloc[:0]
     performance = champion_performance(cfg, champion, current)
-    if spec.performance_decay is not None:  # what the champion served, judged by the outcomes that arrived
+    # what was served, judged by the outcomes that arrived: the newest labelled interval always
+    # (charted on its version), this champion's last intervals for the decay rule
+    realized = realized_history(cfg, settings, as_of, last=1)
+    if spec.performance_decay is not None:
         version = str(champion.version)
-        realized = realized_history(cfg, settings, as_of, version, spec.performance_decay.of_last)
+        its_own = realized_history(cfg, settings, as_of, version, spec.performance_decay.of_last)
         holdout_metric = client.get_run(champion.run_id).data.metrics.get(metric)
         if holdout_metric is not None:
             decayed = performance_decayed(
-                spec.performance_decay, [r["value"] for r in realized], holdout_metric, metric
+                spec.performance_decay, [r["value"] for r in its_own], holdout_metric, metric
             )
+        seen = {r["partition"] for r in its_own}
+        realized = its_own + [r for r in realized if r["partition"] not in seen]
     predictions = None
     if spec.prediction_drift is not None:  # what the champion said in production vs on its holdout
         served = served_scores(
@@ -233,6 +238,7 @@ def check_drift(
         **summary,
         "as_of": as_of.isoformat(),
         "champion_version": str(champion.version),
+        "share_threshold": spec.share_threshold,
         "performance": performance,
         "performance_metric": metric,
         "performance_window": [start.isoformat(), labelled_end.isoformat()],
@@ -322,20 +328,23 @@ def realized_history(
     end = labelled_until(cfg.labels, as_of, timedelta(days=cfg.drift.interval_days))
     keys, rule = key_columns(cfg), cfg.promotion
     columns = list(dict.fromkeys([*keys, cfg.target.name, *rule.slices.columns]))
-    out = []
+    served_parts = []  # (partition, its served part), oldest first; joined and judged below
     for partition in paths.curated_partitions():
         if parse_partition_key(partition)[1] > end:
             break
         served = served_predictions(paths, partition)
         if served is None or (version is not None and set(served["model_version"]) != {version}):
             continue
+        served_parts.append((partition, served))
+    out = []
+    for partition, served in served_parts[-last:] if last else served_parts:
         outcomes = add_label(cfg, pd.read_parquet(paths.curated(partition)))[columns]
         joined = join_outcomes(served, outcomes, keys)
         perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
                                     rule.bootstrap)  # fmt: skip
         out.append({"partition": partition, "model_version": str(served["model_version"].iloc[0]), **perf,
                     "join": joined.summary()})  # fmt: skip
-    return out[-last:] if last else out
+    return out
 
 
 def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[str, Any]) -> str:
@@ -444,7 +453,9 @@ def format_summary(result: dict[str, Any]) -> str:
         lines.append(f"realized {result['performance_metric']} of v{r['model_version']} on {r['partition']}: {value} "
                      f"({r['rows']} labelled rows)")  # fmt: skip
     verdict = "RETRAIN" if result["retrain"] else "no retraining"
-    why = "; ".join(result["reasons"]) or "no drift"
+    threshold = result.get("share_threshold")
+    quiet = "no drift" if threshold is None else f"drift share {result['drift_share']:.2f} < {threshold}"
+    why = "; ".join(result["reasons"]) or quiet
     lines.append(
         f"decision: {verdict} ({why}){' — suppressed: ' + result['suppressed_by'] if result['suppressed_by'] else ''}"
     )

@@ -112,6 +112,14 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
     assert "week 2013-01-22: ingest curated; scored by v1; drift share" in text
     table_row = next(line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-01-22 "))
     assert table_row.split("] ")[-1].split()[2] == "v1", table_row  # the table's "scored by" column
+    # the drift check judged the week v1 served once its outcomes arrived (no delay here: at once),
+    # and the row says why it retrained
+    import re
+
+    said = re.search(r"week 2013-01-22: .*realized (0\.\d{4}) on 2013-01-22 \(v1\); retraining triggered \(drift "
+                     r"share 0\.\d\d >= 0\.05", text)  # fmt: skip
+    assert said, text[-3000:]
+    assert f"{said.group(1)} (01-22)" in table_row and "  drift share 0." in table_row, table_row  # why
     log = list((home / "data" / NAME / "predictions").glob("20130122*/v1.parquet"))
     assert len(log) == 1, list((home / "data" / NAME).rglob("*.parquet"))
     # Airflow's generated admin password and the per-home secrets are the owner's alone

@@ -70,6 +70,10 @@ def test_champion_data_window_shows_no_drift(drift_pipeline):
     dr, states, result = _check_via_files("2013-02-26")
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "skipped"}
     assert result["drift_share"] < drift_pipeline.drift.share_threshold and result["retrain"] is False
+    from include.stages.drift import format_summary
+
+    threshold = drift_pipeline.drift.share_threshold  # the quiet verdict says why, in the threshold's words
+    assert f"decision: no retraining (drift share {result['drift_share']:.2f} < {threshold})" in format_summary(result)
     assert Path(result["report"]).exists()
     assert triggered_runs() == []
 
