@@ -40,8 +40,8 @@ from include.foundation.config import DecaySpec, DriftSpec, PipelineConfig, Pred
 from include.foundation.errors import PermanentError
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
-from include.stages.datasets import add_label, labelled_rows, model_inputs, split_xy
-from include.stages.drift import drift_columns, drift_report, prediction_drift
+from include.stages.datasets import add_label, model_inputs, split_xy
+from include.stages.drift import drift_columns, drift_report, drift_window, prediction_drift
 from include.stages.sources import fetch
 from include.stages.training import build_pipeline
 
@@ -159,7 +159,9 @@ class Replay:
         if key not in self._drift:
             t0 = time.perf_counter()
             reference = self.window(*self.training_window(champion))
-            current = labelled_rows(self.cfg, self.window(as_of - timedelta(days=spec.window_days), as_of))
+            start = as_of - timedelta(days=spec.window_days)
+            rows = cut_window(self.data, self.ts, start, as_of, self.cfg.schema_.unique_together)
+            current = drift_window(self.cfg, rows if self.cfg.outcomes_later else add_label(self.cfg, rows))
             _, summary = drift_report(reference, current, *drift_columns(self.cfg, reference), spec)
             self._drift[key] = summary
             self.timings["drift"] += time.perf_counter() - t0

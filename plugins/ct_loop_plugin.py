@@ -78,7 +78,7 @@ def task_links(dag_id: str, task_id: str, result: TaskResult | Any, settings: Se
         links[MLFLOW_RUN] = mlflow_run_url(ui, experiment, run_id)
     model = result.get("model_name")
     version = {"evaluate": "challenger_version", "promote": "champion", "reject": "rejected",
-               "score": "model_version"}.get(task_id, "version")  # fmt: skip
+               "score": "model_version", "check_drift": "champion_version"}.get(task_id, "version")  # fmt: skip
     version = result.get(version)
     if model and version:
         links[MODEL_VERSION] = mlflow_model_version_url(ui, model, version)

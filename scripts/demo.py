@@ -166,7 +166,9 @@ def main() -> int:
     cfg = load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml")
     console = Console()
     console.say(f"data {settings.data_root}; MLflow {redact(settings.mlflow_tracking_uri)}")
-    dag_ids = [f"{cfg.name}__{d}" for d in ("ingest", "score", "drift_check", "train")]
+    roles = ("ingest", "outcomes", "score", "drift_check", "train") if cfg.outcomes_later else (
+        "ingest", "score", "drift_check", "train")  # fmt: skip
+    dag_ids = [f"{cfg.name}__{d}" for d in roles]
     rows: list[dict] = []
     try:
         with LocalAirflow(dag_ids, console, paused=(f"{cfg.name}__score",)) as api:
@@ -176,6 +178,10 @@ def main() -> int:
             for i in range(args.weeks):
                 week_start = start + timedelta(weeks=i)
                 row = {"week": f"{week_start:%Y-%m-%d}", "ingest": loop.ingest(week_start)}
+                if (
+                    cfg.outcomes_later and i * 7 >= cfg.labels.delay_days
+                ):  # outcomes of an earlier week are due
+                    row["outcomes"] = loop.outcomes(week_start)
                 if loop.champion() is None:
                     if week_start + timedelta(weeks=1) >= first_as_of:
                         row.update(loop.bootstrap(week_start + timedelta(weeks=1)))
@@ -263,6 +269,22 @@ class Loop:
         self.fail(run, states)
         return "failed"
 
+    def outcomes(self, week_start: datetime) -> str:
+        """The outcomes due this week (an earlier week's), collected by a backfill run of the
+        outcomes DAG at the week's logical date, as its schedule would."""
+        run, states = self.backfilled(f"{self.cfg.name}__outcomes", week_start)
+        if run["state"] == "success":
+            published = self.api.xcom(f"{self.cfg.name}__outcomes", run["dag_run_id"], "publish")
+            if not published:
+                return "none due"
+            from include.foundation.storage import parse_partition_key
+
+            return f"{published['rows']} of {parse_partition_key(published['partition'])[0]:%Y-%m-%d}"
+        if states.get("validate") == "failed":
+            return "quarantined"
+        self.fail(run, states)
+        return "failed"
+
     def fail(self, run: dict, states: dict) -> None:
         self.errors += 1
         self.console.say(f"{run['dag_id']} run {run['dag_run_id']} FAILED: {states} (task logs: make up)")
@@ -345,6 +367,8 @@ class Loop:
 
 def describe(row: dict) -> str:
     parts = [f"week {row['week']}: ingest {row['ingest']}"]
+    if row.get("outcomes"):
+        parts.append(f"outcomes {row['outcomes']}")
     if row.get("scored_by"):
         parts.append(f"scored by v{row['scored_by']}")
     if row.get("drift") is not None:
@@ -378,7 +402,11 @@ def print_table(console: Console, rows: list[dict]) -> None:
         scored = f"v{r['scored_by']}" if r.get("scored_by") else ""
         arrived = r.get("realized")
         realized = f"{arrived['value']:.4f} ({arrived['week'][5:]})" if arrived else ""
-        why = r.get("why") if r.get("triggered") else ("bootstrap" if trig == "boot" else r.get("suppressed") or "")
+        why = (
+            r.get("why")
+            if r.get("triggered")
+            else ("bootstrap" if trig == "boot" else r.get("suppressed") or "")
+        )
         console.say(
             f"{r['week']:<11} {r['ingest']:<15} {scored:>9} {drift:>6} {realized:>17} {trig:<8} "
             f"{r.get('version', ''):>5} {hold:>8} {r.get('decision', ''):<9} "

@@ -76,8 +76,10 @@ def verdict(rows: list[dict], metric: str) -> str:
         return "configured vs periodic: no scored weeks"
     gap = conf["mean"] - periodic["mean"]
     word = "beats" if gap > 0 else "does not beat"
-    return (f"configured {word} {periodic['policy']}: mean weekly {metric} {conf['mean']:.4f} with "
-            f"{conf['trainings']} trainings vs {periodic['mean']:.4f} with {periodic['trainings']} ({gap:+.4f})")
+    return (
+        f"configured {word} {periodic['policy']}: mean weekly {metric} {conf['mean']:.4f} with "
+        f"{conf['trainings']} trainings vs {periodic['mean']:.4f} with {periodic['trainings']} ({gap:+.4f})"
+    )
 
 
 def plot(outcomes: list[Outcome], metric: str, split: date | None, title: str, path: Path) -> Path:
@@ -330,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         "before_split": f"weeks before {split} (where settings are tuned)",
         "after_split": f"weeks from {split} (the honest report)",
     }
-    text = "\n\n".join(format_table(titles[k], v, metric) + "\n\n" + verdict(v, metric) for k, v in tables.items())
+    text = "\n\n".join(
+        format_table(titles[k], v, metric) + "\n\n" + verdict(v, metric) for k, v in tables.items()
+    )
     spec = cfg.drift
     settings_line = (
         f"configured: drift share >= {spec.share_threshold} (column distance >= {spec.column_threshold}, "
@@ -345,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(out_dir / "table.md", lambda tmp: tmp.write_text(text + "\n\n" + settings_line + "\n")),
         write_weekly(outcomes, out_dir / "weekly.csv"),
         plot(
-            [o for o in outcomes if o.policy.name in (NEVER, WEEKLY, CONFIGURED) or o.policy.kind == PERIODIC],
+            [
+                o
+                for o in outcomes
+                if o.policy.name in (NEVER, WEEKLY, CONFIGURED) or o.policy.kind == PERIODIC
+            ],
             metric,
             split,
             f"{cfg.name}: weekly {metric} by retraining policy",

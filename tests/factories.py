@@ -80,22 +80,40 @@ def frame(start: datetime, days: int, n: int = 200, seed: int = 0) -> pd.DataFra
     )
 
 
-def demo_pipeline_with_weeks(folder, name: str, weeks: int, mp, training: dict, drift: dict | None = None):
+def demo_yaml(delay_days: int = 0) -> dict[str, Any]:
+    """The demo pipeline's YAML as a dict, its outcomes arriving ``delay_days`` after each week
+    (default 0: with the inputs). The shipped file delays them a week; tests about something
+    else pin the arrival so their weeks do not move with it (the delay has its own tests)."""
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "include" / "pipelines" / "flights_delay.yaml").read_text()
+    )
+    raw["labels"] = {**raw.get("labels", {}), "delay_days": delay_days}
+    return raw
+
+
+def demo_pipeline_with_weeks(
+    folder, name: str, weeks: int, mp, training: dict, drift: dict | None = None, labels: dict | None = None
+):
     """The demo pipeline under ``name`` (its own registry and data), its first ``weeks`` weeks
     published without GX (validation has its own tests); ``CT_PIPELINES_DIR`` points at it
-    through ``mp`` (a MonkeyPatch the caller undoes). Returns ``(cfg, settings)``."""
+    through ``mp`` (a MonkeyPatch the caller undoes). ``labels``: the outcomes' arrival (default:
+    with the inputs); when they arrive later only the inputs are published. Returns ``(cfg, settings)``."""
     from datetime import UTC
-    from pathlib import Path
 
     import yaml
 
     from include.foundation.config import load_pipeline
     from include.foundation.settings import Settings
-    from include.stages.ingest import ingest_batch, publish_batch
+    from include.decisions.windows import outcomes_due
+    from include.stages.ingest import ingest_batch, ingest_outcomes, publish_batch, publish_outcomes
 
-    demo = Path(__file__).resolve().parents[1] / "include" / "pipelines" / "flights_delay.yaml"
-    raw = yaml.safe_load(demo.read_text())
+    raw = demo_yaml()
     raw["name"] = name
+    raw["labels"].update(labels or {})
     raw["training"].update(training)
     raw["drift"].update(drift or {})
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(raw))
@@ -103,8 +121,11 @@ def demo_pipeline_with_weeks(folder, name: str, weeks: int, mp, training: dict, 
     cfg, settings = load_pipeline(folder / f"{name}.yaml"), Settings.from_env()
     jan1 = datetime(2013, 1, 1, tzinfo=UTC)
     for week in range(weeks):
-        batch = ingest_batch(
-            cfg, settings.data_root, jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
-        )
+        start, end = jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
+        batch = ingest_batch(cfg, settings.data_root, start, end)
         publish_batch(cfg, settings.data_root, batch["partition"])
+        if cfg.outcomes_later and not cfg.labels.source:  # the outcomes due by this week's end, as collected then
+            due = outcomes_due(cfg.labels, start, end)
+            if due[0] >= jan1:
+                publish_outcomes(cfg, settings.data_root, ingest_outcomes(cfg, settings.data_root, *due)["partition"])
     return cfg, settings

@@ -69,6 +69,19 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame, keys: list[
                        duplicated=int(repeated.sum()), examples={k: v for k, v in examples.items() if v})  # fmt: skip
 
 
+def attach_outcomes(
+    inputs: pd.DataFrame, outcomes: pd.DataFrame, keys: list[str]
+) -> tuple[pd.DataFrame, OutcomeJoin]:
+    """Every input row, with the outcome columns of its key where exactly one outcome arrived
+    (a left join: no input row is dropped or doubled; without an outcome its columns are empty),
+    and the join's report (:func:`join_outcomes`: unknown and duplicated keys are counted, not used)."""
+    report = join_outcomes(inputs, outcomes, keys)
+    single = outcomes[~outcomes.duplicated(keys, keep=False)]
+    extra = [c for c in single.columns if c not in keys and c not in inputs.columns]
+    merged = inputs.merge(single[[*keys, *extra]], on=keys, how="left", validate="one_to_one")
+    return merged, report
+
+
 def _examples(df: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
     return [{k: str(v) for k, v in row.items()} for row in df[keys].head(EXAMPLES).to_dict("records")]
 

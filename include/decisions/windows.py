@@ -52,6 +52,15 @@ def labelled_until(labels: LabelSpec, as_of: datetime, interval: timedelta) -> d
     return as_of - interval * -(-delay // interval)
 
 
+def outcomes_due(labels: LabelSpec, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The inputs' interval whose outcomes a collection run over ``[start, end)`` gathers: the one
+    that ended ``labels.delay_days`` before ``end``, the delay rounded up to whole intervals as in
+    :func:`labelled_until` — so outcomes collected by a run are the ones every later step may use."""
+    interval = end - start
+    shift = interval * -(-timedelta(days=labels.delay_days) // interval)
+    return start - shift, end - shift
+
+
 def training_windows(
     cfg: PipelineConfig, as_of: datetime, train_days: int | None = None
 ) -> tuple[datetime, datetime, datetime]:

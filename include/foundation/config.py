@@ -215,6 +215,12 @@ class LabelSpec(_Strict):
         description="Outcomes arrive this many days after the end of their inputs' interval; 0: with "
         "the inputs. No step uses an outcome before it arrived (include/decisions/windows.py)",
     )
+    source: ReplaySource | LandingSource | None = Field(
+        None,
+        discriminator="kind",
+        description="Where the outcome batches come from (key and outcome columns); default: the "
+        "pipeline's own source. Needed for a landing folder when outcomes arrive later",
+    )
 
 
 class BootstrapSpec(_Strict):
@@ -350,6 +356,10 @@ CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@year
 
 class ScheduleSpec(_Strict):
     ingest: str | None = "@weekly"
+    outcomes: str | None = Field(
+        None,
+        description="When outcome batches are collected (labels arrive later); default: the ingest schedule",
+    )
     train: str | None = "@weekly"
     drift_check: str | None = "@weekly"
     start_date: date = date(2013, 1, 1)
@@ -360,7 +370,7 @@ class ScheduleSpec(_Strict):
     def _valid_crons(self) -> ScheduleSpec:
         from croniter import croniter  # light (no Airflow); the same parser Airflow's timetables use
 
-        for key in ("ingest", "train", "drift_check"):
+        for key in ("ingest", "outcomes", "train", "drift_check"):
             expr = getattr(self, key)
             if expr is not None and expr not in CRON_PRESETS and not croniter.is_valid(expr):
                 raise ValueError(
@@ -457,7 +467,34 @@ class PipelineConfig(_Strict):
         src = self.source
         if isinstance(src, LandingSource) and src.timestamp_column and src.timestamp_column not in names:
             raise ValueError(f"source.timestamp_column {src.timestamp_column!r} is not a schema column")
+        self._check_outcome_delivery()
         return self
+
+    def _check_outcome_delivery(self) -> None:
+        """Outcomes delivered on their own are placed by the timestamp and joined by the key."""
+        labels = self.labels
+        if labels.source is not None and labels.delay_days == 0:
+            raise ValueError(
+                "labels.source is set but labels.delay_days is 0: say how late the outcomes arrive"
+            )
+        if not self.outcomes_later:
+            return
+        keys, ts = self.key_columns, self.timestamp_column
+        if ts not in keys:
+            raise ValueError(
+                f"labels.delay_days {labels.delay_days}: outcome batches are placed in intervals by "
+                f"{ts!r} and joined to the inputs by the key, so {ts!r} must be one of the "
+                f"schema.unique_together columns (now {keys})"
+            )
+        leaking = [c for c in keys if c in self.outcome_columns]
+        if leaking:
+            raise ValueError(f"schema.unique_together: key columns {leaking} are outcomes (known_at_prediction: "
+                             "false or the target); the inputs could not carry them")  # fmt: skip
+        if isinstance(self.source, LandingSource) and labels.source is None:
+            raise ValueError(
+                f"labels.delay_days {labels.delay_days} with a landing-folder source: set labels.source (the "
+                "folder where outcome files land, e.g. {kind: landing_folder, path: outcomes})"
+            )
 
     def _check_target_is_binary(self) -> None:
         target, col = self.target, self.schema_.column(self.target.column)
@@ -481,6 +518,25 @@ class PipelineConfig(_Strict):
         """The column that places a row in a data interval (the source's, else the schema's)."""
         src = self.source
         return (isinstance(src, LandingSource) and src.timestamp_column) or self.schema_.timestamp_column
+
+    @property
+    def outcomes_later(self) -> bool:
+        """The outcome columns arrive after the inputs, as batches of their own."""
+        return self.labels.delay_days > 0
+
+    @property
+    def outcome_columns(self) -> list[str]:
+        """The target's column and every ``known_at_prediction: false`` column, in schema order."""
+        return [
+            c.name for c in self.schema_.columns if not c.known_at_prediction or c.name == self.target.column
+        ]
+
+    @property
+    def key_columns(self) -> list[str]:
+        """The columns that identify a row (``unique_together``, else the timestamp), in schema
+        order: how outcomes and predictions are joined to the inputs."""
+        wanted = {c for group in self.schema_.unique_together for c in group} or {self.timestamp_column}
+        return [c for c in self.schema_.names if c in wanted]
 
     @property
     def registered_model(self) -> str:

@@ -33,8 +33,9 @@ def pipeline_of(dag_id: str) -> str:
     return dag_id.rsplit("__", 1)[0]
 
 
-DAG_ROLES = ("ingest", "train", "drift_check", "rollback", "score")
-"""The DAGs every pipeline gets, ``<pipeline>__<role>`` (one DAG file per role in ``dags/``)."""
+DAG_ROLES = ("ingest", "outcomes", "train", "drift_check", "rollback", "score")
+"""The DAGs a pipeline gets, ``<pipeline>__<role>`` (one DAG file per role in ``dags/``;
+``outcomes`` only where they arrive later, ``labels.delay_days``)."""
 
 
 def pipeline_dag_ids(pipelines: list[str]) -> dict[str, str]:

@@ -75,6 +75,7 @@ class IngestedBatch(TypedDict):
     sha256: NotRequired[str]
     replace: NotRequired[bool]
     already_published: NotRequired[bool]
+    nothing_due: NotRequired[bool]  # outcomes: the source holds none of the interval (yet)
 
 
 class ValidationSummary(TypedDict):
@@ -87,6 +88,7 @@ class ValidationSummary(TypedDict):
     partition: str
     rows: int
     data_docs: str | None
+    part: NotRequired[str]  # "inputs" or "outcomes" (a batch of outcomes that arrived later)
     report: NotRequired[str]  # the quarantine report, when it failed
 
 
@@ -97,6 +99,18 @@ class PublishedBatch(TypedDict):
     uri: str
     rows: int
     replaced_rows: int | None
+
+
+class PublishedOutcomes(TypedDict):
+    """``publish_outcomes``: an interval's outcomes, and how they join the interval's inputs."""
+
+    partition: str
+    uri: str
+    rows: int
+    joined: int  # outcome rows whose key is one input row's
+    unknown: int  # outcomes for rows never published as inputs (reported, never used)
+    duplicated: int  # outcome rows whose key came more than once (none of them used)
+    unlabelled: int  # published input rows still without an outcome
 
 
 # --------------------------------------------------------------------------- training
@@ -178,6 +192,8 @@ class DriftCheck(TypedDict, total=False):
     """``check_drift``: Evidently's summary, the champion's performance and the retrain assessment."""
 
     champion_version: str | None
+    model_name: str  # the registered model (the task page's Model version link: the champion checked)
+    share_threshold: float
     retrain: bool
     reasons: list[str]
     suppressed_by: str | None

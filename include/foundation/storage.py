@@ -5,6 +5,9 @@ Layout under ``<data_root>/<pipeline>/``::
     raw/<partition>/batch.parquet            as ingested, before validation
     curated/<partition>/batch.parquet        validated; the only input training may read
     quarantine/<partition>/<sha>/batch.parquet   failed validation, beside validation_result.json
+    raw/<partition>/outcomes.parquet         outcomes that arrive later (labels.delay_days), as collected
+    outcomes/<partition>/batch.parquet       validated outcomes: key and outcome columns, joined by key
+    quarantine/<partition>/outcomes-<sha>/outcomes.parquet   outcomes that failed validation
     gx/                                      Great Expectations project (Data Docs inside)
     training/<run>/{train,holdout}-<sha>.parquet   assembled training sets (write-once, content-keyed)
     predictions/<partition>/v<version>.parquet      the prediction log: one part per (interval, model version)
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 BATCH_FILE = "batch.parquet"
+OUTCOMES_PREFIX = "outcomes-"  # a quarantined outcome batch's folder: quarantine/<partition>/outcomes-<sha>/
 _KEY_FMT = "%Y%m%dT%H%MZ"
 
 
@@ -78,15 +82,31 @@ class PipelinePaths:
     def curated(self, key: str) -> Path:
         return self.base / "curated" / key / BATCH_FILE
 
-    def quarantine_dir(self, key: str, digest: str) -> Path:
+    def quarantine_dir(self, key: str, digest: str, part: str = "inputs") -> Path:
         """Where a batch that failed validation is kept, by its content: a second failure of the
         same interval (after a re-ingest) gets its own folder and report."""
-        return self.base / "quarantine" / key / digest[:12]
+        return (
+            self.base / "quarantine" / key / f"{OUTCOMES_PREFIX if part == 'outcomes' else ''}{digest[:12]}"
+        )
 
-    def quarantine_reports(self, key: str) -> list[Path]:
-        """The validation reports of the interval's quarantined batches, oldest first."""
+    def quarantine_reports(self, key: str, part: str = "inputs") -> list[Path]:
+        """The validation reports of the interval's quarantined batches (``part``: ``inputs`` or
+        ``outcomes``), oldest first."""
         found = (self.base / "quarantine" / key).glob("*/validation_result.json")
-        return sorted(found, key=lambda p: p.stat().st_mtime_ns)
+        mine = [p for p in found if p.parent.name.startswith(OUTCOMES_PREFIX) == (part == "outcomes")]
+        return sorted(mine, key=lambda p: p.stat().st_mtime_ns)
+
+    def raw_outcomes(self, key: str) -> Path:
+        return self.base / "raw" / key / "outcomes.parquet"
+
+    def outcomes(self, key: str) -> Path:
+        """The interval's validated outcomes (labels that arrive after the inputs)."""
+        return self.base / "outcomes" / key / BATCH_FILE
+
+    def outcome_partitions(self) -> list[str]:
+        """Keys of published outcome batches, oldest first."""
+        root = self.base / "outcomes"
+        return sorted(p.parent.name for p in root.glob(f"*/{BATCH_FILE}")) if root.exists() else []
 
     @property
     def curated_root(self) -> Path:

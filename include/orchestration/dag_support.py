@@ -144,8 +144,8 @@ def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str
     and a challenger is evaluated and promoted against one champion."""
     return {
         "start_date": utc_midnight(cfg.schedule.start_date),
-        "end_date": utc_midnight(cfg.schedule.end_date) if role == "ingest" else None,
-        "catchup": cfg.schedule.catchup if role == "ingest" else False,
+        "end_date": utc_midnight(cfg.schedule.end_date) if role in ("ingest", "outcomes") else None,
+        "catchup": cfg.schedule.catchup if role in ("ingest", "outcomes") else False,
         "max_active_runs": 1,
         "default_args": default_args(cfg, settings),
         "tags": dag_tags(cfg, role),
@@ -161,6 +161,13 @@ def curated_asset(cfg: PipelineConfig, settings: Settings):
     from airflow.sdk import Asset
 
     return Asset(name=f"{cfg.name}.curated", uri=f"file://{settings.data_root / cfg.name / 'curated'}")
+
+
+def outcomes_asset(cfg: PipelineConfig, settings: Settings):
+    """The pipeline's outcomes that arrive later; collection emits an event per published batch."""
+    from airflow.sdk import Asset
+
+    return Asset(name=f"{cfg.name}.outcomes", uri=f"file://{settings.data_root / cfg.name / 'outcomes'}")
 
 
 def predictions_asset(cfg: PipelineConfig, settings: Settings):

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from include.decisions.outcomes import attach_outcomes
 from include.decisions.windows import cut_window, training_windows
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import BadRunParam, PermanentError
@@ -54,15 +55,28 @@ def load_window(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end:
     ]
     if not keys:
         return pd.DataFrame(columns=cfg.schema_.names)
-    df = pd.concat([pd.read_parquet(paths.curated(k)) for k in keys], ignore_index=True)
+    df = pd.concat([read_partition(cfg, paths, k) for k in keys], ignore_index=True)
     return cut_window(df, cfg.timestamp_column, start, end, cfg.schema_.unique_together)
 
 
+def read_partition(cfg: PipelineConfig, paths: PipelinePaths, key: str) -> pd.DataFrame:
+    """One published interval: its inputs, with its outcomes joined by key where they arrived as
+    a batch of their own (``labels.delay_days``; :func:`attach_outcomes`). Until they arrive, the
+    outcome columns are empty and the rows unlabelled."""
+    import pandas as pd
+
+    inputs = pd.read_parquet(paths.curated(key))
+    if not cfg.outcomes_later:
+        return inputs
+    if paths.outcomes(key).exists():
+        return attach_outcomes(inputs, pd.read_parquet(paths.outcomes(key)), cfg.key_columns)[0]
+    missing = [c for c in cfg.outcome_columns if c not in inputs]
+    return inputs.assign(**{c: float("nan") for c in missing})[[*inputs.columns, *missing]]
+
+
 def key_columns(cfg: PipelineConfig) -> list[str]:
-    """The columns that identify a row (``unique_together``, else the timestamp), in schema order:
-    the prediction log's keys, and how outcomes are joined to it."""
-    wanted = {c for group in cfg.schema_.unique_together for c in group} or {cfg.timestamp_column}
-    return [c for c in cfg.schema_.names if c in wanted]
+    """The columns that identify a row: the prediction log's keys, and how outcomes are joined."""
+    return cfg.key_columns
 
 
 def served_predictions(paths: PipelinePaths, key: str) -> pd.DataFrame | None:

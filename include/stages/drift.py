@@ -31,6 +31,7 @@ from include.stages.datasets import (
     labelled_rows,
     load_window,
     model_inputs,
+    read_partition,
     read_training_set,
     recent_window,
     served_predictions,
@@ -194,7 +195,7 @@ def check_drift(
     spec, metric = cfg.drift, cfg.promotion.primary_metric
     realized, decayed = [], None
     as_of, window = recent_window(cfg, settings.data_root, as_of, spec.window_days)
-    current = labelled_rows(cfg, window)  # like the reference, a training set: labelled rows only
+    current = drift_window(cfg, window)
     reference = read_training_set(with_lineage(client, champion))
     snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
     start, labelled_end = performance_window(cfg.labels, spec, as_of)
@@ -238,6 +239,7 @@ def check_drift(
         **summary,
         "as_of": as_of.isoformat(),
         "champion_version": str(champion.version),
+        "model_name": cfg.registered_model,
         "share_threshold": spec.share_threshold,
         "performance": performance,
         "performance_metric": metric,
@@ -268,6 +270,12 @@ def check_drift(
     log_realized(client, cfg, realized)
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
+
+
+def drift_window(cfg: PipelineConfig, window: pd.DataFrame) -> pd.DataFrame:
+    """The rows data drift is judged on: every input as scored when outcomes arrive later (their
+    outcomes are not in yet), else the labelled rows, like the reference (a training set)."""
+    return window if cfg.outcomes_later else labelled_rows(cfg, window)
 
 
 def served_scores(cfg: PipelineConfig, settings: Settings, start: datetime, end: datetime, version: str):
@@ -322,7 +330,6 @@ def realized_history(
     (:func:`labelled_until`) and that a champion scored (``version``: only that one's), oldest
     first, the served part of the prediction log joined with the interval's outcomes by key
     (:func:`join_outcomes`) and its realized metric (:func:`realized_performance`)."""
-    import pandas as pd
 
     paths = PipelinePaths(settings.data_root, cfg.name)
     end = labelled_until(cfg.labels, as_of, timedelta(days=cfg.drift.interval_days))
@@ -338,7 +345,7 @@ def realized_history(
         served_parts.append((partition, served))
     out = []
     for partition, served in served_parts[-last:] if last else served_parts:
-        outcomes = add_label(cfg, pd.read_parquet(paths.curated(partition)))[columns]
+        outcomes = add_label(cfg, read_partition(cfg, paths, partition))[columns]
         joined = join_outcomes(served, outcomes, keys)
         perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
                                     rule.bootstrap)  # fmt: skip

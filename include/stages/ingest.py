@@ -9,9 +9,10 @@ from pathlib import Path
 
 from croniter import croniter
 
+from include.decisions.windows import outcomes_due
 from include.foundation.config import PipelineConfig, ReplaySource
 from include.foundation.errors import BadRunParam, PermanentError
-from include.foundation.payloads import IngestedBatch, PublishedBatch
+from include.foundation.payloads import IngestedBatch, PublishedBatch, PublishedOutcomes
 from include.foundation.storage import (
     PipelinePaths,
     atomic_write,
@@ -70,7 +71,7 @@ def ingest_batch(
             f"batch {key} of {cfg.name} overlaps published partitions {overlap}: its rows would be counted "
             "twice. Ingest whole intervals that do not overlap (or delete those partitions first)."
         )
-    df = sources.fetch(cfg, start, end, paths.base)
+    df = sources.fetch(cfg, start, end, paths.base, "inputs" if cfg.outcomes_later else "whole")
     out = write_parquet(df, paths.raw(key))
     digest = frame_digest(df)
     log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), key, out, digest[:12])
@@ -185,3 +186,83 @@ def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> Publi
             "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
         )
     return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}
+
+
+def due_interval_for_run(
+    cfg: PipelineConfig,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    interval: str | None,
+    interval_days: int | None,
+) -> tuple[datetime, datetime]:
+    """The inputs' interval whose outcomes a collection run gathers: ``interval`` (a manual run's
+    first day) if given, else the one due at the run's data interval end (:func:`outcomes_due`)."""
+    if interval:
+        return resolve_interval(None, None, interval, interval_days)
+    start, end = resolve_interval(data_interval_start, data_interval_end)
+    return outcomes_due(cfg.labels, start, end)
+
+
+def ingest_outcomes(
+    cfg: PipelineConfig, data_root: Path, due_start: datetime, due_end: datetime, replace: bool = False
+) -> IngestedBatch:
+    """Collect the outcomes of the inputs' interval ``[due_start, due_end)`` (see
+    :func:`due_interval_for_run`) into ``raw/<partition>/outcomes.parquet`` (atomic, idempotent).
+    Already published outcomes are left alone unless ``replace`` (then the new batch is validated
+    before it replaces them)."""
+    paths = PipelinePaths(data_root, cfg.name)
+    key = partition_key(due_start, due_end)
+    if paths.outcomes(key).exists() and not replace:
+        rows = published_rows(paths.outcomes(key))
+        log.warning(
+            "the outcomes of %s are already published (%d rows in %s): nothing collected; run with replace: "
+            "true to collect them again (validated before they replace the published ones)",
+            key, rows, paths.outcomes(key),
+        )  # fmt: skip
+        return {"partition": key, "uri": str(paths.outcomes(key)), "rows": rows, "already_published": True}
+    df = sources.fetch(cfg, due_start, due_end, paths.base, "outcomes")
+    if df.empty:  # e.g. an interval before the data's first day, or outcome files not landed yet
+        log.warning("the source holds no outcomes of %s (yet): nothing collected", key)
+        return {"partition": key, "uri": "", "rows": 0, "nothing_due": True}
+    out = write_parquet(df, paths.raw_outcomes(key))
+    digest = frame_digest(df)
+    log.info(
+        "collected %d outcomes of %s (due %d day(s) after it) into %s (sha256 %s)",
+        len(df), key, cfg.labels.delay_days, out, digest[:12],
+    )  # fmt: skip
+    return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest, "replace": replace}
+
+
+def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> PublishedOutcomes:
+    """Publish a validated outcome batch to ``outcomes/<partition>/`` (atomic; re-running is
+    harmless) and report how it joins the interval's published inputs by key: outcomes for rows
+    never published and repeated keys are counted and logged with examples, never used."""
+    import shutil
+
+    import pandas as pd
+
+    from include.decisions.outcomes import join_outcomes
+
+    paths = PipelinePaths(data_root, cfg.name)
+    src, dst = paths.raw_outcomes(partition), paths.outcomes(partition)
+    outcomes = pd.read_parquet(src)
+    inputs = (
+        pd.read_parquet(paths.curated(partition), columns=cfg.key_columns)
+        if paths.curated(partition).exists()
+        else pd.DataFrame(columns=cfg.key_columns)
+    )
+    report = join_outcomes(inputs, outcomes, cfg.key_columns)
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+    log.info(
+        "published the outcomes of %s (%d rows) to %s: %d join an input row; %d input rows still without one",
+        partition, len(outcomes), dst, len(report.joined), report.unlabelled,
+    )  # fmt: skip
+    if report.unknown or report.duplicated:
+        log.warning(
+            "outcomes of %s not used: %d for rows never published as inputs (e.g. %s), %d whose key came more "
+            "than once (e.g. %s)",
+            partition, report.unknown, report.examples.get("unknown", []), report.duplicated,
+            report.examples.get("duplicated", []),
+        )  # fmt: skip
+    return {"partition": partition, "uri": str(dst), "rows": len(outcomes), "joined": len(report.joined),
+            "unknown": report.unknown, "duplicated": report.duplicated, "unlabelled": report.unlabelled}  # fmt: skip

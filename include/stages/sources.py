@@ -91,6 +91,7 @@ def fetch_replay(
 
 
 LANDING_INDEX = "landing_index.json"
+OUTCOMES_INDEX = "outcomes_landing_index.json"  # labels.source's landing folder has an index of its own
 
 
 class LateRows(SourceError):
@@ -98,7 +99,13 @@ class LateRows(SourceError):
 
 
 def fetch_landing(
-    source: LandingSource, start: datetime, end: datetime, base: Path, cfg: PipelineConfig
+    source: LandingSource,
+    start: datetime,
+    end: datetime,
+    base: Path,
+    cfg: PipelineConfig,
+    index_name: str = LANDING_INDEX,
+    published_of: str = "curated",
 ) -> pd.DataFrame:
     """The rows of the landing folder's files whose timestamp falls in ``[start, end)``.
 
@@ -122,10 +129,10 @@ def fetch_landing(
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
         return pd.DataFrame(columns=cfg.schema_.names)
-    index_path = base / LANDING_INDEX
+    index_path = base / index_name
     index = read_index(index_path)
     frames, read, before = [], 0, dict(index)
-    published = _published_elsewhere(base, start, end)
+    published = _published_elsewhere(base, start, end, published_of)
     try:
         for path in files:
             read += _take(source, path, base, cfg, index, start, end, frames, published)
@@ -140,12 +147,13 @@ def fetch_landing(
     return df
 
 
-def _published_elsewhere(base: Path, start: datetime, end: datetime) -> list[str]:
-    """Keys of the published (curated) intervals other than ``[start, end)``."""
+def _published_elsewhere(base: Path, start: datetime, end: datetime, of: str = "curated") -> list[str]:
+    """Keys of the published intervals (``curated`` inputs or ``outcomes``) other than ``[start, end)``."""
     from include.foundation.storage import PipelinePaths, partition_key
 
-    own = partition_key(start, end)
-    return [k for k in PipelinePaths(base.parent, base.name).curated_partitions() if k != own]
+    own, paths = partition_key(start, end), PipelinePaths(base.parent, base.name)
+    keys = paths.outcome_partitions() if of == "outcomes" else paths.curated_partitions()
+    return [k for k in keys if k != own]
 
 
 def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
@@ -311,9 +319,27 @@ def _quarantine(
     ) from cause
 
 
-def fetch(cfg: PipelineConfig, start: datetime, end: datetime, base: Path) -> pd.DataFrame:
-    """Rows of ``[start, end)`` from the pipeline's source. ``base`` is the pipeline's data folder."""
-    src = cfg.source
+def fetch(
+    cfg: PipelineConfig, start: datetime, end: datetime, base: Path, part: str = "whole"
+) -> pd.DataFrame:
+    """Rows of ``[start, end)`` from the pipeline's source. ``base`` is the pipeline's data folder.
+
+    ``part``: ``whole`` (every column the source has), ``inputs`` (without the outcome columns,
+    which arrive later when ``labels.delay_days`` is set) or ``outcomes`` (the key and outcome
+    columns, from ``labels.source`` or else the pipeline's own source)."""
+    src = cfg.labels.source or cfg.source if part == "outcomes" else cfg.source
     if isinstance(src, ReplaySource):
-        return fetch_replay(src, start, end, base.parent / "_cache")
-    return fetch_landing(src, start, end, base, cfg)
+        df = fetch_replay(src, start, end, base.parent / "_cache")
+    elif part == "outcomes":
+        df = fetch_landing(src, start, end, base, cfg, index_name=OUTCOMES_INDEX, published_of="outcomes")
+    else:
+        df = fetch_landing(src, start, end, base, cfg)
+    if part == "inputs":
+        return df.drop(columns=[c for c in cfg.outcome_columns if c in df])
+    if part == "outcomes":
+        wanted = [*cfg.key_columns, *cfg.outcome_columns]
+        missing = [c for c in wanted if c not in df]
+        if missing:  # GX names them too; a batch without them cannot even be framed
+            log.warning("outcome batch %s..%s lacks columns %s", start.date(), end.date(), missing)
+        return df[[c for c in wanted if c in df]]
+    return df

@@ -57,18 +57,30 @@ def _gx():
     return gx
 
 
-def build_expectations(cfg: PipelineConfig) -> list:
-    """Translate the config's schema into GX expectations (one list, in schema order)."""
+def build_expectations(cfg: PipelineConfig, part: str = "whole") -> list:
+    """Translate the config's schema into GX expectations (one list, in schema order).
+
+    ``part``: ``whole`` (a batch with its outcomes), ``inputs`` (outcomes arrive later: every
+    column but the outcomes, no class shares) or ``outcomes`` (a batch of outcomes that arrived
+    later: the key columns present and unique, the outcome columns' ranges, the class shares)."""
     import great_expectations.expectations as gxe
 
-    schema = cfg.schema_
-    exps: list = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=schema.row_count.min, max_value=schema.row_count.max)
-    ]
+    schema, outcomes = cfg.schema_, set(cfg.outcome_columns)
+    if part == "outcomes":
+        keep = set(cfg.key_columns) | outcomes
+        exps: list = []
+    else:
+        keep = set(schema.names) - (outcomes if part == "inputs" else set())
+        exps = [
+            gxe.ExpectTableRowCountToBeBetween(min_value=schema.row_count.min, max_value=schema.row_count.max)
+        ]
     for col in schema.columns:
-        exps.extend(_column_expectations(gxe, col))
+        if col.name in keep:
+            exps.extend(_column_expectations(gxe, col))
     ts = cfg.timestamp_column
-    if schema.column(ts).nullable:  # it places rows in partitions: a null (or unparseable) one is an error
+    if (
+        ts in keep and schema.column(ts).nullable
+    ):  # it places rows in partitions: a null (or unparseable) one is an error
         exps.append(
             gxe.ExpectColumnValuesToNotBeNull(
                 column=ts, description="timestamps must be present and parseable"
@@ -80,7 +92,8 @@ def build_expectations(cfg: PipelineConfig) -> list:
             if len(group) == 1
             else gxe.ExpectCompoundColumnsToBeUnique(column_list=group)
         )
-    exps.extend(_label_share_expectations(gxe, cfg))
+    if part != "inputs":
+        exps.extend(_label_share_expectations(gxe, cfg))
     return exps
 
 
@@ -135,8 +148,9 @@ def _column_expectations(gxe, col: ColumnSpec) -> list:
     return out
 
 
-def _checkpoint(cfg: PipelineConfig, gx_project: Path):
-    """Create or update the GX objects for this pipeline; safe to call on every run."""
+def _checkpoint(cfg: PipelineConfig, gx_project: Path, part: str = "whole"):
+    """Create or update the GX objects for this pipeline (its outcome batches have their own
+    asset, suite and checkpoint); safe to call on every run."""
     gx = _gx()
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -144,23 +158,25 @@ def _checkpoint(cfg: PipelineConfig, gx_project: Path):
     ctx = gx.get_context(mode="file", project_root_dir=str(gx_project))
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     ds = ctx.data_sources.add_or_update_pandas(name=cfg.name)
+    outcomes = part == "outcomes"
+    asset_name, name = ("outcomes", f"{cfg.name}_outcomes") if outcomes else ("batches", cfg.name)
     try:
-        asset = ds.get_asset("batches")
+        asset = ds.get_asset(asset_name)
     except LookupError:
-        asset = ds.add_dataframe_asset(name="batches")
+        asset = ds.add_dataframe_asset(name=asset_name)
     try:
         batch_def = asset.get_batch_definition("whole_batch")
     except (KeyError, LookupError):
         batch_def = asset.add_batch_definition_whole_dataframe("whole_batch")
     suite = ctx.suites.add_or_update(
-        gx.ExpectationSuite(name=f"{cfg.name}_suite", expectations=build_expectations(cfg))
+        gx.ExpectationSuite(name=f"{name}_suite", expectations=build_expectations(cfg, part))
     )
     vd = ctx.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=f"{cfg.name}_batch", data=batch_def, suite=suite)
+        gx.ValidationDefinition(name=f"{name}_batch", data=batch_def, suite=suite)
     )
     cp = ctx.checkpoints.add_or_update(
         gx.Checkpoint(
-            name=f"{cfg.name}_checkpoint",
+            name=f"{name}_checkpoint",
             validation_definitions=[vd],
             actions=[UpdateDataDocsAction(name="data_docs")],
             result_format={"result_format": "SUMMARY"},
@@ -221,11 +237,15 @@ def _short(d: dict) -> str:
     return ", ".join(f"{k}={str(v)[:60]}" for k, v in d.items())
 
 
-def validate_frame(cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path) -> tuple[dict, str | None]:
-    """Run the checkpoint on a frame; returns (summary, Data Docs index URL).
+def validate_frame(
+    cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path, part: str | None = None
+) -> tuple[dict, str | None]:
+    """Run the checkpoint on a frame (``part``: see :func:`build_expectations`; default: a batch
+    as ingested, its inputs when the outcomes arrive later); returns (summary, Data Docs index URL).
 
     ``summary["data_docs_page"]`` is the local path of this validation's own Data Docs page."""
-    ctx, cp = _checkpoint(cfg, gx_project)
+    part = part or ("inputs" if cfg.outcomes_later else "whole")
+    ctx, cp = _checkpoint(cfg, gx_project, part)
     result = cp.run(batch_parameters={"dataframe": df})
     summary = summarize(result)
     summary["data_docs_page"] = None
@@ -237,26 +257,31 @@ def validate_frame(cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path) -> t
     return summary, (docs[0]["site_url"] if docs else None)
 
 
-def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> ValidationSummary:
-    """Validate the raw batch of ``partition``; quarantine it and raise if it fails."""
+def validate_batch(
+    cfg: PipelineConfig, data_root: Path, partition: str, part: str = "inputs"
+) -> ValidationSummary:
+    """Validate the raw batch of ``partition`` (``part``: its ``inputs``, or its ``outcomes``
+    that arrived later); quarantine it and raise if it fails."""
     import pandas as pd
 
     paths = PipelinePaths(data_root, cfg.name)
-    raw = paths.raw(partition)
+    raw = paths.raw_outcomes(partition) if part == "outcomes" else paths.raw(partition)
+    what = "outcome batch" if part == "outcomes" else "batch"
     if not raw.exists():
-        reports = paths.quarantine_reports(partition)
+        reports = paths.quarantine_reports(partition, part)
         if reports:
             raise DataValidationFailed(
-                f"batch {partition} is already quarantined, see {reports[-1]}", {"report": str(reports[-1])}
+                f"{what} {partition} is already quarantined, see {reports[-1]}", {"report": str(reports[-1])}
             )
         raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
     df = pd.read_parquet(raw)
-    summary, docs_url = validate_frame(cfg, df, paths.gx_project)
-    summary.update(partition=partition, rows=len(df), data_docs=docs_url)
+    summary, docs_url = validate_frame(cfg, df, paths.gx_project, "outcomes" if part == "outcomes" else None)
+    summary.update(partition=partition, rows=len(df), data_docs=docs_url, part=part)
     st = summary["statistics"]
     log.info(
-        "validated %s: %s of %s expectations passed; Data Docs: %s",
+        "validated %s %s: %s of %s expectations passed; Data Docs: %s",
+        what,
         partition,
         st.get("successful_expectations"),
         st.get("evaluated_expectations"),
@@ -265,12 +290,12 @@ def validate_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> Vali
     if summary["success"]:
         return summary
 
-    qdir = paths.quarantine_dir(partition, file_digest(raw))  # by content: never overwrites another
+    qdir = paths.quarantine_dir(partition, file_digest(raw), part)  # by content: never overwrites another
     report = write_json(summary, qdir / "validation_result.json")
     summary["report"] = str(report)
     os.replace(raw, qdir / raw.name)  # same filesystem: an atomic move
     msg = (
-        f"batch {partition} of pipeline {cfg.name} failed validation: "
+        f"{what} {partition} of pipeline {cfg.name} failed validation: "
         f"{st.get('unsuccessful_expectations')} of {st.get('evaluated_expectations')} expectations failed\n"
         f"{describe_failures(summary)}\n"
         f"quarantined to {qdir} (report: {report.name}); Data Docs: {docs_url}"

@@ -32,6 +32,7 @@ import yaml
 
 from scripts.airflow_rest import AirflowApi
 from tests.container import images
+from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "flights_container"
@@ -91,7 +92,7 @@ class Compose:
         spec = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
         pipelines = self.tmp / "pipelines"
         pipelines.mkdir()
-        raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+        raw = demo_yaml()
         raw["name"] = PIPELINE
         raw["schedule"].update(ingest=None, drift_check=None, train=None)
         raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)

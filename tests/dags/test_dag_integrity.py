@@ -11,6 +11,7 @@ import yaml
 from include.foundation.links import DAG_ROLES
 from include.foundation.payloads import RetrainRequest
 from tests.airflow_helpers import dagbag
+from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # A retried rollback would roll back twice: it runs once, by hand.
@@ -49,6 +50,15 @@ def test_every_task_is_owned_retried_and_reports_its_failure(bag, dag_id):
 
 def _edges(dag) -> set[tuple[str, str]]:
     return {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+
+
+def test_outcomes_structure(bag):
+    """The demo's outcomes arrive a week late: collected on the ingest schedule, a suite of their own."""
+    dag = bag.dags["flights_delay__outcomes"]
+    assert _edges(dag) == {("collect", "validate"), ("validate", "publish")}
+    assert [a.name for a in dag.get_task("publish").outlets] == ["flights_delay.outcomes"]
+    assert set(dag.params.keys()) == {"interval", "interval_days", "replace"}
+    assert dag.timetable.expression == "0 0 * * 2"
 
 
 def test_ingest_structure(bag):
@@ -106,7 +116,7 @@ def test_rollback_structure(bag):
 
 def test_second_pipeline_is_a_second_yaml_file(tmp_path, monkeypatch):
     shutil.copy(ROOT / "include" / "pipelines" / "flights_delay.yaml", tmp_path)
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["name"] = "flights_small"
     raw["schedule"]["ingest"] = "@daily"
     raw["schedule"]["train"] = "0 12 * * 2"  # retrain on a clock as well as on drift
@@ -123,7 +133,7 @@ def test_second_pipeline_is_a_second_yaml_file(tmp_path, monkeypatch):
 def test_bad_pipeline_file_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
     """One bad file breaks only itself: its error names the file and key, the others still load."""
     shutil.copy(ROOT / "include" / "pipelines" / "flights_delay.yaml", tmp_path)
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["name"] = "flights_broken"
     raw["model"]["estimator_typo"] = "x"
     (tmp_path / "broken.yaml").write_text(yaml.safe_dump(raw))

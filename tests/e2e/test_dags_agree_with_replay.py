@@ -1,7 +1,8 @@
 """The DAGs and the replay take the same decisions on the same weeks (``make loop-value`` replays
 what the loop would have done, so it must decide as the loop does).
 
-A short pipeline (2-week training window, 1-week holdout) on five real weeks: the first champion,
+A short pipeline (2-week training window, 1-week holdout, outcomes a week late as shipped, each
+week's delivered as a batch of its own) on six real weeks: the first champion,
 a challenger judged against it, the champion scoring two weeks, and a drift check with the
 realized-decay and prediction-drift rules, each through ``dag.test()``; then
 ``include.replay`` on the same weeks, decision by decision: the same rows, the same promotion
@@ -22,8 +23,9 @@ from tests.factories import demo_pipeline_with_weeks
 pytestmark = pytest.mark.e2e
 NAME = "flights_agree"
 JAN1 = datetime(2013, 1, 1, tzinfo=UTC)
-FIRST, SECOND = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=5)
-WEEK4, WEEK5 = JAN1 + timedelta(weeks=3), JAN1 + timedelta(weeks=4)
+# outcomes a week late: the first champion waits for its holdout's (Jan 15-22) until Jan 29
+FIRST, SECOND = JAN1 + timedelta(weeks=4), JAN1 + timedelta(weeks=6)
+WEEK5, WEEK6 = JAN1 + timedelta(weeks=4), JAN1 + timedelta(weeks=5)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +35,9 @@ def decided(tmp_path_factory, airflow_db):
 
     mp = pytest.MonkeyPatch()
     cfg, settings = demo_pipeline_with_weeks(
-        tmp_path_factory.mktemp("agree_pipelines"), NAME, 5, mp,
+        tmp_path_factory.mktemp("agree_pipelines"), NAME, 6, mp,
         training={"train_days": 14, "holdout_days": 7, "min_train_rows": 1000},
+        labels={"delay_days": 7},  # as shipped: each week's outcomes arrive, as a batch, a week later
         drift={"share_threshold": 0.05,  # January's weather drifts week to week: a trigger to compare
                "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
                "prediction_drift": {"method": "psi", "threshold": 0.1}},
@@ -45,7 +48,7 @@ def decided(tmp_path_factory, airflow_db):
         assert task_states(dr)["evaluate"] == "success", task_states(dr)
         ti = next(t for t in dr.get_task_instances() if t.task_id == "evaluate")
         dags[as_of] = ti.xcom_pull(task_ids="evaluate")
-    for week in (WEEK4, WEEK5):  # the champion serves two weeks: the decay rule judges them
+    for week in (WEEK5, WEEK6):  # the champion serves two weeks; the first one's outcomes arrive by SECOND
         dr = run_dag(f"{NAME}__score", run_conf={"interval": week.date().isoformat(), "model_version": None})
         assert task_states(dr) == {"score": "success"}, task_states(dr)
     dr = run_dag(f"{NAME}__drift_check", run_conf={"as_of": SECOND.date().isoformat()})
@@ -78,27 +81,31 @@ def test_a_challenger_is_judged_alike(decided):
         (verdict.challenger, verdict.champion), abs=1e-12
     )
     hold_start = replay.training_window(SECOND)[1]
-    assert dag["holdout_rows"] == len(replay.window(hold_start, SECOND))  # the same rows
+    assert dag["holdout_rows"] == len(replay.window(hold_start, replay.labelled_end(SECOND)))  # the same rows
 
 
 def test_the_drift_check_assesses_alike(decided):
     from include.decisions.retraining import assess_retraining, performance_decayed
+    from include.decisions.windows import performance_window
 
     cfg, dags, replay = decided
     check = dags["drift"]
     champion = SECOND if dags[SECOND]["promote"] else FIRST
     spec = cfg.drift
     share = replay.drift_share(champion, SECOND, spec)
-    performance = replay.score(champion, SECOND - timedelta(days=spec.window_days), spec.window_days)
-    # the decay rule on what the champion served (its logged scores) vs the replay's own scoring
-    realized = [replay.score(champion, week, 7) for week in (WEEK4, WEEK5)]
+    start, end = performance_window(cfg.labels, spec, SECOND)  # where the outcomes have arrived
+    assert end == WEEK6 and check["performance_window"] == [start.isoformat(), end.isoformat()]
+    performance = replay.score(champion, start, spec.window_days)
+    # the decay rule on what the champion served (its logged scores) vs the replay's own scoring:
+    # the week whose outcomes arrived (WEEK5), not the one still awaiting them (WEEK6)
+    realized = [replay.score(champion, WEEK5, 7)]
     assert [r["value"] for r in check["realized"]] == pytest.approx(realized, abs=1e-9)
     holdout = replay.score(champion, replay.training_window(champion)[1], cfg.training.holdout_days)
     decayed = performance_decayed(spec.performance_decay, realized, holdout, cfg.promotion.primary_metric)
     # the prediction-drift check: the served scores of the window against the champion's holdout scores
     from include.replay import Outcome, Policy
 
-    out = Outcome(Policy("x", "configured"), served={WEEK4: champion, WEEK5: champion})
+    out = Outcome(Policy("x", "configured"), served={WEEK5: champion, WEEK6: champion})
     said = replay.prediction_drift(out, champion, SECOND, spec)
     assert check["prediction_drift"]["score"] == pytest.approx(said["score"], abs=1e-9)
     assert check["prediction_drift"]["current_rows"] == said["current_rows"]
@@ -123,4 +130,4 @@ def test_what_was_served_is_charted_on_the_serving_version(decided):
     run_id = client.get_model_version(cfg.registered_model, check["champion_version"]).run_id
     history = client.get_metric_history(run_id, f"realized_{cfg.promotion.primary_metric}")
     assert sorted(m.value for m in history) == sorted(r["value"] for r in check["realized"])
-    assert len(history) == 2 and len({m.step for m in history}) == 2
+    assert len(history) == 1  # one week's outcomes have arrived

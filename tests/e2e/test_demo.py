@@ -1,7 +1,8 @@
 """`make demo` through Airflow's scheduler, then what a user sees of it.
 
 One demo state for the module: a fast copy of the demo pipeline (2-week training windows, a low
-drift threshold, e-mail notifications to a real local SMTP server) replayed for four weeks, so it
+drift threshold, e-mail notifications to a real local SMTP server; outcomes a week late, as
+shipped) replayed for six weeks, so it
 holds every kind of run: backfilled ingestion and drift checks, a manual bootstrap training and a
 training triggered by the drift check. On it: the runs and their logs, the notifications, a real
 browser walk through the Airflow and MLflow UIs, a second call that continues, and Ctrl-C.
@@ -59,6 +60,9 @@ def demo_state(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = NAME
+    assert raw["labels"]["delay_days"] == 7  # as shipped: a week's outcomes arrive a week after it
+    # 2-week training, 1-week holdout: the first champion (data up to Jan 29) waits for the
+    # outcomes of its Jan 15-22 holdout, which arrive with the week after it
     raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
     raw["drift"]["share_threshold"] = 0.05  # January's weather drifts week to week: week 4 triggers
     raw["notifications"] = {"email": ["ml-team@example.com"], "smtp_conn_id": "smtp_test"}
@@ -67,7 +71,7 @@ def demo_state(tmp_path_factory):
     with smtp_server() as (inbox, uri):
         env = demo_env(tmp / "home", tmp / "pipelines", uri)
         out = tmp / "demo.out"
-        proc = demo(env, 4, out)
+        proc = demo(env, 6, out)
         try:
             assert proc.wait(900) == 0, out.read_text()[-4000:]
         finally:
@@ -99,28 +103,41 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
     home, text = demo_state["home"], demo_state["out"].read_text()
     assert "stopped the Airflow processes" in text
     ingest, drift, train = runs(home, "ingest"), runs(home, "drift_check"), runs(home, "train")
-    assert [(r[1], r[2]) for r in ingest] == [("backfill", "success")] * 4, ingest
-    assert [(r[1], r[2]) for r in drift] == [("backfill", "success")], drift
+    assert [(r[1], r[2]) for r in ingest] == [("backfill", "success")] * 6, ingest
+    assert [(r[1], r[2]) for r in drift] == [("backfill", "success")] * 2, drift
     assert {(r[0], r[1], r[2]) for r in train} == {
-        ("manual__bootstrap_2013-01-22", "manual", "success"),
+        ("manual__bootstrap_2013-01-29", "manual", "success"),
         (f"drift__{drift[0][0]}", "operator_triggered", "success"),  # the run the drift check created
     }
     assert all(r[3] >= "2026" for r in ingest + drift + train), "runs carry real start dates, not 2013"
     # the week after the first champion is scored by it, before its drift check retrains
     score = runs(home, "score")
-    assert [(r[0], r[1], r[2]) for r in score] == [("manual__score_2013-01-22", "manual", "success")], score
-    assert "week 2013-01-22: ingest curated; scored by v1; drift share" in text
-    table_row = next(line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-01-22 "))
+    assert [(r[0], r[1], r[2]) for r in score] == [
+        ("manual__score_2013-01-29", "manual", "success"), ("manual__score_2013-02-05", "manual", "success")
+    ], score  # fmt: skip
+    # each week's outcomes are collected with the next week's inputs, by a run of the outcomes DAG
+    outcomes = runs(home, "outcomes")
+    assert [(r[1], r[2]) for r in outcomes] == [("backfill", "success")] * 5, outcomes
+    assert len(list((home / "data" / NAME / "outcomes").glob("*/batch.parquet"))) == 5
+    assert "week 2013-01-01: ingest curated; no champion yet" in text  # nothing due yet
+    assert "week 2013-01-29: ingest curated; outcomes 6061 of 2013-01-22; scored by v1; drift share" in text
+    table_row = next(line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-01-29 "))
     assert table_row.split("] ")[-1].split()[2] == "v1", table_row  # the table's "scored by" column
-    # the drift check judged the week v1 served once its outcomes arrived (no delay here: at once),
-    # and the row says why it retrained
+    # the row says why it retrained; a week later the drift check judges the week v1 served, its
+    # outcomes having arrived (one week after it), though v2 is champion by then
     import re
 
-    said = re.search(r"week 2013-01-22: .*realized (0\.\d{4}) on 2013-01-22 \(v1\); retraining triggered \(drift "
-                     r"share 0\.\d\d >= 0\.05", text)  # fmt: skip
+    assert re.search(r"week 2013-01-29: .*retraining triggered \(.*drift share 0\.\d\d >= 0\.05", text), text[
+        -3000:
+    ]
+    assert re.search(r"v2  (prediction drift psi .*; )?drift share 0\.\d\d >= 0\.05", table_row), table_row  # why
+    assert "realized" not in table_row  # the week before it was published before any champion: nothing served
+    said = re.search(r"week 2013-02-05: .*scored by v2; drift share 0\.\d\d; realized (0\.\d{4}) on 2013-01-29 "
+                     r"\(v1\); retraining suppressed \(cooldown", text)  # fmt: skip
     assert said, text[-3000:]
-    assert f"{said.group(1)} (01-22)" in table_row and "  drift share 0." in table_row, table_row  # why
-    log = list((home / "data" / NAME / "predictions").glob("20130122*/v1.parquet"))
+    next_row = next(line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-02-05 "))
+    assert f"{said.group(1)} (01-29)" in next_row, next_row
+    log = list((home / "data" / NAME / "predictions").glob("20130129*/v1.parquet"))
     assert len(log) == 1, list((home / "data" / NAME).rglob("*.parquet"))
     # Airflow's generated admin password and the per-home secrets are the owner's alone
     for secret in ("simple_auth_manager_passwords.json.generated", ".jwt_secret", ".api_secret_key"):
@@ -170,10 +187,10 @@ def test_a_browser_sees_the_story(demo_state):
 
 def test_a_second_call_continues_and_ctrl_c_stops_everything(demo_state):
     out = demo_state["tmp"] / "again.out"
-    proc = demo(demo_state["env"], 5, out)
+    proc = demo(demo_state["env"], 7, out)
     try:
         deadline = time.monotonic() + 300
-        while "week 2013-01-22" not in out.read_text():
+        while "week 2013-01-29" not in out.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-4000:]
             time.sleep(1)
         started = descendants(proc.pid)
@@ -189,4 +206,4 @@ def test_a_second_call_continues_and_ctrl_c_stops_everything(demo_state):
     assert (
         "interrupted" in text and "week 2013-01-08: ingest curated" in text
     )  # earlier weeks reported, not redone
-    assert [(r[1], r[2]) for r in runs(demo_state["home"], "ingest")][:4] == [("backfill", "success")] * 4
+    assert [(r[1], r[2]) for r in runs(demo_state["home"], "ingest")][:6] == [("backfill", "success")] * 6

@@ -16,6 +16,7 @@ from include.foundation.config import load_pipeline
 from include.foundation.settings import Settings
 from include.stages.ingest import ingest_batch, publish_batch
 from tests.airflow_helpers import run_dag, task_states
+from tests.factories import demo_yaml
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,7 @@ NAME = "flights_drift"
 
 @pytest.fixture(scope="module")
 def drift_pipeline(tmp_path_factory, airflow_db):
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["name"] = NAME
     folder = tmp_path_factory.mktemp("drift_pipelines")
     (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
@@ -73,7 +74,10 @@ def test_champion_data_window_shows_no_drift(drift_pipeline):
     from include.stages.drift import format_summary
 
     threshold = drift_pipeline.drift.share_threshold  # the quiet verdict says why, in the threshold's words
-    assert f"decision: no retraining (drift share {result['drift_share']:.2f} < {threshold})" in format_summary(result)
+    assert (
+        f"decision: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
+        in format_summary(result)
+    )
     assert Path(result["report"]).exists()
     assert triggered_runs() == []
 

@@ -14,8 +14,9 @@ import yaml
 
 from include.foundation.links import viewer_path
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths
+from include.foundation.storage import PipelinePaths, parse_partition_key
 from tests.airflow_helpers import plugin, run_dag, task_states
+from tests.factories import demo_yaml
 from tests.smtp_inbox import smtp_server
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +49,7 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     airflow_db, flights_cfg, data_root, tmp_path, monkeypatch, stack
 ):
     # A second pipeline fed through a landing folder, with one corrupted real week in it.
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw.update(
         name="flights_landing",
         source={"kind": "landing_folder", "path": "landing", "pattern": "*.parquet", "format": "parquet"},
@@ -60,7 +61,11 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     (tmp_path / "flights_landing.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
 
-    week = pd.read_parquet(PipelinePaths(data_root, "flights_delay").curated(WEEK1))
+    from include.stages.sources import fetch
+
+    # the first week with its outcomes (this pipeline gets them with the inputs; flights_delay's come later)
+    week = fetch(flights_cfg, *parse_partition_key(WEEK1), data_root / "flights_delay", "whole")
+    assert len(week) == len(pd.read_parquet(PipelinePaths(data_root, "flights_delay").curated(WEEK1)))
     good_key = "20130108T0000Z_20130115T0000Z"
     landing = data_root / "flights_landing" / "landing"
     landing.mkdir(parents=True)
@@ -151,7 +156,7 @@ def test_overlapping_manual_batch_is_refused_and_windows_never_double(
     from include.foundation.storage import partition_key
     from include.stages.datasets import load_window
 
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["name"] = "flights_overlap"
     (tmp_path / "flights_overlap.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))

@@ -16,6 +16,7 @@ import yaml
 
 from scripts import loop_value
 from scripts.loop_value import CONFIGURED, GATED, NEVER, WEEKLY, Outcome, Policy
+from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -23,7 +24,7 @@ NAME = "flights_lv"
 
 
 def quick_pipeline(folder: Path, **drift) -> Path:
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["name"] = NAME
     raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
     raw["model"]["params"]["max_iter"] = 40
@@ -73,8 +74,9 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
         "performance decay alone, default setting", "prediction drift alone, default setting",
         "configured, promotion requiring the CI lower bound > 0", "hindsight bound (at most 1 trainings)",
     ]  # fmt: skip
-    assert f"configured {'beats' if rows[CONFIGURED][1] > rows[periodic][1] else 'does not beat'} {periodic}" in (
-        first["table.md"].decode()
+    assert (
+        f"configured {'beats' if rows[CONFIGURED][1] > rows[periodic][1] else 'does not beat'} {periodic}"
+        in (first["table.md"].decode())
     )
     weeks = {int(r[0]) for r in rows.values()}
     assert weeks == {5}, rows  # Jan 22 .. Feb 25: every policy scores the same five weeks
@@ -244,4 +246,6 @@ def test_the_ci_rule_variant_requires_the_lower_bound(pipelines):
     assert policy.name == "configured, promotion requiring the CI lower bound > 0"
     assert variant.cfg.promotion.bootstrap.require_lower_bound_above_zero
     assert not r.cfg.promotion.bootstrap.require_lower_bound_above_zero  # the shipped replay is untouched
-    assert all(variant.gate(s, None).promote == r.gate(s, None).promote for s in r.steps[:1])  # no champion: no CI
+    assert all(
+        variant.gate(s, None).promote == r.gate(s, None).promote for s in r.steps[:1]
+    )  # no champion: no CI

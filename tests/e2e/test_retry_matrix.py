@@ -18,6 +18,7 @@ import yaml
 
 from include.foundation.config import load_pipeline
 from include.foundation.settings import Settings
+from tests.factories import demo_yaml
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,7 @@ def matrix(tmp_path_factory, airflow_db):
     from include.stages.training import assemble_training_data, train_and_register
     from include.stages.validation import validate_batch
 
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["name"] = NAME
     raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
     raw["drift"].update(window_days=7)

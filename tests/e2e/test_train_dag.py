@@ -18,6 +18,7 @@ from include.foundation.settings import Settings
 from include.stages.ingest import ingest_batch, publish_batch
 from include.stages.validation import validate_batch
 from tests.airflow_helpers import run_dag, task_states
+from tests.factories import demo_yaml
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,7 @@ MODEL = "flights_delay_model"
 
 def use_model(tmp_path: Path, monkeypatch, **params) -> None:
     """Run the demo pipeline with other model parameters (same pipeline, same registry)."""
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["model"]["params"].update(params)
     folder = tmp_path / "pipelines"
     folder.mkdir(exist_ok=True)
@@ -174,7 +175,7 @@ def test_champion_is_scored_with_its_own_features(airflow_db, curated_weeks, cli
     import json
 
     before = champion(client)
-    raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+    raw = demo_yaml()
     raw["model"]["numeric_features"].remove("visib")
     raw["model"]["categorical_features"].remove("dest")
     (tmp_path / "flights_delay.yaml").write_text(yaml.safe_dump(raw))

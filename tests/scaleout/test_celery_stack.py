@@ -27,6 +27,7 @@ import yaml
 
 from scripts.airflow_rest import AirflowApi
 from scripts.process_groups import stop_groups
+from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -176,7 +177,7 @@ class Stack:
         (self.tmp / "mlflow_basic_auth.ini").write_text(
             ini.replace("/mlflow/auth", str(self.tmp / "mlflow-auth"))
         )
-        raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+        raw = demo_yaml()
         raw["name"] = PIPELINE
         raw["schedule"].update(ingest=None, drift_check=None, train=None)
         raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)

@@ -66,3 +66,16 @@ def test_one_class_of_outcomes_is_no_measurement():
     joined = log(20).assign(label=1)
     out = realized_performance(joined, "label", "roc_auc", SliceSpec(), BootstrapSpec())
     assert out["value"] is None and out["ci"] is None and out["rows"] == 20
+
+
+def test_outcomes_attach_to_every_input_row_by_key_and_none_is_guessed():
+    from include.decisions.outcomes import attach_outcomes
+
+    inputs = pd.DataFrame({"k": [1, 2, 3, 4], "x": [0.1, 0.2, 0.3, 0.4]})
+    outcomes = pd.DataFrame({"k": [4, 1, 2, 2, 9], "y": [1, 0, 1, 0, 1]})  # 2 twice, 9 never seen
+    rows, report = attach_outcomes(inputs, outcomes, ["k"])
+    assert rows["k"].tolist() == [1, 2, 3, 4] and rows["x"].tolist() == [0.1, 0.2, 0.3, 0.4]  # none dropped
+    assert rows["y"].tolist()[0] == 0 and rows["y"].tolist()[3] == 1  # by key, not by position
+    assert rows["y"].isna().tolist() == [False, True, True, False]  # the repeated key is not used; 3 awaits
+    assert (report.unknown, report.duplicated, report.unlabelled) == (1, 2, 2)
+    assert report.examples["unknown"] == [{"k": "9"}]

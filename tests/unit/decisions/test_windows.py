@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from include.decisions.windows import cut_window, first_champion_as_of, labelled_until, training_windows
+from include.decisions.windows import (
+    cut_window,
+    first_champion_as_of,
+    labelled_until,
+    outcomes_due,
+    training_windows,
+)
 from include.foundation.config import LabelSpec
 from tests.factories import landing_cfg
 
@@ -36,9 +42,12 @@ def test_the_cut_is_half_open_and_counts_each_row_once():
     assert len(cut_window(df, "ts", JAN1, JAN1 + timedelta(days=7), [])) == 3  # no key: nothing merged
 
 
+LATE = {"kind": "landing_folder", "path": "outcomes"}  # where a landing pipeline's late outcomes land
+
+
 def cfg(train_days: int, holdout_days: int, delay_days: int = 0, interval_days: int = 7):
     return landing_cfg(training={"train_days": train_days, "holdout_days": holdout_days},
-                       labels={"delay_days": delay_days},
+                       labels={"delay_days": delay_days, **({"source": LATE} if delay_days else {})},
                        drift={"interval_days": interval_days}, schedule={"drift_check": None})  # fmt: skip
 
 
@@ -85,3 +94,13 @@ def test_the_champion_is_judged_on_rows_whose_outcomes_arrived():
     as_of, week, drift = datetime(2013, 3, 12, tzinfo=UTC), timedelta(weeks=1), DriftSpec(window_days=14)
     assert performance_window(LabelSpec(), drift, as_of) == (as_of - 2 * week, as_of)
     assert performance_window(LabelSpec(delay_days=7), drift, as_of) == (as_of - 3 * week, as_of - week)
+
+
+def test_a_collection_run_gathers_the_interval_whose_outcomes_are_due():
+    """The outcomes a run collects are those the cut lets every later step use at its end."""
+    week = timedelta(days=7)
+    start, end = datetime(2013, 1, 22, tzinfo=UTC), datetime(2013, 1, 29, tzinfo=UTC)
+    for delay, weeks_back in ((0, 0), (1, 1), (7, 1), (8, 2), (14, 2)):
+        due = outcomes_due(LabelSpec(delay_days=delay), start, end)
+        assert due == (start - weeks_back * week, end - weeks_back * week), delay
+        assert due[1] == labelled_until(LabelSpec(delay_days=delay), end, week)  # the cut, exactly

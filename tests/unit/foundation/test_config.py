@@ -305,3 +305,28 @@ def test_a_bad_label_delay_is_refused_naming_the_file_and_key(tmp_path, labels, 
     with pytest.raises(ConfigError, match=expected) as err:
         load_pipeline(path)
     assert str(path) in str(err.value) or path.name in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [(lambda r: r["labels"].update(source={"kind": "nycflights13"}, delay_days=0),
+      r"labels\.source is set but labels\.delay_days is 0"),
+     (lambda r: r["schema"].update(unique_together=[["carrier", "flight", "origin"]]),
+      r"'time_hour' must be one of the schema\.unique_together columns"),
+     (lambda r: r["schema"].update(unique_together=[["time_hour", "flight", "arr_delay"]]),
+      r"key columns \['arr_delay'\] are outcomes"),
+     (lambda r: r.update(source={"kind": "landing_folder", "path": "landing"}),
+      r"landing-folder source: set labels\.source")],
+)  # fmt: skip
+def test_outcomes_that_arrive_later_must_be_placeable_and_joinable(tmp_path, change, expected):
+    raw = _flights_raw()
+    raw["labels"] = {"delay_days": 7}
+    change(raw)
+    with pytest.raises(ConfigError, match=expected):
+        load_pipeline(_write(tmp_path, raw))
+
+
+def test_the_demo_delivers_its_outcomes_a_week_after_its_inputs(flights_cfg):
+    assert flights_cfg.outcomes_later and flights_cfg.labels.delay_days == 7
+    assert flights_cfg.outcome_columns == ["dep_delay", "arr_delay", "air_time"]  # the target's among them
+    assert flights_cfg.key_columns == ["time_hour", "carrier", "flight", "origin"]

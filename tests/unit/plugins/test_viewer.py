@@ -14,6 +14,7 @@ import yaml
 from include.foundation.links import viewable_file
 from include.foundation.settings import Settings
 from tests.airflow_helpers import plugin
+from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 OK = "<html><body>report</body></html>"
@@ -26,7 +27,7 @@ def site(tmp_path_factory):
     pipelines, data = tmp / "pipelines", tmp / "data"
     pipelines.mkdir()
     for name in ("alpha", "beta"):
-        raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
+        raw = demo_yaml()
         raw["name"] = name
         (pipelines / f"{name}.yaml").write_text(yaml.safe_dump(raw))
     files = {

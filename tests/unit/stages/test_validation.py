@@ -100,11 +100,38 @@ def test_good_batch_publishes(flights_cfg, week, tmp_path):
     assert pd.read_parquet(out["uri"]).equals(week)
 
 
-def test_label_collapsing_to_one_class_is_stopped(flights_cfg, week, tmp_path):
+@pytest.fixture(scope="module")
+def outcomes(flights_cfg, tmp_path_factory) -> pd.DataFrame:
+    """The first week's outcomes, as they arrive a week after its inputs (the demo's delay)."""
+    from include.stages.sources import fetch
+
+    return fetch(flights_cfg, JAN1, JAN8, tmp_path_factory.mktemp("outcomes") / "flights_delay", "outcomes")
+
+
+def test_label_collapsing_to_one_class_is_stopped(flights_cfg, outcomes, tmp_path):
     """Every value in range, yet no flight late: the label share expectation catches it."""
-    on_time = week.assign(arr_delay=week["arr_delay"].clip(upper=10))
-    summary, _ = validate_frame(flights_cfg, on_time, tmp_path)
+    on_time = outcomes.assign(arr_delay=outcomes["arr_delay"].clip(upper=10))
+    summary, _ = validate_frame(flights_cfg, on_time, tmp_path, "outcomes")
     assert not summary["success"]
     failed = [f for f in summary["failures"] if f["column"] == "arr_delay"]
     assert failed and "positive" in failed[0]["description"]
-    assert validate_frame(flights_cfg, week, tmp_path)[0]["success"]
+    assert validate_frame(flights_cfg, outcomes, tmp_path, "outcomes")[0]["success"]
+
+
+def test_inputs_and_outcomes_that_arrive_apart_have_suites_of_their_own(flights_cfg, week, outcomes):
+    from include.stages.validation import build_expectations
+
+    def columns(part):
+        return {getattr(e, "column", None) for e in build_expectations(flights_cfg, part)} - {None}
+
+    def kinds(part):
+        return {type(e).__name__ for e in build_expectations(flights_cfg, part)}
+
+    late = {"dep_delay", "arr_delay", "air_time"}
+    assert late.isdisjoint(week.columns) and not late & columns("inputs")  # the inputs: no outcome
+    assert columns("outcomes") == late | {"time_hour", "carrier", "flight", "origin"}  # keys + outcomes
+    assert "ExpectCompoundColumnsToBeUnique" in kinds("outcomes")  # a key twice would be a guess
+    assert "ExpectTableRowCountToBeBetween" not in kinds("outcomes")
+    assert columns("whole") == columns("inputs") | late
+    assert list(outcomes.columns) == ["time_hour", "carrier", "flight", "origin", *sorted(late, key=[
+        "dep_delay", "arr_delay", "air_time"].index)]  # fmt: skip
