@@ -106,9 +106,9 @@ def demo_pipeline_with_weeks(
 
     import yaml
 
+    from include.decisions.windows import outcomes_due
     from include.foundation.config import load_pipeline
     from include.foundation.settings import Settings
-    from include.decisions.windows import outcomes_due
     from include.stages.ingest import ingest_batch, ingest_outcomes, publish_batch, publish_outcomes
 
     raw = demo_yaml()
@@ -124,8 +124,12 @@ def demo_pipeline_with_weeks(
         start, end = jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
         batch = ingest_batch(cfg, settings.data_root, start, end)
         publish_batch(cfg, settings.data_root, batch["partition"])
-        if cfg.outcomes_later and not cfg.labels.source:  # the outcomes due by this week's end, as collected then
+        if (
+            cfg.outcomes_later and not cfg.labels.source
+        ):  # the outcomes due by this week's end, as collected then
             due = outcomes_due(cfg.labels, start, end)
             if due[0] >= jan1:
-                publish_outcomes(cfg, settings.data_root, ingest_outcomes(cfg, settings.data_root, *due)["partition"])
+                publish_outcomes(
+                    cfg, settings.data_root, ingest_outcomes(cfg, settings.data_root, *due)["partition"]
+                )
     return cfg, settings

@@ -130,7 +130,9 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
     assert re.search(r"week 2013-01-29: .*retraining triggered \(.*drift share 0\.\d\d >= 0\.05", text), text[
         -3000:
     ]
-    assert re.search(r"v2  (prediction drift psi .*; )?drift share 0\.\d\d >= 0\.05", table_row), table_row  # why
+    assert re.search(r"v2  (prediction drift psi .*; )?drift share 0\.\d\d >= 0\.05", table_row), (
+        table_row
+    )  # why
     assert "realized" not in table_row  # the week before it was published before any champion: nothing served
     said = re.search(r"week 2013-02-05: .*scored by v2; drift share 0\.\d\d; realized (0\.\d{4}) on 2013-01-29 "
                      r"\(v1\); retraining suppressed \(cooldown", text)  # fmt: skip

@@ -14,6 +14,8 @@ def test_a_drift_check_links_its_run_its_report_and_the_champion_it_judged(tmp_p
     result = {"champion_version": "3", "model_name": "flights_delay_model", "mlflow_run_id": "abc",
               "experiment_id": "7", "report": str(report)}  # fmt: skip
     links = plugin().task_links("flights_delay__drift_check", "check_drift", result, Settings.from_env())
-    assert links["Model version"].endswith("#/models/flights_delay_model/versions/3")  # realized chart: its run
+    assert links["Model version"].endswith(
+        "#/models/flights_delay_model/versions/3"
+    )  # realized chart: its run
     assert links["MLflow run"].endswith("#/experiments/7/runs/abc")
     assert links["Drift report"].endswith("flights_delay__drift_check/drift/r1/report.html")
