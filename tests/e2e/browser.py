@@ -105,7 +105,7 @@ def hostile_pages(home: Path, env: dict, name: str) -> dict[str, Path]:
     summary, _ = validate_frame(cfg, docs, paths.gx_project)
     current = week.copy()
     current.loc[:2000, "carrier"] = f"</script><script>{PROBE}</script>"
-    snapshot, _ = drift_report(week, current, ["dep_delay", "temp"], ["carrier", "origin"], cfg.drift)
+    snapshot, _ = drift_report(week, current, ["distance", "temp"], ["carrier", "origin"], cfg.drift)
     report = paths.drift_dir("hostile-values") / "report.html"
     report.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(report))
