@@ -52,7 +52,7 @@ bench: venv  ## Benchmarks of the loop, P1-P6 and XCom sizes (print figures; not
 	$(BIN)/python scripts/bench_parse.py
 	$(BIN)/python scripts/bench_loop.py $(BENCH_ARGS)
 
-loop-value: venv  ## Replay 2013 under never / weekly / configured retraining; table, plot, MLflow run
+loop-value: venv  ## Replay 2013 under never / weekly / periodic / configured retraining and each signal alone; table, plot, MLflow run
 	$(BIN)/python scripts/loop_value.py $(LOOP_VALUE_ARGS)
 
 lock: venv  ## Re-resolve requirements.in into exact pins

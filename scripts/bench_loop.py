@@ -66,6 +66,7 @@ def synthetic_config(name: str, rows_max: int):
         schedule={**raw["schedule"], "start_date": "2024-01-01", "ingest": None, "drift_check": None},
         notifications={},
     )
+    raw["labels"] = {"delay_days": 0}  # synthetic batches carry their outcomes
     raw["promotion"]["slices"] = {"columns": ["c1"], "tolerance": 0.02, "min_rows": 500}
     raw["drift"].update(window_days=7, column_threshold=0.1, share_threshold=0.1)
     return PipelineConfig.model_validate(raw)
@@ -174,7 +175,7 @@ def case_pipeline(work: Path, rows: int) -> dict:
 
 def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     """P2 (one process): the demo's sequence of stage functions, the same calls the DAG tasks make."""
-    from include.decisions.windows import first_champion_as_of
+    from include.decisions.windows import first_champion_as_of, outcomes_due
     from include.foundation import tracking
     from include.foundation.config import load_pipeline
     from include.foundation.logging_config import configure_library_logging
@@ -183,7 +184,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     from include.foundation.tracking import Tag
     from include.stages.drift import check_drift
     from include.stages.evaluation import evaluate_challenger
-    from include.stages.ingest import ingest_batch, publish_batch
+    from include.stages.ingest import ingest_batch, ingest_outcomes, publish_batch, publish_outcomes
     from include.stages.registry import decision_record, get_champion, promote, reject
     from include.stages.training import assemble_training_data, train_and_register
     from include.stages.validation import validate_batch
@@ -215,6 +216,11 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
         batch = ingest_batch(cfg, settings.data_root, week, end)
         validate_batch(cfg, settings.data_root, batch["partition"])
         publish_batch(cfg, settings.data_root, batch["partition"])
+        due = outcomes_due(cfg.labels, week, end)
+        if cfg.outcomes_later and due[0] >= start:  # the outcomes DAG's run of the week
+            collected = ingest_outcomes(cfg, settings.data_root, *due)
+            validate_batch(cfg, settings.data_root, collected["partition"], part="outcomes")
+            publish_outcomes(cfg, settings.data_root, collected["partition"])
         counts["weeks"] += 1
         client = tracking.client(settings, cfg.experiment)
         if get_champion(client, cfg.registered_model) is None:
@@ -428,6 +434,7 @@ def bench_p6(scratch: Path, rows: int) -> list[str]:
     (home / "pipelines").mkdir(parents=True)
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = "bench_score"
+    raw["labels"] = {"delay_days": 0}  # scoring is measured: the champion's data comes labelled
     raw["training"].update(train_days=21, holdout_days=14, min_train_rows=1000)
     raw["schema"]["row_count"] = {"min": 1, "max": 2 * rows}
     raw["notifications"] = {}
