@@ -80,10 +80,11 @@ def frame(start: datetime, days: int, n: int = 200, seed: int = 0) -> pd.DataFra
     )
 
 
-def demo_yaml(delay_days: int = 0) -> dict[str, Any]:
+def demo_yaml(delay_days: int | None = 0) -> dict[str, Any]:
     """The demo pipeline's YAML as a dict, its outcomes arriving ``delay_days`` after each week
-    (default 0: with the inputs). The shipped file delays them a week; tests about something
-    else pin the arrival so their weeks do not move with it (the delay has its own tests)."""
+    (default 0: with the inputs; None: as shipped). The shipped file delays them a week; tests
+    about something else pin the arrival so their weeks do not move with it (the delay has its
+    own tests)."""
     from pathlib import Path
 
     import yaml
@@ -91,7 +92,8 @@ def demo_yaml(delay_days: int = 0) -> dict[str, Any]:
     raw = yaml.safe_load(
         (Path(__file__).resolve().parents[1] / "include" / "pipelines" / "flights_delay.yaml").read_text()
     )
-    raw["labels"] = {**raw.get("labels", {}), "delay_days": delay_days}
+    if delay_days is not None:
+        raw["labels"] = {**raw.get("labels", {}), "delay_days": delay_days}
     return raw
 
 
