@@ -207,7 +207,6 @@ def test_periodic_policy_trains_every_k_weeks_through_the_gate(pipelines):
     assert out.trainings == [date(2013, 2, 5), date(2013, 2, 19)]
     gated = r.run(Policy(GATED, GATED))  # the same gate: a periodic promotion is a gated weekly one
     assert set(out.promotions) <= set(gated.trainings)
-    assert all(r.gate(r.steps[i], None) for i in (2, 4))
     assert cost_matched_every(r, 2) == 2 and cost_matched_every(r, 4) == 1 and cost_matched_every(r, 0) == 5
 
 
