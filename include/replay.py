@@ -140,18 +140,18 @@ class Replay:
         return self._models[as_of]
 
     def predictions(self, as_of: datetime, start: datetime, days: int) -> tuple:
-        """``(y, (p_positive, predicted label))`` of model ``as_of`` on ``[start, start + days)``."""
+        """``(y, (p, d))`` of model ``as_of`` on ``[start, start + days)`` (:meth:`Scorer.predictions`)."""
         key = (as_of, start, days)
         if key not in self._preds:
             X, y = split_xy(self.cfg, self.window(start, start + timedelta(days=days)))
-            self._preds[key] = (y.to_numpy(), metrics.predictions(self.model(as_of), X))
+            self._preds[key] = (y.to_numpy(), self.cfg.scorer.predictions(self.model(as_of), X))
         return self._preds[key]
 
     def score(self, as_of: datetime, start: datetime, days: int) -> float | None:
         y, (p, d) = self.predictions(as_of, start, days)
-        if len(set(y.tolist())) < 2:
+        if not self.cfg.scorer.measurable(y):
             return None
-        return float(metrics.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
+        return float(self.cfg.scorer.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
 
     def drift_share(self, champion: datetime, as_of: datetime, spec: DriftSpec) -> float:
         """The drift check's share (include.stages.drift.drift_report): champion's training set vs the window."""
@@ -186,9 +186,14 @@ class Replay:
         key = ("served", champion, start, end)
         if key not in self._preds:
             rows = cut_window(self.data, self.ts, start, end, self.cfg.schema_.unique_together)
-            self._preds[key] = metrics.predictions(self.model(champion), model_inputs(
-                rows, self.cfg.model.features, self.cfg.model.numeric_features))[0]  # fmt: skip
+            self._preds[key] = self._served_score(champion, rows)
         return self._preds[key]
+
+    def _served_score(self, champion: datetime, rows: pd.DataFrame):
+        """What the log's ``score`` holds for ``rows`` (:meth:`Scorer.served_score`)."""
+        scorer = self.cfg.scorer
+        X = model_inputs(rows, self.cfg.model.features, self.cfg.model.numeric_features)
+        return scorer.served_score(*scorer.predictions(self.model(champion), X))
 
     def prediction_drift(
         self, out: Outcome, champion: datetime, step: datetime, spec: DriftSpec
@@ -208,8 +213,7 @@ class Replay:
             served = np.concatenate([self.served_scores(champion, w, w + self.interval) for w in weeks])
             hold_start = self.training_window(champion)[1]
             holdout = self.window(hold_start, self.labelled_end(champion))  # as assembled: labelled rows
-            on_holdout = metrics.predictions(self.model(champion), model_inputs(
-                holdout, self.cfg.model.features, self.cfg.model.numeric_features))[0]  # fmt: skip
+            on_holdout = self._served_score(champion, holdout)
             self._drift[key] = prediction_drift(on_holdout, served, spec.prediction_drift)
         return self._drift[key]
 
@@ -229,14 +233,14 @@ class Replay:
                 trained_until["champion"] = self.training_window(champion)[1]
             holdout = self.window(hold_start, self.labelled_end(challenger))
             self._gate[key] = judge(self.cfg.promotion, y, ch, cp, self._metrics(y, ch), champ_metrics, holdout,
-                                    hold_start, trained_until, with_ci=False).decision  # fmt: skip
+                                    hold_start, trained_until, with_ci=False, scorer=self.cfg.scorer).decision  # fmt: skip
             self.timings["gate"] += time.perf_counter() - t0
         return self._gate[key]
 
     def _metrics(self, y, predictions: tuple) -> dict[str, float]:
         rule = self.cfg.promotion
         p, d = predictions
-        return {m: float(metrics.metric_fn(m)(y, p, d)) for m in (rule.primary_metric, *rule.guardrails)}
+        return {m: float(self.cfg.scorer.metric_fn(m)(y, p, d)) for m in (rule.primary_metric, *rule.guardrails)}
 
     def run(self, policy: Policy, until: date | None = None) -> Outcome:
         """Step through the weeks (those starting before ``until``): decide at each batch end,
@@ -292,12 +296,18 @@ class Replay:
         return champion, last_trigger
 
 
-def summarize(outcomes: list[Outcome], since: date | None = None, until: date | None = None) -> list[dict]:
-    """Mean weekly metric, trainings, promotions and weeks below ``never`` within ``[since, until)``."""
+def summarize(
+    outcomes: list[Outcome], since: date | None = None, until: date | None = None, metric: str = "roc_auc"
+) -> list[dict]:
+    """Mean weekly metric, trainings, promotions and weeks worse than ``never`` (``below_never``,
+    in ``metric``'s direction) within ``[since, until)``."""
     import numpy as np
 
     def inside(d: date) -> bool:
         return (since is None or d >= since) and (until is None or d < until)
+
+    def worse(value: float, than: float) -> bool:
+        return metric is not None and metrics.is_worse(metric, value, than) and abs(value - than) > 1e-12
 
     never = next((o for o in outcomes if o.policy.kind == NEVER), None)
     base = {w: s for w, s in zip(never.weeks, never.scores, strict=True)} if never else {}
@@ -311,7 +321,7 @@ def summarize(outcomes: list[Outcome], since: date | None = None, until: date | 
                 "mean": round(float(np.mean([s for _, s in pairs])), 4) if pairs else None,
                 "trainings": sum(1 for d in o.trainings if inside(d)),
                 "promotions": sum(1 for d in o.promotions if inside(d)),
-                "below_never": sum(1 for w, s in pairs if w in base and s < base[w] - 1e-12),
+                "below_never": sum(1 for w, s in pairs if w in base and worse(s, base[w])),
             }
         )
     return rows
@@ -380,7 +390,7 @@ def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Polic
 
 
 def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budget: int) -> dict:
-    """The best mean any retraining policy could reach over ``weeks`` with at most ``budget``
+    """The best mean (the metric's better direction) any retraining policy could reach over ``weeks`` with at most ``budget``
     trainings, knowing every week's outcome in advance (no gate, no drift check): a ceiling, not
     a policy. ``start`` is the champion before the first week; a model trained at a week's start
     serves from that week on, as in :meth:`Replay.run`. Dynamic programming over (week, last
@@ -396,8 +406,10 @@ def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budg
         for m in range(j + 2):
             score[m][j] = replay.score(models[m], week, days)
 
-    def run_of(m: int, lo: int, hi: int) -> float:  # model m serving weeks lo..hi-1
-        return sum(score[m][lo:hi])
+    sign = metrics.orientation(replay.cfg.promotion.primary_metric)  # lower-is-better metrics: minimized
+
+    def run_of(m: int, lo: int, hi: int) -> float:  # model m serving weeks lo..hi-1, oriented
+        return sign * sum(score[m][lo:hi])
 
     # best[i][k]: (sum over weeks i.., trainings) when weeks[i] trains and k more trainings may follow
     best: list[list[tuple[float, list[int]]]] = [[(0.0, [])] * (budget + 1) for _ in range(n)]
@@ -415,7 +427,7 @@ def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budg
     total, chosen = max(options, key=lambda o: o[0])
     serving = [max((i + 1 for i in chosen if i <= j), default=0) for j in range(n)]  # model of each week
     return {
-        "mean": round(total / valid, 4) if valid else None,
+        "mean": round(sign * total / valid, 4) if valid else None,
         "trainings": [weeks[i].date().isoformat() for i in chosen],
         "scores": [score[m][j] for j, m in enumerate(serving)],  # 0.0 for a week no policy scores
     }

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from include.foundation.config import PipelineConfig, load_pipeline  # noqa: E402
+from include.foundation.metrics import orientation  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
 from include.foundation.storage import atomic_write  # noqa: E402
 from include.replay import (  # noqa: E402
@@ -75,7 +76,7 @@ def verdict(rows: list[dict], metric: str) -> str:
     if conf["mean"] is None or periodic["mean"] is None:
         return "configured vs periodic: no scored weeks"
     gap = conf["mean"] - periodic["mean"]
-    word = "beats" if gap > 0 else "does not beat"
+    word = "beats" if orientation(metric) * gap > 0 else "does not beat"
     return (
         f"configured {word} {periodic['policy']}: mean weekly {metric} {conf['mean']:.4f} with "
         f"{conf['trainings']} trainings vs {periodic['mean']:.4f} with {periodic['trainings']} ({gap:+.4f})"
@@ -198,7 +199,7 @@ def bound_row(replay: Replay, outcomes: list[Outcome], since: date | None, until
     trained, scores = [date.fromisoformat(d) for d in bound["trainings"]], bound["scores"]
     ceiling = Outcome(Policy(f"hindsight bound (at most {budget} trainings)", "bound"), [w.date() for w in weeks],
                       scores, [], trained, trained)  # fmt: skip
-    return summarize([never, ceiling], since, until)[1]
+    return summarize([never, ceiling], since, until, replay.cfg.promotion.primary_metric)[1]
 
 
 _DECAY = {"margin": 0.02, "intervals": 2, "of_last": 3}
@@ -238,7 +239,8 @@ def tune(replay: Replay, split: date) -> list[dict]:
         row = summarize([candidate.run(Policy(CONFIGURED, CONFIGURED, candidate.cfg.drift), until=split)])[0]
         found.append({**setting, **{k: row[k] for k in ("mean", "trainings", "promotions")},
                       "within_budget": row["trainings"] <= budget})  # fmt: skip
-    found.sort(key=lambda r: (not r["within_budget"], -(r["mean"] or 0), r["trainings"]))
+    sign = orientation(replay.cfg.promotion.primary_metric)  # best first, in the metric's direction
+    found.sort(key=lambda r: (not r["within_budget"], -sign * (r["mean"] or 0), r["trainings"]))
     log.info(
         "weekly before %s: mean %.4f with %d trainings; budget %d",
         split,
@@ -310,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_short(r.get('drift.performance_decay')):>6} {_short(r.get('drift.prediction_drift')):>6} "
                   f"{r['drift.cooldown_intervals']:>8} {r['promotion.min_improvement']:>8} {r['mean']:>8.4f} "
                   f"{r['trainings']:>9} {r['promotions']:>10}  {'yes' if r['within_budget'] else 'no'}")  # fmt: skip
-        reached = [r for r in rows if r["within_budget"] and r["mean"] >= head["weekly_mean"]]
+        reached = [r for r in rows
+                   if r["within_budget"] and orientation(metric) * (r["mean"] - head["weekly_mean"]) >= 0]  # fmt: skip
         print(f"settings within budget that reach weekly's mean: {len(reached)} of {len(rows)}")
         atomic_write(out_dir / "tuning.json", lambda tmp: tmp.write_text(json.dumps(ranked, indent=2)))
         print(f"({time.perf_counter() - t0:.0f} s; all candidates in {out_dir / 'tuning.json'})")
@@ -324,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     periods = {"all": (None, None)}
     if split is not None:
         periods.update(before_split=(None, split), after_split=(split, None))
-    tables = {k: [*summarize(outcomes, since, until), bound_row(replay, outcomes, since, until)]
+    tables = {k: [*summarize(outcomes, since, until, metric), bound_row(replay, outcomes, since, until)]
               for k, (since, until) in periods.items()}  # fmt: skip
     period = f"{weeks[0]}..{weeks[-1] + timedelta(days=6)}" if weeks else "no weeks"
     titles = {

@@ -135,3 +135,101 @@ def demo_pipeline_with_weeks(
                     cfg, settings.data_root, ingest_outcomes(cfg, settings.data_root, *due)["partition"]
                 )
     return cfg, settings
+
+
+# ------------------------------------------------------------------ other target kinds (issue 24)
+
+KIND_START = datetime(2024, 1, 2)  # a Tuesday, like the kinds' ingest schedule
+
+
+def kind_yaml(kind: str) -> dict[str, Any]:
+    """A user's pipeline file (as a dict) for a synthetic table of ``kind`` "regression" (minutes
+    to deliver an order) or "multiclass" (the team a support ticket is routed to): nothing in
+    it is flights, and the target's kind is left for the loader to infer."""
+    common = {
+        "source": {"kind": "landing_folder", "path": "landing", "pattern": "*.csv"},
+        "schedule": {"ingest": "0 0 * * 2", "drift_check": "0 1 * * 2", "train": None, "start_date": "2024-01-02"},
+        "training": {"train_days": 21, "holdout_days": 7, "min_train_rows": 300, "min_holdout_rows": 100,
+                     "min_holdout_class_rows": 10},
+        "drift": {"window_days": 7, "column_threshold": 0.1, "share_threshold": 0.5,
+                  "prediction_drift": {"method": "psi", "threshold": 0.2}},
+    }  # fmt: skip
+    if kind == "regression":
+        return {
+            **common,
+            "name": "delivery",
+            "description": "Minutes to deliver an order (synthetic, seeded)",
+            "schema": {
+                "timestamp_column": "ordered_at",
+                "unique_together": [["order_id"]],
+                "columns": [
+                    {"name": "ordered_at", "dtype": "datetime", "nullable": False},
+                    {"name": "order_id", "dtype": "int", "nullable": False},
+                    {"name": "distance_km", "dtype": "float", "min": 0, "max": 60},
+                    {"name": "items", "dtype": "int", "min": 1, "max": 40},
+                    {"name": "region", "dtype": "str", "allowed": ["north", "south", "centre"]},
+                    {"name": "minutes", "dtype": "float", "min": 0, "max": 400, "nullable": False},
+                ],
+            },
+            "target": {"column": "minutes", "mean_between": [10, 200]},
+            "model": {"estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+                      "params": {"max_iter": 50}, "numeric_features": ["distance_km", "items"],
+                      "categorical_features": ["region"]},  # fmt: skip
+            "promotion": {"min_improvement": 0.05, "guardrails": {"r2_score": 0.05},
+                          "slices": {"columns": ["region"], "tolerance": 2.0, "min_rows": 30}},  # fmt: skip
+            "drift": {**common["drift"], "performance_floor": 60.0},  # RMSE above 60 minutes retrains
+        }
+    return {
+        **common,
+        "name": "routing",
+        "description": "Which team a support ticket goes to (synthetic, seeded)",
+        "schema": {
+            "timestamp_column": "opened_at",
+            "unique_together": [["ticket_id"]],
+            "columns": [
+                {"name": "opened_at", "dtype": "datetime", "nullable": False},
+                {"name": "ticket_id", "dtype": "int", "nullable": False},
+                {"name": "channel", "dtype": "str", "allowed": ["mail", "phone", "chat"]},
+                {"name": "words", "dtype": "int", "min": 0, "max": 2000},
+                {"name": "amount", "dtype": "float", "min": 0},
+                {"name": "team", "dtype": "str", "allowed": ["billing", "network", "sales"], "nullable": False},
+            ],
+        },
+        "target": {"column": "team", "min_class_share": 0.05},
+        "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500},
+                  "numeric_features": ["words", "amount"], "categorical_features": ["channel"]},  # fmt: skip
+        "promotion": {"guardrails": {"log_loss": 0.05},
+                      "slices": {"columns": ["channel"], "tolerance": 0.1, "min_rows": 30}},  # fmt: skip
+        "drift": {**common["drift"], "performance_floor": 0.3},  # weighted F1 below 0.3 retrains
+    }
+
+
+def kind_table(kind: str, weeks: int, per_week: int = 300, seed: int = 3) -> pd.DataFrame:
+    """``weeks`` weeks of the synthetic table of ``kind`` from :data:`KIND_START`, as a CSV export
+    holds it (ISO timestamps); from the fourth week on, inputs shift (real drift to detect)."""
+    rng = np.random.default_rng(seed)
+    n = per_week * weeks
+    seconds = np.sort(rng.uniform(0, weeks * 7 * 86400, n))
+    late = seconds > 3 * 7 * 86400
+    when = [(KIND_START + timedelta(seconds=float(s))).strftime("%Y-%m-%dT%H:%M:%SZ") for s in seconds]
+    if kind == "regression":
+        distance = np.round(rng.gamma(2, 4, n) + late * 6, 2).clip(0, 60)
+        items = rng.integers(1, 12, n)
+        region = rng.choice(["north", "south", "centre"], n)
+        minutes = 12 + 2.5 * distance + 1.5 * items + 8 * (region == "north") + rng.normal(0, 4, n)
+        return pd.DataFrame({"ordered_at": when, "order_id": np.arange(n) + 1, "distance_km": distance,
+                             "items": items, "region": region, "minutes": np.round(minutes.clip(1, 400), 1)})  # fmt: skip
+    channel = rng.choice(["mail", "phone", "chat"], n, p=[0.5, 0.3, 0.2])
+    words = rng.integers(5, 400, n) + late * 150
+    amount = np.round(rng.gamma(2, 30, n), 2)
+    logits = np.stack([0.02 * amount - 1.0 + (channel == "mail"),
+                       0.004 * words - 0.5 + (channel == "phone"),
+                       0.5 * (channel == "chat") - 0.002 * words + 0.3], axis=1)  # fmt: skip
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    team = np.array(["billing", "network", "sales"])[[rng.choice(3, p=p) for p in proba]]
+    return pd.DataFrame({"opened_at": when, "ticket_id": np.arange(n) + 1, "channel": channel,
+                         "words": words, "amount": amount, "team": team})  # fmt: skip
+
+
+def kind_cfg(kind: str) -> PipelineConfig:
+    return PipelineConfig.model_validate(kind_yaml(kind))

@@ -87,46 +87,49 @@ def _examples(df: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
 
 
 def realized_performance(
-    joined: pd.DataFrame, label: str, metric: str, slices: SliceSpec, bootstrap: BootstrapSpec
-) -> dict[str, Any]:
+    joined: pd.DataFrame, label: str, metric: str, slices: SliceSpec, bootstrap: BootstrapSpec,
+    scorer: metrics.Scorer = metrics.BINARY,
+) -> dict[str, Any]:  # fmt: skip
     """The primary metric of what was served, on the rows whose outcomes arrived: the value, a
     percentile bootstrap CI (rows resampled; ``scipy.stats.bootstrap``), and the value per
-    configured slice (slices under ``min_rows`` rows or with one class are left out).
+    configured slice (slices under ``min_rows`` rows or whose labels cannot be measured are left out).
 
-    ``joined`` holds ``score``, ``prediction``, the 0/1 ``label`` and the slice columns.
+    ``joined`` holds the prediction log's columns (:meth:`Scorer.from_log`), the ``label`` and
+    the slice columns.
     """
     import numpy as np
 
-    fn = metrics.metric_fn(metric)
+    fn = scorer.metric_fn(metric)
     y = joined[label].to_numpy()
-    p, d = joined["score"].to_numpy(), joined["prediction"].to_numpy()
+    p, d = scorer.from_log(joined)
     out: dict[str, Any] = {"metric": metric, "rows": len(joined), "value": None, "ci": None, "slices": []}
-    if len(np.unique(y)) < 2:
-        return out  # a metric of one class is not a measurement
+    if not scorer.measurable(y):
+        return out  # a metric of one class (or of a constant) is not a measurement
     out["value"] = float(fn(y, p, d))
-    out["ci"] = _bootstrap_ci(fn, y, p, d, bootstrap)
+    out["ci"] = _bootstrap_ci(fn, y, p, d, bootstrap, scorer)
     for column in slices.columns:
         if column not in joined:
             continue
         for value, idx in joined.groupby(column, dropna=True, observed=True).indices.items():
-            if len(idx) >= slices.min_rows and len(np.unique(y[idx])) == 2:
+            if len(idx) >= slices.min_rows and scorer.measurable(y[idx]):
                 out["slices"].append({"column": column, "value": str(value), "rows": int(len(idx)),
                                       "value_metric": float(fn(y[idx], p[idx], d[idx]))})  # fmt: skip
     return out
 
 
-def _bootstrap_ci(fn, y, p, d, spec: BootstrapSpec) -> list[float] | None:
+def _bootstrap_ci(fn, y, p, d, spec: BootstrapSpec, scorer: metrics.Scorer) -> list[float] | None:
+    """Rows resampled by index (``paired=True``'s own way, here also for 2-D probabilities)."""
     import warnings
 
     import numpy as np
     from scipy.stats import bootstrap
 
-    def statistic(y, p, d):
-        return fn(y, p, d) if len(np.unique(y)) == 2 else np.nan
+    def statistic(i):
+        return fn(y[i], p[i], d[i]) if scorer.measurable(y[i]) else np.nan
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples give NaN; reported as no interval
-        res = bootstrap((y, p, d), statistic, paired=True, vectorized=False, n_resamples=spec.n_resamples,
+        res = bootstrap((np.arange(len(y)),), statistic, vectorized=False, n_resamples=spec.n_resamples,
                         confidence_level=spec.confidence, method="percentile", random_state=spec.seed)  # fmt: skip
     lo, hi = res.confidence_interval
     return None if not (np.isfinite(lo) and np.isfinite(hi)) else [float(lo), float(hi)]

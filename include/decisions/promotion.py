@@ -41,6 +41,8 @@ def thresholds(rule: PromotionSpec, champion: dict[str, float] | None) -> dict:
     primary = rule.primary_metric
     higher = metrics.greater_is_better(primary)
     if champion is None:
+        if rule.absolute_floor is None:
+            return {}
         return {primary: MetricThreshold(threshold=rule.absolute_floor, greater_is_better=higher)}
     out = {primary: MetricThreshold(min_absolute_change=rule.min_improvement, greater_is_better=higher)}
     for metric, tolerance in rule.guardrails.items():
@@ -140,9 +142,12 @@ def decide(
     except MlflowException as exc:  # ModelValidationFailedException is one
         return Decision(False, f"rejected: {rounded(' '.join(str(exc).split()))}", **base)
     if champion is None:
-        return Decision(
-            True, f"no champion yet; {m}={ch_value:.4f} clears the floor {rule.absolute_floor}", **base
+        floor = (
+            "no absolute_floor is set"
+            if rule.absolute_floor is None
+            else f"clears the floor {rule.absolute_floor}"
         )
+        return Decision(True, f"no champion yet; {m}={ch_value:.4f} {floor}", **base)
     if rule.bootstrap.require_lower_bound_above_zero and (ci is None or ci[0] <= 0):
         bound = "was not computed (no valid resample)" if ci is None else f"{ci[0]:.4f} <= 0"
         return Decision(False, f"rejected: {m} gain {diff:+.4f} but its CI lower bound {bound}", **base)
@@ -160,24 +165,24 @@ def decide(
 
 
 def slice_scores(
-    rule: PromotionSpec, holdout, y: np.ndarray, challenger: tuple, champion: tuple
-) -> list[dict[str, Any]]:
+    rule: PromotionSpec, holdout, y: np.ndarray, challenger: tuple, champion: tuple,
+    scorer: metrics.Scorer = metrics.BINARY,
+) -> list[dict[str, Any]]:  # fmt: skip
     """The primary metric per value of each ``promotion.slices`` column, for both models.
 
     ``change`` is oriented (positive = challenger better). Slices with fewer than ``min_rows``
-    rows or a single class are left out (a metric there would be noise).
+    rows or labels no metric can be measured on (:meth:`Scorer.measurable`: a single class, a
+    constant target) are left out (a metric there would be noise).
     """
-    import numpy as np
-
     fn, sign, spec = (
-        metrics.metric_fn(rule.primary_metric),
+        scorer.metric_fn(rule.primary_metric),
         metrics.orientation(rule.primary_metric),
         rule.slices,
     )
     out = []
     for column in spec.columns:
         for value, idx in holdout.groupby(column, dropna=True, observed=True).indices.items():
-            if len(idx) < spec.min_rows or len(np.unique(y[idx])) < 2:
+            if len(idx) < spec.min_rows or not scorer.measurable(y[idx]):
                 continue
             ch, cp = (float(fn(y[idx], p[idx], d[idx])) for p, d in (challenger, champion))
             out.append({"column": column, "value": str(value), "rows": int(len(idx)),
@@ -193,31 +198,34 @@ def paired_bootstrap_ci(
     n_resamples: int,
     seed: int,
     confidence: float,
+    scorer: metrics.Scorer = metrics.BINARY,
 ) -> tuple[float, float] | None:
     """Percentile CI of (challenger - champion) on the metric, positive = challenger better.
 
-    ``challenger``/``champion`` are ``(p_positive, predicted label)`` on the same rows; rows are
-    resampled in pairs (``scipy.stats.bootstrap(paired=True)``). None when no valid interval
-    exists (e.g. resamples holding a single class).
+    ``challenger``/``champion`` are each model's ``(p, d)`` on the same rows
+    (:mod:`include.foundation.metrics`); rows are resampled in pairs: ``scipy.stats.bootstrap``
+    resamples the row indices (what its ``paired=True`` does, here also for 2-D class
+    probabilities). None when no valid interval exists (e.g. resamples holding a single class).
     """
     import warnings
 
     import numpy as np
     from scipy.stats import bootstrap
 
-    fn, sign = metrics.metric_fn(metric), metrics.orientation(metric)
+    fn, sign = scorer.metric_fn(metric), metrics.orientation(metric)
+    y = np.asarray(y)
+    (p1, d1), (p2, d2) = challenger, champion
 
-    def difference(y, p1, d1, p2, d2):
-        if len(np.unique(y)) < 2:
+    def difference(i):
+        if not scorer.measurable(y[i]):
             return np.nan
-        return sign * (fn(y, p1, d1) - fn(y, p2, d2))
+        return sign * (fn(y[i], p1[i], d1[i]) - fn(y[i], p2[i], d2[i]))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # scipy warns on degenerate or NaN resamples; we report None
         res = bootstrap(
-            (np.asarray(y), *challenger, *champion), difference, paired=True, vectorized=False,
-            n_resamples=n_resamples, confidence_level=confidence, method="percentile",
-            rng=np.random.default_rng(seed),
+            (np.arange(len(y)),), difference, vectorized=False, n_resamples=n_resamples,
+            confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
         )  # fmt: skip
     lo, hi = res.confidence_interval
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -245,11 +253,12 @@ def judge(
     holdout_start: datetime | None,
     trained_until: dict[str, datetime],
     with_ci: bool = True,
+    scorer: metrics.Scorer = metrics.BINARY,
 ) -> Judgement:
     """The promotion judgement on one holdout.
 
-    ``challenger``/``champion`` are each model's ``(p_positive, predicted label)`` on the holdout
-    rows (``y``); the metrics are MLflow's definitions (:func:`include.foundation.metrics.metric_fn`).
+    ``challenger``/``champion`` are each model's ``(p, d)`` on the holdout rows (``y``); the
+    metrics are MLflow's definitions for the target kind (``scorer``: :class:`Scorer`).
     With a champion, the paired bootstrap CI (computed unless ``with_ci`` is False and the rule
     does not need it: it only changes what is reported) and the slice scores feed :func:`decide`.
     """
@@ -258,8 +267,8 @@ def judge(
         if with_ci or rule.bootstrap.require_lower_bound_above_zero:
             b = rule.bootstrap
             ci = paired_bootstrap_ci(
-                y, challenger, champion, rule.primary_metric, b.n_resamples, b.seed, b.confidence
+                y, challenger, champion, rule.primary_metric, b.n_resamples, b.seed, b.confidence, scorer
             )
-        slices = slice_scores(rule, holdout, y, challenger, champion)
+        slices = slice_scores(rule, holdout, y, challenger, champion, scorer)
     decision = decide(rule, challenger_metrics, champion_metrics, ci, holdout_start, trained_until, slices)
     return Judgement(decision, ci, slices)

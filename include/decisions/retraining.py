@@ -32,7 +32,7 @@ def performance_decayed(
     if len(worse) < spec.intervals:
         return None
     return (
-        f"realized {metric} below the champion's holdout {holdout_metric:.4f} by more than {spec.margin} in "
+        f"realized {metric} {'below' if metrics.greater_is_better(metric) else 'above'} the champion's holdout {holdout_metric:.4f} by more than {spec.margin} in "
         f"{len(worse)} of the last {len(measured)} labelled intervals ({', '.join(f'{v:.4f}' for v in measured)})"
     )
 

@@ -73,29 +73,37 @@ def fires_within_a_year(expr: str, start: date) -> bool:
     return tick - begin <= timedelta(days=366)
 
 
-def model_problems(estimator: str, params: dict[str, Any]) -> list[str]:
+def model_problems(estimator: str, params: dict[str, Any], kind: str = "binary") -> list[str]:
     """scikit-learn's own verdict on ``model.estimator`` with ``model.params``, without fitting:
-    a classifier class, parameters its parameter validation accepts, and ``predict_proba``
-    (every metric, the bootstrap and the drift check's performance floor score probabilities).
+    a classifier class for a binary or multiclass target (with ``predict_proba``: every
+    classification metric, the bootstrap and the performance floor score probabilities), a
+    regressor class for a regression target, and parameters its parameter validation accepts.
     Imports scikit-learn: :func:`check_model` keeps that out of DAG parsing."""
     import importlib
     import inspect
 
-    from sklearn.base import ClassifierMixin
+    from sklearn.base import ClassifierMixin, RegressorMixin
 
     module, _, name = estimator.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
         return [f"model.estimator: cannot import {estimator!r} ({exc})"]
-    if not (inspect.isclass(cls) and issubclass(cls, ClassifierMixin)):
-        return [f"model.estimator: {estimator} is not a scikit-learn classifier"]
+    wanted, example = (
+        (RegressorMixin, "sklearn.ensemble.HistGradientBoostingRegressor")
+        if kind == "regression"
+        else (ClassifierMixin, "sklearn.ensemble.HistGradientBoostingClassifier")
+    )
+    if not (inspect.isclass(cls) and issubclass(cls, wanted)):
+        what = "regressor" if kind == "regression" else "classifier"
+        return [f"model.estimator: {estimator} is not a scikit-learn {what}; target.kind {kind} needs one "
+                f"(e.g. {example})"]  # fmt: skip
     try:
         est = cls().set_params(**params)
         est._validate_params()  # scikit-learn's own parameter constraints, checked without a fit
     except (TypeError, ValueError) as exc:
         return [f"model.params: {exc}"]
-    if not hasattr(est, "predict_proba"):
+    if kind != "regression" and not hasattr(est, "predict_proba"):
         return [
             f"model.estimator: {estimator} (with these model.params) has no predict_proba; the promotion "
             "metrics, the bootstrap and the performance floor need class probabilities (e.g. "
@@ -104,7 +112,7 @@ def model_problems(estimator: str, params: dict[str, Any]) -> list[str]:
     return []
 
 
-def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
+def check_model(estimator: str, params: dict[str, Any], kind: str = "binary") -> list[str]:
     """:func:`model_problems`, cheap where it must be: in a process that already imported
     scikit-learn it runs in place; elsewhere (DAG parsing, which must not import it) the verdict
     comes from a cache under ``CT_HOME/cache`` or, the first time, from a child process."""
@@ -113,13 +121,13 @@ def check_model(estimator: str, params: dict[str, Any]) -> list[str]:
     from importlib.metadata import version
 
     if "sklearn" in sys.modules:
-        return model_problems(estimator, params)
+        return model_problems(estimator, params, kind)
     import os
     import tempfile
 
     from include.foundation.settings import cache_dir
 
-    spec = {"estimator": estimator, "params": params, "sklearn": version("scikit-learn")}
+    spec = {"estimator": estimator, "params": params, "kind": kind, "sklearn": version("scikit-learn")}
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
     cached = cache_dir() / "model_checks" / f"{key}.json"
     try:
@@ -156,4 +164,4 @@ if __name__ == "__main__":  # python -m include.foundation.checks check-model < 
     if sys.argv[1:] != ["check-model"]:
         sys.exit("usage: python -m include.foundation.checks check-model < {estimator, params}")
     _spec = json.load(sys.stdin)
-    json.dump({"problems": model_problems(_spec["estimator"], _spec["params"])}, sys.stdout)
+    json.dump({"problems": model_problems(_spec["estimator"], _spec["params"], _spec.get("kind", "binary"))}, sys.stdout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +29,9 @@ from include.foundation.checks import (
     fires_within_a_year,
 )
 from include.foundation.errors import PermanentError
-from include.foundation.metrics import MetricName
+from include.foundation.metrics import DEFAULT_METRIC, KIND_METRICS, MetricName, Scorer, TargetKind
 
+log = logging.getLogger(__name__)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built in
 
 
@@ -145,32 +147,76 @@ class SchemaSpec(_Strict):
 
 
 class TargetSpec(_Strict):
-    """How the binary label (1 = positive) is derived from a schema column."""
+    """What the model predicts, from one schema column, and of which kind.
+
+    ``kind`` (inferred when left out, and logged): **binary** (a 0/1 label derived with
+    ``positive_above`` or ``positive_class``, or a bool or ``allowed: [0, 1]`` column),
+    **multiclass** (the column's declared ``allowed`` classes, three or more) or **regression**
+    (a numeric column, predicted as a value). The metric vocabulary, the estimator, the GX
+    expectations on the target and what scoring writes follow the kind
+    (:mod:`include.foundation.metrics`)."""
 
     column: str
+    kind: TargetKind | None = Field(
+        None, description="binary | multiclass | regression; default: inferred from the column and rules"
+    )
     positive_above: float | None = Field(
-        None, description="Binarise a numeric column: label = column > positive_above"
+        None, description="Binary: binarise a numeric column: label = column > positive_above"
     )
     positive_class: str | int | float | bool | None = Field(
-        None, description="The value that means positive (e.g. 'Yes', 'churned'); every other value is 0"
+        None, description="Binary: the value that means positive (e.g. 'Yes', 'churned'); every other value is 0"
     )
-    name: str = Field("label", description="Name of the derived 0/1 label column")
+    name: str = Field("label", description="Name of the derived label column (binary: 0/1)")
     min_class_share: float = Field(
         0.01,
         ge=0,
         lt=0.5,
-        description="Each batch must hold at least this share of positives and of negatives",
+        description="Binary: each batch holds at least this share of positives and of negatives; "
+        "multiclass: of every class; regression: not used",
+    )
+    average: Literal["weighted", "macro"] = Field(
+        "weighted",
+        description="Multiclass: how F1, precision, recall and ROC AUC average over classes (MLflow's "
+        "evaluator_config average; weighted is MLflow's default)",
+    )
+    mean_between: tuple[float, float] | None = Field(
+        None, description="Regression: each batch's mean target must lie in [low, high]"
     )
 
     @model_validator(mode="after")
     def _one_rule(self) -> TargetSpec:
         if self.positive_above is not None and self.positive_class is not None:
             raise ValueError("target: set positive_above (numeric threshold) or positive_class, not both")
+        if self.mean_between is not None and self.mean_between[0] > self.mean_between[1]:
+            raise ValueError(f"target.mean_between {list(self.mean_between)}: low is above high")
         return self
 
 
+def infer_target_kind(target: dict[str, Any], column: dict[str, Any] | None) -> tuple[str | None, str]:
+    """``(kind, why)`` for a raw ``target`` mapping and its raw schema column: what the loader
+    assumes when ``target.kind`` is left out (None when it cannot tell)."""
+    if target.get("kind"):
+        return target["kind"], "declared"
+    if target.get("positive_above") is not None or target.get("positive_class") is not None:
+        return "binary", "a positive_above/positive_class rule makes a 0/1 label"
+    column = column or {}
+    allowed, dtype = column.get("allowed"), column.get("dtype")
+    if dtype == "bool":
+        return "binary", f"column {column.get('name')!r} is bool"
+    if isinstance(allowed, list) and allowed:
+        if set(map(str, allowed)) <= {"0", "1", "True", "False"}:
+            return "binary", f"column {column.get('name')!r} allows {allowed}"
+        if len(allowed) >= 3:
+            return "multiclass", f"column {column.get('name')!r} allows {len(allowed)} classes"
+    if dtype == "float" and not allowed:
+        return "regression", f"column {column.get('name')!r} is a float column without classes"
+    return None, "cannot tell"
+
+
 class ModelSpec(_Strict):
-    estimator: str = Field(description="Import path of a scikit-learn classifier class")
+    estimator: str = Field(
+        description="Import path of a scikit-learn classifier class (a regressor for target.kind regression)"
+    )
     params: dict[str, Any] = {}
     numeric_features: list[str] = []
     categorical_features: list[str] = []
@@ -184,8 +230,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"model: {both} listed as both numeric_features and categorical_features")
         if not _ESTIMATOR_PATH.match(self.estimator) or not estimator_is_exported(self.estimator):
             raise ValueError(
-                f"model.estimator: {self.estimator!r} is not a scikit-learn classifier class; expected an "
-                "import path such as sklearn.ensemble.HistGradientBoostingClassifier"
+                f"model.estimator: {self.estimator!r} is not a scikit-learn estimator class; expected an "
+                "import path such as sklearn.ensemble.HistGradientBoostingClassifier (or ...Regressor)"
             )
         return self
 
@@ -200,7 +246,8 @@ class TrainingSpec(_Strict):
     min_train_rows: int = Field(1000, ge=1)
     min_holdout_rows: int = Field(200, ge=1, description="Fewer labelled holdout rows: no decision")
     min_holdout_class_rows: int = Field(
-        20, ge=1, description="Fewer positives or negatives in the holdout: no decision"
+        20, ge=1, description="Fewer positives or negatives (multiclass: rows of any class) in the holdout: "
+        "no decision; regression: not used"
     )
     seed: int = Field(42, description="random_state of the estimator unless model.params sets one")
 
@@ -241,11 +288,19 @@ class SliceSpec(_Strict):
 
 
 class PromotionSpec(_Strict):
-    primary_metric: MetricName = "roc_auc"
-    min_improvement: float = Field(
-        0.001, gt=0, description="Challenger must beat the champion by at least this; a tie never promotes"
+    primary_metric: MetricName = Field(
+        "roc_auc",
+        description="One of the target kind's metrics (include/foundation/metrics.py); default: roc_auc "
+        "(binary), f1_score (multiclass), root_mean_squared_error (regression)",
     )
-    absolute_floor: float = 0.5
+    min_improvement: float = Field(
+        0.001, gt=0, description="Challenger must beat the champion by at least this (in the metric's units, "
+        "in its better direction); a tie never promotes"
+    )
+    absolute_floor: float | None = Field(
+        0.5, description="First model: promote only if its metric is on the good side of this (lower-is-better "
+        "metrics: at most this); default 0.5 for binary, none for multiclass and regression",
+    )
     guardrails: dict[MetricName, float] = Field(
         default_factory=dict, description="metric -> tolerated regression vs the champion"
     )
@@ -419,6 +474,28 @@ class PipelineConfig(_Strict):
             return raw
         return {**raw, "drift": {**drift, "interval_days": max(1, round((shortest + longest) / 2))}}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_of_the_target_kind(cls, raw: Any) -> Any:
+        """The target's kind (declared, else inferred: :func:`infer_target_kind`) and the promotion
+        defaults that follow it (the kind's default metric; no floor outside binary)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("target"), dict):
+            return raw
+        target = raw["target"]
+        columns = (raw.get("schema") or {}).get("columns") if isinstance(raw.get("schema"), dict) else None
+        column = next((c for c in columns or [] if isinstance(c, dict) and c.get("name") == target.get("column")),
+                      None)  # fmt: skip
+        kind, _ = infer_target_kind(target, column)
+        if kind not in DEFAULT_METRIC:
+            return raw  # reported by the kind's own check (or the Literal's)
+        promotion = raw.get("promotion") or {}
+        if not isinstance(promotion, dict):
+            return raw
+        defaults = {"primary_metric": DEFAULT_METRIC[kind]}
+        if kind != "binary":
+            defaults["absolute_floor"] = None
+        return {**raw, "target": {**target, "kind": kind}, "promotion": {**defaults, **promotion}}
+
     @model_validator(mode="after")
     def _columns_fit_the_schema(self) -> PipelineConfig:
         """Cross-field checks: what would otherwise fail (or leak) later is refused here."""
@@ -446,7 +523,7 @@ class PipelineConfig(_Strict):
             raise ValueError(
                 f"target.name {target.name!r} collides with a schema column; choose another name"
             )
-        self._check_target_is_binary()
+        self._check_target_kind()
         if self.drift.columns is not None:
             stray = [c for c in self.drift.columns if c not in model.features]
             if stray:
@@ -496,6 +573,42 @@ class PipelineConfig(_Strict):
                 "folder where outcome files land, e.g. {kind: landing_folder, path: outcomes})"
             )
 
+    def _check_target_kind(self) -> None:
+        """The target, the metrics and the rules must fit the kind, named by key."""
+        target, col = self.target, self.schema_.column(self.target.column)
+        kind = target.kind
+        if kind is None:
+            raise ValueError(
+                f"target: cannot tell the kind of {col.name!r} ({col.dtype}); set target.kind: binary (with "
+                "positive_class or positive_above), multiclass (with the column's allowed classes) or "
+                "regression (a numeric column)"
+            )
+        if kind == "binary":
+            self._check_target_is_binary()
+        else:
+            rule = "positive_above" if target.positive_above is not None else "positive_class"
+            if target.positive_above is not None or target.positive_class is not None:
+                raise ValueError(f"target.{rule} makes a binary label, but target.kind is {kind}")
+        if kind == "multiclass":
+            if col.dtype not in ("str", "int") or not col.allowed or len(col.allowed) < 3:
+                raise ValueError(
+                    f"target.kind multiclass: declare the classes of {col.name!r} as schema allowed: [...] "
+                    f"(three or more values of a str or int column; got dtype {col.dtype}, allowed {col.allowed})"
+                )
+        elif "average" in target.model_fields_set:
+            raise ValueError(f"target.average applies to multiclass targets only (target.kind is {kind})")
+        if kind == "regression" and col.dtype not in ("int", "float"):
+            raise ValueError(f"target.kind regression needs a numeric column; {col.name!r} is {col.dtype}")
+        if kind != "regression" and target.mean_between is not None:
+            raise ValueError(f"target.mean_between applies to regression targets only (target.kind is {kind})")
+        vocabulary = KIND_METRICS[kind]
+        rule = self.promotion
+        for key, names in (("promotion.primary_metric", [rule.primary_metric]),
+                           ("promotion.guardrails", list(rule.guardrails))):  # fmt: skip
+            wrong = [m for m in names if m not in vocabulary]
+            if wrong:
+                raise ValueError(f"{key}: {wrong} not a {kind} metric; expected one of {list(vocabulary)}")
+
     def _check_target_is_binary(self) -> None:
         target, col = self.target, self.schema_.column(self.target.column)
         if target.positive_above is not None:
@@ -512,6 +625,23 @@ class PipelineConfig(_Strict):
                 f"target: cannot tell which values of {col.name!r} ({col.dtype}) are positive; set "
                 "target.positive_class (e.g. 'Yes') or target.positive_above, or declare allowed: [0, 1]"
             )
+
+    @property
+    def target_kind(self) -> str:
+        """binary, multiclass or regression (always set once the file is loaded)."""
+        return self.target.kind or "binary"
+
+    @property
+    def classes(self) -> tuple:
+        """A multiclass target's classes, sorted (the probability columns' order); else empty."""
+        if self.target_kind != "multiclass":
+            return ()
+        return tuple(sorted(self.schema_.column(self.target.column).allowed or []))
+
+    @property
+    def scorer(self) -> Scorer:
+        """How this pipeline's models are scored (:class:`include.foundation.metrics.Scorer`)."""
+        return Scorer(self.target_kind, self.classes, self.target.average)
 
     @property
     def timestamp_column(self) -> str:
@@ -555,7 +685,8 @@ class PipelineConfig(_Strict):
 def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
     """Load and validate one pipeline YAML file; errors name the file and the bad key.
 
-    ``model_check(estimator, params) -> problems`` defaults to :func:`check_model`."""
+    ``model_check(estimator, params, kind) -> problems`` defaults to :func:`check_model`. A target
+    kind left out is inferred and logged."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)  # safe: plain data only
@@ -572,8 +703,12 @@ def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
             f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError(f"{path}: invalid pipeline config\n" + "\n".join(lines)) from None
+    if not (raw.get("target") or {}).get("kind"):
+        column = next((c for c in raw["schema"]["columns"] if c.get("name") == cfg.target.column), None)
+        log.info("%s: target.kind not set: %s (%s)", path, cfg.target_kind,
+                 infer_target_kind(raw["target"], column)[1])  # fmt: skip
     try:
-        problems = (model_check or check_model)(cfg.model.estimator, cfg.model.params)
+        problems = (model_check or check_model)(cfg.model.estimator, cfg.model.params, cfg.target_kind)
     except ModelCheckFailed as exc:  # still this file's error: it breaks only itself
         raise ConfigError(f"{path}: model: {exc}") from exc
     if problems:

@@ -120,7 +120,7 @@ class DataSet(TypedDict):
     uri: str
     rows: int
     sha256: str
-    positive_rate: float
+    positive_rate: float | None  # binary only
 
 
 class AssembledData(TypedDict):

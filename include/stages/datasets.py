@@ -91,10 +91,17 @@ def served_predictions(paths: PipelinePaths, key: str) -> pd.DataFrame | None:
 
 
 def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
-    """Add the 0/1 label column ``cfg.target.name``; rows without a target value are dropped."""
+    """Add the label column ``cfg.target.name`` (binary: 0/1; multiclass: the class; regression:
+    the value as float); rows without a target value are dropped."""
     tgt = cfg.target
     df = df[df[tgt.column].notna()].copy()
     values = df[tgt.column]
+    if cfg.target_kind == "regression":
+        df[tgt.name] = values.astype("float64")
+        return df
+    if cfg.target_kind == "multiclass":
+        df[tgt.name] = values
+        return df
     if tgt.positive_above is not None:
         label = values > tgt.positive_above
     elif tgt.positive_class is not None:
@@ -263,7 +270,7 @@ def assemble(
             "uri": str(uri),
             "rows": len(df),
             "sha256": sha,
-            "positive_rate": round(float(df[cfg.target.name].mean()), 4),
+            "positive_rate": round(float(df[cfg.target.name].mean()), 4) if cfg.target_kind == "binary" else None,
         }
     log.info(
         "assembled %s: train %d rows %s..%s, holdout %d rows ..%s",
@@ -291,23 +298,32 @@ def _enough(
     cfg: PipelineConfig, train: pd.DataFrame, holdout: pd.DataFrame, train_w: str, hold_w: str
 ) -> None:
     """Refuse windows a decision could not rest on (NotEnoughData names the counts and the setting)."""
-    t, label = cfg.training, cfg.target.name
-    pos = int(holdout[label].sum()) if len(holdout) else 0
+    t, label, kind = cfg.training, cfg.target.name, cfg.target_kind
     problems = []
     if len(train) < t.min_train_rows:
         problems.append(
             f"{len(train)} training rows in {train_w} (training.min_train_rows: {t.min_train_rows})"
         )
     elif train[label].nunique() < 2:
-        problems.append(f"the training rows in {train_w} hold a single class")
+        problems.append(f"the training rows in {train_w} hold a single {'value' if kind == 'regression' else 'class'}")
     if len(holdout) < t.min_holdout_rows:
         problems.append(
             f"{len(holdout)} holdout rows in {hold_w} (training.min_holdout_rows: {t.min_holdout_rows})"
         )
-    if min(pos, len(holdout) - pos) < t.min_holdout_class_rows:
-        problems.append(
-            f"the holdout in {hold_w} has {pos} positives and {len(holdout) - pos} negatives "
-            f"(training.min_holdout_class_rows: {t.min_holdout_class_rows})"
-        )
+    if kind == "binary":
+        pos = int(holdout[label].sum()) if len(holdout) else 0
+        if min(pos, len(holdout) - pos) < t.min_holdout_class_rows:
+            problems.append(
+                f"the holdout in {hold_w} has {pos} positives and {len(holdout) - pos} negatives "
+                f"(training.min_holdout_class_rows: {t.min_holdout_class_rows})"
+            )
+    elif kind == "multiclass":
+        counts = holdout[label].value_counts()
+        few = {str(c): int(counts.get(c, 0)) for c in cfg.classes if counts.get(c, 0) < t.min_holdout_class_rows}
+        if few:
+            problems.append(f"the holdout in {hold_w} has too few rows of classes {few} "
+                            f"(training.min_holdout_class_rows: {t.min_holdout_class_rows})")  # fmt: skip
+    elif len(holdout) and holdout[label].nunique() < 2:
+        problems.append(f"the holdout in {hold_w} holds a single target value")
     if problems:
         raise NotEnoughData(f"{cfg.name}: not enough data to train and judge a model: {'; '.join(problems)}")

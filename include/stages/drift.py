@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from include.decisions.outcomes import join_outcomes, realized_performance
 from include.decisions.retraining import assess_retraining, performance_decayed
 from include.decisions.windows import labelled_until, performance_window
-from include.foundation import metrics, tracking
+from include.foundation import tracking
 from include.foundation.config import DriftSpec, PipelineConfig, PredictionDriftSpec
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
@@ -142,16 +142,16 @@ def drift_columns(cfg: PipelineConfig, reference: pd.DataFrame) -> tuple[list[st
 
 def champion_performance(cfg: PipelineConfig, champion, current: pd.DataFrame) -> float | None:
     """The champion's primary metric on the window's labelled rows, fed its own input columns
-    (None without both classes)."""
+    (None when the labels cannot be measured: one class, a class missing, a constant target)."""
     if cfg.target.column not in current:
         return None
     labelled = add_label(cfg, current)
-    if labelled.empty or labelled[cfg.target.name].nunique() != 2:
+    if labelled.empty or not cfg.scorer.measurable(labelled[cfg.target.name]):
         return None
     model = load_model(model_uri(cfg.registered_model, champion.version))
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
     X = model_inputs(labelled, columns, numeric)
-    return metrics.score(model, X, labelled[cfg.target.name], cfg.promotion.primary_metric)
+    return cfg.scorer.score(model, X, labelled[cfg.target.name], cfg.promotion.primary_metric)
 
 
 def last_retrain_trigger(
@@ -294,10 +294,12 @@ def served_scores(cfg: PipelineConfig, settings: Settings, start: datetime, end:
 
 
 def champion_scores(cfg: PipelineConfig, champion, rows: pd.DataFrame):
-    """The champion's positive-class scores on ``rows``, fed its own input columns."""
+    """The champion's scores on ``rows`` (:meth:`Scorer.served_score`: what the log's ``score``
+    holds), fed its own input columns."""
     model = load_model(model_uri(cfg.registered_model, champion.version))
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
-    return metrics.predictions(model, model_inputs(rows, columns, numeric))[0]
+    scorer = cfg.scorer
+    return scorer.served_score(*scorer.predictions(model, model_inputs(rows, columns, numeric)))
 
 
 def prediction_drift(reference, current, spec: PredictionDriftSpec) -> dict[str, Any]:
@@ -348,7 +350,7 @@ def realized_history(
         outcomes = add_label(cfg, read_partition(cfg, paths, partition))[columns]
         joined = join_outcomes(served, outcomes, keys)
         perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
-                                    rule.bootstrap)  # fmt: skip
+                                    rule.bootstrap, cfg.scorer)  # fmt: skip
         out.append({"partition": partition, "model_version": str(served["model_version"].iloc[0]), **perf,
                     "join": joined.summary()})  # fmt: skip
     return out

@@ -1,8 +1,10 @@
 """Evaluation stage: challenger and champion loaded and scored on the same holdout, the
 judgement (``include.decisions.promotion.judge``) taken on their scores, and all of it logged.
 
-Metrics come from ``mlflow.models.evaluate`` (which also logs ROC, PR, calibration and confusion
-matrix plots to the challenger's run).
+Metrics come from ``mlflow.models.evaluate`` with the target kind's ``model_type``: for a
+classifier it also logs ROC, PR, calibration and confusion-matrix plots (multiclass: per-class
+metrics) to the challenger's run; for a regressor, which MLflow gives no plots, this stage logs
+residual plots and the error per slice.
 """
 
 from __future__ import annotations
@@ -34,25 +36,26 @@ class ChampionUnavailable(RuntimeError):
     """
 
 
-def _evaluate(model, data, target: str) -> dict[str, float]:
-    """MLflow's default classifier evaluation of a loaded model (metrics and plots to the active run)."""
+def _evaluate(model, data, target: str, scorer: metrics.Scorer) -> dict[str, float]:
+    """MLflow's default evaluation of a loaded model for the target kind (metrics and plots to
+    the active run)."""
     import mlflow
 
+    args = scorer.evaluate_args()
     result = mlflow.models.evaluate(
-        model, data=data, targets=target, model_type="classifier", evaluators=["default"],
-        evaluator_config={"default": {"log_model_explainability": False, "pos_label": 1}},
+        model, data=data, targets=target, model_type=args["model_type"], evaluators=["default"],
+        evaluator_config={"default": args["evaluator_config"]},
     )  # fmt: skip
     return {k: float(v) for k, v in result.metrics.items()}
 
 
 def _score(cfg: PipelineConfig, model, holdout) -> tuple[dict[str, float], tuple]:
     """MLflow's metrics and the raw predictions of one model, fed its own input columns."""
-    label = cfg.target.name
+    label, scorer = cfg.target.name, cfg.scorer
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
     X = model_inputs(holdout, columns, numeric)
-    return _evaluate(model, X.assign(**{label: holdout[label].to_numpy()}), label), metrics.predictions(
-        model, X
-    )
+    scores = _evaluate(model, X.assign(**{label: holdout[label].to_numpy()}), label, scorer)
+    return scores, scorer.predictions(model, X)
 
 
 def _score_champion(cfg: PipelineConfig, uri: str, holdout, name: str) -> tuple[dict[str, float], tuple]:
@@ -120,7 +123,9 @@ def evaluate_challenger(
             )
             trained_until["champion"] = training_end(cfg, with_lineage(client, champ))
         verdict = judge(rule, y, ch_predictions, champ_predictions, ch_metrics, champ_metrics, holdout,
-                        holdout_start, trained_until)  # fmt: skip
+                        holdout_start, trained_until, scorer=cfg.scorer)  # fmt: skip
+        if cfg.target_kind == "regression":
+            _log_residuals(cfg, holdout, y, ch_predictions[1])
         decision, ci, slices = verdict.decision, verdict.ci, verdict.slices
         summary = {
             **decision.as_dict(),
@@ -165,3 +170,36 @@ def _log_decision(rule: PromotionSpec, decision: Decision, champ_metrics, ci, su
         }
     )
     mlflow.log_dict(summary, "decision.json")
+
+
+def _log_residuals(cfg: PipelineConfig, holdout, y, predicted) -> None:
+    """What MLflow's regressor evaluation does not log: predicted vs actual and the residuals'
+    spread (``residuals.png``), and the error per slice (``error_by_slice.json``: RMSE, MAE and
+    bias for each value of the ``promotion.slices`` columns) on the challenger's run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mlflow
+    import numpy as np
+
+    residual = np.asarray(predicted, dtype=float) - np.asarray(y, dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.scatter(y, predicted, s=4, alpha=0.3)
+    low, high = float(np.min(y)), float(np.max(y))
+    left.plot([low, high], [low, high], color="black", lw=1)
+    left.set(xlabel=f"actual {cfg.target.column}", ylabel="predicted", title="predicted vs actual (holdout)")
+    right.hist(residual, bins=50)
+    right.set(xlabel="residual (predicted - actual)", ylabel="rows", title=f"residuals: mean {residual.mean():+.3g}")
+    fig.tight_layout()
+    mlflow.log_figure(fig, "residuals.png")
+    plt.close(fig)
+    by_slice, named = [], ("root_mean_squared_error", "mean_absolute_error")
+    fns = {m: cfg.scorer.metric_fn(m) for m in named}
+    y, predicted = np.asarray(y, dtype=float), np.asarray(predicted, dtype=float)
+    for column in cfg.promotion.slices.columns:
+        for value, idx in holdout.groupby(column, dropna=True, observed=True).indices.items():
+            errors = {m: round(float(fn(y[idx], predicted[idx], predicted[idx])), 6) for m, fn in fns.items()}
+            by_slice.append({"column": column, "value": str(value), "rows": int(len(idx)), **errors,
+                             "bias": round(float(residual[idx].mean()), 6)})  # fmt: skip
+    mlflow.log_dict({"metric": "residual = predicted - actual", "slices": by_slice}, "error_by_slice.json")

@@ -1,7 +1,9 @@
 """Scoring stage: a model version scores a published batch into the prediction log.
 
 The log is partitioned like the data: ``predictions/<interval>/v<version>.parquet``, one row per
-input row with the batch's key columns, the predicted label, the positive-class score, the model
+input row with the batch's key columns, the prediction (binary and multiclass: the class;
+regression: the value), the ``score`` (the positive-class probability, the predicted class's
+probability, or the value), a multiclass model's ``proba_<class>`` columns, the model
 name and version, whether that version was the champion (served) or a shadow, the Airflow run and
 the scoring time. It is append-only per (interval,
 version): a retried or cleared run finds its part and leaves it as it is; another version (a
@@ -63,13 +65,16 @@ def partitions_to_score(paths: PipelinePaths, event_partitions: list[str], inter
 
 def prediction_rows(
     batch: pd.DataFrame, keys: list[str], scores, labels, model_name: str, version: str,
-    airflow_run_id: str, scored_at: datetime, champion: bool = True,
+    airflow_run_id: str, scored_at: datetime, champion: bool = True, probabilities: dict | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """The log's rows for one batch: its keys, what the model said, who said it and when, and
-    whether it was the champion then (what was served) or a shadow/backfill version."""
+    """The log's rows for one batch: its keys, what the model said (``probabilities``: a
+    multiclass model's column per class), who said it and when, and whether it was the champion
+    then (what was served) or a shadow/backfill version."""
     out = batch[keys].reset_index(drop=True).copy()
     out["prediction"] = labels
     out["score"] = scores
+    for column, values in (probabilities or {}).items():
+        out[column] = values
     out["model_name"] = model_name
     out["model_version"] = str(version)
     out["champion"] = champion
@@ -118,9 +123,12 @@ def score_batch(
         )
     keys = key_columns(cfg)
     batch = pd.read_parquet(batch_file, columns=list(dict.fromkeys([*keys, *columns])))  # what is needed only
-    scores, labels = score_in_chunks(model, batch, columns, numeric)
+    scorer = cfg.scorer
+    p, labels = score_in_chunks(model, batch, columns, numeric, scorer=scorer)
+    probabilities = dict(zip(scorer.proba_columns(), p.T, strict=True)) if scorer.kind == "multiclass" else None
     scored_at = datetime.now(UTC)
-    rows = prediction_rows(batch, keys, scores, labels, name, version, airflow_run_id, scored_at, served)
+    rows = prediction_rows(batch, keys, scorer.served_score(p, labels), labels, name, version, airflow_run_id,
+                           scored_at, served, probabilities)  # fmt: skip
     write_parquet(rows, out)
     log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
     # from the model version to what it said: its parts of the log, and the newest
@@ -130,17 +138,19 @@ def score_batch(
 
 
 def score_in_chunks(
-    model, batch: pd.DataFrame, columns: list[str], numeric: list[str], chunk: int = CHUNK_ROWS
-):
-    """``(scores, labels)`` of every row, ``chunk`` rows at a time: the model's working copies
-    (encoded and binned inputs) stay the size of a chunk, not of the batch; the values are the
-    same as in one call."""
+    model, batch: pd.DataFrame, columns: list[str], numeric: list[str], chunk: int = CHUNK_ROWS,
+    scorer: metrics.Scorer = metrics.BINARY,
+):  # fmt: skip
+    """``(p, d)`` of every row (:meth:`Scorer.predictions`), ``chunk`` rows at a time: the
+    model's working copies (encoded and binned inputs) stay the size of a chunk, not of the
+    batch; the values are the same as in one call."""
     import numpy as np
 
-    parts = [metrics.predictions(model, model_inputs(batch.iloc[i : i + chunk], columns, numeric))
+    parts = [scorer.predictions(model, model_inputs(batch.iloc[i : i + chunk], columns, numeric))
              for i in range(0, len(batch), chunk)]  # fmt: skip
     if not parts:
-        return np.array([], dtype=float), np.array([])
+        width = (0, len(scorer.classes)) if scorer.kind == "multiclass" else (0,)
+        return np.zeros(width, dtype=float), np.array([])
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -15,7 +15,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from include.foundation import metrics, tracking
+from include.foundation import tracking
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import AssembledData, TrainedModel
@@ -42,16 +42,27 @@ SAMPLE_ROWS = 5_000  # for signatures and dataset profiles: both scan every cell
 
 
 class EstimatorError(PermanentError, ValueError):
-    """``model.estimator`` or ``model.params`` cannot make a scikit-learn classifier."""
+    """``model.estimator`` or ``model.params`` cannot make the scikit-learn estimator the target
+    kind needs (a classifier, or a regressor for a regression target)."""
+
+# What a training run reports on its own training rows: the primary metric and one more.
+TRAIN_METRICS = {"binary": "log_loss", "multiclass": "log_loss", "regression": "r2_score"}
+# scikit-learn scorer for permutation importance, and how its drop reads.
+IMPORTANCE_SCORING = {
+    "binary": ("roc_auc", "drop in ROC AUC"),
+    "multiclass": ("f1_weighted", "drop in weighted F1"),
+    "regression": ("neg_root_mean_squared_error", "rise in RMSE"),
+}
 
 
 def load_estimator(cfg: PipelineConfig):
     """Instantiate ``model.estimator`` with ``model.params`` (``training.seed`` as its random_state
-    unless the params set one). The class is checked to be a scikit-learn classifier *before*
-    anything is instantiated: the config names a class, never an arbitrary callable."""
+    unless the params set one). The class is checked to be a scikit-learn classifier (a regressor
+    for a regression target) *before* anything is instantiated: the config names a class, never
+    an arbitrary callable."""
     import inspect
 
-    from sklearn.base import ClassifierMixin
+    from sklearn.base import ClassifierMixin, RegressorMixin
 
     module, _, name = cfg.model.estimator.rpartition(".")
     if not module.startswith("sklearn."):
@@ -60,8 +71,11 @@ def load_estimator(cfg: PipelineConfig):
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise EstimatorError(f"model.estimator: cannot import {cfg.model.estimator!r} ({exc})") from exc
-    if not (inspect.isclass(cls) and issubclass(cls, ClassifierMixin)):
-        raise EstimatorError(f"model.estimator {cfg.model.estimator} is not a scikit-learn classifier")
+    regression = cfg.target_kind == "regression"
+    if not (inspect.isclass(cls) and issubclass(cls, RegressorMixin if regression else ClassifierMixin)):
+        what = "regressor" if regression else "classifier"
+        raise EstimatorError(f"model.estimator {cfg.model.estimator} is not a scikit-learn {what} "
+                             f"(target.kind {cfg.target_kind})")  # fmt: skip
     params = dict(cfg.model.params)
     if "random_state" in inspect.signature(cls).parameters:
         params.setdefault("random_state", cfg.training.seed)
@@ -154,7 +168,9 @@ def train_and_register(
         _log_params_and_datasets(cfg, assembled, train, holdout)
         model = build_pipeline(cfg)
         model.fit(X, y)
-        train_metrics = {m: metrics.score(model, X, y, m) for m in ("roc_auc", "log_loss")}
+        primary, scorer = cfg.promotion.primary_metric, cfg.scorer
+        named = dict.fromkeys([primary, TRAIN_METRICS[cfg.target_kind]])
+        train_metrics = {m: scorer.score(model, X, y, m) for m in named}
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         _log_feature_importance(cfg, model, holdout)
         info = _log_model(model, X)
@@ -166,9 +182,9 @@ def train_and_register(
         client.set_registered_model_alias(cfg.registered_model, CHALLENGER, mv.version)
         mlflow.set_tag(Tag.MODEL_VERSION, mv.version)
         log.info(
-            "trained %s on %d rows (train roc_auc %.4f): run %s, registered v%s alias %s",
+            "trained %s on %d rows (train %s %.4f): run %s, registered v%s alias %s",
             cfg.model.estimator,
-            len(train), train_metrics["roc_auc"], run.info.run_id, mv.version, CHALLENGER,
+            len(train), primary, train_metrics[primary], run.info.run_id, mv.version, CHALLENGER,
         )  # fmt: skip
     return _result(cfg, client.get_model_version(cfg.registered_model, mv.version), client)
 
@@ -188,6 +204,8 @@ def _log_params_and_datasets(
             "train_rows": len(train),
             "holdout_rows": len(holdout),
             "features": ",".join(cfg.model.features),
+            "target_kind": cfg.target_kind,
+            **({"classes": ",".join(map(str, cfg.classes))} if cfg.classes else {}),
         }
     )
     for name, df, context in (("train", train, "training"), ("holdout", holdout, "evaluation")):
@@ -250,11 +268,12 @@ def _log_feature_importance(cfg: PipelineConfig, model, holdout: pd.DataFrame) -
     X, y = split_xy(cfg, sample)
     if y.nunique() < 2:
         return
-    imp = permutation_importance(model, X, y, scoring="roc_auc", n_repeats=3, random_state=0)
+    scoring, reads = IMPORTANCE_SCORING[cfg.target_kind]
+    imp = permutation_importance(model, X, y, scoring=scoring, n_repeats=3, random_state=0)
     order = imp.importances_mean.argsort()
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.5))
     ax.barh([X.columns[i] for i in order], imp.importances_mean[order], xerr=imp.importances_std[order])
-    ax.set_xlabel("drop in ROC AUC when shuffled (holdout sample)")
+    ax.set_xlabel(f"{reads} when shuffled (holdout sample)")
     ax.set_title(f"{cfg.name}: permutation feature importance")
     fig.tight_layout()
     mlflow.log_figure(fig, "feature_importance.png")

@@ -98,14 +98,32 @@ def build_expectations(cfg: PipelineConfig, part: str = "whole") -> list:
 
 
 def _label_share_expectations(gxe, cfg: PipelineConfig) -> list:
-    """A batch must hold at least ``target.min_class_share`` of positives and of negatives.
+    """What the target must look like in a batch, by kind (besides its column's own range and
+    allowed set): binary, at least ``target.min_class_share`` of positives and of negatives;
+    multiclass, that share of every declared class; regression, a target that is not constant
+    and, with ``target.mean_between``, a mean in that range.
 
-    Every value can be in range while the label collapses to one class; these two catch that.
+    Every value can be in range while the label collapses to one class (or one value); these
+    catch that.
     """
-    t = cfg.target
+    t, kind = cfg.target, cfg.target_kind
     share = t.min_class_share
+    if kind == "regression":
+        out = [gxe.ExpectColumnStdevToBeBetween(column=t.column, min_value=0, strict_min=True,
+                                                description="the target is not constant")]  # fmt: skip
+        if t.mean_between is not None:
+            low, high = t.mean_between
+            out.append(gxe.ExpectColumnMeanToBeBetween(column=t.column, min_value=low, max_value=high,
+                                                       description=f"mean target in [{low}, {high}]"))  # fmt: skip
+        return out
     if share <= 0:
         return []
+    if kind == "multiclass":
+        return [
+            gxe.ExpectColumnValuesToBeInSet(column=t.column, value_set=[c], mostly=share,
+                                            description=f"at least {share:.0%} of labelled rows of class {c!r}")
+            for c in cfg.classes
+        ]  # fmt: skip
     pos = f"at least {share:.0%} of labelled rows positive"
     neg = f"at least {share:.0%} of labelled rows negative"
     if t.positive_above is not None:

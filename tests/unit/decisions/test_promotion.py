@@ -245,3 +245,68 @@ def test_a_regressed_slice_blocks_promotion_and_is_named():
     assert decide(rule, m(0.75), m(0.70), slices=[x for x in slices if x["value"] != "JFK"]).promote
     tiny = rule.model_copy(update={"slices": rule.slices.model_copy(update={"min_rows": 5000})})
     assert slice_scores(tiny, holdout, y, (good, good > 0.5), (good, good > 0.5)) == []
+
+
+# ---------------------------------------------------------------- the gate for each target kind
+
+
+def _kind_case(kind: str, n: int = 900, seed: int = 4):
+    """Labels, a good model's and a worse model's ``(p, d)`` and a slice column, for ``kind``."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["a", "b", "c"], n)
+    if kind == "regression":
+        y = rng.normal(50, 10, n)
+        good, bad = y + rng.normal(0, 3, n), y + rng.normal(0, 6, n)
+        return y, (good, good), (bad, bad), pd.DataFrame({"region": region})
+    classes = np.array(["x", "y", "z"])
+    y = classes[rng.integers(0, 3, n)]
+    onehot = (y[:, None] == classes).astype(float)
+
+    def model(noise):
+        p = np.exp(2.5 * onehot + rng.normal(0, noise, (n, 3)))
+        p /= p.sum(axis=1, keepdims=True)
+        return p, classes[p.argmax(axis=1)]
+
+    return y, model(1.0), model(2.5), pd.DataFrame({"region": region})
+
+
+@pytest.mark.parametrize(
+    "kind, metric, guardrail",
+    [("regression", "root_mean_squared_error", "r2_score"), ("regression", "r2_score", "mean_absolute_error"),
+     ("multiclass", "f1_score", "log_loss"), ("multiclass", "roc_auc", "accuracy_score")],
+)  # fmt: skip
+def test_each_kind_refuses_a_worse_challenger_and_promotes_a_better_one(kind, metric, guardrail):
+    """The improvement, the guardrail, the paired bootstrap CI and the slices keep their meaning
+    for each kind, lower-is-better primary metrics (RMSE) included."""
+    from include.decisions.promotion import judge
+
+    scorer = metrics.Scorer(kind, ("x", "y", "z") if kind == "multiclass" else ())
+    y, good, bad, holdout = _kind_case(kind)
+    rule = PromotionSpec(primary_metric=metric, min_improvement=0.01, absolute_floor=None,
+                         guardrails={guardrail: 0.01}, slices={"columns": ["region"], "min_rows": 50},
+                         bootstrap={"require_lower_bound_above_zero": True})  # fmt: skip
+
+    def scores(pd_):
+        return {m: scorer.metric_fn(m)(y, *pd_) for m in (metric, guardrail)}
+
+    better = judge(rule, y, good, bad, scores(good), scores(bad), holdout, None, {}, scorer=scorer)
+    assert better.decision.promote, better.decision.reason
+    assert better.decision.difference > 0.01 and better.ci[0] > 0  # oriented: positive = challenger better
+    assert metrics.is_worse(metric, scores(bad)[metric], scores(good)[metric])
+    assert len(better.slices) == 3 and all(s["change"] > 0 for s in better.slices)
+
+    worse = judge(rule, y, bad, good, scores(bad), scores(good), holdout, None, {}, scorer=scorer)
+    assert not worse.decision.promote and worse.decision.difference < 0
+    assert worse.ci[1] < 0 and all(s["change"] < 0 for s in worse.slices)
+
+    first = judge(rule, y, good, None, scores(good), None, holdout, None, {}, scorer=scorer).decision
+    assert first.promote and "no absolute_floor is set" in first.reason
+
+
+def test_regression_floor_is_an_upper_bound_for_rmse():
+    rule = PromotionSpec(primary_metric="root_mean_squared_error", absolute_floor=5.0)
+    assert decide(rule, {"root_mean_squared_error": 4.0}, None).promote
+    refused = decide(rule, {"root_mean_squared_error": 6.0}, None)
+    assert not refused.promote and "root_mean_squared_error" in refused.reason

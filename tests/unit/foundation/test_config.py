@@ -67,7 +67,7 @@ def test_digest_changes_with_config(tmp_path):
         ),
         (
             lambda r: r["model"].update(estimator="sklearn.nope.Model"),
-            "is not a scikit-learn classifier class",
+            "is not a scikit-learn estimator class",
         ),
         (lambda r: r["model"].update(estimator="sklearn.ensemble.NoSuchForest"), "NoSuchForest"),
         # features must fit the schema's types and may not leak the answer
@@ -84,7 +84,7 @@ def test_digest_changes_with_config(tmp_path):
         (lambda r: r["target"].update(name="tailnum"), "target.name 'tailnum' collides"),
         (
             lambda r: r["target"].update(column="tailnum", positive_above=None),
-            "cannot tell which values of 'tailnum'",
+            "cannot tell the kind of 'tailnum'",
         ),
         (
             lambda r: r["target"].update(positive_class="Yes"),
@@ -282,7 +282,7 @@ def test_the_drift_cadence_follows_its_schedule(tmp_path):
 def test_a_model_check_that_cannot_run_breaks_only_its_file(tmp_path, monkeypatch):
     from include.foundation import checks
 
-    def broken(estimator, params):
+    def broken(estimator, params, kind):
         raise checks.ModelCheckFailed("scikit-learn could not be asked (no such interpreter)")
 
     _write(tmp_path, _flights_raw(), "a.yaml")
@@ -330,3 +330,59 @@ def test_the_demo_delivers_its_outcomes_a_week_after_its_inputs(flights_cfg):
     assert flights_cfg.outcomes_later and flights_cfg.labels.delay_days == 7
     assert flights_cfg.outcome_columns == ["dep_delay", "arr_delay", "air_time"]  # the target's among them
     assert flights_cfg.key_columns == ["time_hour", "carrier", "flight", "origin"]
+
+
+# ---------------------------------------------------------------- target kinds
+
+
+@pytest.mark.parametrize("kind, metric", [("regression", "root_mean_squared_error"), ("multiclass", "f1_score")])
+def test_target_kind_is_inferred_and_logged_with_its_default_metric(tmp_path, caplog, kind, metric):
+    from tests.factories import kind_yaml
+
+    with caplog.at_level("INFO", logger="include.foundation.config"):
+        cfg = load_pipeline(_write(tmp_path, kind_yaml(kind)))
+    assert cfg.target_kind == kind and cfg.promotion.primary_metric == metric
+    assert cfg.promotion.absolute_floor is None  # no floor outside binary unless set
+    assert f"target.kind not set: {kind}" in caplog.text
+    assert load_pipeline(FLIGHTS).target_kind == "binary"
+
+
+def _kind_raw(kind: str, change) -> dict:
+    from tests.factories import kind_yaml
+
+    raw = kind_yaml(kind)
+    change(raw)
+    return raw
+
+
+@pytest.mark.parametrize(
+    "kind, change, message",
+    [
+        ("regression", lambda r: r["promotion"].update(primary_metric="roc_auc"),
+         "promotion.primary_metric: ['roc_auc'] not a regression metric"),
+        ("regression", lambda r: r["promotion"].update(guardrails={"log_loss": 0.1}),
+         "promotion.guardrails: ['log_loss'] not a regression metric"),
+        ("multiclass", lambda r: r["promotion"].update(primary_metric="root_mean_squared_error"),
+         "not a multiclass metric"),
+        ("regression", lambda r: r["model"].update(estimator="sklearn.ensemble.HistGradientBoostingClassifier",
+                                                   params={}),
+         "is not a scikit-learn regressor; target.kind regression needs one"),
+        ("multiclass", lambda r: r["model"].update(estimator="sklearn.linear_model.Ridge", params={}),
+         "is not a scikit-learn classifier; target.kind multiclass needs one"),
+        ("multiclass", lambda r: r["schema"]["columns"][-1].pop("allowed"), "cannot tell the kind of 'team'"),
+        ("multiclass", lambda r: (r["schema"]["columns"][-1].pop("allowed"), r["target"].update(kind="multiclass")),
+         "target.kind multiclass: declare the classes of 'team' as schema allowed"),
+        ("regression", lambda r: r["target"].update(average="macro"), "target.average applies to multiclass"),
+        ("multiclass", lambda r: r["target"].update(mean_between=[1, 2]), "target.mean_between applies to regression"),
+        ("regression", lambda r: r["target"].update(kind="binary"), "cannot tell which values of 'minutes'"),
+        ("regression", lambda r: r["target"].update(kind="ordinal"), "target.kind: Input should be 'binary'"),
+        ("multiclass", lambda r: r["target"].update(positive_class="sales", kind="multiclass"),
+         "target.positive_class makes a binary label, but target.kind is multiclass"),
+        ("regression", lambda r: r["target"].update(mean_between=[200, 10]), "target.mean_between [200.0, 10.0]"),
+    ],
+)  # fmt: skip
+def test_a_target_kind_that_does_not_fit_names_the_key(tmp_path, kind, change, message):
+    path = _write(tmp_path, _kind_raw(kind, change))
+    with pytest.raises(ConfigError) as err:
+        load_pipeline(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value), str(err.value)

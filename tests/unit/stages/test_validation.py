@@ -135,3 +135,35 @@ def test_inputs_and_outcomes_that_arrive_apart_have_suites_of_their_own(flights_
     assert columns("whole") == columns("inputs") | late
     assert list(outcomes.columns) == ["time_hour", "carrier", "flight", "origin", *sorted(late, key=[
         "dep_delay", "arr_delay", "air_time"].index)]  # fmt: skip
+
+
+def _kind_week(kind: str) -> pd.DataFrame:
+    from tests.factories import kind_table
+
+    df = kind_table(kind, 1)
+    ts = df.columns[0]
+    return df.assign(**{ts: pd.to_datetime(df[ts]).dt.tz_localize(None)})
+
+
+@pytest.mark.parametrize(
+    "kind, spoil, expectation, column",
+    [
+        ("multiclass", lambda d: d.assign(team="billing"), "expect_column_values_to_be_in_set", "team"),
+        ("multiclass", lambda d: d.assign(team=d["team"].where(d["team"] != "sales", "network")),
+         "expect_column_values_to_be_in_set", "team"),  # a class below min_class_share
+        ("regression", lambda d: d.assign(minutes=30.0), "expect_column_stdev_to_be_between", "minutes"),
+        ("regression", lambda d: d.assign(minutes=(d["minutes"] + 180).clip(upper=399)),
+         "expect_column_mean_to_be_between", "minutes"),
+    ],
+)  # fmt: skip
+def test_each_target_kind_has_its_own_expectations(tmp_path, kind, spoil, expectation, column):
+    """Multiclass: the declared classes, each at least min_class_share; regression: a target that
+    is not constant and a mean inside target.mean_between."""
+    from tests.factories import kind_cfg
+
+    cfg, week = kind_cfg(kind), _kind_week(kind)
+    summary, _ = validate_frame(cfg, week, tmp_path)
+    assert summary["success"], summary["failures"]
+    summary, _ = validate_frame(cfg, spoil(week), tmp_path)
+    assert not summary["success"]
+    assert (expectation, column) in [(f["expectation"], f["column"]) for f in summary["failures"]]
