@@ -173,7 +173,7 @@ def train_and_register(
         train_metrics = {m: scorer.score(model, X, y, m) for m in named}
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         _log_feature_importance(cfg, model, holdout)
-        info = _log_model(model, X)
+        info = _log_model(model, X, cfg.target.name)
         version_tags = {k: v for k, v in {**tags, Tag.ROLE: Role.TRAINED}.items() if k in VERSION_TAGS}
         with contextlib.redirect_stderr(io.StringIO()) as notices:  # MLflow prints these to stderr
             mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags=version_tags)
@@ -218,8 +218,11 @@ def _log_params_and_datasets(
         mlflow.log_input(ds, context=context, tags={"rows": str(len(df)), "sha256": sha})
 
 
-def _log_model(model, X: pd.DataFrame):
-    """Log with a signature and pinned requirements, as skops with library types trusted (no pickle)."""
+def _log_model(model, X: pd.DataFrame, label: str):
+    """Log with a signature and pinned requirements, as skops with library types trusted (no pickle).
+
+    The signature's output is what ``predict`` returns, named ``label``: the 0/1 label, the
+    class (a string for named classes) or the predicted value."""
     import mlflow.sklearn
     import numpy as np
     import pandas as pd
@@ -227,7 +230,7 @@ def _log_model(model, X: pd.DataFrame):
     from mlflow.models import infer_signature
 
     sample_x = X.sample(min(len(X), SAMPLE_ROWS), random_state=0)
-    signature = infer_signature(sample_x, model.predict(sample_x))
+    signature = infer_signature(sample_x, pd.Series(model.predict(sample_x), name=label))
     fmt = {"skops_trusted_types": _skops_trusted_types(model)}
     return mlflow.sklearn.log_model(
         model,
