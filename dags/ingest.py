@@ -70,6 +70,7 @@ def build_ingest_dag(cfg, settings):
         def ingest(params=None) -> dict:
             from datetime import UTC, datetime
 
+            from include.orchestration.connections import read_sql
             from include.stages.ingest import ingest_batch, interval_for_run
 
             ctx = get_current_context()
@@ -77,7 +78,9 @@ def build_ingest_dag(cfg, settings):
                 cfg, settings.data_root, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
                 params["batch_start"], params["batch_days"], datetime.now(UTC),
             )  # fmt: skip
-            out = ingest_batch(cfg, settings.data_root, start, end, replace=params["replace"])
+            out = ingest_batch(
+                cfg, settings.data_root, start, end, replace=params["replace"], read_sql=read_sql
+            )
             if out.get("already_published"):
                 from airflow.sdk.exceptions import AirflowSkipException
 

@@ -68,6 +68,7 @@ def build_outcomes_dag(cfg, settings):
         @task
         @stage_call
         def collect(params=None) -> dict:
+            from include.orchestration.connections import read_sql
             from include.stages.ingest import due_interval_for_run, ingest_outcomes
 
             ctx = get_current_context()
@@ -75,7 +76,9 @@ def build_outcomes_dag(cfg, settings):
                 cfg, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
                 params["interval"], params["interval_days"],
             )  # fmt: skip
-            out = ingest_outcomes(cfg, settings.data_root, start, end, replace=params["replace"])
+            out = ingest_outcomes(
+                cfg, settings.data_root, start, end, replace=params["replace"], read_sql=read_sql
+            )
             if out.get("already_published") or out.get("nothing_due"):
                 from airflow.sdk.exceptions import AirflowSkipException
 

@@ -240,7 +240,9 @@ class Replay:
     def _metrics(self, y, predictions: tuple) -> dict[str, float]:
         rule = self.cfg.promotion
         p, d = predictions
-        return {m: float(self.cfg.scorer.metric_fn(m)(y, p, d)) for m in (rule.primary_metric, *rule.guardrails)}
+        return {
+            m: float(self.cfg.scorer.metric_fn(m)(y, p, d)) for m in (rule.primary_metric, *rule.guardrails)
+        }
 
     def run(self, policy: Policy, until: date | None = None) -> Outcome:
         """Step through the weeks (those starting before ``until``): decide at each batch end,
@@ -433,6 +435,9 @@ def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budg
     }
 
 
-def load_year(cfg: PipelineConfig, settings: Settings, first: datetime, last: datetime) -> pd.DataFrame:
-    """Every row the ingest DAG would have curated between ``first`` and ``last``."""
-    return fetch(cfg, first, last, PipelinePaths(settings.data_root, cfg.name).base)
+def load_year(
+    cfg: PipelineConfig, settings: Settings, first: datetime, last: datetime, read_sql=None
+) -> pd.DataFrame:
+    """Every row the ingest DAG would have curated between ``first`` and ``last`` (``read_sql``:
+    how a ``sql`` source reaches its database, :data:`include.stages.sources.SqlReader`)."""
+    return fetch(cfg, first, last, PipelinePaths(settings.data_root, cfg.name).base, read_sql=read_sql)

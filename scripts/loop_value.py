@@ -291,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     first = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
     last = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC) + timedelta(days=1)
     t0 = time.perf_counter()
-    replay = Replay(cfg, load_year(cfg, settings, first, last), first, last)
+    from include.orchestration.connections import read_sql  # a sql source: through its connection
+
+    replay = Replay(cfg, load_year(cfg, settings, first, last, read_sql), first, last)
     out_dir = settings.home / "loop-value" / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
     metric = cfg.promotion.primary_metric

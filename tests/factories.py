@@ -172,11 +172,17 @@ def kind_yaml(kind: str) -> dict[str, Any]:
                 ],
             },
             "target": {"column": "minutes", "mean_between": [10, 200]},
-            "model": {"estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
-                      "params": {"max_iter": 50}, "numeric_features": ["distance_km", "items"],
-                      "categorical_features": ["region"]},  # fmt: skip
-            "promotion": {"min_improvement": 0.05, "guardrails": {"r2_score": 0.05},
-                          "slices": {"columns": ["region"], "tolerance": 2.0, "min_rows": 30}},  # fmt: skip
+            "model": {
+                "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+                "params": {"max_iter": 50},
+                "numeric_features": ["distance_km", "items"],
+                "categorical_features": ["region"],
+            },  # fmt: skip
+            "promotion": {
+                "min_improvement": 0.05,
+                "guardrails": {"r2_score": 0.05},
+                "slices": {"columns": ["region"], "tolerance": 2.0, "min_rows": 30},
+            },  # fmt: skip
             "drift": {**common["drift"], "performance_floor": 60.0},  # RMSE above 60 minutes retrains
         }
     return {
@@ -192,14 +198,25 @@ def kind_yaml(kind: str) -> dict[str, Any]:
                 {"name": "channel", "dtype": "str", "allowed": ["mail", "phone", "chat"]},
                 {"name": "words", "dtype": "int", "min": 0, "max": 2000},
                 {"name": "amount", "dtype": "float", "min": 0},
-                {"name": "team", "dtype": "str", "allowed": ["billing", "network", "sales"], "nullable": False},
+                {
+                    "name": "team",
+                    "dtype": "str",
+                    "allowed": ["billing", "network", "sales"],
+                    "nullable": False,
+                },
             ],
         },
         "target": {"column": "team", "min_class_share": 0.05},
-        "model": {"estimator": "sklearn.linear_model.LogisticRegression", "params": {"max_iter": 500},
-                  "numeric_features": ["words", "amount"], "categorical_features": ["channel"]},  # fmt: skip
-        "promotion": {"guardrails": {"log_loss": 0.05},
-                      "slices": {"columns": ["channel"], "tolerance": 0.1, "min_rows": 30}},  # fmt: skip
+        "model": {
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "params": {"max_iter": 500},
+            "numeric_features": ["words", "amount"],
+            "categorical_features": ["channel"],
+        },  # fmt: skip
+        "promotion": {
+            "guardrails": {"log_loss": 0.05},
+            "slices": {"columns": ["channel"], "tolerance": 0.1, "min_rows": 30},
+        },  # fmt: skip
         "drift": {**common["drift"], "performance_floor": 0.3},  # weighted F1 below 0.3 retrains
     }
 

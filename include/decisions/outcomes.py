@@ -97,7 +97,6 @@ def realized_performance(
     ``joined`` holds the prediction log's columns (:meth:`Scorer.from_log`), the ``label`` and
     the slice columns.
     """
-    import numpy as np
 
     fn = scorer.metric_fn(metric)
     y = joined[label].to_numpy()

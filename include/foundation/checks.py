@@ -164,4 +164,7 @@ if __name__ == "__main__":  # python -m include.foundation.checks check-model < 
     if sys.argv[1:] != ["check-model"]:
         sys.exit("usage: python -m include.foundation.checks check-model < {estimator, params}")
     _spec = json.load(sys.stdin)
-    json.dump({"problems": model_problems(_spec["estimator"], _spec["params"], _spec.get("kind", "binary"))}, sys.stdout)
+    json.dump(
+        {"problems": model_problems(_spec["estimator"], _spec["params"], _spec.get("kind", "binary"))},
+        sys.stdout,
+    )

@@ -87,6 +87,36 @@ class LandingSource(_Strict):
         return self
 
 
+class SqlSource(_Strict):
+    """Reads each data interval from a database with a parameterised query, through an Airflow
+    connection (its host, login and password live in Airflow's connections or secrets backend,
+    never here).
+
+    The query binds the interval as ``:start`` and ``:end`` (timezone-aware UTC datetimes, passed
+    as query parameters by SQLAlchemy, never formatted into the SQL), e.g.
+    ``SELECT * FROM orders WHERE ordered_at >= :start AND ordered_at < :end``.
+    """
+
+    kind: Literal["sql"]
+    conn_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Airflow connection id (e.g. warehouse)")
+    query: str = Field(min_length=1, description="SELECT with :start and :end bind parameters")
+    timestamp_column: str | None = Field(
+        None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
+    )
+
+    @model_validator(mode="after")
+    def _binds_the_interval(self) -> SqlSource:
+        import re
+
+        missing = [b for b in (":start", ":end") if not re.search(re.escape(b) + r"\b", self.query)]
+        if missing:
+            raise ValueError(
+                f"source.query must bind the interval as {' and '.join(missing)} (e.g. WHERE ts >= :start AND "
+                "ts < :end); the values are passed as query parameters, never formatted into the SQL"
+            )
+        return self
+
+
 class ColumnSpec(_Strict):
     name: str
     dtype: Literal["int", "float", "str", "bool", "datetime"]
@@ -164,7 +194,8 @@ class TargetSpec(_Strict):
         None, description="Binary: binarise a numeric column: label = column > positive_above"
     )
     positive_class: str | int | float | bool | None = Field(
-        None, description="Binary: the value that means positive (e.g. 'Yes', 'churned'); every other value is 0"
+        None,
+        description="Binary: the value that means positive (e.g. 'Yes', 'churned'); every other value is 0",
     )
     name: str = Field("label", description="Name of the derived label column (binary: 0/1)")
     min_class_share: float = Field(
@@ -246,8 +277,10 @@ class TrainingSpec(_Strict):
     min_train_rows: int = Field(1000, ge=1)
     min_holdout_rows: int = Field(200, ge=1, description="Fewer labelled holdout rows: no decision")
     min_holdout_class_rows: int = Field(
-        20, ge=1, description="Fewer positives or negatives (multiclass: rows of any class) in the holdout: "
-        "no decision; regression: not used"
+        20,
+        ge=1,
+        description="Fewer positives or negatives (multiclass: rows of any class) in the holdout: "
+        "no decision; regression: not used",
     )
     seed: int = Field(42, description="random_state of the estimator unless model.params sets one")
 
@@ -262,7 +295,7 @@ class LabelSpec(_Strict):
         description="Outcomes arrive this many days after the end of their inputs' interval; 0: with "
         "the inputs. No step uses an outcome before it arrived (include/decisions/windows.py)",
     )
-    source: ReplaySource | LandingSource | None = Field(
+    source: ReplaySource | LandingSource | SqlSource | None = Field(
         None,
         discriminator="kind",
         description="Where the outcome batches come from (key and outcome columns); default: the "
@@ -294,11 +327,14 @@ class PromotionSpec(_Strict):
         "(binary), f1_score (multiclass), root_mean_squared_error (regression)",
     )
     min_improvement: float = Field(
-        0.001, gt=0, description="Challenger must beat the champion by at least this (in the metric's units, "
-        "in its better direction); a tie never promotes"
+        0.001,
+        gt=0,
+        description="Challenger must beat the champion by at least this (in the metric's units, "
+        "in its better direction); a tie never promotes",
     )
     absolute_floor: float | None = Field(
-        0.5, description="First model: promote only if its metric is on the good side of this (lower-is-better "
+        0.5,
+        description="First model: promote only if its metric is on the good side of this (lower-is-better "
         "metrics: at most this); default 0.5 for binary, none for multiclass and regression",
     )
     guardrails: dict[MetricName, float] = Field(
@@ -445,7 +481,7 @@ class PipelineConfig(_Strict):
     description: str = ""
     owner: str = "ml-platform"
     tags: list[str] = []
-    source: ReplaySource | LandingSource = Field(discriminator="kind")
+    source: ReplaySource | LandingSource | SqlSource = Field(discriminator="kind")
     schema_: SchemaSpec = Field(alias="schema")
     target: TargetSpec
     model: ModelSpec
@@ -542,7 +578,11 @@ class PipelineConfig(_Strict):
                     "intervals: set it to the schedule's spacing or leave it out to derive it"
                 )
         src = self.source
-        if isinstance(src, LandingSource) and src.timestamp_column and src.timestamp_column not in names:
+        if (
+            isinstance(src, LandingSource | SqlSource)
+            and src.timestamp_column
+            and src.timestamp_column not in names
+        ):
             raise ValueError(f"source.timestamp_column {src.timestamp_column!r} is not a schema column")
         self._check_outcome_delivery()
         return self
@@ -600,7 +640,9 @@ class PipelineConfig(_Strict):
         if kind == "regression" and col.dtype not in ("int", "float"):
             raise ValueError(f"target.kind regression needs a numeric column; {col.name!r} is {col.dtype}")
         if kind != "regression" and target.mean_between is not None:
-            raise ValueError(f"target.mean_between applies to regression targets only (target.kind is {kind})")
+            raise ValueError(
+                f"target.mean_between applies to regression targets only (target.kind is {kind})"
+            )
         vocabulary = KIND_METRICS[kind]
         rule = self.promotion
         for key, names in (("promotion.primary_metric", [rule.primary_metric]),
@@ -647,7 +689,9 @@ class PipelineConfig(_Strict):
     def timestamp_column(self) -> str:
         """The column that places a row in a data interval (the source's, else the schema's)."""
         src = self.source
-        return (isinstance(src, LandingSource) and src.timestamp_column) or self.schema_.timestamp_column
+        return (
+            isinstance(src, LandingSource | SqlSource) and src.timestamp_column
+        ) or self.schema_.timestamp_column
 
     @property
     def outcomes_later(self) -> bool:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 class UnknownMetric(PermanentError, ValueError):
     """A metric that is not in the target kind's vocabulary (the config refuses it on load)."""
 
+
 TargetKind = Literal["binary", "multiclass", "regression"]
 TARGET_KINDS: tuple[TargetKind, ...] = ("binary", "multiclass", "regression")
 
@@ -103,7 +104,9 @@ class Scorer:
         from sklearn import metrics as m
 
         if name not in KIND_METRICS[self.kind]:
-            raise UnknownMetric(f"{name!r} is not a {self.kind} metric; expected one of {KIND_METRICS[self.kind]}")
+            raise UnknownMetric(
+                f"{name!r} is not a {self.kind} metric; expected one of {KIND_METRICS[self.kind]}"
+            )
         if self.kind == "regression":
             return {
                 "root_mean_squared_error": lambda y, p, d: m.root_mean_squared_error(y, d),

@@ -270,7 +270,9 @@ def assemble(
             "uri": str(uri),
             "rows": len(df),
             "sha256": sha,
-            "positive_rate": round(float(df[cfg.target.name].mean()), 4) if cfg.target_kind == "binary" else None,
+            "positive_rate": round(float(df[cfg.target.name].mean()), 4)
+            if cfg.target_kind == "binary"
+            else None,
         }
     log.info(
         "assembled %s: train %d rows %s..%s, holdout %d rows ..%s",
@@ -305,7 +307,9 @@ def _enough(
             f"{len(train)} training rows in {train_w} (training.min_train_rows: {t.min_train_rows})"
         )
     elif train[label].nunique() < 2:
-        problems.append(f"the training rows in {train_w} hold a single {'value' if kind == 'regression' else 'class'}")
+        problems.append(
+            f"the training rows in {train_w} hold a single {'value' if kind == 'regression' else 'class'}"
+        )
     if len(holdout) < t.min_holdout_rows:
         problems.append(
             f"{len(holdout)} holdout rows in {hold_w} (training.min_holdout_rows: {t.min_holdout_rows})"
@@ -319,7 +323,9 @@ def _enough(
             )
     elif kind == "multiclass":
         counts = holdout[label].value_counts()
-        few = {str(c): int(counts.get(c, 0)) for c in cfg.classes if counts.get(c, 0) < t.min_holdout_class_rows}
+        few = {
+            str(c): int(counts.get(c, 0)) for c in cfg.classes if counts.get(c, 0) < t.min_holdout_class_rows
+        }
         if few:
             problems.append(f"the holdout in {hold_w} has too few rows of classes {few} "
                             f"(training.min_holdout_class_rows: {t.min_holdout_class_rows})")  # fmt: skip

@@ -190,7 +190,9 @@ def _log_residuals(cfg: PipelineConfig, holdout, y, predicted) -> None:
     left.plot([low, high], [low, high], color="black", lw=1)
     left.set(xlabel=f"actual {cfg.target.column}", ylabel="predicted", title="predicted vs actual (holdout)")
     right.hist(residual, bins=50)
-    right.set(xlabel="residual (predicted - actual)", ylabel="rows", title=f"residuals: mean {residual.mean():+.3g}")
+    right.set(
+        xlabel="residual (predicted - actual)", ylabel="rows", title=f"residuals: mean {residual.mean():+.3g}"
+    )
     fig.tight_layout()
     mlflow.log_figure(fig, "residuals.png")
     plt.close(fig)

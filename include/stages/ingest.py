@@ -43,8 +43,9 @@ def overlapping_partitions(paths: PipelinePaths, start: datetime, end: datetime)
 
 
 def ingest_batch(
-    cfg: PipelineConfig, data_root: Path, start: datetime, end: datetime, replace: bool = False
-) -> IngestedBatch:
+    cfg: PipelineConfig, data_root: Path, start: datetime, end: datetime, replace: bool = False,
+    read_sql: sources.SqlReader | None = None,
+) -> IngestedBatch:  # fmt: skip
     """Write the interval's rows to ``raw/<partition>/batch.parquet`` atomically.
 
     Idempotent: the same interval gives the same file and the same content hash, and a
@@ -71,7 +72,7 @@ def ingest_batch(
             f"batch {key} of {cfg.name} overlaps published partitions {overlap}: its rows would be counted "
             "twice. Ingest whole intervals that do not overlap (or delete those partitions first)."
         )
-    df = sources.fetch(cfg, start, end, paths.base, "inputs" if cfg.outcomes_later else "whole")
+    df = sources.fetch(cfg, start, end, paths.base, "inputs" if cfg.outcomes_later else "whole", read_sql)
     out = write_parquet(df, paths.raw(key))
     digest = frame_digest(df)
     log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), key, out, digest[:12])
@@ -204,8 +205,9 @@ def due_interval_for_run(
 
 
 def ingest_outcomes(
-    cfg: PipelineConfig, data_root: Path, due_start: datetime, due_end: datetime, replace: bool = False
-) -> IngestedBatch:
+    cfg: PipelineConfig, data_root: Path, due_start: datetime, due_end: datetime, replace: bool = False,
+    read_sql: sources.SqlReader | None = None,
+) -> IngestedBatch:  # fmt: skip
     """Collect the outcomes of the inputs' interval ``[due_start, due_end)`` (see
     :func:`due_interval_for_run`) into ``raw/<partition>/outcomes.parquet`` (atomic, idempotent).
     Already published outcomes are left alone unless ``replace`` (then the new batch is validated
@@ -220,7 +222,7 @@ def ingest_outcomes(
             key, rows, paths.outcomes(key),
         )  # fmt: skip
         return {"partition": key, "uri": str(paths.outcomes(key)), "rows": rows, "already_published": True}
-    df = sources.fetch(cfg, due_start, due_end, paths.base, "outcomes")
+    df = sources.fetch(cfg, due_start, due_end, paths.base, "outcomes", read_sql)
     if df.empty:  # e.g. an interval before the data's first day, or outcome files not landed yet
         log.warning("the source holds no outcomes of %s (yet): nothing collected", key)
         return {"partition": key, "uri": "", "rows": 0, "nothing_due": True}

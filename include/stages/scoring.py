@@ -125,7 +125,9 @@ def score_batch(
     batch = pd.read_parquet(batch_file, columns=list(dict.fromkeys([*keys, *columns])))  # what is needed only
     scorer = cfg.scorer
     p, labels = score_in_chunks(model, batch, columns, numeric, scorer=scorer)
-    probabilities = dict(zip(scorer.proba_columns(), p.T, strict=True)) if scorer.kind == "multiclass" else None
+    probabilities = (
+        dict(zip(scorer.proba_columns(), p.T, strict=True)) if scorer.kind == "multiclass" else None
+    )
     scored_at = datetime.now(UTC)
     rows = prediction_rows(batch, keys, scorer.served_score(p, labels), labels, name, version, airflow_run_id,
                            scored_at, served, probabilities)  # fmt: skip

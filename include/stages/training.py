@@ -45,6 +45,7 @@ class EstimatorError(PermanentError, ValueError):
     """``model.estimator`` or ``model.params`` cannot make the scikit-learn estimator the target
     kind needs (a classifier, or a regressor for a regression target)."""
 
+
 # What a training run reports on its own training rows: the primary metric and one more.
 TRAIN_METRICS = {"binary": "log_loss", "multiclass": "log_loss", "regression": "r2_score"}
 # scikit-learn scorer for permutation importance, and how its drop reads.

@@ -69,13 +69,18 @@ def test_a_target_kind_runs_the_loop(kind_pipeline):
     if kind == "regression":  # MLflow logs no regressor plots: the evaluation stage does
         assert {"residuals.png", "error_by_slice.json"} <= artifacts, artifacts
     else:  # MLflow's classifier evaluation: per-class metrics and the confusion matrix
-        assert any("per_class_metrics" in a for a in artifacts) and any("confusion_matrix" in a for a in artifacts)
+        assert any("per_class_metrics" in a for a in artifacts) and any(
+            "confusion_matrix" in a for a in artifacts
+        )
     import mlflow
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     signature = mlflow.models.get_model_info(f"models:/{cfg.registered_model}/{v1.version}").signature
     [output] = signature.outputs.inputs  # what predict returns, named: the value or the class
-    assert (output.name, output.type.name) == (cfg.target.name, "double" if kind == "regression" else "string")
+    assert (output.name, output.type.name) == (
+        cfg.target.name,
+        "double" if kind == "regression" else "string",
+    )
 
     dr = run_dag(f"{name}__score", run_conf={"interval": day(4), "model_version": None})
     assert task_states(dr) == {"score": "success"}

@@ -335,7 +335,9 @@ def test_the_demo_delivers_its_outcomes_a_week_after_its_inputs(flights_cfg):
 # ---------------------------------------------------------------- target kinds
 
 
-@pytest.mark.parametrize("kind, metric", [("regression", "root_mean_squared_error"), ("multiclass", "f1_score")])
+@pytest.mark.parametrize(
+    "kind, metric", [("regression", "root_mean_squared_error"), ("multiclass", "f1_score")]
+)
 def test_target_kind_is_inferred_and_logged_with_its_default_metric(tmp_path, caplog, kind, metric):
     from tests.factories import kind_yaml
 

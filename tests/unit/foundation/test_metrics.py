@@ -65,7 +65,9 @@ def _fitted(kind: str, n: int = 600, seed: int = 2):
     return LogisticRegression(max_iter=500).fit(X, y), X, pd.Series(y)
 
 
-@pytest.mark.parametrize("kind, average", [("multiclass", "weighted"), ("multiclass", "macro"), ("regression", None)])
+@pytest.mark.parametrize(
+    "kind, average", [("multiclass", "weighted"), ("multiclass", "macro"), ("regression", None)]
+)
 def test_each_kinds_metrics_are_mlflows_own(kind, average):
     """Every metric a rule may name is what ``mlflow.models.evaluate`` reports for the kind's
     model_type (and averaging): the gate, the bootstrap and the drift check speak MLflow's numbers."""
@@ -85,7 +87,9 @@ def test_each_kinds_metrics_are_mlflows_own(kind, average):
 
 
 def test_directions_of_the_regression_and_multiclass_vocabularies():
-    assert all(not metrics.greater_is_better(m) for m in metrics.KIND_METRICS["regression"] if m != "r2_score")
+    assert all(
+        not metrics.greater_is_better(m) for m in metrics.KIND_METRICS["regression"] if m != "r2_score"
+    )
     assert metrics.greater_is_better("r2_score") and metrics.greater_is_better("f1_score")
     assert metrics.is_worse("root_mean_squared_error", 5.1, 5.0)
     with pytest.raises(metrics.UnknownMetric, match="not a regression metric"):

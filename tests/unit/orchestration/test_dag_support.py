@@ -93,3 +93,29 @@ def test_an_outage_without_a_message_is_still_named():
         err = exc
     err.__context__ = ConnectionRefusedError()
     assert server_outage(err) == ("http://mlflow:5000", "ConnectionRefusedError: ")
+
+
+def test_sql_reader_names_a_missing_connection(monkeypatch):
+    from include.orchestration.connections import ConnectionUnusable, read_sql
+
+    monkeypatch.delenv("AIRFLOW_CONN_CT_NOWHERE", raising=False)
+    with pytest.raises(ConnectionUnusable, match="'ct_nowhere' is not defined"):
+        read_sql("ct_nowhere", "SELECT 1", {})
+
+
+def test_sql_reader_reaches_any_sqlalchemy_database(tmp_path, monkeypatch):
+    """A connection type no provider reads, with the driver named in its extra; :start/:end bound."""
+    import json
+    import sqlite3
+
+    from include.orchestration.connections import read_sql
+
+    db = tmp_path / "w.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE t (ts TEXT, v INT)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [("2024-01-01", 1), ("2024-01-05", 2), ("2024-02-01", 3)])
+    conn = {"conn_type": "generic", "schema": str(db), "extra": {"sqlalchemy_driver": "sqlite"}}
+    monkeypatch.setenv("AIRFLOW_CONN_CT_ANY", json.dumps(conn))
+    df = read_sql("ct_any", "SELECT * FROM t WHERE ts >= :start AND ts < :end",
+                  {"start": "2024-01-02", "end": "2024-01-31"})  # fmt: skip
+    assert df["v"].tolist() == [2]

@@ -4,6 +4,7 @@ import json
 import os
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -383,3 +384,41 @@ def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg,
     assert publish_batch(flights_cfg, tmp_path, first["partition"])["replaced_rows"] is None  # a retry: no-op
     replaced = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8, replace=True)
     assert replaced["rows"] == first["rows"] and "already_published" not in replaced
+
+
+def _sql_cfg(query: str = "SELECT * FROM t WHERE ts >= :start AND ts < :end"):
+    return landing_cfg("warehouse", source={"kind": "sql", "conn_id": "warehouse", "query": query})
+
+
+def test_sql_source_binds_the_interval_as_parameters():
+    """The query goes to the reader as written; the interval travels as bound parameters."""
+    seen = {}
+
+    def reader(conn_id, query, parameters):
+        seen.update(conn_id=conn_id, query=query, parameters=parameters)
+        return pd.DataFrame({"ts": pd.to_datetime(["2024-01-02T05:00:00Z"]), "x": [1.0], "y": [1]})
+
+    cfg, start, end = _sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC)
+    df = sources.fetch(cfg, start, end, Path("/nonexistent"), read_sql=reader)
+    assert seen == {"conn_id": "warehouse", "query": cfg.source.query, "parameters": {"start": start, "end": end}}
+    assert df["ts"].dt.tz is None and len(df) == 1
+
+
+def test_sql_rows_outside_the_interval_are_refused_not_trimmed():
+    def reader(conn_id, query, parameters):
+        return pd.DataFrame({"ts": pd.to_datetime(["2024-01-02", "2024-02-01"]), "x": [1.0, 2.0], "y": [0, 1]})
+
+    with pytest.raises(sources.RowsOutsideInterval, match="1 of 2 rows with ts outside"):
+        sources.fetch(_sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC), Path("/x"),
+                      read_sql=reader)  # fmt: skip
+    with pytest.raises(sources.SourceError, match="no SQL reader"):
+        sources.fetch(_sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC), Path("/x"))
+
+
+def test_sql_query_must_bind_the_interval():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="must bind the interval as :end"):
+        _sql_cfg("SELECT * FROM t WHERE ts >= :start")
+    with pytest.raises(ValidationError, match="conn_id"):
+        landing_cfg("w", source={"kind": "sql", "conn_id": "postgres://u:p@h/db", "query": "SELECT :start, :end"})

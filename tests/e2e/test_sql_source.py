@@ -1,0 +1,98 @@
+"""A SQL source through an Airflow connection, against the real PostgreSQL on loopback.
+
+The test creates a database of its own (dropped at the end) holding a synthetic orders table,
+defines the Airflow connection as ``AIRFLOW_CONN_CT_WAREHOUSE`` (the pipeline file names only its
+id), and runs the ingest DAG: each week is read with the interval bound as query parameters,
+validated and published; a repeat leaves the published week alone; a week the producer spoiled
+in the database is quarantined with its report while the earlier weeks stay as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+import yaml
+
+from include.foundation.settings import Settings
+from tests.airflow_helpers import run_dag, task_states
+from tests.factories import KIND_START, kind_table, kind_yaml
+
+pytestmark = pytest.mark.e2e
+NAME = "delivery_sql"
+QUERY = "SELECT * FROM deliveries WHERE ordered_at >= :start AND ordered_at < :end ORDER BY order_id"
+
+
+def _pg(sql: str, dbname: str = "postgres", rows=None) -> None:
+    import psycopg2
+    import psycopg2.extras
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        if rows is None:
+            cur.execute(sql)
+        else:
+            psycopg2.extras.execute_values(cur, sql, rows)
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory, airflow_db):
+    db = f"ct_sql_{uuid.uuid4().hex[:10]}"
+    _pg(f"CREATE DATABASE {db}")
+    table = kind_table("regression", 3)
+    _pg("CREATE TABLE deliveries (ordered_at timestamptz NOT NULL, order_id bigint PRIMARY KEY, "
+        "distance_km double precision, items integer, region text, minutes double precision)", db)  # fmt: skip
+    rows = [(pd.Timestamp(r.ordered_at).to_pydatetime(), int(r.order_id), float(r.distance_km), int(r.items),
+             r.region, float(r.minutes)) for r in table.itertuples()]  # fmt: skip
+    _pg("INSERT INTO deliveries VALUES %s", db, rows)
+    raw = kind_yaml("regression")
+    raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY})
+    folder = tmp_path_factory.mktemp("sql_pipelines")
+    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CT_PIPELINES_DIR", str(folder))
+    mp.setenv("AIRFLOW_CONN_CT_WAREHOUSE", f"postgresql://postgres@127.0.0.1:5432/{db}")
+    yield db, table
+    mp.undo()
+    _pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def ingest(week: int):
+    when = (KIND_START + timedelta(weeks=week)).replace(tzinfo=pd.Timestamp(0, tz="UTC").tzinfo)
+    return run_dag(f"{NAME}__ingest", logical_date=when, run_conf={})
+
+
+def test_sql_source_through_an_airflow_connection(warehouse):
+    from include.foundation.storage import PipelinePaths, file_digest
+
+    db, table = warehouse
+    assert "postgres" not in yaml.safe_dump(kind_yaml("regression"))  # no credentials in the config
+    paths = PipelinePaths(Settings.from_env().data_root, NAME)
+    for week in (1, 2):
+        dr = ingest(week)
+        assert str(dr.state) == "success", task_states(dr)
+    first, second = paths.curated_partitions()
+    published = pd.concat([pd.read_parquet(paths.curated(k)) for k in (first, second)])
+    two_weeks = table[pd.to_datetime(table["ordered_at"]) < pd.Timestamp(KIND_START + timedelta(weeks=2), tz="UTC")]
+    assert sorted(published["order_id"]) == sorted(two_weeks["order_id"])  # every row once, none else
+    assert published["ordered_at"].dt.tz is None  # stored as naive UTC, like every source
+
+    digest = file_digest(paths.curated(first))
+    dr = ingest(1)  # the same week again: left as published
+    assert task_states(dr)["ingest"] == "skipped", task_states(dr)
+    assert file_digest(paths.curated(first)) == digest
+
+    week3 = KIND_START + timedelta(weeks=2)
+    _pg(f"UPDATE deliveries SET minutes = -5 WHERE ordered_at >= '{week3:%Y-%m-%d}' AND order_id % 7 = 0", db)
+    dr = ingest(3)
+    assert str(dr.state) == "failed" and task_states(dr)["validate"] == "failed", task_states(dr)
+    assert paths.curated_partitions() == [first, second]  # nothing published; earlier weeks intact
+    [key] = [k for k in os.listdir(paths.base / "quarantine") if k.startswith(f"{week3:%Y%m%d}")]
+    [report] = paths.quarantine_reports(key)
+    assert "minutes" in report.read_text()
+    assert file_digest(paths.curated(first)) == digest
