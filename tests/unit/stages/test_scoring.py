@@ -33,7 +33,7 @@ def setup(tmp_path):
     train = frame(JAN1 - timedelta(days=14), 14, n=300)
     model = build_pipeline(cfg).fit(train[["x", "c"]], train["y"] > 0.5)
     with mlflow.start_run():
-        info = _log_model(model, train[["x", "c"]])
+        info = _log_model(model, train[["x", "c"]], "label")
     mv = mlflow.register_model(info.model_uri, cfg.registered_model)
     paths = PipelinePaths(settings.data_root, cfg.name)
     batch = frame(JAN1, 7, n=120, seed=1)
