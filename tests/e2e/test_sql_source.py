@@ -78,7 +78,9 @@ def test_sql_source_through_an_airflow_connection(warehouse):
         assert str(dr.state) == "success", task_states(dr)
     first, second = paths.curated_partitions()
     published = pd.concat([pd.read_parquet(paths.curated(k)) for k in (first, second)])
-    two_weeks = table[pd.to_datetime(table["ordered_at"]) < pd.Timestamp(KIND_START + timedelta(weeks=2), tz="UTC")]
+    two_weeks = table[
+        pd.to_datetime(table["ordered_at"]) < pd.Timestamp(KIND_START + timedelta(weeks=2), tz="UTC")
+    ]
     assert sorted(published["order_id"]) == sorted(two_weeks["order_id"])  # every row once, none else
     assert published["ordered_at"].dt.tz is None  # stored as naive UTC, like every source
 

@@ -113,7 +113,9 @@ def test_sql_reader_reaches_any_sqlalchemy_database(tmp_path, monkeypatch):
     db = tmp_path / "w.db"
     with sqlite3.connect(db) as con:
         con.execute("CREATE TABLE t (ts TEXT, v INT)")
-        con.executemany("INSERT INTO t VALUES (?, ?)", [("2024-01-01", 1), ("2024-01-05", 2), ("2024-02-01", 3)])
+        con.executemany(
+            "INSERT INTO t VALUES (?, ?)", [("2024-01-01", 1), ("2024-01-05", 2), ("2024-02-01", 3)]
+        )
     conn = {"conn_type": "generic", "schema": str(db), "extra": {"sqlalchemy_driver": "sqlite"}}
     monkeypatch.setenv("AIRFLOW_CONN_CT_ANY", json.dumps(conn))
     df = read_sql("ct_any", "SELECT * FROM t WHERE ts >= :start AND ts < :end",

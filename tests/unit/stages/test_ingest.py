@@ -400,19 +400,27 @@ def test_sql_source_binds_the_interval_as_parameters():
 
     cfg, start, end = _sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC)
     df = sources.fetch(cfg, start, end, Path("/nonexistent"), read_sql=reader)
-    assert seen == {"conn_id": "warehouse", "query": cfg.source.query, "parameters": {"start": start, "end": end}}
+    assert seen == {
+        "conn_id": "warehouse",
+        "query": cfg.source.query,
+        "parameters": {"start": start, "end": end},
+    }
     assert df["ts"].dt.tz is None and len(df) == 1
 
 
 def test_sql_rows_outside_the_interval_are_refused_not_trimmed():
     def reader(conn_id, query, parameters):
-        return pd.DataFrame({"ts": pd.to_datetime(["2024-01-02", "2024-02-01"]), "x": [1.0, 2.0], "y": [0, 1]})
+        return pd.DataFrame(
+            {"ts": pd.to_datetime(["2024-01-02", "2024-02-01"]), "x": [1.0, 2.0], "y": [0, 1]}
+        )
 
     with pytest.raises(sources.RowsOutsideInterval, match="1 of 2 rows with ts outside"):
         sources.fetch(_sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC), Path("/x"),
                       read_sql=reader)  # fmt: skip
     with pytest.raises(sources.SourceError, match="no SQL reader"):
-        sources.fetch(_sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC), Path("/x"))
+        sources.fetch(
+            _sql_cfg(), datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC), Path("/x")
+        )
 
 
 def test_sql_query_must_bind_the_interval():
@@ -421,4 +429,6 @@ def test_sql_query_must_bind_the_interval():
     with pytest.raises(ValidationError, match="must bind the interval as :end"):
         _sql_cfg("SELECT * FROM t WHERE ts >= :start")
     with pytest.raises(ValidationError, match="conn_id"):
-        landing_cfg("w", source={"kind": "sql", "conn_id": "postgres://u:p@h/db", "query": "SELECT :start, :end"})
+        landing_cfg(
+            "w", source={"kind": "sql", "conn_id": "postgres://u:p@h/db", "query": "SELECT :start, :end"}
+        )
