@@ -21,7 +21,7 @@ export MLFLOW_CONFIGURE_LOGGING ?= false
 export PYTHONWARNINGS ?= ignore:Using `httpx` with `starlette.testclient` is deprecated
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test lint up bench loop-value lock clean
+.PHONY: venv demo test lint up bench loop-value readmit lock clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,9 @@ bench: venv  ## Benchmarks of the loop, P1-P6 and XCom sizes (print figures; not
 
 loop-value: venv  ## Replay 2013 under never / weekly / periodic / configured retraining and each signal alone; table, plot, MLflow run
 	$(BIN)/python scripts/loop_value.py $(LOOP_VALUE_ARGS)
+
+readmit: venv  ## Re-admit a quarantined interval: READMIT_ARGS='--pipeline P --interval YYYY-MM-DD --reason "..."'
+	$(BIN)/python scripts/readmit.py $(READMIT_ARGS)
 
 lock: venv  ## Re-resolve requirements.in into exact pins
 	$(BIN)/python -m pip install --quiet -r requirements.in && $(BIN)/python -m pip freeze > requirements.txt

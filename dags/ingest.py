@@ -17,6 +17,11 @@ ingested is skipped with a warning; a file with unplaceable timestamps or with r
 published interval is quarantined under `quarantine/landing/` with a report, and the run fails
 naming the intervals and row counts.
 
+A quarantined interval comes back only by a decision: after its producer fixed the data,
+trigger with `batch_start`, `readmit` and a `reason` (or `make readmit`): it is read again,
+validated, and published if it passes; `readmission-<run>.json` beside the quarantine report
+records who, why, when and the outcome.
+
 Manual runs: set `batch_start` (e.g. `2013-03-05`) to ingest a specific interval. Left empty,
 a run without a data interval ingests the next replayed interval (replay sources) or the latest
 complete interval of the schedule (live sources); the task log says which.
@@ -62,6 +67,18 @@ def build_ingest_dag(cfg, settings):
                 "and, if it passes validation, replace the published batch (the log records rows before "
                 "and after). Off: such a run does nothing and says so.",
             ),
+            "readmit": Param(
+                False,
+                type="boolean",
+                description="The interval was quarantined and its producer has fixed the data: read it again "
+                "from the source, validate it and publish it if it passes. Who asked, why and which report "
+                "it replaces are recorded beside the quarantine report.",
+            ),
+            "reason": Param(
+                None,
+                type=["null", "string"],
+                description="Re-admission: why the batch may come back (required with readmit)",
+            ),
         },
     )
     def ingest_dag():
@@ -78,8 +95,12 @@ def build_ingest_dag(cfg, settings):
                 cfg, settings.data_root, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
                 params["batch_start"], params["batch_days"], datetime.now(UTC),
             )  # fmt: skip
+            run = ctx["dag_run"]
+            readmit = params["readmit"] and {
+                "by": getattr(run, "triggering_user_name", None), "reason": params["reason"], "run_id": run.run_id
+            }  # fmt: skip
             out = ingest_batch(
-                cfg, settings.data_root, start, end, replace=params["replace"], read_sql=read_sql
+                cfg, settings.data_root, start, end, params["replace"], read_sql, readmit or None
             )
             if out.get("already_published"):
                 from airflow.sdk.exceptions import AirflowSkipException
@@ -95,14 +116,16 @@ def build_ingest_dag(cfg, settings):
         def validate(batch: IngestedBatch) -> dict:
             from include.stages.validation import validate_batch
 
-            return validate_batch(cfg, settings.data_root, batch["partition"])
+            return validate_batch(
+                cfg, settings.data_root, batch["partition"], readmission=batch.get("readmission")
+            )
 
         @task(outlets=[curated])
         @stage_call
         def publish(summary: ValidationSummary, outlet_events=None) -> dict:
             from include.stages.ingest import publish_batch
 
-            out = publish_batch(cfg, settings.data_root, summary["partition"])
+            out = publish_batch(cfg, settings.data_root, summary["partition"], summary.get("readmission"))
             outlet_events[curated].extra = {
                 "partition": out["partition"],
                 "rows": summary["rows"],

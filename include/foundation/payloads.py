@@ -76,6 +76,7 @@ class IngestedBatch(TypedDict):
     replace: NotRequired[bool]
     already_published: NotRequired[bool]
     nothing_due: NotRequired[bool]  # outcomes: the source holds none of the interval (yet)
+    readmission: NotRequired[dict[str, Any]]  # a quarantined interval asked back: who, why, the report
 
 
 class ValidationSummary(TypedDict):
@@ -90,6 +91,7 @@ class ValidationSummary(TypedDict):
     data_docs: str | None
     part: NotRequired[str]  # "inputs" or "outcomes" (a batch of outcomes that arrived later)
     report: NotRequired[str]  # the quarantine report, when it failed
+    readmission: NotRequired[dict[str, Any]]  # carried from ingest to publish when re-admitting
 
 
 class PublishedBatch(TypedDict):
@@ -99,6 +101,7 @@ class PublishedBatch(TypedDict):
     uri: str
     rows: int
     replaced_rows: int | None
+    readmission_record: NotRequired[str]  # where the re-admission decision was recorded
 
 
 class PublishedOutcomes(TypedDict):

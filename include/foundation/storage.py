@@ -12,6 +12,7 @@ Layout under ``<data_root>/<pipeline>/``::
     training/<run>/{train,holdout}-<sha>.parquet   assembled training sets (write-once, content-keyed)
     predictions/<partition>/v<version>.parquet      the prediction log: one part per (interval, model version)
     drift/<run>/report.html                  Evidently reports
+    quarantine/<partition>/<sha>/readmission-<run>.json   a re-admission of that batch: who, why, when, outcome
     quarantine/landing/<file>-<sha>          landing files that could not be placed, beside <...>.error.json
 
 Only drift reports, Data Docs and quarantine validation results are served over HTTP
@@ -161,6 +162,17 @@ def write_json(obj: Any, path: Path) -> Path:
     return atomic_write(
         path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
     )
+
+
+def record_readmission(request: dict[str, Any], outcome: str, **details: Any) -> Path:
+    """Record a re-admission decision beside the quarantine report it replaces
+    (``readmission-<airflow run>.json``): who asked, why, when, the report, and what came of it
+    (``published`` or ``quarantined again``). One file per run: nothing earlier is rewritten, and
+    a retried task writes its own record again with the same outcome."""
+    report = Path(request["replaces_report"])
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", str(request["airflow_run_id"]))[:120]
+    record = {**request, "outcome": outcome, "decided_at": datetime.now(UTC).isoformat(), **details}
+    return write_json(record, report.parent / f"readmission-{slug}.json")
 
 
 def file_digest(path: Path) -> str:

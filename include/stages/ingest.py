@@ -4,8 +4,9 @@ to the curated dataset once validation (``include.stages.validation``) passed it
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from croniter import croniter
 
@@ -16,9 +17,11 @@ from include.foundation.payloads import IngestedBatch, PublishedBatch, Published
 from include.foundation.storage import (
     PipelinePaths,
     atomic_write,
+    file_digest,
     frame_digest,
     parse_partition_key,
     partition_key,
+    record_readmission,
     write_parquet,
 )
 from include.foundation.timeutil import utc, utc_midnight
@@ -42,9 +45,40 @@ def overlapping_partitions(paths: PipelinePaths, start: datetime, end: datetime)
     return out
 
 
+class NothingToReadmit(BadRunParam):
+    """A re-admission was asked for an interval with no quarantined batch, or one already published."""
+
+
+def readmission_request(
+    cfg: PipelineConfig, paths: PipelinePaths, key: str, readmit: dict[str, Any]
+) -> dict[str, Any]:
+    """Check a re-admission can be asked (a reason; the interval quarantined and not published)
+    and describe it: who, why, when, the Airflow run, the quarantine report it replaces."""
+    reason = (readmit.get("reason") or "").strip()
+    if not reason:
+        raise BadRunParam("readmit: say why the batch may come back (the reason param), e.g. "
+                          "'producer re-exported the week with the corrected prices'")  # fmt: skip
+    if paths.curated(key).exists():
+        raise NothingToReadmit(f"{cfg.name} {key} is published already: nothing to re-admit (replace: true "
+                               "ingests a published interval again)")  # fmt: skip
+    reports = paths.quarantine_reports(key)
+    if not reports:
+        quarantined = sorted(p.name for p in (paths.base / "quarantine").glob("*T*Z_*") if p.is_dir())
+        raise NothingToReadmit(f"{cfg.name} has no quarantined batch for {key}; quarantined intervals: "
+                               f"{quarantined or 'none'}")  # fmt: skip
+    return {
+        "partition": key,
+        "requested_by": readmit.get("by") or "unknown",
+        "reason": reason,
+        "requested_at": datetime.now(UTC).isoformat(),
+        "airflow_run_id": readmit.get("run_id") or "manual",
+        "replaces_report": str(reports[-1]),
+    }
+
+
 def ingest_batch(
     cfg: PipelineConfig, data_root: Path, start: datetime, end: datetime, replace: bool = False,
-    read_sql: sources.SqlReader | None = None,
+    read_sql: sources.SqlReader | None = None, readmit: dict[str, Any] | None = None,
 ) -> IngestedBatch:  # fmt: skip
     """Write the interval's rows to ``raw/<partition>/batch.parquet`` atomically.
 
@@ -54,9 +88,16 @@ def ingest_batch(
     asks to ingest it again, in which case the new batch goes through validation before it
     replaces the published one. An interval that overlaps other published partitions is
     refused (:class:`OverlappingBatch`).
+
+    ``readmit`` (``{"by", "reason", "run_id"}``): a quarantined interval is read again from the
+    source after its producer fixed it; the result carries the request
+    (:func:`readmission_request`), which validation and publication record as they decide.
     """
     paths = PipelinePaths(data_root, cfg.name)
     key = partition_key(start, end)
+    if readmit and paths.curated(key).exists() and _readmitted_in(paths, key, readmit.get("run_id")):
+        readmit = None  # this run re-admitted it already (a retried or cleared run): as published
+    request = readmission_request(cfg, paths, key, readmit) if readmit else None
     if paths.curated(key).exists() and not replace:
         rows = published_rows(paths.curated(key))
         log.warning(
@@ -76,7 +117,29 @@ def ingest_batch(
     out = write_parquet(df, paths.raw(key))
     digest = frame_digest(df)
     log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), key, out, digest[:12])
-    return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest, "replace": replace}
+    result: IngestedBatch = {
+        "partition": key,
+        "uri": str(out),
+        "rows": len(df),
+        "sha256": digest,
+        "replace": replace,
+    }
+    if request:
+        log.info("re-admitting %s, asked by %s (%s); it replaces quarantine report %s: validation decides",
+                 key, request["requested_by"], request["reason"], request["replaces_report"])  # fmt: skip
+        result["readmission"] = request
+    return result
+
+
+def _readmitted_in(paths: PipelinePaths, key: str, run_id: str | None) -> bool:
+    """Whether Airflow run ``run_id`` already re-admitted and published interval ``key``."""
+    import json
+
+    for record in (paths.base / "quarantine" / key).glob("*/readmission-*.json"):
+        entry = json.loads(record.read_text())
+        if entry.get("airflow_run_id") == run_id and entry.get("outcome") == "published":
+            return True
+    return False
 
 
 def published_rows(path: Path) -> int:
@@ -163,10 +226,13 @@ def resolve_interval(
     return data_interval_start, data_interval_end
 
 
-def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> PublishedBatch:
+def publish_batch(
+    cfg: PipelineConfig, data_root: Path, partition: str, readmission: dict[str, Any] | None = None
+) -> PublishedBatch:
     """Copy a validated raw batch into the curated dataset (atomic; re-running is harmless).
 
-    Replacing a published batch (a run with ``replace``) is logged with the rows before and after."""
+    Replacing a published batch (a run with ``replace``) is logged with the rows before and after.
+    A re-admitted batch (``readmission``) has the decision recorded beside the report it replaces."""
     import filecmp
     import shutil
 
@@ -178,15 +244,22 @@ def publish_batch(cfg: PipelineConfig, data_root: Path, partition: str) -> Publi
     after = pq.read_metadata(src).num_rows
     if before is not None and filecmp.cmp(src, dst, shallow=False):
         log.info("%s is already published with this content (%d rows): unchanged", partition, after)
-        return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": None}
-    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
-    if before is None:
-        log.info("published %s (%d rows) to %s", partition, after, dst)
+        out: PublishedBatch = {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": None}
     else:
-        log.warning(
-            "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
-        )
-    return {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}
+        atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
+        if before is None:
+            log.info("published %s (%d rows) to %s", partition, after, dst)
+        else:
+            log.warning(
+                "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
+            )
+        out = {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}
+    if readmission:  # written after the data: a record never claims a batch that is not there
+        record = record_readmission(readmission, "published", published=str(dst), rows=after,
+                                    sha256=file_digest(dst))  # fmt: skip
+        log.info("re-admitted %s: published %d rows; decision recorded in %s", partition, after, record)
+        out["readmission_record"] = str(record)
+    return out
 
 
 def due_interval_for_run(

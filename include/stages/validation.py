@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from include.foundation.config import ColumnSpec, PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import ValidationSummary
-from include.foundation.storage import PipelinePaths, file_digest, write_json
+from include.foundation.storage import PipelinePaths, file_digest, record_readmission, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,10 +276,13 @@ def validate_frame(
 
 
 def validate_batch(
-    cfg: PipelineConfig, data_root: Path, partition: str, part: str = "inputs"
-) -> ValidationSummary:
+    cfg: PipelineConfig, data_root: Path, partition: str, part: str = "inputs",
+    readmission: dict | None = None,
+) -> ValidationSummary:  # fmt: skip
     """Validate the raw batch of ``partition`` (``part``: its ``inputs``, or its ``outcomes``
-    that arrived later); quarantine it and raise if it fails."""
+    that arrived later); quarantine it and raise if it fails. A re-admitted batch
+    (``readmission``) that fails again has that recorded beside the report it was to replace; one
+    that passes carries the request on to publication."""
     import pandas as pd
 
     paths = PipelinePaths(data_root, cfg.name)
@@ -306,12 +309,16 @@ def validate_batch(
         docs_url,
     )
     if summary["success"]:
+        if readmission:
+            summary["readmission"] = readmission
         return summary
 
     qdir = paths.quarantine_dir(partition, file_digest(raw), part)  # by content: never overwrites another
     report = write_json(summary, qdir / "validation_result.json")
     summary["report"] = str(report)
     os.replace(raw, qdir / raw.name)  # same filesystem: an atomic move
+    if readmission:
+        record_readmission(readmission, "quarantined again", report=str(report))
     msg = (
         f"{what} {partition} of pipeline {cfg.name} failed validation: "
         f"{st.get('unsuccessful_expectations')} of {st.get('evaluated_expectations')} expectations failed\n"

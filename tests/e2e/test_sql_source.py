@@ -4,11 +4,14 @@ The test creates a database of its own (dropped at the end) holding a synthetic 
 defines the Airflow connection as ``AIRFLOW_CONN_CT_WAREHOUSE`` (the pipeline file names only its
 id), and runs the ingest DAG: each week is read with the interval bound as query parameters,
 validated and published; a repeat leaves the published week alone; a week the producer spoiled
-in the database is quarantined with its report while the earlier weeks stay as they were.
+in the database is quarantined with its report while the earlier weeks stay as they were; asked
+back before the fix it is quarantined again, after the fix it is re-admitted and published, each
+decision recorded beside the report it replaces.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import timedelta
@@ -62,9 +65,9 @@ def warehouse(tmp_path_factory, airflow_db):
     _pg(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-def ingest(week: int):
+def ingest(week: int, **conf):
     when = (KIND_START + timedelta(weeks=week)).replace(tzinfo=pd.Timestamp(0, tz="UTC").tzinfo)
-    return run_dag(f"{NAME}__ingest", logical_date=when, run_conf={})
+    return run_dag(f"{NAME}__ingest", logical_date=when, run_conf=conf)
 
 
 def test_sql_source_through_an_airflow_connection(warehouse):
@@ -98,3 +101,54 @@ def test_sql_source_through_an_airflow_connection(warehouse):
     [report] = paths.quarantine_reports(key)
     assert "minutes" in report.read_text()
     assert file_digest(paths.curated(first)) == digest
+
+    # asked back before the producer fixed it: validated again, quarantined again, recorded
+    start = week3.date().isoformat()
+    dr = ingest(4, batch_start=start, readmit=True, reason="asked too early")
+    assert task_states(dr)["validate"] == "failed", task_states(dr)
+    [early] = (report.parent).glob("readmission-*.json")
+    record = json.loads(early.read_text())
+    assert record["outcome"] == "quarantined again" and record["reason"] == "asked too early"
+
+    _pg("UPDATE deliveries SET minutes = 30 WHERE minutes < 0", db)  # the producer's fix
+    dr = ingest(4, batch_start=start, readmit=True, reason="producer corrected the minutes")
+    assert str(dr.state) == "success", task_states(dr)
+    assert paths.curated_partitions() == [first, second, key]
+    assert file_digest(paths.curated(first)) == digest  # append-only: earlier weeks untouched
+    fixed = pd.read_parquet(paths.curated(key))
+    assert (fixed["minutes"] > 0).all() and len(fixed) == (
+        pd.to_datetime(table["ordered_at"])
+        .dt.tz_localize(None)
+        .between(week3, week3 + timedelta(days=7), "left")
+    ).sum()
+    records = [json.loads(p.read_text()) for p in paths.base.glob(f"quarantine/{key}/*/readmission-*.json")]
+    [done] = [r for r in records if r["outcome"] == "published"]
+    assert done["reason"] == "producer corrected the minutes" and done["requested_by"] == "dag_test"
+    assert done["replaces_report"] and done["published"] == str(paths.curated(key)) and done["decided_at"]
+
+    dr = ingest(4, batch_start=start, readmit=True, reason="again")  # published: nothing to re-admit
+    assert task_states(dr)["ingest"] == "failed", task_states(dr)
+
+
+def test_readmit_command_triggers_the_ingest_dag_with_the_request(warehouse, monkeypatch):
+    """``make readmit`` checks the interval is quarantined, then triggers the ingest DAG through
+    Airflow's CLI with the conf as one argument (no shell)."""
+    from scripts import readmit
+
+    calls = []
+    monkeypatch.setattr(readmit, "load_pipeline", lambda path: _cfg())
+    argv = ["--pipeline", NAME, "--interval", "2030-01-01", "--reason", "x"]
+    assert (
+        readmit.main(argv, run=lambda cmd, check: calls.append(cmd)) == 2 and not calls
+    )  # nothing quarantined
+    assert readmit.trigger_command("p__ingest", {"reason": "it's; rm -rf"}) == [
+        "airflow", "dags", "trigger", "p__ingest", "--conf", '{"reason": "it\'s; rm -rf"}'
+    ]  # fmt: skip
+
+
+def _cfg():
+    from include.foundation.config import PipelineConfig
+
+    raw = kind_yaml("regression")
+    raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY})
+    return PipelineConfig.model_validate(raw)
