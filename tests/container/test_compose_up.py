@@ -4,7 +4,8 @@ Builds the project's image from its own Dockerfile (BuildKit; the host's CA bund
 secret), starts the compose file with two Celery workers, waits until every service is healthy,
 runs three ingestion weeks and a training run of the demo pipeline through the authenticated REST
 API, and checks the ``champion`` alias through the MLflow server's API (with and without login,
-and with a foreign Host header). ``docker-compose down -v`` at the end; nothing is left behind.
+and with a foreign Host header), and reads the stack's PostgreSQL through the SQL source's adapter
+(an Airflow connection, the image's postgres provider). ``docker-compose down -v`` at the end; nothing is left behind.
 Faults (a worker killed mid-task, the tracking server or the scheduler stopped) are exercised on
 the same topology by ``tests/scaleout/test_celery_stack.py``, which needs no image build.
 
@@ -234,3 +235,15 @@ def test_compose_up_runs_the_pipeline_on_the_celery_workers(stack, phases):
     assert requests.get(f"{ml}/registered-models/get", **query).status_code == 401  # no login, no registry
     foreign = requests.get(f"{ml}/registered-models/get", auth=login, **{**query, "headers": {}})
     assert foreign.status_code in (400, 403), foreign.text  # an unknown Host header is refused
+
+    # source.kind sql on the compose stack's PostgreSQL: the image's providers and the adapter
+    # (the connection is made inside the worker from its own database URL: no password here)
+    probe = (
+        "import os; from include.orchestration.connections import read_sql; "
+        "os.environ['AIRFLOW_CONN_CT_COMPOSE_PG'] = os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']"
+        ".replace('postgresql+psycopg2://', 'postgresql://'); "
+        "print(read_sql('ct_compose_pg', 'SELECT n FROM generate_series(1, 9) AS n WHERE n >= :lo AND n < :hi', "
+        "{'lo': 3, 'hi': 6})['n'].tolist())"
+    )
+    out = stack("exec", "-T", "airflow-worker", "python", "-c", probe, timeout=120)
+    assert out.strip().splitlines()[-1] == "[3, 4, 5]", out
