@@ -310,6 +310,10 @@ def _enough(
         problems.append(
             f"the training rows in {train_w} hold a single {'value' if kind == 'regression' else 'class'}"
         )
+    elif kind == "multiclass" and set(cfg.classes) - set(train[label].unique()):
+        unseen = sorted(map(str, set(cfg.classes) - set(train[label].unique())))
+        problems.append(f"the training rows in {train_w} hold no row of classes {unseen} (a model could never "
+                        "predict them)")  # fmt: skip
     if len(holdout) < t.min_holdout_rows:
         problems.append(
             f"{len(holdout)} holdout rows in {hold_w} (training.min_holdout_rows: {t.min_holdout_rows})"

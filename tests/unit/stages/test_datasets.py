@@ -102,3 +102,21 @@ def test_a_training_uses_only_outcomes_that_arrived(tmp_path, delay_days):
     both = pd.concat(pd.read_parquet(out[k]["uri"]) for k in ("train", "holdout"))
     assert both["ts"].max() < pd.Timestamp(labelled_end.replace(tzinfo=None))
     assert len(both) == 3 * 200
+
+
+def test_a_multiclass_window_must_hold_every_class_and_a_regression_one_more_than_one_value():
+    from include.stages.datasets import _enough, add_label
+    from tests.factories import kind_cfg, kind_table
+
+    cfg = kind_cfg("multiclass")
+    rows = add_label(cfg, kind_table("multiclass", 2))
+    train, holdout = rows.iloc[:400], rows.iloc[400:]
+    _enough(cfg, train, holdout, "train", "holdout")  # every class on both sides: a decision can rest on it
+    with pytest.raises(NotEnoughData, match=r"hold no row of classes \['sales'\]"):
+        _enough(cfg, train[train["team"] != "sales"], holdout, "train", "holdout")
+    with pytest.raises(NotEnoughData, match=r"too few rows of classes \{'sales': 0\}"):
+        _enough(cfg, train, holdout[holdout["team"] != "sales"], "train", "holdout")
+    reg = kind_cfg("regression")
+    rows = add_label(reg, kind_table("regression", 2))
+    with pytest.raises(NotEnoughData, match="holds a single target value"):
+        _enough(reg, rows.iloc[:400], rows.iloc[400:].assign(label=1.0), "train", "holdout")
