@@ -31,6 +31,7 @@ from include.foundation.config import PipelineConfig, load_pipeline  # noqa: E40
 from include.foundation.metrics import orientation  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
 from include.foundation.storage import atomic_write  # noqa: E402
+from include.foundation.tracking import Role, Tag  # noqa: E402
 from include.replay import (  # noqa: E402
     CONFIGURED,
     GATED,
@@ -141,7 +142,9 @@ def log_to_mlflow(
     from include.foundation import tracking
 
     tracking.configure(settings, f"{cfg.experiment}-loop-value")
-    with mlflow.start_run(run_name=f"loop value {params['period']}", tags={"pipeline": cfg.name}) as run:
+    with mlflow.start_run(
+        run_name=f"loop value {params['period']}", tags={Tag.PIPELINE: cfg.name, Tag.ROLE: Role.LOOP_VALUE}
+    ) as run:
         mlflow.log_params(params)
         for period, rows in tables.items():
             for r in rows:

@@ -96,8 +96,18 @@ class Tag:
 
 
 class Role:
-    TRAINED = "trained"
-    MONITORING = "monitoring"
+    """``ct.role`` of every run the loop makes (and of trained model versions)."""
+
+    TRAINED = "trained"  # a training run (and its registered version)
+    EVALUATION = "evaluation"  # the champion scored on a challenger's holdout (nested in its run)
+    MONITORING = "monitoring"  # one drift check
+    TIMELINE = "timeline"  # the pipeline's drift share and champion metric over time, one point per check
+    LOOP_VALUE = "loop_value"  # a make loop-value replay
+
+
+# The MLflow UI opens an experiment by its kind; without this tag MLflow 3 may infer a GenAI
+# project (traces, tokens, cost) and hide the runs one click away.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def configure(settings: Settings, experiment: str) -> str:
@@ -117,11 +127,15 @@ def configure(settings: Settings, experiment: str) -> str:
     if exp is None:
         location = settings.mlflow_artifact_root.as_uri() if settings.mlflow_artifact_root else None
         try:
-            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+            exp_id = mlflow.create_experiment(
+                experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except mlflow.exceptions.MlflowException:  # created concurrently by another task
             exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
     else:
         exp_id = exp.experiment_id
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made earlier, or kind inferred by the UI
+            mlflow.MlflowClient().set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

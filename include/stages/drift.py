@@ -268,6 +268,7 @@ def check_drift(
     log.info(format_summary(result))  # first: the table and the decision lead the task log
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     log_realized(client, cfg, realized)
+    log_timeline(client, cfg, result)
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
 
@@ -383,7 +384,7 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
     if earlier is not None:  # a retried or cleared check: the first try's record stands
         log.info("drift check of Airflow run %s already logged as MLflow run %s", airflow_run_id, earlier)
         return earlier
-    with mlflow.start_run(run_name=f"drift check as_of {result['as_of'][:10]}", tags=tags) as run:
+    with mlflow.start_run(run_name=f"drift {result['as_of'][:10]}", tags=tags) as run:
         mlflow.log_metrics(values)
         mlflow.log_artifact(result["report"], "drift")
         mlflow.log_dict(result, "drift/summary.json")
@@ -410,6 +411,37 @@ def log_realized(client, cfg: PipelineConfig, realized: list[dict[str, Any]]) ->
                 points.append(Metric(key, r["value"], int(end.timestamp() * 1000), step))
         if points:
             client.log_batch(run_id, metrics=points)
+
+
+def timeline_run(client, cfg: PipelineConfig) -> str:
+    """The pipeline's timeline run (``ct.role`` timeline, named "<pipeline> over time"), made on first use."""
+    exp = client.get_experiment_by_name(cfg.experiment)
+    found = client.search_runs([exp.experiment_id], f"tags.`{Tag.ROLE}` = '{Role.TIMELINE}'",
+                               order_by=["attributes.start_time ASC"], max_results=1)  # fmt: skip
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(exp.experiment_id, run_name=f"{cfg.name} over time",
+                            tags={Tag.ROLE: Role.TIMELINE, Tag.PIPELINE: cfg.name})  # fmt: skip
+    client.set_terminated(run.info.run_id)  # a record that grows, not a job that runs
+    return run.info.run_id
+
+
+def log_timeline(client, cfg: PipelineConfig, result: dict[str, Any]) -> str:
+    """The check's drift share and the champion's metric as one point each on the timeline run
+    (step: ``as_of`` in days since 1970, time: ``as_of``), so its chart shows both over time at a
+    glance, one click from the experiment. A point already logged for that ``as_of`` is not repeated."""
+    from mlflow.entities import Metric
+
+    run_id = timeline_run(client, cfg)
+    as_of = datetime.fromisoformat(result["as_of"])
+    step, at = int(as_of.timestamp() // 86400), int(as_of.timestamp() * 1000)
+    if step in {m.step for m in client.get_metric_history(run_id, "drift_share")}:
+        return run_id
+    values = {"drift_share": result["drift_share"], "drift_share_threshold": result["share_threshold"]}
+    if result["performance"] is not None:
+        values[f"champion_{result['performance_metric']}"] = result["performance"]
+    client.log_batch(run_id, metrics=[Metric(k, float(v), at, step) for k, v in values.items()])
+    return run_id
 
 
 def _finished_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, as_of: str) -> str | None:

@@ -18,7 +18,7 @@ from include.foundation.config import PipelineConfig, PromotionSpec
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
 from include.foundation.settings import Settings
-from include.foundation.tracking import Tag
+from include.foundation.tracking import Role, Tag
 from include.stages.datasets import model_inputs, training_end
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
@@ -64,7 +64,8 @@ def _score_champion(cfg: PipelineConfig, uri: str, holdout, name: str) -> tuple[
 
     try:
         model = load_model(uri)
-        with mlflow.start_run(run_name=f"{name} on this holdout", nested=True):
+        tags = {Tag.ROLE: Role.EVALUATION, Tag.PIPELINE: cfg.name}
+        with mlflow.start_run(run_name=name, nested=True, tags=tags):
             return _score(cfg, model, holdout)
     except PermanentError:  # e.g. an unsafe (pickled) champion: refused for good, not retried
         raise
@@ -119,7 +120,10 @@ def evaluate_challenger(
         if champ is not None:
             champ_uri = model_uri(cfg.registered_model, champ.version)
             champ_metrics, champ_predictions = _score_champion(
-                cfg, champ_uri, holdout, f"champion v{champ.version}"
+                cfg,
+                champ_uri,
+                holdout,
+                f"champion v{champ.version} on the holdout from {holdout_start:%Y-%m-%d}",
             )
             trained_until["champion"] = training_end(cfg, with_lineage(client, champ))
         verdict = judge(rule, y, ch_predictions, champ_predictions, ch_metrics, champ_metrics, holdout,

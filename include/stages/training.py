@@ -15,7 +15,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from include.foundation import tracking
+from include.foundation import metrics, tracking
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import AssembledData, TrainedModel
@@ -163,9 +163,11 @@ def train_and_register(
         Tag.TRAIN_START: assembled["train_window"][0],
         Tag.TRAIN_END: assembled["train_window"][1],
         Tag.HOLDOUT_URI: assembled["holdout"]["uri"],
+        Tag.ROLE: Role.TRAINED,
         **run_tags,
     }
-    with mlflow.start_run(run_name=f"train as_of {assembled['as_of'][:10]}", tags=tags) as run:
+    week = assembled["as_of"][:10]
+    with mlflow.start_run(run_name=f"train for {week}", tags=tags) as run:
         _log_params_and_datasets(cfg, assembled, train, holdout)
         model = build_pipeline(cfg)
         model.fit(X, y)
@@ -174,14 +176,15 @@ def train_and_register(
         train_metrics = {m: scorer.score(model, X, y, m) for m in named}
         mlflow.log_metrics({f"train_{k}": v for k, v in train_metrics.items()})
         _log_feature_importance(cfg, model, holdout)
-        info = _log_model(model, X, cfg.target.name)
-        version_tags = {k: v for k, v in {**tags, Tag.ROLE: Role.TRAINED}.items() if k in VERSION_TAGS}
+        info = _log_model(model, X, cfg.target.name, logged_model_name(cfg))
+        version_tags = {k: v for k, v in tags.items() if k in VERSION_TAGS}
         with contextlib.redirect_stderr(io.StringIO()) as notices:  # MLflow prints these to stderr
             mv = mlflow.register_model(info.model_uri, cfg.registered_model, tags=version_tags)
         for line in notices.getvalue().splitlines():
             log.info("MLflow: %s", line)
         client.set_registered_model_alias(cfg.registered_model, CHALLENGER, mv.version)
-        mlflow.set_tag(Tag.MODEL_VERSION, mv.version)
+        describe_registered_model(client, cfg)
+        mlflow.set_tags({Tag.MODEL_VERSION: mv.version, "mlflow.runName": f"train v{mv.version} for {week}"})
         log.info(
             "trained %s on %d rows (train %s %.4f): run %s, registered v%s alias %s",
             cfg.model.estimator,
@@ -219,7 +222,45 @@ def _log_params_and_datasets(
         mlflow.log_input(ds, context=context, tags={"rows": str(len(df)), "sha256": sha})
 
 
-def _log_model(model, X: pd.DataFrame, label: str):
+def logged_model_name(cfg: PipelineConfig) -> str:
+    """What the logged model is, in its name: ``flights_delay-classifier``, ``delivery-regressor``."""
+    return f"{cfg.name}-{'regressor' if cfg.target_kind == 'regression' else 'classifier'}"
+
+
+def model_description(cfg: PipelineConfig) -> str:
+    """The registered model's description: what it predicts, the rule that promotes a version,
+    and where its DAGs and config are (the registry page explains the model on its own)."""
+    t, rule = cfg.target, cfg.promotion
+    what = {
+        "binary": f"`{t.name}` (1 = {t.column} > {t.positive_above})" if t.positive_above is not None
+        else f"`{t.name}` (1 = {t.column} is {t.positive_class!r})" if t.positive_class is not None
+        else f"`{t.column}` (0/1)",
+        "multiclass": f"`{t.column}`, one of {', '.join(map(str, cfg.classes))}",
+        "regression": f"the value of `{t.column}`",
+    }[cfg.target_kind]  # fmt: skip
+    direction = "higher" if metrics.greater_is_better(rule.primary_metric) else "lower"
+    guards = ", ".join(f"{g} within {v}" for g, v in rule.guardrails.items()) or "none"
+    floor = "none" if rule.absolute_floor is None else rule.absolute_floor
+    dags = ", ".join(f"`{cfg.name}__{d}`" for d in ("ingest", "train", "drift_check", "score", "rollback"))
+    return (
+        f"Predicts {what} ({cfg.target_kind}) for pipeline `{cfg.name}`. {cfg.description}\n\n"
+        f"Promotion: a new version becomes `champion` when its {rule.primary_metric} ({direction} is better) "
+        f"beats the champion's on the same out-of-sample holdout by at least {rule.min_improvement}, "
+        f"guardrails {guards}, no slice of {rule.slices.columns or 'none'} worse by more than "
+        f"{rule.slices.tolerance}; the first version must clear the floor {floor}. Every version's "
+        "`decision.*` tags say what was decided and why.\n\n"
+        f"Airflow DAGs: {dags}. Config: pipeline file `{cfg.name}.yaml` (include/pipelines/)."
+    )
+
+
+def describe_registered_model(client, cfg: PipelineConfig) -> None:
+    """Set the registered model's description (:func:`model_description`) when it differs."""
+    text = model_description(cfg)
+    if client.get_registered_model(cfg.registered_model).description != text:
+        client.update_registered_model(cfg.registered_model, description=text)
+
+
+def _log_model(model, X: pd.DataFrame, label: str, name: str = "model"):
     """Log with a signature and pinned requirements, as skops with library types trusted (no pickle).
 
     The signature's output is what ``predict`` returns, named ``label``: the 0/1 label, the
@@ -235,7 +276,7 @@ def _log_model(model, X: pd.DataFrame, label: str):
     fmt = {"skops_trusted_types": _skops_trusted_types(model)}
     return mlflow.sklearn.log_model(
         model,
-        name="model",
+        name=name,
         signature=signature,
         input_example=X.head(5),
         pip_requirements=[
