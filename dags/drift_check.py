@@ -23,6 +23,7 @@ from include.foundation.payloads import DriftCheck
 from include.orchestration.dag_support import (
     TRIGGERED_RUN_PREFIX,
     dag_defaults,
+    log_training_trigger,
     other_active_training_runs,
     pipelines_to_build,
     stage_call,
@@ -81,6 +82,7 @@ def build_drift_dag(cfg, settings):
             skip_when_already_exists=True,  # a retried trigger does not start a second training
             wait_for_completion=False,
             on_success_callback=notifiers(cfg, settings, "drift_retraining"),
+            on_execute_callback=log_training_trigger(settings, train_dag_id),  # which run, what request
         )
         should_retrain(check_drift()) >> trigger_training
 

@@ -210,6 +210,20 @@ def other_active_training_runs(context: dict, train_dag_id: str) -> int:
     )
 
 
+def log_training_trigger(settings: Settings, train_dag_id: str) -> Callable[[dict], None]:
+    """``on_execute_callback`` of ``trigger_training``: the task log says which training run it
+    starts (id and link) and the request that run carries, before the operator starts it."""
+
+    def log_trigger(context: dict) -> None:
+        request = context["ti"].xcom_pull(task_ids="check_drift")["retrain_request"]
+        run_id = f"{TRIGGERED_RUN_PREFIX}{context['run_id']}"
+        log.info("starting %s run %s (%s) with the retrain request:\n%s", train_dag_id, run_id,
+                 airflow_run_url(settings.airflow_ui_url, train_dag_id, run_id),
+                 "\n".join(f"  {k}: {v}" for k, v in request.items()))  # fmt: skip
+
+    return log_trigger
+
+
 def run_link(settings: Settings, context: dict) -> str:
     """The Airflow UI page of the running DAG run (for registry tags and notifications)."""
     dag_id = getattr(context.get("ti"), "dag_id", "") or context["dag"].dag_id

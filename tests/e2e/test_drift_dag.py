@@ -54,6 +54,43 @@ def triggered_runs():
         return [(r.run_id, dict(r.conf), str(r.state)) for r in runs]
 
 
+@pytest.fixture(scope="module")
+def champion(drift_pipeline):
+    """The first champion (data up to Mar 12), trained once for the module whichever test asks first."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(Settings.from_env().mlflow_tracking_uri)
+    try:
+        client.get_model_version_by_alias(drift_pipeline.registered_model, "champion")
+    except Exception:  # no champion yet
+        dr = run_dag(f"{NAME}__train", run_conf={"reason": "bootstrap", "as_of": "2013-03-12"})
+        assert task_states(dr)["promote"] == "success", task_states(dr)
+    return drift_pipeline
+
+
+@pytest.fixture(scope="module")
+def summer_trigger(champion):
+    """The summer check that triggers a training, run once for the module, with its log lines."""
+    import logging
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger, keep = logging.getLogger("include.orchestration.dag_support"), Keep(logging.INFO)
+    logger.addHandler(keep)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        dr, states, result = _check_via_files("2013-07-09")
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(old_level)
+    return dr, states, result, records
+
+
 def test_no_champion_skips(drift_pipeline):
     dr = run_dag(f"{NAME}__drift_check", run_conf={"as_of": "2013-03-12"})
     assert str(dr.state) == "success"
@@ -64,9 +101,7 @@ def test_no_champion_skips(drift_pipeline):
     }
 
 
-def test_champion_data_window_shows_no_drift(drift_pipeline):
-    dr = run_dag(f"{NAME}__train", run_conf={"reason": "bootstrap", "as_of": "2013-03-12"})
-    assert task_states(dr)["promote"] == "success"
+def test_champion_data_window_shows_no_drift(drift_pipeline, champion):
     # the current window (Feb 12-26) lies inside the champion's training window (Jan 1 - Feb 26)
     dr, states, result = _check_via_files("2013-02-26")
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "skipped"}
@@ -82,11 +117,13 @@ def test_champion_data_window_shows_no_drift(drift_pipeline):
     assert triggered_runs() == []
 
 
-def test_summer_drift_triggers_training_and_is_logged(drift_pipeline):
+def test_summer_drift_triggers_training_and_is_logged(drift_pipeline, summer_trigger):
     import mlflow
     from mlflow import MlflowClient
 
-    dr, states, result = _check_via_files("2013-07-09")
+    dr, states, result, said = summer_trigger
+    said = [m for m in said if m.startswith(f"starting {NAME}__train run")]  # trigger_training's log
+    assert said and f"drift__{dr.run_id}" in said[0] and "reason: drift" in said[0], said
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "success"}
     assert result["drift_share"] >= drift_pipeline.drift.share_threshold and result["retrain"] is True
     assert {"temp", "dewp"} <= set(result["drifted_columns"])
@@ -109,7 +146,7 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline):
     ]
 
 
-def test_a_retried_check_keeps_its_own_trigger(drift_pipeline):
+def test_a_retried_check_keeps_its_own_trigger(drift_pipeline, summer_trigger):
     """Try 2 of the check that triggered must not be suppressed by try 1's mark (cooldown)."""
     from include.foundation.settings import Settings
     from include.stages.drift import check_drift
@@ -123,7 +160,7 @@ def test_a_retried_check_keeps_its_own_trigger(drift_pipeline):
     assert other["retrain"] is False and "cooldown" in other["suppressed_by"]
 
 
-def test_cooldown_suppresses_a_second_trigger(drift_pipeline):
+def test_cooldown_suppresses_a_second_trigger(drift_pipeline, summer_trigger):
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
