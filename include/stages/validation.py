@@ -17,7 +17,13 @@ from urllib.parse import unquote, urlparse
 from include.foundation.config import ColumnSpec, PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import ValidationSummary
-from include.foundation.storage import PipelinePaths, file_digest, record_readmission, write_json
+from include.foundation.storage import (
+    PipelinePaths,
+    file_digest,
+    parse_partition_key,
+    record_readmission,
+    write_json,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,7 +183,8 @@ def _checkpoint(cfg: PipelineConfig, gx_project: Path, part: str = "whole"):
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
     ds = ctx.data_sources.add_or_update_pandas(name=cfg.name)
     outcomes = part == "outcomes"
-    asset_name, name = ("outcomes", f"{cfg.name}_outcomes") if outcomes else ("batches", cfg.name)
+    # Data Docs list each validation by asset and run name: the pipeline (its outcomes) and the week
+    asset_name = name = f"{cfg.name}_outcomes" if outcomes else cfg.name
     try:
         asset = ds.get_asset(asset_name)
     except LookupError:
@@ -256,15 +263,20 @@ def _short(d: dict) -> str:
 
 
 def validate_frame(
-    cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path, part: str | None = None
-) -> tuple[dict, str | None]:
+    cfg: PipelineConfig, df: pd.DataFrame, gx_project: Path, part: str | None = None, run_name: str | None = None
+) -> tuple[dict, str | None]:  # fmt: skip
     """Run the checkpoint on a frame (``part``: see :func:`build_expectations`; default: a batch
     as ingested, its inputs when the outcomes arrive later); returns (summary, Data Docs index URL).
+    ``run_name`` names the validation in Data Docs (the batch's interval).
 
     ``summary["data_docs_page"]`` is the local path of this validation's own Data Docs page."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
     part = part or ("inputs" if cfg.outcomes_later else "whole")
     ctx, cp = _checkpoint(cfg, gx_project, part)
-    result = cp.run(batch_parameters={"dataframe": df})
+    result = cp.run(
+        batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name) if run_name else None
+    )
     summary = summarize(result)
     summary["data_docs_page"] = None
     for identifier in result.run_results:
@@ -297,7 +309,11 @@ def validate_batch(
         raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
     df = pd.read_parquet(raw)
-    summary, docs_url = validate_frame(cfg, df, paths.gx_project, "outcomes" if part == "outcomes" else None)
+    first, last = parse_partition_key(partition)
+    week = f"{'outcomes_' if part == 'outcomes' else ''}{first:%Y-%m-%d}_{last:%Y-%m-%d}"  # safe in a URL path
+    summary, docs_url = validate_frame(
+        cfg, df, paths.gx_project, "outcomes" if part == "outcomes" else None, week
+    )
     summary.update(partition=partition, rows=len(df), data_docs=docs_url, part=part)
     st = summary["statistics"]
     log.info(

@@ -167,3 +167,22 @@ def test_each_target_kind_has_its_own_expectations(tmp_path, kind, spoil, expect
     summary, _ = validate_frame(cfg, spoil(week), tmp_path)
     assert not summary["success"]
     assert (expectation, column) in [(f["expectation"], f["column"]) for f in summary["failures"]]
+
+
+def test_data_docs_name_each_validation_by_its_week_and_pipeline(flights_cfg, week, tmp_path):
+    """The run name is the batch's interval and the asset the pipeline, so a failed week can be
+    found in Data Docs' list (not ``__none__`` / ``batches`` for every one)."""
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    key = "20130101T0000Z_20130108T0000Z"
+    paths.raw(key).parent.mkdir(parents=True)
+    week.to_parquet(paths.raw(key), index=False)
+    summary = validate_batch(flights_cfg, tmp_path, key)
+    page = summary["data_docs_page"]
+    assert "/2013-01-01_2013-01-08/" in page, page
+    index = paths.gx_project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    html = (
+        index.read_text()
+        if index.exists()
+        else next(paths.gx_project.rglob("local_site/index.html")).read_text()
+    )
+    assert "2013-01-01_2013-01-08" in html and f"{flights_cfg.name}" in html and "__none__" not in html
