@@ -58,6 +58,8 @@ def default_args(cfg: PipelineConfig, settings: Settings) -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(minutes=30),
         "on_failure_callback": [log_task_failure, *notifiers(cfg, settings, "failure")],
+        # the XCom tab holds the whole value; the log gets stage_call's one-line gist instead
+        "show_return_value_in_logs": False,
     }
 
 
@@ -70,7 +72,8 @@ def stage_call(fn: Callable) -> Callable:
     decision) becomes ``AirflowFailException`` (no retries); anything else keeps the task's
     retries (transient I/O, a tracking server that is down), and a tracking server that does not
     answer is named as such (:class:`TrackingServerUnavailable`) instead of a bare connection
-    traceback. The return value (the XCom) has URI credentials redacted.
+    traceback. The return value (the XCom) has URI credentials redacted; the log gets its gist
+    in one line (:func:`gist`), not the whole value.
     """
 
     @functools.wraps(fn)
@@ -78,7 +81,9 @@ def stage_call(fn: Callable) -> Callable:
         configure_library_logging()
         mask_environment_secrets()
         try:
-            return redact_value(fn(*args, **kwargs))  # the return value is the task's XCom
+            value = redact_value(fn(*args, **kwargs))  # the return value is the task's XCom
+            log.info("result: %s (the whole value: this task's XCom tab)", gist(value))
+            return value
         except PermanentError as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -98,6 +103,23 @@ def stage_call(fn: Callable) -> Callable:
             ) from exc
 
     return wrapper
+
+
+def gist(value: Any, limit: int = 300) -> str:
+    """A return value in one short line: a dict's scalar entries, and for nested ones their size."""
+    if not isinstance(value, dict):
+        text = repr(value)
+    else:
+        parts = []
+        for k, v in value.items():
+            if isinstance(v, dict | list | tuple):
+                parts.append(f"{k}=<{len(v)} item{'s' if len(v) != 1 else ''}>")
+            elif isinstance(v, float):
+                parts.append(f"{k}={v:.4g}")
+            else:
+                parts.append(f"{k}={v}")
+        text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def mask_environment_secrets() -> None:

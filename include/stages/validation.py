@@ -310,7 +310,9 @@ def validate_batch(
 
     df = pd.read_parquet(raw)
     first, last = parse_partition_key(partition)
-    week = f"{'outcomes_' if part == 'outcomes' else ''}{first:%Y-%m-%d}_{last:%Y-%m-%d}"  # safe in a URL path
+    week = (
+        f"{'outcomes_' if part == 'outcomes' else ''}{first:%Y-%m-%d}_{last:%Y-%m-%d}"  # safe in a URL path
+    )
     summary, docs_url = validate_frame(
         cfg, df, paths.gx_project, "outcomes" if part == "outcomes" else None, week
     )

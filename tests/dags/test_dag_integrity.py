@@ -46,6 +46,8 @@ def test_every_task_is_owned_retried_and_reports_its_failure(bag, dag_id):
         if task.task_id not in NOT_RETRIED:
             assert task.retries >= 1, f"{task.task_id} has no retries"
         assert task.on_failure_callback, task.task_id
+        # a task's log ends with stage_call's one-line gist, not a dump of its return value
+        assert getattr(task, "show_return_value_in_logs", False) is False, task.task_id
 
 
 def _edges(dag) -> set[tuple[str, str]]:

@@ -121,3 +121,14 @@ def test_sql_reader_reaches_any_sqlalchemy_database(tmp_path, monkeypatch):
     df = read_sql("ct_any", "SELECT * FROM t WHERE ts >= :start AND ts < :end",
                   {"start": "2024-01-02", "end": "2024-01-31"})  # fmt: skip
     assert df["v"].tolist() == [2]
+
+
+def test_a_return_value_is_logged_as_a_one_line_gist():
+    from include.orchestration.dag_support import gist
+
+    big = {"partition": "20130101T0000Z_20130108T0000Z", "rows": 6012, "drift_share": 0.2727272,
+           "columns": {f"c{i}": {"score": i} for i in range(20)}, "reasons": []}  # fmt: skip
+    line = gist(big)
+    assert line == ("partition=20130101T0000Z_20130108T0000Z, rows=6012, drift_share=0.2727, "
+                    "columns=<20 items>, reasons=<0 items>")  # fmt: skip
+    assert "\n" not in gist({"text": "x" * 1000}) and len(gist({"text": "x" * 1000})) == 300
