@@ -21,6 +21,7 @@ What it does:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -89,3 +90,17 @@ def install_redaction() -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+@contextlib.contextmanager
+def quieted(*loggers: str, level: int = logging.WARNING):
+    """Raise these loggers to ``level`` for the block: a library's per-call INFO chatter (MLflow's
+    evaluation prints nine lines per model) would bury the one line a person reads."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            logging.getLogger(name).setLevel(old)

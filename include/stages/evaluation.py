@@ -16,6 +16,7 @@ from include.decisions.promotion import Decision, judge
 from include.foundation import metrics, tracking
 from include.foundation.config import PipelineConfig, PromotionSpec
 from include.foundation.errors import PermanentError
+from include.foundation.logging_config import quieted
 from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
 from include.foundation.settings import Settings
 from include.foundation.tracking import Role, Tag
@@ -23,6 +24,9 @@ from include.stages.datasets import model_inputs, training_end
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
 log = logging.getLogger(__name__)
+# MLflow's per-call INFO lines (active model set, testing metrics on the first row, validating
+# against the baseline): raised to WARNING while this stage calls it, so the decision leads the log
+MLFLOW_CHATTER = ("mlflow.models.evaluation", "mlflow.tracking.fluent")
 
 
 class AlreadyChampion(PermanentError):
@@ -42,10 +46,11 @@ def _evaluate(model, data, target: str, scorer: metrics.Scorer) -> dict[str, flo
     import mlflow
 
     args = scorer.evaluate_args()
-    result = mlflow.models.evaluate(
-        model, data=data, targets=target, model_type=args["model_type"], evaluators=["default"],
-        evaluator_config={"default": args["evaluator_config"]},
-    )  # fmt: skip
+    with quieted(*MLFLOW_CHATTER):
+        result = mlflow.models.evaluate(
+            model, data=data, targets=target, model_type=args["model_type"], evaluators=["default"],
+            evaluator_config={"default": args["evaluator_config"]},
+        )  # fmt: skip
     return {k: float(v) for k, v in result.metrics.items()}
 
 
@@ -126,8 +131,9 @@ def evaluate_challenger(
                 f"champion v{champ.version} on the holdout from {holdout_start:%Y-%m-%d}",
             )
             trained_until["champion"] = training_end(cfg, with_lineage(client, champ))
-        verdict = judge(rule, y, ch_predictions, champ_predictions, ch_metrics, champ_metrics, holdout,
-                        holdout_start, trained_until, scorer=cfg.scorer)  # fmt: skip
+        with quieted(*MLFLOW_CHATTER):
+            verdict = judge(rule, y, ch_predictions, champ_predictions, ch_metrics, champ_metrics, holdout,
+                            holdout_start, trained_until, scorer=cfg.scorer)  # fmt: skip
         if cfg.target_kind == "regression":
             _log_residuals(cfg, holdout, y, ch_predictions[1])
         decision, ci, slices = verdict.decision, verdict.ci, verdict.slices
@@ -146,12 +152,23 @@ def evaluate_challenger(
         }
         _log_decision(rule, decision, champ_metrics, ci, summary)
     log.info(
-        "evaluation of v%s vs champion %s: %s=%.4f vs %s, CI %s -> %s",
-        challenger["version"], summary["champion_version"], rule.primary_metric, decision.challenger,
-        "n/a" if decision.champion is None else f"{decision.champion:.4f}",
-        "n/a" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]", decision.reason,
-    )  # fmt: skip
+        decision_line(
+            challenger["version"], summary["champion_version"], decision, ci, rule.bootstrap.confidence
+        )
+    )
     return summary
+
+
+def decision_line(
+    version: str, champion: str | None, decision: Decision, ci, confidence: float = 0.95
+) -> str:
+    """The evaluation's verdict for a person: a short first line, then the numbers and the reason."""
+    who = "no champion yet" if champion is None else f"champion v{champion}"
+    verdict = "PROMOTE" if decision.promote else "REJECT"
+    first = f"decision: {verdict} v{version} ({who}{' stays' if champion and not decision.promote else ''})"
+    champ = "" if decision.champion is None else f" vs {decision.champion:.4f}"
+    interval = "" if ci is None else f", {confidence:.0%} CI of the gain [{ci[0]:+.4f}, {ci[1]:+.4f}]"
+    return f"{first}\n  {decision.primary_metric} {decision.challenger:.4f}{champ}{interval}\n  why: {decision.reason}"
 
 
 def _log_decision(rule: PromotionSpec, decision: Decision, champ_metrics, ci, summary: dict) -> None:
