@@ -438,6 +438,8 @@ def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budg
 def load_year(
     cfg: PipelineConfig, settings: Settings, first: datetime, last: datetime, read_sql=None
 ) -> pd.DataFrame:
-    """Every row the ingest DAG would have curated between ``first`` and ``last`` (``read_sql``:
+    """Every row the ingest DAG would have curated between ``first`` and ``last``, read without
+    touching the source's state (a landing folder's index and files stay as they are; ``read_sql``:
     how a ``sql`` source reaches its database, :data:`include.stages.sources.SqlReader`)."""
-    return fetch(cfg, first, last, PipelinePaths(settings.data_root, cfg.name).base, read_sql=read_sql)
+    base = PipelinePaths(settings.data_root, cfg.name).base
+    return fetch(cfg, first, last, base, read_sql=read_sql, read_only=True)  # a replay moves no file

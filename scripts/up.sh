@@ -10,6 +10,10 @@ export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AIRFLOW__CORE__DAGS_ARE_PAU
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-8080}"
 MLFLOW_PORT="${CT_MLFLOW_PORT:-5000}"
+# Every link the loop writes or shows (task extra links, registry tags, mails) is built from
+# these: the ports this run serves on, unless set explicitly.
+export CT_AIRFLOW_UI_URL="${CT_AIRFLOW_UI_URL:-http://localhost:$AIRFLOW__API__PORT}"
+export CT_MLFLOW_UI_URL="${CT_MLFLOW_UI_URL:-http://localhost:$MLFLOW_PORT}"
 # Per-home secrets (never in git), stable across restarts so logins survive.
 # Files Airflow writes here (its generated admin password above all) are for this user only.
 umask 077

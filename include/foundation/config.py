@@ -635,7 +635,7 @@ class PipelineConfig(_Strict):
                     f"target.kind multiclass: declare the classes of {col.name!r} as schema allowed: [...] "
                     f"(three or more values of a str or int column; got dtype {col.dtype}, allowed {col.allowed})"
                 )
-        elif "average" in target.model_fields_set:
+        elif target.average != "weighted":  # (a dumped config carries the default: not an error)
             raise ValueError(f"target.average applies to multiclass targets only (target.kind is {kind})")
         if kind == "regression" and col.dtype not in ("int", "float"):
             raise ValueError(f"target.kind regression needs a numeric column; {col.name!r} is {col.dtype}")

@@ -109,6 +109,7 @@ def fetch_landing(
     cfg: PipelineConfig,
     index_name: str = LANDING_INDEX,
     published_of: str = "curated",
+    read_only: bool = False,
 ) -> pd.DataFrame:
     """The rows of the landing folder's files whose timestamp falls in ``[start, end)``.
 
@@ -123,6 +124,9 @@ def fetch_landing(
     * a file with a timestamp that is empty or cannot be parsed, or with rows of an interval that
       is already published (late rows), is quarantined with a report counting them, and the run
       fails naming the intervals and row counts (the other files go on in the next run).
+
+    ``read_only`` (the replay): the files are read as they are, nothing indexed, moved or
+    quarantined (:func:`read_landing_as_is`).
     """
     import pandas as pd
 
@@ -132,6 +136,8 @@ def fetch_landing(
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
         return pd.DataFrame(columns=cfg.schema_.names)
+    if read_only:
+        return read_landing_as_is(source, files, start, end, cfg)
     index_path = base / index_name
     index = read_index(index_path)
     frames, read, before = [], 0, dict(index)
@@ -148,6 +154,42 @@ def fetch_landing(
         folder, len(files), read, len(df),
     )  # fmt: skip
     return df
+
+
+def read_landing_as_is(
+    source: LandingSource, files: list[Path], start: datetime, end: datetime, cfg: PipelineConfig
+) -> pd.DataFrame:
+    """What a replay (``make loop-value``) reads: each file once by content, its rows of
+    ``[start, end)``. Read-only: the landing index, the files and the quarantine are left as they
+    are, whatever the ingest DAG has published; a file that cannot be read or placed stops the
+    replay naming it, and rows whose timestamp cannot be parsed are counted in a warning."""
+    import pandas as pd
+
+    seen, frames, ts = set(), [], cfg.timestamp_column
+    for path in files:
+        digest = file_digest(path)
+        if digest in seen:
+            log.warning("landing file %s repeats another file's content: read once", path.name)
+            continue
+        seen.add(digest)
+        try:
+            df = (
+                pd.read_parquet(path)
+                if source.format == "parquet"
+                else pd.read_csv(path, encoding=source.encoding)
+            )
+        except Exception as exc:
+            raise SourceError(f"landing file {path} cannot be read as {source.format}: {exc}") from exc
+        if ts not in df:
+            raise SourceError(f"landing file {path} has no timestamp column {ts!r}")
+        for col in cfg.schema_.columns:
+            if col.dtype == "datetime" and col.name in df:
+                df[col.name] = to_naive_utc(df[col.name])
+        if df[ts].isna().any():
+            log.warning("%s: %d rows without a parseable %s are left out of the replay",
+                        path.name, int(df[ts].isna().sum()), ts)  # fmt: skip
+        frames.append(_in_interval(df, ts, start, end))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cfg.schema_.names)
 
 
 def _published_elsewhere(base: Path, start: datetime, end: datetime, of: str = "curated") -> list[str]:
@@ -362,23 +404,24 @@ def fetch_sql(
 
 def fetch(
     cfg: PipelineConfig, start: datetime, end: datetime, base: Path, part: str = "whole",
-    read_sql: SqlReader | None = None,
+    read_sql: SqlReader | None = None, read_only: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
     """Rows of ``[start, end)`` from the pipeline's source. ``base`` is the pipeline's data folder.
 
     ``part``: ``whole`` (every column the source has), ``inputs`` (without the outcome columns,
     which arrive later when ``labels.delay_days`` is set) or ``outcomes`` (the key and outcome
     columns, from ``labels.source`` or else the pipeline's own source). ``read_sql``: how a
-    ``sql`` source reaches its database (:data:`SqlReader`)."""
+    ``sql`` source reaches its database (:data:`SqlReader`). ``read_only``: a replay's read, which
+    leaves a landing folder's index, files and quarantine as they are."""
     src = cfg.labels.source or cfg.source if part == "outcomes" else cfg.source
     if isinstance(src, ReplaySource):
         df = fetch_replay(src, start, end, base.parent / "_cache")
     elif isinstance(src, SqlSource):
         df = fetch_sql(cfg, src, start, end, read_sql)
     elif part == "outcomes":
-        df = fetch_landing(src, start, end, base, cfg, index_name=OUTCOMES_INDEX, published_of="outcomes")
+        df = fetch_landing(src, start, end, base, cfg, OUTCOMES_INDEX, "outcomes", read_only)
     else:
-        df = fetch_landing(src, start, end, base, cfg)
+        df = fetch_landing(src, start, end, base, cfg, read_only=read_only)
     if part == "inputs":
         return df.drop(columns=[c for c in cfg.outcome_columns if c in df])
     if part == "outcomes":

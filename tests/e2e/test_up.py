@@ -67,6 +67,12 @@ def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
         bound = listeners(procs)
         assert {port for _, port, _ in bound} >= {api, ml}, bound
         assert all(ip == "127.0.0.1" for ip, _, _ in bound), f"listening beyond loopback: {bound}"
+        # links are built from the ports actually served, in every component that builds them
+        for p in procs:
+            if any(c in p.cmdline() for c in ("scheduler", "api-server", "dag-processor")):
+                seen = p.environ()
+                assert seen.get("CT_AIRFLOW_UI_URL") == f"http://localhost:{api}", p.cmdline()
+                assert seen.get("CT_MLFLOW_UI_URL") == f"http://localhost:{ml}", p.cmdline()
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert proc.wait(120) in (0, 2, -signal.SIGINT), out.read_text()[-3000:]  # make exits as interrupted
         assert "Stopped." in out.read_text()
