@@ -29,12 +29,13 @@ complete interval of the schedule (live sources); the task log says which.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from include.foundation.payloads import IngestedBatch, ValidationSummary
 from include.orchestration.dag_support import (
     curated_asset,
     dag_defaults,
+    ingest_params,
     pipelines_to_build,
     stage_call,
     timetable,
@@ -50,36 +51,7 @@ def build_ingest_dag(cfg, settings):
         schedule=timetable(cfg.schedule.ingest),
         **dag_defaults(cfg, settings, "ingest"),
         doc_md=__doc__,
-        params={
-            "batch_start": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Manual runs: first day of the batch (YYYY-MM-DD); empty = the run's data interval",
-            ),
-            "batch_days": Param(
-                7, type="integer", minimum=1, maximum=366, description="Length of a manual batch in days"
-            ),
-            "replace": Param(
-                False,
-                type="boolean",
-                description="The interval is already published: ingest it again from the source as it is now "
-                "and, if it passes validation, replace the published batch (the log records rows before "
-                "and after). Off: such a run does nothing and says so.",
-            ),
-            "readmit": Param(
-                False,
-                type="boolean",
-                description="The interval was quarantined and its producer has fixed the data: read it again "
-                "from the source, validate it and publish it if it passes. Who asked, why and which report "
-                "it replaces are recorded beside the quarantine report.",
-            ),
-            "reason": Param(
-                None,
-                type=["null", "string"],
-                description="Re-admission: why the batch may come back (required with readmit)",
-            ),
-        },
+        params=ingest_params(),
     )
     def ingest_dag():
         @task

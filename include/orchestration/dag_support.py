@@ -283,6 +283,43 @@ def retrain_request(context: dict) -> RetrainRequest:
     return RetrainRequest.from_conf(context.get("params") or {})
 
 
+def ingest_params() -> dict:
+    """The ingest DAG's params form: a manual batch, replacing a published one, re-admitting a
+    quarantined one."""
+    from airflow.sdk import Param
+
+    return {
+        "batch_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Manual runs: first day of the batch (YYYY-MM-DD); empty = the run's data interval",
+        ),
+        "batch_days": Param(
+            7, type="integer", minimum=1, maximum=366, description="Length of a manual batch in days"
+        ),
+        "replace": Param(
+            False,
+            type="boolean",
+            description="The interval is already published: ingest it again from the source as it is now "
+            "and, if it passes validation, replace the published batch (the log records rows before "
+            "and after). Off: such a run does nothing and says so.",
+        ),
+        "readmit": Param(
+            False,
+            type="boolean",
+            description="The interval was quarantined and its producer has fixed the data: read it again "
+            "from the source, validate it and publish it if it passes. Who asked, why and which report "
+            "it replaces are recorded beside the quarantine report.",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            description="Re-admission: why the batch may come back (required with readmit)",
+        ),
+    }
+
+
 def train_params(cfg: PipelineConfig) -> dict:
     """The training DAG's params form: the fields of a RetrainRequest plus the DAG's own options."""
     from airflow.sdk import Param
