@@ -37,8 +37,10 @@ $(STAMP): requirements.txt
 demo: venv  ## The whole loop, headless, through Airflow (SQLite + local MLflow + .local/data)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
-test: venv lint  ## Lint, then the whole pytest suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+# Two pytest-xdist workers by default (CI's two cores); the deployments share one (tests/conftest.py).
+TEST_WORKERS ?= 2
+test: venv lint  ## Lint, then the whole pytest suite (TEST_WORKERS=2 processes; 0 runs it in one)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 lint: venv  ## ruff, then the architecture contracts in pyproject.toml (import-linter)
 	$(BIN)/ruff check dags plugins include tests scripts

@@ -39,6 +39,52 @@ for p in (ROOT, ROOT / "dags"):
         sys.path.insert(0, str(p))
 
 
+# `make test` runs the suite on pytest-xdist workers (`-n 2 --dist loadfile`, README "Tests"). The
+# tests that start whole deployments (a scheduler, Celery workers, servers, containers) share one
+# worker and run one after another, so two deployments never compete for the two cores; the
+# in-process tests run beside them on the other worker(s). A module stays on one worker, so its
+# module fixtures are built once. Deployments are queued first and the end-to-end modules next: the
+# long units start early and the short unit modules fill in at the end. (xdist's own loadgroup
+# cannot be used: with pytest 9.2 it silently stops grouping, pytest-xdist issue #1386.)
+DEPLOYMENTS = (
+    "tests/scaleout/test_celery_stack.py",
+    "tests/container/test_compose_up.py",
+    "tests/e2e/test_demo.py",
+)
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
+def _queue_position(item) -> tuple[int, int]:
+    module = _module(item.nodeid)
+    if module in DEPLOYMENTS:
+        return (0, DEPLOYMENTS.index(module))
+    return (1, 0) if module.startswith("tests/e2e/") else (2, 0)
+
+
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller queues in this order
+        items.sort(key=_queue_position)  # stable: collection order within each rank
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the deployments' modules as one unit and the queue in collection order."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesWithTheDeploymentsTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return "deployments" if module in DEPLOYMENTS else module
+
+    config.option.loadscopereorder = False  # keep _queue_position's order (not tests per module)
+    return ModulesWithTheDeploymentsTogether(config, log)
+
+
 @pytest.fixture(scope="session")
 def test_root() -> Path:
     return _TMP
