@@ -24,6 +24,7 @@ import yaml
 
 from include.foundation.settings import Settings
 from scripts.process_groups import stop_groups
+from tests.airflow_helpers import plugin
 from tests.e2e.browser import CHROMIUM, SHOTS, free_port, wait_http
 from tests.e2e.test_own_data import PIPELINE, START, WEEKS, churn_table
 
@@ -179,6 +180,14 @@ def test_a_rejection_through_the_rest_api_is_recorded_with_who_and_why(gate):
     assert tags["decision.outcome"] == "rejected by approver", tags
     assert tags["decision.approval"] == "rejected by admin: 'not before the audit'", tags
     assert champion() == before
+    # evaluate's page links the MLflow run its evaluation is logged to, and the version it judged
+    run = request["task_instance"]["dag_run_id"]
+    entry = gate["api"].get(f"{gate['base']}/api/v2/dags/{DAG_ID}/dagRuns/{run}/taskInstances/evaluate/"
+                            "xcomEntries/return_value", params={"deserialize": True}, timeout=30)  # fmt: skip
+    evaluation = entry.json()["value"]
+    evaluation = json.loads(evaluation) if isinstance(evaluation, str) else evaluation
+    links = plugin().task_links(DAG_ID, "evaluate", evaluation, Settings.from_env())
+    assert set(links) == {"MLflow run", "Model version"}, links
 
 
 def test_no_answer_in_time_rejects_by_default(gate):
