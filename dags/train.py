@@ -11,6 +11,10 @@ or when the drift check triggers it (`reason=drift` in the run conf).
    applies the promotion rule (MLflow `MetricThreshold`s + paired bootstrap CI) and logs it all.
 4. **promote** moves alias `champion` with a compare-and-set and writes the decision record to
    the version's tags; **reject** records why. Rollback: the `<pipeline>__rollback` DAG.
+
+With `promotion.approval: required`, a passing evaluation first asks a person (**approval**,
+listed under *Browse → Required Actions*): approve → **promote**; reject, or no answer in
+`approval_timeout_hours` → **reject_by_approver**, which records who and why.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
+from include.orchestration.approval import approval_answer, approval_gate, decision_record_of_run
 from include.orchestration.dag_support import (
     airflow_tags,
     champion_asset,
     champion_event_extra,
     dag_defaults,
     pipelines_to_build,
-    run_link,
     stage_call,
     timetable,
     train_params,
@@ -34,6 +38,7 @@ from include.orchestration.notifications import notifiers
 
 def build_train_dag(cfg, settings):
     champion = champion_asset(cfg)
+    gated = cfg.promotion.approval == "required"
 
     @dag(
         dag_id=f"{cfg.name}__train",
@@ -72,16 +77,20 @@ def build_train_dag(cfg, settings):
 
         @task.branch
         def promote_or_reject(evaluation: Evaluation) -> str:  # the decision was taken by evaluate
-            return "promote" if evaluation["promote"] else "reject"
+            return ("approval" if gated else "promote") if evaluation["promote"] else "reject"
+
+        @task.branch
+        def act_on_approval(answer: dict) -> str:
+            return "promote" if approval_answer(cfg, answer).approved else "reject_by_approver"
 
         @task(outlets=[champion], on_success_callback=notifiers(cfg, settings, "promotion"))
         @stage_call
-        def promote(evaluation: Evaluation, params=None) -> dict:
+        def promote(evaluation: Evaluation, answer: dict | None = None) -> dict:
             from include.foundation import tracking
-            from include.stages.registry import decision_record, promote
+            from include.stages.registry import promote
 
             ctx = get_current_context()
-            record = decision_record(evaluation, params["reason"], ctx["run_id"], run_link(settings, ctx))
+            record = decision_record_of_run(cfg, settings, ctx, evaluation, answer)
             client = tracking.client(settings, cfg.experiment)
             # a stale decision (PromotionConflict) is permanent: never retried into place
             promoted = promote(client, cfg.registered_model, evaluation["challenger_version"],
@@ -91,18 +100,27 @@ def build_train_dag(cfg, settings):
 
         @task
         @stage_call
-        def reject(evaluation: Evaluation, params=None) -> dict:
+        def reject(evaluation: Evaluation, answer: dict | None = None) -> dict:
             from include.foundation import tracking
-            from include.stages.registry import decision_record, reject
+            from include.stages.registry import reject
 
-            ctx = get_current_context()
-            record = decision_record(evaluation, params["reason"], ctx["run_id"], run_link(settings, ctx))
+            record = decision_record_of_run(cfg, settings, get_current_context(), evaluation, answer)
+            # behind the gate (reject_by_approver): the rule said yes, a person or the timeout no
+            outcome = "rejected" if answer is None else "rejected by approver"
             client = tracking.client(settings, cfg.experiment)
-            return reject(client, cfg.registered_model, evaluation["challenger_version"], record)
+            return reject(client, cfg.registered_model, evaluation["challenger_version"], record, outcome)
 
         data = assemble()
         evaluation = evaluate(train(data), data)
-        promote_or_reject(evaluation) >> [promote(evaluation), reject(evaluation)]
+        if not gated:
+            promote_or_reject(evaluation) >> [promote(evaluation), reject(evaluation)]
+            return
+        gate = approval_gate(cfg, settings)
+        promote_or_reject(evaluation) >> [gate, reject(evaluation)]
+        act_on_approval(gate.output) >> [
+            promote(evaluation, gate.output),
+            reject.override(task_id="reject_by_approver")(evaluation, gate.output),
+        ]
 
     return train_dag()
 

@@ -77,7 +77,7 @@ def task_links(dag_id: str, task_id: str, result: TaskResult | Any, settings: Se
     if run_id and experiment:
         links[MLFLOW_RUN] = mlflow_run_url(ui, experiment, run_id)
     model = result.get("model_name")
-    version = {"evaluate": "challenger_version", "promote": "champion", "reject": "rejected",
+    version = {"evaluate": "challenger_version", "promote": "champion", "reject": "rejected", "reject_by_approver": "rejected",
                "score": "model_version", "check_drift": "champion_version"}.get(task_id, "version")  # fmt: skip
     version = result.get(version)
     if model and version:

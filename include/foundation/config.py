@@ -342,6 +342,29 @@ class PromotionSpec(_Strict):
     )
     bootstrap: BootstrapSpec = BootstrapSpec()
     slices: SliceSpec = SliceSpec()
+    approval: Literal["none", "required"] = Field(
+        "none",
+        description="required: after the rule allows a promotion, a person approves or rejects it "
+        "(Airflow's Required Actions page or its REST API) before the champion alias moves",
+    )
+    approval_timeout_hours: float = Field(
+        72, gt=0, description="With approval: required, no answer within this many hours rejects it"
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="With approval: required, the Airflow user ids who may answer (empty: anyone "
+        "allowed to act on the DAG's runs)",
+    )
+
+    @model_validator(mode="after")
+    def _approval_options_need_approval(self) -> PromotionSpec:
+        stray = sorted({"approval_timeout_hours", "approvers"} & self.model_fields_set)
+        if self.approval == "none" and stray:
+            raise ValueError(
+                f"promotion.{stray[0]} is set but promotion.approval is 'none': "
+                "set promotion.approval: required, or remove it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _guardrails_are_other_metrics(self) -> PromotionSpec:

@@ -149,6 +149,8 @@ def evaluate_challenger(
             "holdout_window": assembled["holdout_window"],
             "trained_until": {k: v.isoformat() for k, v in trained_until.items()},
             "slices": slices,
+            "mlflow_run_id": challenger["run_id"],  # the run the evaluation is logged to
+            "experiment_id": challenger["experiment_id"],
         }
         _log_decision(rule, decision, champ_metrics, ci, summary)
     log.info(

@@ -159,6 +159,7 @@ def decision_tags(record: dict[str, Any]) -> dict[str, str]:
         Tag.decision("metric"): summary,
         Tag.DECISION_REASON: str(record.get("reason") or "")[:500] or None,
         Tag.decision("run"): record.get("run_link") or record.get("airflow_run_id"),
+        Tag.decision("approval"): (record.get("approval") or {}).get("summary"),
         Tag.DECISION_PREVIOUS_CHAMPION: record.get("previous_champion"),
         Tag.decision("at"): record.get("promoted_at") or record.get("rejected_at"),
     }
@@ -319,7 +320,9 @@ def promote(
     return {"model_name": model_name, "champion": version, "previous_champion": expected}
 
 
-def reject(client, model_name: str, version: str, record: dict[str, Any]) -> Rejection:
+def reject(
+    client, model_name: str, version: str, record: dict[str, Any], outcome: str = "rejected"
+) -> Rejection:
     """Record why a challenger was not promoted; the champion is untouched.
 
     The ``challenger`` alias stays on the rejected version on purpose: ``challenger`` always
@@ -327,11 +330,9 @@ def reject(client, model_name: str, version: str, record: dict[str, Any]) -> Rej
     so it can be loaded as ``models:/<name>@challenger`` to inspect or shadow-test it; the next
     training moves it. Only ``champion`` means "serve this".
     """
-    _write_decision(
-        client, model_name, str(version), {**record, "rejected_at": _now(), "outcome": "rejected"}
-    )
+    _write_decision(client, model_name, str(version), {**record, "rejected_at": _now(), "outcome": outcome})
     champ = get_champion(client, model_name)
-    log.info("rejected %s v%s; champion stays v%s", model_name, version, champ and champ.version)
+    log.info("%s %s v%s; champion stays v%s", outcome, model_name, version, champ and champ.version)
     return {"model_name": model_name, "rejected": str(version), "champion": champ and str(champ.version)}
 
 

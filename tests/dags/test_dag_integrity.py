@@ -132,6 +132,33 @@ def test_second_pipeline_is_a_second_yaml_file(tmp_path, monkeypatch):
     assert type(bag.dags["flights_delay__train"].timetable).__name__ == "NullTimetable"  # demo: drift-driven
 
 
+def test_a_pipeline_that_requires_approval_puts_a_person_before_promote(tmp_path, monkeypatch):
+    """promotion.approval: required adds Airflow's HITL operator between the rule and promote:
+    Approve/Reject, Reject by default when the configured time runs out."""
+    raw = demo_yaml()
+    raw["name"] = "flights_gated"
+    raw["promotion"].update(approval="required", approval_timeout_hours=6, approvers=["ml-lead"])
+    (tmp_path / "flights_gated.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
+    bag = dagbag()
+    assert bag.import_errors == {}
+    dag = bag.dags["flights_gated__train"]
+    assert {
+        ("promote_or_reject", "approval"),
+        ("promote_or_reject", "reject"),
+        ("approval", "act_on_approval"),
+        ("act_on_approval", "promote"),
+        ("act_on_approval", "reject_by_approver"),
+    } <= _edges(dag)
+    assert ("promote_or_reject", "promote") not in _edges(dag)  # no way round the person
+    gate = dag.get_task("approval")
+    assert type(gate).__name__ == "PromotionApproval"
+    assert (gate.options, gate.defaults, gate.multiple) == (["Approve", "Reject"], ["Reject"], False)
+    assert gate.response_timeout.total_seconds() == 6 * 3600
+    assert gate.assigned_users == [{"id": "ml-lead", "name": "ml-lead"}]
+    assert "comment" in gate.params and gate.retries >= 1 and gate.on_failure_callback
+
+
 def test_bad_pipeline_file_is_an_import_error_naming_the_key(tmp_path, monkeypatch):
     """One bad file breaks only itself: its error names the file and key, the others still load."""
     shutil.copy(ROOT / "include" / "pipelines" / "flights_delay.yaml", tmp_path)

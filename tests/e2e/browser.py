@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -63,6 +64,8 @@ def data_docs_walk(page, base: str, dag_id: str) -> str:
     page.wait_for_url("**/ct-loop/files/**")
     page.wait_for_load_state("networkidle")
     expect(page.get_by_text("Overview").first).to_be_visible()
+    # the validation is named by its week (the batch's interval), not GX's "__none__"
+    expect(page.get_by_text(re.compile(r"20\d\d-\d\d-\d\d_20\d\d-\d\d-\d\d")).first).to_be_visible()
     # the page is sandboxed (an opaque origin), so its style sheets are read through their effect
     styled = page.evaluate(
         """() => [[...document.styleSheets].filter(s => s.href && s.href.includes('/ct-loop/static/')).length,
@@ -78,6 +81,34 @@ def data_docs_walk(page, base: str, dag_id: str) -> str:
         f"Data Docs page rendered at {page.url.replace(base, '')}: {styled[0]} local style sheets applied, "
         f"{len(assets)} vendored assets, jQuery/Vega/bootstrap-table loaded, no request outside the machine"
     )
+
+
+def mlflow_links_walk(page, base: str, mlflow: str, dag_id: str) -> list[str]:
+    """The evaluate task's *MLflow run* and *Model version* buttons point at the MLflow UI being
+    served (here on a free port, not 5000) and land on rendered pages of that run and version."""
+    from playwright.sync_api import expect
+
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    run_id = requests.get(f"{base}/api/v2/dags/{dag_id}/dagRuns?order_by=-logical_date&limit=1",
+                          cookies=cookies, timeout=30).json()["dag_runs"][0]["dag_run_id"]  # fmt: skip
+    seen = []
+    for button, shot, landed in (
+        ("MLflow run", "08-mlflow-run-link.png", "train v"),  # the run's name: train v<N> for <week>
+        ("Model version", "09-model-version-link.png", "Version"),
+    ):
+        page.goto(f"{base}/dags/{dag_id}/runs/{run_id}/tasks/evaluate")
+        page.get_by_role("tab", name="Details").or_(page.get_by_role("link", name="Details")).first.click()
+        link = page.get_by_role("link", name=button)
+        expect(link).to_be_visible()
+        href = link.get_attribute("href")
+        assert href and href.startswith(mlflow + "/#/"), f"{button} points at {href}, not {mlflow}"
+        page.goto(href)
+        expect(page.get_by_text(landed).first).to_be_visible()
+        page.screenshot(path=SHOTS / shot)
+        seen.append(
+            f"evaluate's {button!r} button -> {href.replace(mlflow, '<mlflow>')}: rendered ({landed!r} visible)"
+        )
+    return seen
 
 
 # A script in a value from data: it says it ran, then tries the reader's Airflow session.
@@ -283,6 +314,7 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
             expect(page.get_by_text("champion").first).to_be_visible()
             page.screenshot(path=SHOTS / "07-mlflow-model.png")
             seen.append("MLflow registered model page: 'champion' alias visible")
+            seen.extend(mlflow_links_walk(page, base, mlflow, f"{name}__train"))
             browser.close()
     except Exception:
         for n in ("api-server", "mlflow"):

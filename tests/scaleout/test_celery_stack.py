@@ -85,7 +85,9 @@ class Stack:
         self.tmp = tmp
         self.compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
         self.api, self.ml, self.scheduler_health = free_port(), free_port(), free_port()
-        self.secrets = {**generate(), "AIRFLOW_BASE_URL": f"http://127.0.0.1:{self.api}"}
+        # the published ports (compose's AIRFLOW_PORT/MLFLOW_PORT): every link is built from them
+        self.secrets = {**generate(), "PUBLIC_HOST": "127.0.0.1", "AIRFLOW_PORT": str(self.api),
+                        "MLFLOW_PORT": str(self.ml)}  # fmt: skip
         suffix = uuid.uuid4().hex[:8]
         self.dbs = {"airflow": f"ct_test_airflow_{suffix}", "mlflow": f"ct_test_mlflow_{suffix}"}
         self.redis_db = 7 + int(suffix, 16) % 8

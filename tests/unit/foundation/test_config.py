@@ -115,6 +115,15 @@ def test_digest_changes_with_config(tmp_path):
             lambda r: r["source"].update(first_day="2013-12-31", last_day="2013-01-01"),
             "before source.first_day",
         ),
+        (lambda r: r["promotion"].update(approval="yes"), "promotion.approval: Input should be 'none' or"),
+        (
+            lambda r: r["promotion"].update(approval="required", approval_timeout_hours=0),
+            "promotion.approval_timeout_hours",
+        ),
+        (
+            lambda r: r["promotion"].update(approvers=["ml-lead"]),
+            "promotion.approvers is set but promotion.approval is 'none'",
+        ),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, mutate, expected):

@@ -19,3 +19,18 @@ def test_a_drift_check_links_its_run_its_report_and_the_champion_it_judged(tmp_p
     )  # realized chart: its run
     assert links["MLflow run"].endswith("#/experiments/7/runs/abc")
     assert links["Drift report"].endswith("flights_delay__drift_check/drift/r1/report.html")
+
+
+def test_evaluate_and_a_persons_rejection_link_the_run_and_version_on_the_ui_being_served(monkeypatch):
+    """The links follow CT_MLFLOW_UI_URL (what `make up` serves), not a default port."""
+    monkeypatch.setenv("CT_MLFLOW_UI_URL", "http://localhost:5001")
+    evaluation = {"model_name": "m", "challenger_version": "7", "mlflow_run_id": "r7", "experiment_id": "2",
+                  "promote": True}  # fmt: skip
+    links = plugin().task_links("p__train", "evaluate", evaluation, Settings.from_env())
+    assert links == {
+        "MLflow run": "http://localhost:5001/#/experiments/2/runs/r7",
+        "Model version": "http://localhost:5001/#/models/m/versions/7",
+    }
+    rejected = {"model_name": "m", "rejected": "7", "champion": "6"}
+    links = plugin().task_links("p__train", "reject_by_approver", rejected, Settings.from_env())
+    assert links == {"Model version": "http://localhost:5001/#/models/m/versions/7"}
