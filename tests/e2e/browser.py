@@ -42,6 +42,20 @@ def wait_http(url: str, timeout: float = 180) -> None:
     raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
 
 
+def logged_in(pw, base: str, password: str):
+    """Debian's Chromium, headless, logged in to the Airflow UI at ``base`` as admin."""
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                 args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(base)
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda u: "/auth/login" not in u and "login" not in u)
+    return browser, page
+
+
 def data_docs_walk(page, base: str, dag_id: str) -> str:
     """From the latest ingest run's validate task to its GX Data Docs page, which must render
     styled and scripted with every asset served by the viewer: no request leaves the machine."""
@@ -93,8 +107,8 @@ def mlflow_links_walk(page, base: str, mlflow: str, dag_id: str) -> list[str]:
                           cookies=cookies, timeout=30).json()["dag_runs"][0]["dag_run_id"]  # fmt: skip
     seen = []
     for button, shot, landed in (
-        ("MLflow run", "08-mlflow-run-link.png", "train v"),  # the run's name: train v<N> for <week>
-        ("Model version", "09-model-version-link.png", "Version"),
+        ("MLflow run", "10-mlflow-run-link.png", "train v"),  # the run's name: train v<N> for <week>
+        ("Model version", "11-model-version-link.png", "Version"),
     ):
         page.goto(f"{base}/dags/{dag_id}/runs/{run_id}/tasks/evaluate")
         page.get_by_role("tab", name="Details").or_(page.get_by_role("link", name="Details")).first.click()
@@ -266,15 +280,7 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
         assert requests.get(f"{base}/ct-loop/static/jquery-3.7.1/jquery.min.js").status_code == 200
         seen.append(traversal_matrix(port, base, home, name, passwords["viewer"]))
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM),
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(base)
-            page.locator("input[name=username]").fill("admin")
-            page.locator("input[name=password]").fill(password)
-            page.locator("button[type=submit]").click()
-            page.wait_for_url(lambda u: "/auth/login" not in u and "login" not in u)
+            browser, page = logged_in(pw, base, password)
             page.screenshot(path=SHOTS / "01-home.png")
             seen.append(f"logged in as admin at {page.url}")
 

@@ -25,7 +25,7 @@ import yaml
 from include.foundation.settings import Settings
 from scripts.process_groups import stop_groups
 from tests.airflow_helpers import plugin
-from tests.e2e.browser import CHROMIUM, SHOTS, free_port, wait_http
+from tests.e2e.browser import CHROMIUM, SHOTS, free_port, logged_in, wait_http
 from tests.e2e.test_own_data import PIPELINE, START, WEEKS, churn_table
 
 pytestmark = pytest.mark.e2e
@@ -244,23 +244,15 @@ def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
     base, seen = gate["base"], []
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM),
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])  # fmt: skip
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(base)
-        page.locator("input[name=username]").fill("admin")
-        page.locator("input[name=password]").fill(gate["password"])
-        page.locator("button[type=submit]").click()
-        page.wait_for_url(lambda u: "login" not in u)
+        browser, page = logged_in(pw, base, gate["password"])
         page.goto(f"{base}/required_actions")
         expect(page.get_by_text(request["subject"]).first).to_be_visible()
-        page.screenshot(path=SHOTS / "10-required-actions.png")
+        page.screenshot(path=SHOTS / "20-required-actions.png")
         seen.append(f"Required Actions lists {request['subject']!r}")
         page.get_by_text(request["subject"]).first.click()
         expect(page.get_by_text("higher is better").first).to_be_visible()
         page.get_by_role("textbox").first.fill(comment)
-        page.screenshot(path=SHOTS / "11-approval-form.png")
+        page.screenshot(path=SHOTS / "21-approval-form.png")
         seen.append("the request's form shows the evidence (metric table, CI, links) and a comment box")
         page.get_by_role("button", name="Approve").click()
         deadline = time.monotonic() + 60
@@ -272,7 +264,7 @@ def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
                 break
             time.sleep(1)
         assert done and done[0]["chosen_options"] == ["Approve"], done
-        page.screenshot(path=SHOTS / "12-approved.png")
+        page.screenshot(path=SHOTS / "22-approved.png")
         seen.append(f"answered Approve in the browser as {done[0]['responded_by_user']}")
         browser.close()
     return seen
