@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -87,7 +88,15 @@ def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
         assert "Stopped." in out.read_text()
         time.sleep(1)
         assert not [p for p in procs if p.is_running() and p.status() != "zombie"], "left behind"
-    finally:
+    finally:  # after a failed assertion too: nothing of `make up` outlives the test
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            left = tree(proc.pid)
+            os.killpg(proc.pid, signal.SIGINT)  # up.sh stops what it started
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            for p in left:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
