@@ -358,7 +358,10 @@ class PromotionSpec(_Strict):
 
     @model_validator(mode="after")
     def _approval_options_need_approval(self) -> PromotionSpec:
-        stray = sorted({"approval_timeout_hours", "approvers"} & self.model_fields_set)
+        # by value, not by presence: a dumped config (make loop-value --tune) carries the defaults
+        default_timeout = type(self).model_fields["approval_timeout_hours"].default
+        stray = [k for k, v in (("approval_timeout_hours", self.approval_timeout_hours != default_timeout),
+                                ("approvers", bool(self.approvers))) if v]  # fmt: skip
         if self.approval == "none" and stray:
             raise ValueError(
                 f"promotion.{stray[0]} is set but promotion.approval is 'none': "

@@ -65,9 +65,13 @@ def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
             assert time.monotonic() < deadline, out.read_text()
             time.sleep(1)
         assert f"http://localhost:{api}" in out.read_text() and f"http://localhost:{ml}" in out.read_text()
-        time.sleep(5)  # the scheduler's and triggerer's children are up by now
-        procs = tree(proc.pid)
-        bound = listeners(procs)
+        deadline = time.monotonic() + 90  # both servers listening (MLflow can bind later, on a busy machine)
+        while True:
+            time.sleep(5)  # the scheduler's and triggerer's children are up by now
+            procs = tree(proc.pid)
+            bound = listeners(procs)
+            if {port for _, port, _ in bound} >= {api, ml} or time.monotonic() > deadline:
+                break
         assert {port for _, port, _ in bound} >= {api, ml}, bound
         assert all(ip == "127.0.0.1" for ip, _, _ in bound), f"listening beyond loopback: {bound}"
         # links are built from the ports actually served, in every component that builds them

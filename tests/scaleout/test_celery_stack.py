@@ -56,6 +56,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def unused_redis_db() -> int:
+    """A Redis database that holds nothing and that no client has selected: a Celery worker left
+    over from another run, listening on a shared database, would take this stack's tasks."""
+    import redis
+
+    busy = {int(c.get("db", 0)) for c in redis.Redis(host="127.0.0.1", port=6379).client_list()}
+    for db in range(7, 16):
+        if db not in busy and not redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize():
+            return db
+    raise AssertionError(f"no unused Redis database among 7-15 (in use: {sorted(busy)})")
+
+
 def pg(sql: str, dbname: str = "postgres") -> None:
     import psycopg2
 
@@ -90,7 +102,7 @@ class Stack:
                         "MLFLOW_PORT": str(self.ml)}  # fmt: skip
         suffix = uuid.uuid4().hex[:8]
         self.dbs = {"airflow": f"ct_test_airflow_{suffix}", "mlflow": f"ct_test_mlflow_{suffix}"}
-        self.redis_db = 7 + int(suffix, 16) % 8
+        self.redis_db = unused_redis_db()
         self.procs: dict[str, subprocess.Popen] = {}
         self.started: dict[str, tuple[str, list[str] | None, list[str] | None]] = {}
         self.created_roles: list[str] = []

@@ -397,3 +397,11 @@ def test_a_target_kind_that_does_not_fit_names_the_key(tmp_path, kind, change, m
     with pytest.raises(ConfigError) as err:
         load_pipeline(path)
     assert str(err.value).startswith(str(path)) and message in str(err.value), str(err.value)
+
+
+def test_a_dumped_config_loads_again_with_the_same_meaning(tmp_path, flights_cfg):
+    """`make loop-value --tune` writes configs back with every default spelled out."""
+    dumped = flights_cfg.model_dump(mode="json", by_alias=True)
+    again = load_pipeline(_write(tmp_path, dumped))
+    assert again.promotion == flights_cfg.promotion and again.target == flights_cfg.target
+    assert again.promotion.approval == "none"
