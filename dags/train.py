@@ -12,9 +12,8 @@ or when the drift check triggers it (`reason=drift` in the run conf).
 4. **promote** moves alias `champion` with a compare-and-set and writes the decision record to
    the version's tags; **reject** records why. Rollback: the `<pipeline>__rollback` DAG.
 
-With `promotion.approval: required`, a passing evaluation first asks a person (**approval**,
-listed under *Browse → Required Actions*): approve → **promote**; reject, or no answer in
-`approval_timeout_hours` → **reject_by_approver**, which records who and why.
+With `promotion.approval: required`, a passing evaluation first asks a person (**approval**, in
+*Required Actions*): approve → **promote**; reject or no answer → **reject_by_approver** (who, why).
 """
 
 from __future__ import annotations
@@ -22,7 +21,12 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
-from include.orchestration.approval import approval_answer, approval_gate, decision_record_of_run
+from include.orchestration.approval import (
+    approval_answer,
+    approval_gate,
+    promote_challenger,
+    reject_challenger,
+)
 from include.orchestration.dag_support import (
     airflow_tags,
     champion_asset,
@@ -86,29 +90,15 @@ def build_train_dag(cfg, settings):
         @task(outlets=[champion], on_success_callback=notifiers(cfg, settings, "promotion"))
         @stage_call
         def promote(evaluation: Evaluation, answer: dict | None = None) -> dict:
-            from include.foundation import tracking
-            from include.stages.registry import promote
-
             ctx = get_current_context()
-            record = decision_record_of_run(cfg, settings, ctx, evaluation, answer)
-            client = tracking.client(settings, cfg.experiment)
-            # a stale decision (PromotionConflict) is permanent: never retried into place
-            promoted = promote(client, cfg.registered_model, evaluation["challenger_version"],
-                               evaluation["champion_version"], record)  # fmt: skip
+            promoted = promote_challenger(cfg, settings, ctx, evaluation, answer)
             ctx["outlet_events"][champion].extra = champion_event_extra(promoted, evaluation)
             return promoted
 
         @task
         @stage_call
         def reject(evaluation: Evaluation, answer: dict | None = None) -> dict:
-            from include.foundation import tracking
-            from include.stages.registry import reject
-
-            record = decision_record_of_run(cfg, settings, get_current_context(), evaluation, answer)
-            # behind the gate (reject_by_approver): the rule said yes, a person or the timeout no
-            outcome = "rejected" if answer is None else "rejected by approver"
-            client = tracking.client(settings, cfg.experiment)
-            return reject(client, cfg.registered_model, evaluation["challenger_version"], record, outcome)
+            return reject_challenger(cfg, settings, get_current_context(), evaluation, answer)
 
         data = assemble()
         evaluation = evaluate(train(data), data)

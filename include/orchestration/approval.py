@@ -124,3 +124,31 @@ def decision_record_of_run(
     if answer is not None:
         record["approval"] = approval_answer(cfg, answer).record()
     return record
+
+
+def promote_challenger(
+    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation, answer: dict | None
+) -> dict:
+    """``promote``: move ``champion`` to the challenger with its decision record (a stale decision,
+    PromotionConflict, is permanent: never retried into place)."""
+    from include.foundation import tracking
+    from include.stages.registry import promote
+
+    record = decision_record_of_run(cfg, settings, context, evaluation, answer)
+    client = tracking.client(settings, cfg.experiment)
+    return promote(client, cfg.registered_model, evaluation["challenger_version"],
+                   evaluation["champion_version"], record)  # fmt: skip
+
+
+def reject_challenger(
+    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation, answer: dict | None
+) -> dict:
+    """``reject`` (the rule said no) and ``reject_by_approver`` (the rule said yes; a person, or
+    the timeout, said no): record why; the champion is untouched."""
+    from include.foundation import tracking
+    from include.stages.registry import reject
+
+    record = decision_record_of_run(cfg, settings, context, evaluation, answer)
+    outcome = "rejected" if answer is None else "rejected by approver"
+    client = tracking.client(settings, cfg.experiment)
+    return reject(client, cfg.registered_model, evaluation["challenger_version"], record, outcome)
