@@ -5,6 +5,9 @@
   (check_drift, trigger_training) and the Great Expectations Data Docs page of the batch's
   validation (validate). They are built from the task's own return value (its XCom), so they
   work for every run the scheduler made, whoever triggered it.
+* **Run notes**: a listener writes each finished run's outcome as its note ("v7 promoted: …",
+  "v8 rejected: …", "drift 2013-04-02: no retraining (…)"), so outcomes show in the run list
+  (:mod:`include.orchestration.run_notes`).
 * **A read-only report viewer** mounted in the Airflow API server at ``/ct-loop``: it serves
   the drift reports, Data Docs and quarantine reports of a loaded pipeline (nothing else under
   the data root), only to a user logged in to Airflow who may read the DAG's task instances
@@ -50,6 +53,7 @@ from include.foundation.payloads import (
 )
 from include.foundation.settings import Settings
 from include.orchestration.dag_support import FAILURE_XCOM
+from include.orchestration.run_notes import RunNoteListener
 
 log = logging.getLogger(__name__)
 TaskResult = TrainedModel | Evaluation | Promotion | Rejection | DriftCheck | ValidationSummary
@@ -290,3 +294,4 @@ class CtLoopPlugin(AirflowPlugin):
     name = "ct_loop"
     global_operator_extra_links = [MlflowRunLink(), ModelVersionLink(), DriftReportLink(), DataDocsLink()]
     fastapi_apps = [{"app": LazyApp(create_app), "url_prefix": URL_PREFIX, "name": "CT loop reports"}]
+    listeners = [RunNoteListener()]  # a finished run's note says what it decided (run_notes)

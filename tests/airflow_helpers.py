@@ -25,6 +25,15 @@ def task_states(dr) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
 
 
+def run_note(dr) -> str | None:
+    """The note the plugin's listener wrote on a finished run (the run list's Note button)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.get(DagRun, dr.id).note
+
+
 def plugin():
     """The project's Airflow plugin module (plugins/ is not a package on sys.path)."""
     import importlib.util

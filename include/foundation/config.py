@@ -447,7 +447,7 @@ class DriftSpec(_Strict):
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
 
-NotificationEvent = Literal["failure", "quarantine", "promotion", "drift_retraining"]
+NotificationEvent = Literal["failure", "quarantine", "promotion", "drift_retraining", "approval"]
 
 
 class NotificationSpec(_Strict):
@@ -460,7 +460,8 @@ class NotificationSpec(_Strict):
         None, description="Airflow apprise connection (Slack, Teams, Telegram, ... URLs) for chat messages"
     )
     events: list[NotificationEvent] = Field(
-        default_factory=lambda: ["failure", "quarantine", "promotion", "drift_retraining"]
+        default_factory=lambda: ["failure", "quarantine", "promotion", "drift_retraining", "approval"],
+        description="Which events are sent (approval: a promotion waits for a person's answer)",
     )
 
     @property

@@ -178,6 +178,7 @@ class Promotion(TypedDict):
     model_name: str
     champion: str
     previous_champion: str | None
+    outcome: NotRequired[str]  # one line for people: the run's note
 
 
 class Rejection(TypedDict):
@@ -186,6 +187,7 @@ class Rejection(TypedDict):
     model_name: str
     rejected: str
     champion: str | None
+    outcome: NotRequired[str]  # one line for people: the run's note
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -219,6 +221,7 @@ class DriftCheck(TypedDict, total=False):
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str
     experiment_id: str
+    outcome: str  # the decision in one line (the run's note), e.g. "drift 2013-04-02: no retraining (…)"
 
 
 # --------------------------------------------------------------------------- scoring

@@ -24,6 +24,7 @@ from include.foundation.links import airflow_run_url, mlflow_model_version_url, 
 from include.foundation.payloads import Evaluation
 from include.foundation.settings import Settings
 from include.orchestration.dag_support import run_link
+from include.orchestration.notifications import notifiers
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class PromotionApproval(HITLOperator):
             },
             assigned_users=[{"id": u, "name": u} for u in rule.approvers] or None,
             response_timeout=timedelta(hours=rule.approval_timeout_hours),
+            notifiers=notifiers(cfg, settings, "approval"),  # the pipeline's channels: a request is open
             **kwargs,
         )
         self.cfg, self.settings = cfg, settings
@@ -136,8 +138,9 @@ def promote_challenger(
 
     record = decision_record_of_run(cfg, settings, context, evaluation, answer)
     client = tracking.client(settings, cfg.experiment)
-    return promote(client, cfg.registered_model, evaluation["challenger_version"],
-                   evaluation["champion_version"], record)  # fmt: skip
+    promoted = promote(client, cfg.registered_model, evaluation["challenger_version"],
+                       evaluation["champion_version"], record)  # fmt: skip
+    return {**promoted, "outcome": outcome_line("promoted", evaluation, record)}
 
 
 def reject_challenger(
@@ -151,4 +154,18 @@ def reject_challenger(
     record = decision_record_of_run(cfg, settings, context, evaluation, answer)
     outcome = "rejected" if answer is None else "rejected by approver"
     client = tracking.client(settings, cfg.experiment)
-    return reject(client, cfg.registered_model, evaluation["challenger_version"], record, outcome)
+    rejected = reject(client, cfg.registered_model, evaluation["challenger_version"], record, outcome)
+    return {**rejected, "outcome": outcome_line(outcome, evaluation, record)}
+
+
+def outcome_line(outcome: str, evaluation: Evaluation, record: dict) -> str:
+    """The training run's outcome in one line (its note in the run list): the version, what
+    happened to it and why, e.g. ``v7 rejected: roc_auc gain +0.0021 but its CI lower bound …``."""
+    version = f"v{evaluation['challenger_version']}"
+    reason = str(evaluation.get("reason") or "")
+    if outcome == "rejected":  # the rule's reason reads "rejected: …"
+        return f"{version} {reason}" if reason.startswith("rejected") else f"{version} rejected: {reason}"
+    approval = (record.get("approval") or {}).get("summary")
+    if outcome == "rejected by approver":
+        return f"{version} {approval or outcome} (the rule had allowed it: {reason})"
+    return f"{version} promoted{f' ({approval})' if approval else ''}: {reason}"

@@ -83,11 +83,14 @@ def stage_call(fn: Callable) -> Callable:
         try:
             value = redact_value(fn(*args, **kwargs))  # the return value is the task's XCom
             log.info("result: %s (the whole value: this task's XCom tab)", gist(value))
+            if isinstance(value, dict) and value.get("outcome"):
+                keep_run_note(value["outcome"])
             return value
         except PermanentError as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
             keep_failure_details(exc)
+            keep_run_note(f"failed: {redact(str(exc))}"[:300])
             raise AirflowFailException(redact(f"{type(exc).__name__}: {exc}")) from exc
         except Exception as exc:
             outage = server_outage(exc)
@@ -135,6 +138,7 @@ def mask_environment_secrets() -> None:
 
 
 FAILURE_XCOM = "failure"  # a failed task's JSON-able details (e.g. a validation summary)
+RUN_NOTE_XCOM = "run_note"  # a task's one-line outcome: its run's note (include.orchestration.run_notes)
 
 
 def keep_failure_details(exc: BaseException) -> None:
@@ -150,6 +154,17 @@ def keep_failure_details(exc: BaseException) -> None:
         get_current_context()["ti"].xcom_push(key=FAILURE_XCOM, value=redact_value(details))
     except Exception:  # outside a task (unit tests) or XCom unavailable: the error still stands
         log.debug("could not keep the failure details", exc_info=True)
+
+
+def keep_run_note(outcome: str) -> None:
+    """Leave the task's one-line outcome for its run's note (XCom ``run_note``; the plugin's
+    listener writes the note when the run finishes: :mod:`include.orchestration.run_notes`)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        get_current_context()["ti"].xcom_push(key=RUN_NOTE_XCOM, value=redact(outcome))
+    except Exception:  # outside a task (unit tests) or XCom unavailable: only the note is missing
+        log.debug("could not keep the run's note", exc_info=True)
 
 
 def tracking_uri() -> str:

@@ -85,6 +85,19 @@ def drift_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationEve
     return "drift_retraining", subject, body
 
 
+def approval_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationEvent, str, str]:
+    """An approval request is open: its subject and evidence, and where to answer it."""
+    subject = f"{PREFIX} {pipeline}: approval needed: {facts['subject']}"
+    timeout = facts.get("timeout_hours")
+    body = (
+        f"A training run of pipeline {pipeline} passed the promotion rule and waits for a person.\n"
+        f"Answer it here (Approve or Reject, with why): {facts['answer_url']}\n"
+        f"Without an answer within {timeout} h it is rejected by default; nothing is promoted until then.\n\n"
+        f"{facts['body']}\n\nRun: {facts['run_url']}"
+    )
+    return "approval", subject, body
+
+
 class LoopNotifier(BaseNotifier):
     """Sends one kind of loop message to the pipeline's channels (e-mail and/or Apprise)."""
 
@@ -121,6 +134,12 @@ class LoopNotifier(BaseNotifier):
         if self.kind == "failure":
             facts["exception"] = context.get("exception")
             return failure_message(self.cfg.name, facts)
+        if self.kind == "approval":  # called by the HITL operator once its request is built
+            task = context["task"]
+            facts.update(subject=task.subject, body=task.body or "",
+                         answer_url=airflow_run_url(ui, ti.dag_id, ti.run_id, ti.task_id) + "/required_actions",
+                         timeout_hours=self.cfg.promotion.approval_timeout_hours)  # fmt: skip
+            return approval_message(self.cfg.name, facts)
         if self.kind == "promotion":
             facts["promotion"] = ti.xcom_pull(task_ids=ti.task_id)
             facts["evaluation"] = ti.xcom_pull(task_ids="evaluate")
@@ -159,5 +178,5 @@ class LoopNotifier(BaseNotifier):
 
 
 def notifiers(cfg: PipelineConfig, settings: Settings, kind: str) -> list[LoopNotifier]:
-    """The callbacks for ``kind`` (failure | promotion | drift_retraining); none without a channel."""
+    """The callbacks for ``kind`` (failure | promotion | drift_retraining | approval); none without a channel."""
     return [LoopNotifier(cfg, settings, kind)] if cfg.notifications.has_channels else []

@@ -266,6 +266,7 @@ def check_drift(
     }
     atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     log.info(format_summary(result))  # first: the table and the decision lead the task log
+    result["outcome"] = f"drift {result['as_of'][:10]}: {decision_phrase(result)}"
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     log_realized(client, cfg, realized)
     log_timeline(client, cfg, result)
@@ -466,6 +467,18 @@ def _labelled_rows_of(result: dict[str, Any]) -> str:
     return f"labelled rows {window[0][:10]}..{window[1][:10]} (outcomes arrive later)"
 
 
+def decision_phrase(result: dict[str, Any]) -> str:
+    """The check's decision and why, in the threshold's own words (the log's decision line, the
+    run's note): ``RETRAIN (drift share 0.42 >= 0.3)``, ``no retraining (drift share 0.27 < 0.3)``."""
+    verdict = "RETRAIN" if result["retrain"] else "no retraining"
+    threshold = result.get("share_threshold")
+    quiet = "no drift" if threshold is None else f"drift share {result['drift_share']:.2f} < {threshold}"
+    why = "; ".join(result["reasons"]) or quiet
+    return (
+        f"{verdict} ({why}){' — suppressed: ' + result['suppressed_by'] if result['suppressed_by'] else ''}"
+    )
+
+
 def format_summary(result: dict[str, Any]) -> str:
     """A short, readable table for the task log."""
     lines = [
@@ -493,12 +506,6 @@ def format_summary(result: dict[str, Any]) -> str:
         value = "n/a" if r["value"] is None else f"{r['value']:.4f}{ci}"
         lines.append(f"realized {result['performance_metric']} of v{r['model_version']} on {r['partition']}: {value} "
                      f"({r['rows']} labelled rows)")  # fmt: skip
-    verdict = "RETRAIN" if result["retrain"] else "no retraining"
-    threshold = result.get("share_threshold")
-    quiet = "no drift" if threshold is None else f"drift share {result['drift_share']:.2f} < {threshold}"
-    why = "; ".join(result["reasons"]) or quiet
-    lines.append(
-        f"decision: {verdict} ({why}){' — suppressed: ' + result['suppressed_by'] if result['suppressed_by'] else ''}"
-    )
+    lines.append(f"decision: {decision_phrase(result)}")
     lines.append(f"report: {result['report']}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from scripts.process_groups import stop_groups
 from tests.airflow_helpers import plugin
 from tests.e2e.browser import CHROMIUM, SHOTS, free_port, logged_in, wait_http
 from tests.e2e.test_own_data import PIPELINE, START, WEEKS, churn_table
+from tests.smtp_inbox import smtp_server
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,11 @@ def gated_yaml(folder: Path, timeout_hours: float = 24) -> None:
     raw = json.loads(json.dumps(PIPELINE))
     raw["name"] = NAME
     raw["promotion"].update(approval="required", approval_timeout_hours=timeout_hours)
+    raw["notifications"] = {
+        "email": ["approvers@example.com"],
+        "smtp_conn_id": "smtp_test",
+        "events": ["approval"],
+    }
     (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
 
 
@@ -55,6 +62,9 @@ def gate(tmp_path_factory, airflow_db):
     gated_yaml(folder)
     mp = pytest.MonkeyPatch()
     mp.setenv("CT_PIPELINES_DIR", str(folder))
+    mail = contextlib.ExitStack()
+    inbox, smtp_uri = mail.enter_context(smtp_server())  # a real SMTP server: the approval request's mail
+    mp.setenv("AIRFLOW_CONN_SMTP_TEST", smtp_uri)
     settings = Settings.from_env()
     landing = settings.data_root / NAME / "landing"
     landing.mkdir(parents=True)
@@ -83,9 +93,10 @@ def gate(tmp_path_factory, airflow_db):
         api = requests.Session()
         api.headers["Authorization"] = f"Bearer {token}"
         yield {"base": base, "api": api, "password": password, "folder": folder, "tmp": tmp, "env": env,
-               "as_of": (START + timedelta(weeks=WEEKS)).date().isoformat()}  # fmt: skip
+               "as_of": (START + timedelta(weeks=WEEKS)).date().isoformat(), "inbox": inbox}  # fmt: skip
     finally:
         stop_groups([server])
+        mail.close()
         mp.undo()
 
 
@@ -148,6 +159,14 @@ def champion() -> str | None:
         return None
 
 
+def run_note(gate, request: dict) -> str | None:
+    """The note of the request's training run, as the REST API (and the UI) read it."""
+    ti = request["task_instance"]
+    r = gate["api"].get(f"{gate['base']}/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}", timeout=30)
+    r.raise_for_status()
+    return r.json()["note"]
+
+
 def answer(gate, request: dict, option: str, comment: str) -> requests.Response:
     ti = request["task_instance"]
     url = (f"{gate['base']}/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/"
@@ -169,6 +188,12 @@ def test_a_rejection_through_the_rest_api_is_recorded_with_who_and_why(gate):
                          "[challenger's MLflow run](http", "[model version](http", "No answer within 24 h rejects it"):  # fmt: skip
             assert evidence in body, body
         assert champion() == before  # nothing moves while the request is open
+        mails = [m for m in gate["inbox"].wait(1) if request["subject"] in m["Subject"]]
+        assert mails, [m["Subject"] for m in gate["inbox"].messages]  # the approvers hear of it
+        assert mails[0]["Subject"] == f"[ct-loop] {NAME}: approval needed: {request['subject']}"
+        text = gate["inbox"].text(mails[0])
+        assert "/tasks/approval/required_actions" in text and "rejected by default" in text, text
+        assert "**roc_auc** (higher is better)" in text, text  # the evidence travels with it
         r = answer(gate, request, "Reject", "not before the audit")
         assert r.status_code == 200, r.text
         states = finished(proc)
@@ -180,6 +205,8 @@ def test_a_rejection_through_the_rest_api_is_recorded_with_who_and_why(gate):
     assert tags["decision.outcome"] == "rejected by approver", tags
     assert tags["decision.approval"] == "rejected by admin: 'not before the audit'", tags
     assert champion() == before
+    assert run_note(gate, request).startswith(f"v{version} rejected by admin: 'not before the audit' (the rule "
+                                              "had allowed it: "), run_note(gate, request)  # fmt: skip
     # evaluate's page links the MLflow run its evaluation is logged to, and the version it judged
     run = request["task_instance"]["dag_run_id"]
     entry = gate["api"].get(f"{gate['base']}/api/v2/dags/{DAG_ID}/dagRuns/{run}/taskInstances/evaluate/"
@@ -212,6 +239,7 @@ def test_no_answer_in_time_rejects_by_default(gate):
     assert tags["decision.outcome"] == "rejected by approver", tags
     assert tags["decision.approval"] == "rejected by default: no answer within 0.001 h", tags
     assert champion() == before
+    assert run_note(gate, request).startswith(f"v{version} rejected by default: no answer within 0.001 h")
 
 
 def test_an_approval_in_the_browser_promotes(gate):
@@ -230,6 +258,37 @@ def test_an_approval_in_the_browser_promotes(gate):
     tags = version_tags(version)
     assert tags["decision.outcome"] == "promoted", tags
     assert tags["decision.approval"] == "approved by admin: 'checked the slices'", tags
+    assert run_note(gate, request).startswith(
+        f"v{version} promoted (approved by admin: 'checked the slices'): "
+    )
+
+
+def notes_in_run_list(page, base: str) -> list[str]:
+    """Each training run's outcome, read from the DAG's run list (its row's Note button), without
+    opening the run: what tells a rejected run from a promoted one there."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1800, "height": 900})  # the row's buttons sit at its right end
+    page.goto(f"{base}/dags/{DAG_ID}/runs")
+    rows = page.locator("tbody tr").filter(has=page.locator(f"a[href*='/dags/{DAG_ID}/runs/']"))
+    expect(rows.first).to_be_visible()
+    notes = []
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        if row.get_by_role("button", name="Note", exact=True).count() == 0:
+            notes.append(f"(no note: {row.inner_text()[:80]!r})")
+            continue
+        row.get_by_role("button", name="Note", exact=True).click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text("Dag Run Note")).to_be_visible()
+        notes.append(dialog.inner_text().replace("Dag Run Note", "").replace("Edit", "").strip())
+        if "rejected by" in notes[-1] or i == rows.count() - 1:
+            page.wait_for_timeout(700)  # the dialog's fade-in
+            page.screenshot(path=SHOTS / ("23-run-list-rejected-note.png" if "rejected by" in notes[-1]
+                                          else "23-run-list-note.png"))  # fmt: skip
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0)
+    return notes
 
 
 def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
@@ -266,5 +325,9 @@ def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
         assert done and done[0]["chosen_options"] == ["Approve"], done
         page.screenshot(path=SHOTS / "22-approved.png")
         seen.append(f"answered Approve in the browser as {done[0]['responded_by_user']}")
+        notes = notes_in_run_list(page, base)
+        assert any(n.startswith(f"v{request['subject'].split(' v')[-1].rstrip('?')} promoted (approved by admin")
+                   for n in notes), notes  # fmt: skip
+        seen.append(f"the run list's Note buttons read: {notes}")
         browser.close()
     return seen

@@ -15,7 +15,7 @@ import yaml
 from include.foundation.config import load_pipeline
 from include.foundation.settings import Settings
 from include.stages.ingest import ingest_batch, publish_batch
-from tests.airflow_helpers import run_dag, task_states
+from tests.airflow_helpers import run_dag, run_note, task_states
 from tests.factories import demo_yaml
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +113,7 @@ def test_champion_data_window_shows_no_drift(drift_pipeline, champion):
         f"decision: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
         in format_summary(result)
     )
+    assert run_note(dr) == f"drift 2013-02-26: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
     assert Path(result["report"]).exists()
     assert triggered_runs() == []
 
@@ -126,6 +127,7 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline, summer_tri
     assert said and f"drift__{dr.run_id}" in said[0] and "reason: drift" in said[0], said
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "success"}
     assert result["drift_share"] >= drift_pipeline.drift.share_threshold and result["retrain"] is True
+    assert run_note(dr).startswith("drift 2013-07-09: RETRAIN (drift share "), run_note(dr)
     assert {"temp", "dewp"} <= set(result["drifted_columns"])
     runs = triggered_runs()
     assert len(runs) == 1

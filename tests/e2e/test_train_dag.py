@@ -17,7 +17,7 @@ import yaml
 from include.foundation.settings import Settings
 from include.stages.ingest import ingest_batch, publish_batch
 from include.stages.validation import validate_batch
-from tests.airflow_helpers import run_dag, task_states
+from tests.airflow_helpers import run_dag, run_note, task_states
 from tests.factories import demo_yaml
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +103,7 @@ def test_first_training_without_champion_is_promoted(
     assert states["promote"] == "success" and states["reject"] == "skipped"
     v = champion(client)
     assert v is not None
+    assert run_note(dr).startswith(f"v{v} promoted: no champion yet; roc_auc=0."), run_note(dr)
     mv = client.get_model_version(MODEL, v)
     # the version reads at a glance: a handful of tags; lineage and the full record sit on its run
     assert set(mv.tags) == {"pipeline", "ct.role", "airflow.run_id", "run.reason", "decision.outcome",
@@ -157,6 +158,7 @@ def test_worse_challenger_is_rejected_champion_unchanged(
     newest = max(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
     tags = client.get_model_version(MODEL, str(newest)).tags
     assert tags["decision.outcome"] == "rejected" and "roc_auc" in tags["decision.reason"]
+    assert run_note(dr) == f"v{newest} {tags['decision.reason']}"  # the run list tells it from a promotion
 
 
 def test_better_challenger_promoted_then_tie_rejected_then_rollback(airflow_db, curated_weeks, client):

@@ -63,3 +63,15 @@ def test_no_channel_no_notifier():
     assert notifiers(landing_cfg(), Settings.from_env(), "failure") == []
     mailed = landing_cfg(notifications={"email": ["ml@example.com"]})
     assert len(notifiers(mailed, Settings.from_env(), "promotion")) == 1
+
+
+def test_an_approval_request_says_where_to_answer_and_what_happens_without_an_answer():
+    from include.orchestration.notifications import approval_message
+
+    facts = {"subject": "Promote p_model v7?", "body": "| metric | challenger |", "timeout_hours": 72,
+             "answer_url": "http://af/dags/p__train/runs/r/tasks/approval/required_actions",
+             "run_url": "http://af/dags/p__train/runs/r"}  # fmt: skip
+    event, subject, body = approval_message("p", facts)
+    assert (event, subject) == ("approval", "[ct-loop] p: approval needed: Promote p_model v7?")
+    assert facts["answer_url"] in body and "within 72 h it is rejected by default" in body
+    assert "| metric | challenger |" in body and facts["run_url"] in body
