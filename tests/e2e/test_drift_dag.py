@@ -113,7 +113,10 @@ def test_champion_data_window_shows_no_drift(drift_pipeline, champion):
         f"decision: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
         in format_summary(result)
     )
-    assert run_note(dr) == f"drift 2013-02-26: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
+    assert (
+        run_note(dr)
+        == f"drift 2013-02-26: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
+    )
     assert Path(result["report"]).exists()
     assert triggered_runs() == []
 
