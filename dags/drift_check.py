@@ -46,7 +46,8 @@ def build_drift_dag(cfg, settings):
             "as_of": Param(
                 None,
                 type=["null", "string"],
-                description="End of the current window (ISO date); empty = the run's data interval end",
+                description="End of the current window (ISO date); empty = the run's data interval end. "
+                "A scheduled run's id and Run After name this end; its logical date is the interval's start.",
             ),
         },
     )

@@ -150,6 +150,17 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
         ).fetchall()
     assert not paused, f"the demo left DAGs unpaused: {paused}"
 
+    # each run's note (written by the plugin's listener in the scheduler) says what it decided
+    with sqlite3.connect(home / "airflow" / "airflow.db") as db:
+        notes = dict(db.execute("SELECT r.run_id, n.content FROM dag_run r JOIN dag_run_note n ON n.dag_run_id = r.id "
+                                "WHERE r.dag_id IN (?, ?)", (f"{NAME}__train", f"{NAME}__drift_check")).fetchall())  # fmt: skip
+    assert notes["manual__bootstrap_2013-01-29"].startswith("v1 promoted: no champion yet;"), notes
+    assert notes[f"drift__{drift[0][0]}"].startswith("v2 promoted: "), notes
+    assert re.match(r"drift 2013-\d\d-\d\d: RETRAIN \(.*drift share 0\.\d\d >= 0\.05", notes[drift[0][0]]), (
+        notes
+    )
+    assert "suppressed" in notes[drift[1][0]] and "cooldown" in notes[drift[1][0]], notes
+
     # the drift check's log leads with the table and the decision: the first screen shows them
     lines = task_log(home, "drift_check", drift[0][0], "check_drift")
     first_screen = "\n".join(str(e["event"]) for e in lines[:12])

@@ -132,8 +132,12 @@ def test_first_training_without_champion_is_promoted(
     assert {c.name for c in sig.inputs} >= {"carrier", "distance", "temp"}
 
 
-def test_in_sample_as_of_is_refused_without_retry(airflow_db, curated_weeks, client):
+def test_in_sample_as_of_is_refused_without_retry(airflow_db, curated_weeks, client, tmp_path, monkeypatch):
     """An earlier as_of would score the champion on its own training data (0.81 vs 0.71 once)."""
+    if champion(client) is None:  # run alone: the refusal needs a champion trained up to AS_OF
+        use_model(tmp_path, monkeypatch, max_iter=3)
+        assert train("bootstrap")[1]["promote"] == "success"
+        monkeypatch.undo()
     before = champion(client)
     versions = len(client.search_model_versions(f"name = '{MODEL}'"))
     dr = run_dag("flights_delay__train", run_conf={"reason": "in-sample", "as_of": "2013-03-05"})
@@ -142,6 +146,7 @@ def test_in_sample_as_of_is_refused_without_retry(airflow_db, curated_weeks, cli
     assert states["train"] == "upstream_failed"
     assemble_ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "assemble")
     assert assemble_ti.try_number == 1  # refused, not retried
+    assert run_note(dr).startswith("failed: "), run_note(dr)  # the run list says why, too
     assert champion(client) == before
     assert len(client.search_model_versions(f"name = '{MODEL}'")) == versions
 
