@@ -18,14 +18,19 @@ def airflow_run_url(
     return url
 
 
+# MLflow 3.17's UI opens in its GenAI mode (traces, judges; the registry hidden from the side
+# nav) unless the page's URL asks otherwise; the choice is kept per browser, so every link asks.
+MLFLOW_ML_MODE = "workflowType=machine_learning"
+
+
 def mlflow_run_url(ui: str, experiment_id: str, run_id: str) -> str:
-    """A run's page in the MLflow UI."""
-    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    """A run's page in the MLflow UI, in its model-training mode."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MLFLOW_ML_MODE}"
 
 
 def mlflow_model_version_url(ui: str, model: str, version: str | int) -> str:
-    """A registered model version's page in the MLflow UI."""
-    return f"{ui.rstrip('/')}/#/models/{quote(model)}/versions/{version}"
+    """A registered model version's page in the MLflow UI, in its model-training mode."""
+    return f"{ui.rstrip('/')}/#/models/{quote(model)}/versions/{version}?{MLFLOW_ML_MODE}"
 
 
 def pipeline_of(dag_id: str) -> str:

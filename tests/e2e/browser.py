@@ -118,9 +118,12 @@ def mlflow_links_walk(page, base: str, mlflow: str, dag_id: str) -> list[str]:
         assert href and href.startswith(mlflow + "/#/"), f"{button} points at {href}, not {mlflow}"
         page.goto(href)
         expect(page.get_by_text(landed).first).to_be_visible()
+        # MLflow opens in its model-training mode (GenAI mode hides the registry from the side nav)
+        expect(page.get_by_text("Model registry", exact=True).first).to_be_visible()
         page.screenshot(path=SHOTS / shot)
         seen.append(
-            f"evaluate's {button!r} button -> {href.replace(mlflow, '<mlflow>')}: rendered ({landed!r} visible)"
+            f"evaluate's {button!r} button -> {href.replace(mlflow, '<mlflow>')}: rendered ({landed!r} visible, "
+            "model-training mode)"
         )
     return seen
 

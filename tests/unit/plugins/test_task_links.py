@@ -15,9 +15,9 @@ def test_a_drift_check_links_its_run_its_report_and_the_champion_it_judged(tmp_p
               "experiment_id": "7", "report": str(report)}  # fmt: skip
     links = plugin().task_links("flights_delay__drift_check", "check_drift", result, Settings.from_env())
     assert links["Model version"].endswith(
-        "#/models/flights_delay_model/versions/3"
+        "#/models/flights_delay_model/versions/3?workflowType=machine_learning"
     )  # realized chart: its run
-    assert links["MLflow run"].endswith("#/experiments/7/runs/abc")
+    assert links["MLflow run"].endswith("#/experiments/7/runs/abc?workflowType=machine_learning")
     assert links["Drift report"].endswith("flights_delay__drift_check/drift/r1/report.html")
 
 
@@ -28,9 +28,11 @@ def test_evaluate_and_a_persons_rejection_link_the_run_and_version_on_the_ui_bei
                   "promote": True}  # fmt: skip
     links = plugin().task_links("p__train", "evaluate", evaluation, Settings.from_env())
     assert links == {
-        "MLflow run": "http://localhost:5001/#/experiments/2/runs/r7",
-        "Model version": "http://localhost:5001/#/models/m/versions/7",
+        "MLflow run": "http://localhost:5001/#/experiments/2/runs/r7?workflowType=machine_learning",
+        "Model version": "http://localhost:5001/#/models/m/versions/7?workflowType=machine_learning",
     }
     rejected = {"model_name": "m", "rejected": "7", "champion": "6"}
     links = plugin().task_links("p__train", "reject_by_approver", rejected, Settings.from_env())
-    assert links == {"Model version": "http://localhost:5001/#/models/m/versions/7"}
+    assert links == {
+        "Model version": "http://localhost:5001/#/models/m/versions/7?workflowType=machine_learning"
+    }
