@@ -48,6 +48,32 @@ def listeners(procs) -> set[tuple[str, int, str]]:
     return found
 
 
+def both_uis_render(printed: str, api: int, ml: int) -> None:
+    """The links `make up` printed open in a browser on its non-default ports: Airflow logs in
+    with the printed password; MLflow (its --allowed-hosts set from the port) renders its
+    experiments list."""
+    import re
+
+    from tests.e2e.browser import CHROMIUM, SHOTS, logged_in
+
+    if not CHROMIUM.exists():
+        if os.environ.get("CT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing (CT_REQUIRE_BROWSER=1): sudo apt-get install -y chromium")
+        return
+    from playwright.sync_api import expect, sync_playwright
+
+    password = re.search(r"password: (\S+)", printed).group(1)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser, page = logged_in(pw, f"http://localhost:{api}", password)
+        expect(page.get_by_role("link", name="Dags").first).to_be_visible()
+        page.screenshot(path=SHOTS / "12-make-up-airflow.png")
+        page.goto(f"http://localhost:{ml}/#/experiments")
+        expect(page.get_by_text("Default", exact=True).first).to_be_visible()  # the experiments list
+        page.screenshot(path=SHOTS / "13-make-up-mlflow.png")
+        browser.close()
+
+
 def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
     import psutil
 
@@ -87,6 +113,7 @@ def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
                 assert seen.get("CT_AIRFLOW_UI_URL") == f"http://localhost:{api}", cmdline
                 assert seen.get("CT_MLFLOW_UI_URL") == f"http://localhost:{ml}", cmdline
         assert checked >= 2, f"the scheduler and the DAG processor: {checked} found in {procs}"
+        both_uis_render(out.read_text(), api, ml)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
         assert proc.wait(120) in (0, 2, -signal.SIGINT), out.read_text()[-3000:]  # make exits as interrupted
         assert "Stopped." in out.read_text()
