@@ -49,8 +49,9 @@ def write_run_note(dag_run: Any) -> str | None:
     from sqlalchemy.orm import object_session
 
     session = object_session(dag_run)
-    if session is not None:
-        return _note_in(session, dag_run)
+    if session is not None:  # a savepoint: a failure here must not abort the scheduler's transaction
+        with session.begin_nested():
+            return _note_in(session, dag_run)
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 

@@ -352,6 +352,15 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
     assert "champion" in aliases
     mv = requests.get(f"{ml}/model-versions/get", params={"name": f"{PIPELINE}_model", "version": aliases["champion"]},
                       auth=login, timeout=30).json()["model_version"]  # fmt: skip
+    # links come from the ports compose publishes (AIRFLOW_PORT/MLFLOW_PORT), not 8080/5000
+    tags = {t["key"]: t["value"] for t in mv.get("tags", [])}
+    assert tags["decision.run"].startswith(f"http://127.0.0.1:{stack.api}/dags/{train}/runs/"), tags
+    links = api.get(f"/dags/{train}/dagRuns/{run}/taskInstances/evaluate/links").json()["extra_links"]
+    assert links["MLflow run"].startswith(f"http://127.0.0.1:{stack.ml}/#/experiments/"), links
+    assert links["Model version"].startswith(f"http://127.0.0.1:{stack.ml}/#/models/{PIPELINE}_model/"), links
+    # the scheduler's listener wrote the run's outcome as its note (the run list's Note button)
+    note = api.get(f"/dags/{train}/dagRuns/{run}").json()["note"]
+    assert note and note.startswith(f"v{aliases['champion']} promoted: "), note
     # the registry is closed to anyone without the login: nobody else can move the champion
     move = {"name": f"{PIPELINE}_model", "alias": "champion", "version": "1"}
     for creds in (None, ("admin", "wrong-password")):
