@@ -49,9 +49,8 @@ def write_run_note(dag_run: Any) -> str | None:
     from sqlalchemy.orm import object_session
 
     session = object_session(dag_run)
-    if session is not None:  # a savepoint: a failure here must not abort the scheduler's transaction
-        with session.begin_nested():
-            return _note_in(session, dag_run)
+    if session is not None:  # no savepoint: the scheduler forbids commits inside its loop (HA locks)
+        return _note_in(session, dag_run)
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
