@@ -325,6 +325,12 @@ def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
         assert done and done[0]["chosen_options"] == ["Approve"], done
         page.screenshot(path=SHOTS / "22-approved.png")
         seen.append(f"answered Approve in the browser as {done[0]['responded_by_user']}")
+        ti = request["task_instance"]
+        deadline = time.monotonic() + 180  # the note is written when the run has finished (promote ran)
+        while gate["api"].get(f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{ti['dag_run_id']}",
+                              timeout=30).json()["state"] != "success":  # fmt: skip
+            assert time.monotonic() < deadline, "the approved run did not finish"
+            time.sleep(2)
         notes = notes_in_run_list(page, base)
         assert any(n.startswith(f"v{request['subject'].split(' v')[-1].rstrip('?')} promoted (approved by admin")
                    for n in notes), notes  # fmt: skip
