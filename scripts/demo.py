@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from include.decisions.windows import first_champion_as_of  # noqa: E402
-from include.foundation.config import load_pipeline  # noqa: E402
+from include.foundation.config import find_pipeline  # noqa: E402
 from include.foundation.redaction import redact, write_private  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
 from scripts.airflow_rest import AirflowApi  # noqa: E402
@@ -163,7 +163,7 @@ def main() -> int:
     os.umask(0o077)  # what Airflow writes here (its generated admin password above all) is ours only
 
     settings = Settings.from_env()
-    cfg = load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml")
+    cfg = find_pipeline(settings.pipelines_dir, args.pipeline)
     console = Console()
     console.say(f"data {settings.data_root}; MLflow {redact(settings.mlflow_tracking_uri)}")
     roles = ("ingest", "outcomes", "score", "drift_check", "train") if cfg.outcomes_later else (

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from include.foundation.config import PipelineConfig, load_pipeline  # noqa: E402
+from include.foundation.config import PipelineConfig, find_pipeline  # noqa: E402
 from include.foundation.metrics import orientation  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
 from include.foundation.storage import atomic_write  # noqa: E402
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("mlflow", "include"):  # per-call INFO of hundreds of replayed decisions
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
-    cfg = with_overrides(load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml"), args.set)
+    cfg = with_overrides(find_pipeline(settings.pipelines_dir, args.pipeline), args.set)
     src = cfg.source
     first_day = args.first_day or getattr(src, "first_day", None)
     last_day = args.last_day or getattr(src, "last_day", None)

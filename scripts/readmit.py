@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from include.foundation.config import load_pipeline  # noqa: E402
+from include.foundation.config import find_pipeline  # noqa: E402
 from include.foundation.errors import PermanentError  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
 from include.foundation.storage import PipelinePaths, partition_key  # noqa: E402
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None, run=subprocess.run) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = Settings.from_env()
-    cfg = load_pipeline(settings.pipelines_dir / f"{args.pipeline}.yaml")
+    cfg = find_pipeline(settings.pipelines_dir, args.pipeline)
     start = args.interval.replace(tzinfo=UTC)
     key = partition_key(start, start + timedelta(days=args.days))
     try:

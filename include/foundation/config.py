@@ -846,6 +846,21 @@ def scan_pipelines_once(directory: str | Path) -> tuple[list[PipelineConfig], li
     return _SCANS[key]
 
 
+def find_pipeline(directory: str | Path, name: str) -> PipelineConfig:
+    """The pipeline the scripts' ``--pipeline NAME`` means: the one whose ``name`` is NAME (its DAGs
+    are ``NAME__*``), whatever its file is called (``.yaml`` or ``.yml``). When none has that
+    name, a broken file called NAME reports its own error; otherwise the error lists the names."""
+    configs, errors = scan_pipelines(directory)
+    for cfg in configs:
+        if cfg.name == name:
+            return cfg
+    for path in pipeline_files(directory):
+        if path.stem == name:
+            load_pipeline(path)  # a broken file of that name raises its own error, naming the key
+    known = ", ".join(sorted(c.name for c in configs)) or "none"
+    raise ConfigError(f"{directory}: no pipeline named {name!r} (pipelines there: {known})")
+
+
 def load_pipelines(directory: str | Path) -> list[PipelineConfig]:
     """All pipelines (``*.yaml``, ``*.yml``) in ``directory``, sorted by file name; any bad file raises."""
     configs, errors = scan_pipelines(directory)

@@ -136,7 +136,7 @@ def test_readmit_command_triggers_the_ingest_dag_with_the_request(warehouse, mon
     from scripts import readmit
 
     calls = []
-    monkeypatch.setattr(readmit, "load_pipeline", lambda path: _cfg())
+    monkeypatch.setattr(readmit, "find_pipeline", lambda directory, name: _cfg())
     argv = ["--pipeline", NAME, "--interval", "2030-01-01", "--reason", "x"]
     assert (
         readmit.main(argv, run=lambda cmd, check: calls.append(cmd)) == 2 and not calls

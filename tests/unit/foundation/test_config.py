@@ -405,3 +405,23 @@ def test_a_dumped_config_loads_again_with_the_same_meaning(tmp_path, flights_cfg
     again = load_pipeline(_write(tmp_path, dumped))
     assert again.promotion == flights_cfg.promotion and again.target == flights_cfg.target
     assert again.promotion.approval == "none"
+
+
+def test_scripts_find_a_pipeline_by_its_name_whatever_its_file_is_called(tmp_path):
+    """`--pipeline NAME` of make readmit/demo/loop-value means the pipeline whose DAGs are NAME__*."""
+    from include.foundation.config import find_pipeline
+
+    raw = _flights_raw()
+    raw["name"] = "churn_v2"
+    _write(tmp_path, raw, name="churn.yml")
+    assert find_pipeline(tmp_path, "churn_v2").name == "churn_v2"
+    with pytest.raises(ConfigError, match=r"no pipeline named 'churn'.*pipelines there: churn_v2"):
+        find_pipeline(tmp_path, "churn")
+    bad = _flights_raw()
+    bad["name"] = "broken"
+    bad["drift"]["share_threshold"] = "lots"
+    _write(tmp_path, bad, name="broken.yaml")
+    with pytest.raises(
+        ConfigError, match=r"(?s)broken\.yaml.*drift\.share_threshold"
+    ):  # its own error, not "not found"
+        find_pipeline(tmp_path, "broken")
