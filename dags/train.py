@@ -91,14 +91,14 @@ def build_train_dag(cfg, settings):
         @stage_call
         def promote(evaluation: Evaluation, answer: dict | None = None) -> dict:
             ctx = get_current_context()
-            promoted = promote_challenger(cfg, settings, ctx, evaluation, answer)
+            promoted = promote_challenger(cfg, settings, ctx, evaluation)  # re-checks the recorded evidence
             ctx["outlet_events"][champion].extra = champion_event_extra(promoted, evaluation)
             return promoted
 
         @task
         @stage_call
         def reject(evaluation: Evaluation, answer: dict | None = None) -> dict:
-            return reject_challenger(cfg, settings, get_current_context(), evaluation, answer)
+            return reject_challenger(cfg, settings, get_current_context(), evaluation)
 
         data = assemble()
         evaluation = evaluate(train(data), data)

@@ -205,7 +205,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
         client = tracking.client(settings, cfg.experiment)
         if evaluation["promote"]:
             promote(client, cfg.registered_model, evaluation["challenger_version"],
-                    evaluation["champion_version"], record)  # fmt: skip
+                    evaluation["champion_version"], record, evaluation["champion_generation"])  # fmt: skip
         else:
             reject(client, cfg.registered_model, evaluation["challenger_version"], record)
         counts["trainings"] += 1
@@ -264,7 +264,7 @@ def case_score_setup(home: Path, rows: int) -> dict:
     challenger = train_and_register(cfg, settings, assembled, {})
     evaluation = evaluate_challenger(cfg, settings, challenger, assembled)
     promote(tracking.client(settings, cfg.experiment), cfg.registered_model, evaluation["challenger_version"],
-            None, decision_record(evaluation, "bench", "bench"))  # fmt: skip
+            None, decision_record(evaluation, "bench", "bench"), evaluation["champion_generation"])  # fmt: skip
     weeks = pd.concat(pd.read_parquet(paths.curated(k)) for k in paths.curated_partitions())
     big = weeks.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
     key = partition_key(*SCORE_INTERVAL)

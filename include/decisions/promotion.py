@@ -272,3 +272,69 @@ def judge(
         slices = slice_scores(rule, holdout, y, challenger, champion, scorer)
     decision = decide(rule, challenger_metrics, champion_metrics, ci, holdout_start, trained_until, slices)
     return Judgement(decision, ci, slices)
+
+
+def promotion_preconditions(
+    version: str,
+    evaluation: dict[str, Any] | None,
+    *,
+    approval_required: bool,
+    approval: dict[str, Any] | None,
+    demoted: str | None = None,
+) -> list[str]:
+    """What stops ``version`` becoming champion, read from durable evidence; empty: it may.
+
+    ``promote`` calls this where the decision takes effect, whatever way it was reached (a task
+    marked success by hand, a clear, a retry): ``evaluation`` is the verdict ``evaluate``
+    recorded for this version, ``approval`` the answer the approval task read from Airflow
+    (:func:`include.decisions.approval.read_answer`'s record, with the evaluation it answered),
+    ``demoted`` the version's rollback record, if it was ever rolled back.
+    """
+    version = str(version)
+    failures = []
+    if evaluation is None:
+        failures.append(f"no evaluation of v{version} is recorded (its evaluate task never finished)")
+    elif str(evaluation.get("challenger_version")) != version:
+        failures.append(
+            f"the recorded evaluation is of v{evaluation.get('challenger_version')}, not v{version}"
+        )
+    elif not evaluation.get("promote"):
+        failures.append(f"its evaluation refused it: {evaluation.get('reason') or 'no reason recorded'}")
+    elif "champion_generation" not in evaluation:
+        failures.append("its evaluation does not record the champion generation it saw: evaluate again")
+    if demoted:
+        failures.append(
+            f"v{version} was rolled back ({demoted}); a rolled-back version is never promoted again"
+        )
+    if approval_required:
+        if approval is None:
+            failures.append("promotion.approval is required and no answer of a person is recorded")
+        elif not approval.get("approved"):
+            failures.append(
+                f"the approval request was not approved ({approval.get('summary') or 'no summary'})"
+            )
+        elif evaluation is not None and (
+            str(approval.get("champion_version")) != str(evaluation.get("champion_version"))
+            or approval.get("champion_generation") != evaluation.get("champion_generation")
+        ):
+            failures.append("the recorded approval answered an earlier evaluation, not this one")
+    return failures
+
+
+def rejection_preconditions(
+    version: str, evaluation: dict[str, Any] | None, *, by_approver: bool, approval: dict[str, Any] | None
+) -> list[str]:
+    """What stops ``reject`` recording ``version`` as rejected; empty: it may. A rejection stands
+    on the evaluation's own refusal, or (``by_approver``) on a person's answer that was not an
+    approval: a task marked success by hand cannot label a promoted version rejected."""
+    if evaluation is None or str(evaluation.get("challenger_version")) != str(version):
+        return [f"no evaluation of v{version} is recorded"]
+    if not by_approver:
+        return (
+            []
+            if not evaluation.get("promote")
+            else [f"its evaluation allowed it ({evaluation.get('reason')})"]
+        )
+    if approval is None:
+        return ["no answer of a person is recorded"]
+    return [] if not approval.get("approved") else [f"the approver approved it ({approval.get('summary')})"]

@@ -43,7 +43,16 @@ class ConfigError(PermanentError, ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity anywhere: every number in a pipeline file is finite and bounded
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# Bounds of the numbers a pipeline file holds: a value that loads always builds its DAGs
+# (a timedelta, a seed, a row count that the libraries accept).
+MAX_DAYS = 3650  # windows, delays and cadences: ten years
+MAX_ROWS = 10**12
+MAX_SEED = 2**32 - 1  # scikit-learn's and NumPy's random_state range
+MAX_INTERVALS = 10_000
 
 
 class ReplaySource(_Strict):
@@ -138,8 +147,8 @@ class ColumnSpec(_Strict):
 
 
 class RowCount(_Strict):
-    min: int = Field(1, ge=0)
-    max: int | None = None
+    min: int = Field(1, ge=0, le=MAX_ROWS)
+    max: int | None = Field(None, ge=0, le=MAX_ROWS)
 
 
 class SchemaSpec(_Strict):
@@ -272,17 +281,22 @@ class ModelSpec(_Strict):
 
 
 class TrainingSpec(_Strict):
-    train_days: int = Field(56, ge=1)
-    holdout_days: int = Field(14, ge=1)
-    min_train_rows: int = Field(1000, ge=1)
-    min_holdout_rows: int = Field(200, ge=1, description="Fewer labelled holdout rows: no decision")
+    train_days: int = Field(56, ge=1, le=MAX_DAYS)
+    holdout_days: int = Field(14, ge=1, le=MAX_DAYS)
+    min_train_rows: int = Field(1000, ge=1, le=MAX_ROWS)
+    min_holdout_rows: int = Field(
+        200, ge=1, le=MAX_ROWS, description="Fewer labelled holdout rows: no decision"
+    )
     min_holdout_class_rows: int = Field(
         20,
         ge=1,
+        le=MAX_ROWS,
         description="Fewer positives or negatives (multiclass: rows of any class) in the holdout: "
         "no decision; regression: not used",
     )
-    seed: int = Field(42, description="random_state of the estimator unless model.params sets one")
+    seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="random_state of the estimator unless model.params sets one"
+    )
 
 
 class LabelSpec(_Strict):
@@ -292,6 +306,7 @@ class LabelSpec(_Strict):
     delay_days: int = Field(
         0,
         ge=0,
+        le=MAX_DAYS,
         description="Outcomes arrive this many days after the end of their inputs' interval; 0: with "
         "the inputs. No step uses an outcome before it arrived (include/decisions/windows.py)",
     )
@@ -304,8 +319,8 @@ class LabelSpec(_Strict):
 
 
 class BootstrapSpec(_Strict):
-    n_resamples: int = Field(200, ge=10)
-    seed: int = 0
+    n_resamples: int = Field(200, ge=10, le=100_000)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     confidence: float = Field(0.95, gt=0, lt=1)
     require_lower_bound_above_zero: bool = False
 
@@ -314,9 +329,11 @@ class SliceSpec(_Strict):
     """Slice guardrails (as in TFX/TFMA): no slice may regress past ``tolerance``."""
 
     columns: list[str] = Field(default_factory=list, description="Columns whose values define slices")
-    tolerance: float = Field(0.02, ge=0, description="Tolerated drop of the primary metric on any slice")
+    tolerance: float = Field(
+        0.02, ge=0, le=1e9, description="Tolerated drop of the primary metric on any slice"
+    )
     min_rows: int = Field(
-        200, ge=1, description="Slices with fewer holdout rows (or one class) are not judged"
+        200, ge=1, le=MAX_ROWS, description="Slices with fewer holdout rows (or one class) are not judged"
     )
 
 
@@ -329,6 +346,7 @@ class PromotionSpec(_Strict):
     min_improvement: float = Field(
         0.001,
         gt=0,
+        le=1e9,
         description="Challenger must beat the champion by at least this (in the metric's units, "
         "in its better direction); a tie never promotes",
     )
@@ -348,7 +366,10 @@ class PromotionSpec(_Strict):
         "(Airflow's Required Actions page or its REST API) before the champion alias moves",
     )
     approval_timeout_hours: float = Field(
-        72, gt=0, description="With approval: required, no answer within this many hours rejects it"
+        72,
+        gt=0,
+        le=24 * 366,
+        description="With approval: required, no answer within this many hours rejects it (at most a year)",
     )
     approvers: list[str] = Field(
         default_factory=list,
@@ -397,9 +418,9 @@ class DecaySpec(_Strict):
     that arrived) is worse than its own holdout metric by more than ``margin`` in ``intervals``
     of the last ``of_last`` labelled intervals."""
 
-    margin: float = Field(0.02, ge=0)
-    intervals: int = Field(2, ge=1)
-    of_last: int = Field(3, ge=1)
+    margin: float = Field(0.02, ge=0, le=1e9)
+    intervals: int = Field(2, ge=1, le=MAX_INTERVALS)
+    of_last: int = Field(3, ge=1, le=MAX_INTERVALS)
 
     @model_validator(mode="after")
     def _n_of_m(self) -> DecaySpec:
@@ -416,24 +437,25 @@ class PredictionDriftSpec(_Strict):
 
     method: NumMethod = "psi"
     threshold: float = Field(
-        0.1, gt=0, description="The method's drift threshold (PSI: 0.1 moderate, 0.25 large)"
+        0.1, gt=0, le=1e9, description="The method's drift threshold (PSI: 0.1 moderate, 0.25 large)"
     )
 
 
 class DriftSpec(_Strict):
-    window_days: int = Field(7, ge=1)
+    window_days: int = Field(7, ge=1, le=MAX_DAYS)
     num_method: NumMethod = "wasserstein"
     cat_method: CatMethod = "jensenshannon"
-    column_threshold: float = Field(0.1, gt=0)
+    column_threshold: float = Field(0.1, gt=0, le=1e9)
     share_threshold: float = Field(0.3, gt=0, le=1)
-    max_rows: int = Field(50_000, ge=100)
-    seed: int = 0
+    max_rows: int = Field(50_000, ge=100, le=MAX_ROWS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     cooldown_intervals: int = Field(
-        1, ge=0, description="No new trigger within this many intervals of the last"
+        1, ge=0, le=MAX_INTERVALS, description="No new trigger within this many intervals of the last"
     )
     interval_days: int = Field(
         7,
         ge=1,
+        le=MAX_DAYS,
         description="Length of one check interval, in days (the cooldown counts these); default: the "
         "spacing of schedule.drift_check, and when set it must match that schedule",
     )
@@ -753,6 +775,66 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+MAX_FILE_BYTES = 256 * 1024  # a pipeline file is a page of settings; the shipped one is 4 KB
+MAX_NODES = 20_000  # YAML nodes once every alias is expanded (an alias bomb expands to billions)
+MAX_DEPTH = 32
+
+
+def _limits_exceeded(node) -> str | None:
+    """Whether a composed YAML document would be too large or deep once its aliases are
+    expanded, computed without expanding them (each shared node is sized once)."""
+    sizes: dict[int, tuple[int, int]] = {}
+
+    def measure(n, on_path: frozenset) -> tuple[int, int]:  # (expanded nodes, depth)
+        if id(n) in sizes:
+            return sizes[id(n)]
+        if id(n) in on_path:  # a recursive alias (&a [*a]): infinite once expanded
+            return MAX_NODES + 1, MAX_DEPTH + 1
+        children = []
+        if isinstance(n.value, list):
+            for item in n.value:
+                children.extend(item if isinstance(item, tuple) else (item,))
+        total, depth = 1, 0
+        for child in children:
+            c_total, c_depth = measure(child, on_path | {id(n)})
+            total, depth = min(total + c_total, 10 * MAX_NODES), max(depth, c_depth)
+        sizes[id(n)] = (total, depth + 1)
+        return sizes[id(n)]
+
+    try:
+        total, depth = measure(node, frozenset())
+    except RecursionError:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    if total > MAX_NODES:
+        return f"over {MAX_NODES:,} values once its aliases (*name) are expanded"
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def read_yaml(path: Path) -> Any:
+    """Plain data from a YAML file, read with limits: its size, the values its aliases expand to,
+    and its depth. A hostile file (an alias bomb, a 100 MB file) is refused in milliseconds
+    instead of stalling every pipeline's DAG parse."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes; a pipeline file may hold at most {MAX_FILE_BYTES:,}")
+    loader = _YAML_LOADER(path.read_text())
+    try:
+        try:
+            node = loader.get_single_node()  # composes: aliases stay shared nodes, nothing expands yet
+        except RecursionError:
+            raise ConfigError(f"{path}: refused: the YAML is nested deeper than {MAX_DEPTH} levels") from None
+        if node is None:
+            return None
+        problem = _limits_exceeded(node)
+        if problem:
+            raise ConfigError(f"{path}: refused: the YAML is {problem}")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
     """Load and validate one pipeline YAML file; errors name the file and the bad key.
 
@@ -760,7 +842,7 @@ def load_pipeline(path: str | Path, model_check=None) -> PipelineConfig:
     kind left out is inferred and logged."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(), Loader=_YAML_LOADER)  # safe: plain data only
+        raw = read_yaml(path)  # safe (plain data only) and bounded
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read pipeline file ({exc})") from exc
     except yaml.YAMLError as exc:

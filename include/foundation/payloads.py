@@ -161,6 +161,7 @@ class Evaluation(TypedDict):
     model_name: str
     challenger_version: str
     champion_version: str | None
+    champion_generation: int  # the champion alias's move count when it was read (the promotion's fence)
     challenger_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
     holdout_rows: int

@@ -5,8 +5,10 @@ passing evaluation and ``promote``: Airflow lists it under *Browse → Required 
 ``GET /api/v2/hitlDetails``), a person answers there or through ``PATCH .../hitlDetails``, and
 ``act_on_approval`` reads the answer (:func:`include.decisions.approval.read_answer`). The
 request's default is ``Reject``: when ``approval_timeout_hours`` pass without an answer the
-scheduler applies it, so an unanswered request never promotes. ``promote`` and ``reject`` build
-their decision record here (:func:`decision_record_of_run`), with the answer when there is one.
+scheduler applies it, so an unanswered request never promotes. The approval task keeps the answer
+on the model version; ``promote`` and ``reject`` re-check the recorded evaluation and answer
+wherever they were reached from (a task marked success by hand, a clear, a retry), then build
+their decision record (:func:`decision_record_of_run`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,21 @@ class PromotionApproval(HITLOperator):
         self.log.info("approval requested: %s (answer under Browse > Required Actions)", self.subject)
         return super().execute(context)
 
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        """The answer, as Airflow recorded it, is kept on the version with the evaluation it
+        answered: ``promote`` checks it there, so marking a task success never stands in for it."""
+        from include.foundation import tracking
+        from include.stages.registry import record_approval
+
+        result = super().execute_complete(context, event)
+        evaluation = context["ti"].xcom_pull(task_ids=self.evaluate_task_id)
+        verdict = approval_answer(self.cfg, dict(result))
+        record = {**verdict.record(), "champion_version": evaluation.get("champion_version"),
+                  "champion_generation": evaluation.get("champion_generation")}  # fmt: skip
+        client = tracking.client(self.settings, self.cfg.experiment)
+        record_approval(client, self.cfg.registered_model, evaluation["challenger_version"], record)
+        return result
+
 
 def evidence_links(settings: Settings, context: Any, trained: dict) -> dict[str, str | None]:
     """Where the evidence is: the challenger's MLflow run and version (with the evaluation's
@@ -113,49 +130,80 @@ def approval_answer(cfg: PipelineConfig, answer: dict | None):
 
 
 def decision_record_of_run(
-    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation, answer: dict | None
+    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation, approval: dict | None
 ) -> dict:
     """The decision record ``promote``/``reject`` write: the evaluation, why the run ran, its
-    Airflow page and, behind the approval gate, the person's answer."""
+    Airflow page and, behind the approval gate, the person's answer (as recorded)."""
     from include.stages.registry import decision_record
 
     params = context.get("params") or {}
     record = decision_record(
         evaluation, params.get("reason", "manual"), context["run_id"], run_link(settings, context)
     )
-    if answer is not None:
-        record["approval"] = approval_answer(cfg, answer).record()
+    if approval is not None:
+        record["approval"] = approval
     return record
 
 
+def _evidence(cfg: PipelineConfig, settings: Settings, version: str):
+    """The durable evidence about ``version``: the MLflow client, the evaluation ``evaluate``
+    recorded, the approval answer the approval task recorded, and its rollback record."""
+    from include.foundation import tracking
+    from include.foundation.tracking import Tag
+    from include.stages.registry import recorded_approval, recorded_evaluation
+
+    client = tracking.client(settings, cfg.experiment)
+    model = cfg.registered_model
+    demoted = client.get_model_version(model, version).tags.get(Tag.ROLLBACK_DEMOTED)
+    return (
+        client,
+        recorded_evaluation(client, model, version),
+        recorded_approval(client, model, version),
+        demoted,
+    )
+
+
 def promote_challenger(
-    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation, answer: dict | None
+    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation
 ) -> dict:
-    """``promote``: move ``champion`` to the challenger with its decision record (a stale decision,
-    PromotionConflict, is permanent: never retried into place)."""
-    from include.foundation import tracking
-    from include.stages.registry import promote
+    """``promote``: re-check, from the registry's evidence and not from having been reached, that
+    this version may be champion (:func:`include.decisions.promotion.promotion_preconditions`),
+    then move ``champion`` to it, fenced by the generation its evaluation saw. A refusal or a
+    stale decision (PromotionConflict) is permanent: never retried into place."""
+    from include.decisions.promotion import promotion_preconditions
+    from include.stages.registry import PromotionRefused, promote, refuse_promotion
 
-    record = decision_record_of_run(cfg, settings, context, evaluation, answer)
-    client = tracking.client(settings, cfg.experiment)
-    promoted = promote(client, cfg.registered_model, evaluation["challenger_version"],
-                       evaluation["champion_version"], record)  # fmt: skip
-    return {**promoted, "outcome": outcome_line("promoted", evaluation, record)}
+    version = str(evaluation["challenger_version"])
+    client, recorded, approval, demoted = _evidence(cfg, settings, version)
+    failures = promotion_preconditions(version, recorded, approval_required=cfg.promotion.approval == "required",
+                                       approval=approval, demoted=demoted)  # fmt: skip
+    if failures:
+        refuse_promotion(client, cfg.registered_model, version, failures, context["run_id"])
+        raise PromotionRefused(f"v{version} is not promoted: " + "; ".join(failures))
+    record = decision_record_of_run(cfg, settings, context, recorded, approval)
+    promoted = promote(client, cfg.registered_model, version, recorded["champion_version"], record,
+                       recorded["champion_generation"])  # fmt: skip
+    return {**promoted, "outcome": outcome_line("promoted", recorded, record)}
 
 
-def reject_challenger(
-    cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation, answer: dict | None
-) -> dict:
+def reject_challenger(cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation) -> dict:
     """``reject`` (the rule said no) and ``reject_by_approver`` (the rule said yes; a person, or
-    the timeout, said no): record why; the champion is untouched."""
-    from include.foundation import tracking
-    from include.stages.registry import reject
+    the timeout, said no): record why; the champion is untouched. The rejection is re-checked
+    against the recorded evidence, so a task marked success by hand cannot label a version
+    rejected that its evaluation and its approver allowed."""
+    from include.decisions.promotion import rejection_preconditions
+    from include.stages.registry import RejectionRefused, reject
 
-    record = decision_record_of_run(cfg, settings, context, evaluation, answer)
-    outcome = "rejected" if answer is None else "rejected by approver"
-    client = tracking.client(settings, cfg.experiment)
-    rejected = reject(client, cfg.registered_model, evaluation["challenger_version"], record, outcome)
-    return {**rejected, "outcome": outcome_line(outcome, evaluation, record)}
+    version = str(evaluation["challenger_version"])
+    client, recorded, approval, _ = _evidence(cfg, settings, version)
+    by_approver = context["ti"].task_id == "reject_by_approver"  # not the answer: it is empty if marked
+    failures = rejection_preconditions(version, recorded, by_approver=by_approver, approval=approval)
+    if failures:
+        raise RejectionRefused(f"v{version} is not recorded as rejected: " + "; ".join(failures))
+    record = decision_record_of_run(cfg, settings, context, recorded, approval)
+    outcome = "rejected by approver" if by_approver else "rejected"
+    rejected = reject(client, cfg.registered_model, version, record, outcome)
+    return {**rejected, "outcome": outcome_line(outcome, recorded, record)}
 
 
 def outcome_line(outcome: str, evaluation: Evaluation, record: dict) -> str:

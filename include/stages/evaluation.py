@@ -21,7 +21,15 @@ from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
 from include.foundation.settings import Settings
 from include.foundation.tracking import Role, Tag
 from include.stages.datasets import model_inputs, training_end
-from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
+from include.stages.registry import (
+    champion_state,
+    generation_before_own_move,
+    get_champion,
+    load_model,
+    model_uri,
+    signature_inputs,
+    with_lineage,
+)
 
 log = logging.getLogger(__name__)
 # MLflow's per-call INFO lines (active model set, testing metrics on the first row, validating
@@ -81,12 +89,16 @@ def _score_champion(cfg: PipelineConfig, uri: str, holdout, name: str) -> tuple[
 
 
 def champion_to_beat(client, model_name: str, challenger_version: str):
-    """The champion the challenger is judged against: the current one, or, when this challenger
-    is already champion because its own run promoted it (evaluate cleared after promote), the
-    champion it replaced, so that the cleared task reaches the same decision again."""
+    """``(generation, champion)``: the champion the challenger is judged against and the
+    generation of the champion alias it was read at (``promote`` is fenced by it): the current
+    one, or, when this challenger is already champion because its own run promoted it (evaluate
+    cleared after promote), the champion it replaced, so that the cleared task reaches the same
+    decision again."""
+    generation, _ = champion_state(client, model_name)
     champ = get_champion(client, model_name)
     if champ is None or str(champ.version) != str(challenger_version):
-        return champ
+        return generation, champ
+    generation = generation_before_own_move(client, model_name, challenger_version)
     if champ.tags.get(Tag.DECISION_OUTCOME) != "promoted":
         raise AlreadyChampion(
             f"v{champ.version} is already champion, but not through this evaluation's promotion: "
@@ -96,8 +108,8 @@ def champion_to_beat(client, model_name: str, challenger_version: str):
     log.info("v%s is champion through this evaluation's own promotion: judging it again against %s",
              champ.version, f"v{previous}" if previous not in (None, "null") else "no champion")  # fmt: skip
     if previous in (None, "null"):
-        return None
-    return client.get_model_version(model_name, previous)
+        return generation, None
+    return generation, client.get_model_version(model_name, previous)
 
 
 def evaluate_challenger(
@@ -115,7 +127,7 @@ def evaluate_challenger(
     rule = cfg.promotion
     holdout = pd.read_parquet(assembled["holdout"]["uri"])
     y = holdout[cfg.target.name].to_numpy()
-    champ = champion_to_beat(client, cfg.registered_model, challenger["version"])
+    generation, champ = champion_to_beat(client, cfg.registered_model, challenger["version"])
     holdout_start = datetime.fromisoformat(assembled["holdout_window"][0])
     trained_until = {"challenger": datetime.fromisoformat(assembled["train_window"][1])}
 
@@ -142,6 +154,7 @@ def evaluate_challenger(
             "model_name": cfg.registered_model,
             "challenger_version": challenger["version"],
             "champion_version": None if champ is None else str(champ.version),
+            "champion_generation": generation,  # promote is fenced by it (registry.move_champion)
             "challenger_metrics": ch_metrics,
             "champion_metrics": champ_metrics,
             "holdout_rows": len(holdout),

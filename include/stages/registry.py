@@ -178,10 +178,24 @@ def _write_decision(client, model_name: str, version: str, record: dict[str, Any
 
 MOVE_PREFIX = ".ct-loop"  # ticket experiments: hidden (deleted) as soon as they are made
 HINT_TAG = "ct_loop.champion_moves"
+APPROVAL_TAG = "approval.answer"  # on a version: the person's answer, as the approval task read it
+REFUSED_TAG = "decision.promotion_refused"  # on a version: a promotion attempt its evidence refused
+
+
+class PromotionRefused(PermanentError):
+    """``promote`` was reached, but the durable evidence does not allow this version to be champion."""
+
+
+class RejectionRefused(PermanentError):
+    """``reject`` was reached, but the evidence says the version was allowed: nothing is recorded."""
 
 
 def _ticket_name(model_name: str, n: int) -> str:
     return f"{MOVE_PREFIX}/{model_name}/champion-move/{n:08d}"
+
+
+def _applied_name(model_name: str, n: int) -> str:
+    return f"{_ticket_name(model_name, n)}/applied"
 
 
 def _ticket(client, model_name: str, n: int):
@@ -201,110 +215,171 @@ def _latest_move(client, model_name: str) -> tuple[int, Any]:
     return n, _ticket(client, model_name, n)
 
 
-IN_FLIGHT_SECONDS = 600
+def champion_state(client, model_name: str) -> tuple[int, str | None]:
+    """``(generation, champion version)``: the number of the last claimed move of ``champion``
+    (read first) and where the alias points. A decision records both; a move made from them is
+    refused once either has changed (:func:`move_champion`)."""
+    generation, _ = _latest_move(client, model_name)
+    champ = get_champion(client, model_name)
+    return generation, None if champ is None else str(champ.version)
 
 
-def _pending(ticket, current: str | None) -> bool:
-    """A claimed move whose alias write has not landed yet: the alias still points where the move
-    starts, and the claim is young. (An older one was abandoned by a claimant that died; a ticket
-    whose start is not the alias means the alias was moved by hand since: the alias counts.)"""
-    import time
+def generation_before_own_move(client, model_name: str, version: str) -> int:
+    """The generation a promotion to ``version`` was decided at, when the last move is that
+    promotion (an evaluation cleared after its own promote judges again from there)."""
+    n, last = _latest_move(client, model_name)
+    return n - 1 if last is not None and last.tags.get("to") == str(version) else n
 
-    young = time.time() - (ticket.creation_time or 0) / 1000 < IN_FLIGHT_SECONDS
-    return young and ticket.tags.get("to") != current and ticket.tags.get("from") == str(current)
+
+def _describe(ticket, n: int) -> str:
+    t = ticket.tags if ticket is not None else {}
+    return (f"move {n} ({t.get('kind', 'move')} v{t.get('from')} -> v{t.get('to')} by "
+            f"{t.get('claimant', '?')} at {t.get('at', '?')})")  # fmt: skip
+
+
+def _create_once(client, name: str, tags: dict[str, str] | None = None) -> bool:
+    """Create (and hide) the experiment ``name``; False if it already exists. The tracking store
+    refuses a second experiment of one name, deleted or not, on SQLite and PostgreSQL alike."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        made = client.create_experiment(name, tags=tags)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return False
+    client.delete_experiment(made)  # kept (names stay unique), hidden from the experiment list
+    return True
 
 
 def _claim(client, model_name: str, n: int, move: dict[str, str]) -> bool:
     """Claim move number ``n``: True for whoever creates its ticket first (the store's unique
     experiment name decides, across processes and hosts), or if this claimant already did."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        ticket = client.create_experiment(_ticket_name(model_name, n), tags=move)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        held = _ticket(client, model_name, n)
-        return held is not None and held.tags.get("claimant") == move["claimant"]
-    client.delete_experiment(ticket)  # kept (names stay unique), hidden from the experiment list
-    return True
+    if _create_once(client, _ticket_name(model_name, n), move):
+        return True
+    held = _ticket(client, model_name, n)
+    return held is not None and held.tags.get("claimant") == move["claimant"]
 
 
 def _settle(client, model_name: str, n: int) -> None:
-    """After setting the alias for move ``n``: if a later move was claimed meanwhile, its target
-    must win, whatever order the alias writes landed in. Converges: every mover re-reads after
-    writing, so the last write is always followed by a read that sees the latest claim."""
-    while True:
-        latest, ticket = _latest_move(client, model_name)
-        if latest == n:
-            break
+    """After writing the alias for move ``n``: a later claimed move wins whatever order the alias
+    writes landed in. Its target is written again and this move reports it was superseded."""
+    latest, ticket = _latest_move(client, model_name)
+    if latest > n:
         client.set_registered_model_alias(model_name, CHAMPION, ticket.tags["to"])
-        n = latest
+        client.set_registered_model_tag(model_name, HINT_TAG, str(latest))
+        raise PromotionConflict(
+            f"{model_name}: move {n} was superseded by {_describe(ticket, latest)} while it was being "
+            f"applied; champion is v{ticket.tags['to']}"
+        )
     client.set_registered_model_tag(model_name, HINT_TAG, str(n))
 
 
-def move_champion(
-    client, model_name: str, version: str, expected: str | None, claimant: str, kind: str
-) -> bool:
-    """Compare-and-set of the ``champion`` alias: move it from ``expected`` to ``version``.
-
-    MLflow's alias write is last-writer-wins, so each move first claims a numbered ticket (an
-    experiment named ``.ct-loop/<model>/champion-move/<n>``; the tracking store refuses a second
-    experiment of the same name, so exactly one claimant gets each number, whichever process or
-    host it runs on). Returns False when the alias already pointed at ``version`` through this
-    claimant's own earlier try (a retry); raises :class:`PromotionConflict` when the champion is
-    not ``expected`` or another move claimed the same number first.
-    """
-    version, expected = str(version), None if expected is None else str(expected)
+def _retry_own_move(client, model_name: str, version: str, expected, target: int, kind: str) -> bool:
+    """A retry (or clear) of the move that claimed number ``target``: finish it only while nothing
+    has moved the champion since; never re-apply it over a later move or a hand move."""
     n, last = _latest_move(client, model_name)
+    if n > target:
+        raise PromotionConflict(
+            f"{model_name}: this {kind} to v{version} was move {target}; since then {_describe(last, n)}. "
+            "Not re-applied: a later move (a rollback, a hand move recorded by the loop, another promotion) "
+            "stands until a new evaluation promotes something."
+        )
+    applied = client.get_experiment_by_name(_applied_name(model_name, target)) is not None
     current = get_champion(client, model_name)
     current_v = None if current is None else str(current.version)
-    mine = last is not None and last.tags.get("claimant") == claimant and last.tags.get("to") == version
-    if mine or (current_v == version and expected != version):
-        if mine:  # the ticket is ours: finish the move it claimed
-            client.set_registered_model_alias(model_name, CHAMPION, version)
-        log.info(
-            "%s v%s is already champion (an earlier try moved the alias): no change", model_name, version
-        )
-        _settle(client, model_name, n)
+    if current_v == version:
+        _create_once(client, _applied_name(model_name, target))
+        _settle(client, model_name, target)
+        log.info("%s v%s is already champion through this %s (move %d): no change", model_name, version,
+                 kind, target)  # fmt: skip
         return False
-    if last is not None and _pending(last, current_v):
+    if not applied and current_v == expected:  # claimed, but the alias write never came: finish it
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+        _create_once(client, _applied_name(model_name, target))
+        _settle(client, model_name, target)
+        return True
+    raise PromotionConflict(
+        f"{model_name}: champion is v{current_v}, moved outside the loop (in the MLflow UI or by a script) after "
+        f"this {kind} to v{version} was {'applied' if applied else 'claimed'} as move {target}. Not re-applied: "
+        "the hand move stands."
+    )
+
+
+def move_champion(
+    client, model_name: str, version: str, expected: str | None, generation: int, claimant: str, kind: str
+) -> bool:
+    """Fenced compare-and-set of the ``champion`` alias: move it from ``expected`` to ``version``,
+    decided when the champion's generation was ``generation`` (:func:`champion_state`).
+
+    Each move claims the next number, ``generation + 1``, as a ticket (an experiment named
+    ``.ct-loop/<model>/champion-move/<n>``; the tracking store refuses a second experiment of one
+    name, so exactly one claimant gets each number, whichever process or host it runs on). So:
+
+    - a move whose generation is stale (another move claimed since: a promotion, a rollback) is
+      refused with :class:`PromotionConflict` naming that move, never re-applied;
+    - a move whose ``expected`` is not the alias (moved by hand in the UI) is refused the same way,
+      and the hand move blocks nothing later: the next decision starts from it;
+    - a retry of a claimed move finishes it only while nothing moved since (:func:`_retry_own_move`);
+    - no clock is read: a stalled move cannot be taken over by age, and a stalled move whose
+      number was overtaken yields to the later one (:func:`_settle`).
+
+    Returns False when this claimant's own earlier try had already moved the alias.
+    """
+    version, expected = str(version), None if expected is None else str(expected)
+    target = int(generation) + 1
+    own = _ticket(client, model_name, target)
+    if own is not None and own.tags.get("claimant") == claimant:
+        return _retry_own_move(client, model_name, version, expected, target, kind)
+    n, last = _latest_move(client, model_name)
+    if n != int(generation):
         raise PromotionConflict(
-            f"{model_name}: a {last.tags.get('kind')} from v{current_v} to v{last.tags.get('to')} (move {n}) is being "
-            f"applied right now; not overwriting it with this {kind} to v{version}. Re-run it against the new champion."
+            f"{model_name}: this {kind} to v{version} was decided when the champion was v{expected} (generation "
+            f"{generation}); since then {_describe(last, n)}. Not applied: evaluate again against the current champion."
         )
+    current = get_champion(client, model_name)
+    current_v = None if current is None else str(current.version)
     if current_v != expected:
         raise PromotionConflict(
-            f"{model_name}: champion is v{current_v} but this {kind} expected v{expected}; not overwriting. "
-            "Re-run the training DAG to evaluate against the current champion."
+            f"{model_name}: champion is v{current_v} but this {kind} expected v{expected} (the alias was moved "
+            "outside the loop since); not overwriting. Re-run the training DAG to evaluate against the current champion."
         )
-    move = {"from": str(expected), "to": version, "claimant": claimant, "kind": kind, "at": _now()}
-    if not _claim(client, model_name, n + 1, move):
+    move = {"from": str(expected), "to": version, "claimant": claimant, "kind": kind, "at": _now(),
+            "generation": str(generation)}  # fmt: skip
+    if not _claim(client, model_name, target, move):
         raise PromotionConflict(
-            f"{model_name}: another promotion or rollback moved the champion away from v{expected} at the same "
-            f"time (move {n + 1}); this {kind} to v{version} is not applied. Re-run it against the new champion."
+            f"{model_name}: another move claimed the champion from v{expected} at the same time "
+            f"({_describe(_ticket(client, model_name, target), target)}); this {kind} to v{version} is not applied."
         )
     client.set_registered_model_alias(model_name, CHAMPION, version)
-    _settle(client, model_name, n + 1)
+    _create_once(client, _applied_name(model_name, target))
+    _settle(client, model_name, target)
     return True
 
 
 def promote(
-    client, model_name: str, version: str, expected_champion: str | None, record: dict[str, Any]
+    client,
+    model_name: str,
+    version: str,
+    expected_champion: str | None,
+    record: dict[str, Any],
+    generation: int,
 ) -> Promotion:
-    """Move ``champion`` to ``version`` if it still points where evaluation saw it
-    (:func:`move_champion`, atomic across processes). A retry after an earlier try moved the
-    alias finishes the bookkeeping. Tags that describe the change are written only after the
-    alias moved."""
+    """Move ``champion`` to ``version`` if it still points where evaluation saw it, at the
+    generation evaluation saw (:func:`move_champion`, fenced across processes). A retry after an
+    earlier try moved the alias finishes the bookkeeping. Tags that describe the change are
+    written only after the alias moved."""
     version, expected = str(version), None if expected_champion is None else str(expected_champion)
     claimant = f"promote:{record.get('airflow_run_id') or 'manual'}:v{version}"
     try:
-        move_champion(client, model_name, version, expected, claimant, "promotion")
+        move_champion(client, model_name, version, expected, generation, claimant, "promotion")
     except PromotionConflict as exc:  # a fresh challenger says why it is not champion; the task fails
         if not client.get_model_version(model_name, version).tags.get(Tag.DECISION_OUTCOME):
             why = f"{exc} (the evaluation had passed: {record.get('reason') or 'no reason recorded'})"
             _write_decision(client, model_name, version, {**record, "outcome": "conflict", "reason": why,
                                                           "rejected_at": _now()})  # fmt: skip
+        else:
+            refuse_promotion(client, model_name, version, [str(exc)], record.get("airflow_run_id"))
         raise
     full = {**record, "previous_champion": expected, "promoted_at": _now(), "outcome": "promoted"}
     _write_decision(client, model_name, version, full)
@@ -318,6 +393,46 @@ def promote(
         expected and f"v{expected}",
     )
     return {"model_name": model_name, "champion": version, "previous_champion": expected}
+
+
+def recorded_evaluation(client, model_name: str, version: str) -> dict[str, Any] | None:
+    """The evaluation ``evaluate`` logged for ``version`` (``decision.json`` on the version's own
+    training run), or None when no evaluation of it ran to the end."""
+    import tempfile
+    from pathlib import Path
+
+    from mlflow.exceptions import MlflowException
+
+    run_id = client.get_model_version(model_name, str(version)).run_id
+    if not run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, "decision.json", tmp)
+        except (MlflowException, OSError):
+            return None
+        return json.loads(Path(path).read_text())
+
+
+def record_approval(client, model_name: str, version: str, answer: dict[str, Any]) -> None:
+    """The person's answer as the approval task read it from Airflow, kept on the version: the
+    evidence ``promote`` checks (a task marked success by hand leaves none)."""
+    client.set_model_version_tag(model_name, str(version), APPROVAL_TAG, json.dumps(redact_value(answer)))
+
+
+def recorded_approval(client, model_name: str, version: str) -> dict[str, Any] | None:
+    raw = client.get_model_version(model_name, str(version)).tags.get(APPROVAL_TAG)
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def refuse_promotion(client, model_name: str, version: str, failures: list[str], run: str | None) -> None:
+    """Record on the version that a promotion of it was attempted and refused, and why."""
+    text = f"{_now()} (Airflow run {run or '?'}): " + "; ".join(failures)
+    client.set_model_version_tag(model_name, str(version), REFUSED_TAG, redact(text)[:5000])
+    log.warning("%s v%s: promotion refused: %s", model_name, version, "; ".join(failures))
 
 
 def reject(
@@ -338,23 +453,25 @@ def reject(
 
 def rollback(client, model_name: str, reason: str, actor: str = "cli") -> dict:
     """Point ``champion`` back at the version recorded as ``decision.previous_champion``
-    (a compare-and-set like promotion: a promotion at the same moment makes one of them fail)."""
+    (a fenced move like promotion: a promotion at the same moment makes one of them fail, and
+    a retried promotion of the demoted version is refused afterwards)."""
     import uuid
 
-    current = get_champion(client, model_name)
-    if current is None:
+    generation, current_v = champion_state(client, model_name)
+    if current_v is None:
         raise RollbackError(f"{model_name} has no champion")
+    current = client.get_model_version(model_name, current_v)
     previous = current.tags.get(Tag.DECISION_PREVIOUS_CHAMPION)
     if not previous or previous == "null":
-        raise RollbackError(f"{model_name} v{current.version} has no recorded previous champion")
+        raise RollbackError(f"{model_name} v{current_v} has no recorded previous champion")
     reason = redact(reason)
     claimant = f"rollback:{actor}:{uuid.uuid4().hex}"
-    move_champion(client, model_name, previous, str(current.version), claimant, "rollback")
-    record = {"from_version": str(current.version), "reason": reason, "by": actor, "at": _now()}
-    client.set_model_version_tag(model_name, current.version, Tag.ROLLBACK_DEMOTED, json.dumps(record))
+    move_champion(client, model_name, previous, current_v, generation, claimant, "rollback")
+    record = {"from_version": current_v, "reason": reason, "by": actor, "at": _now()}
+    client.set_model_version_tag(model_name, current_v, Tag.ROLLBACK_DEMOTED, json.dumps(record))
     client.set_model_version_tag(model_name, previous, Tag.ROLLBACK_RESTORED, json.dumps(record))
-    log.warning("rolled back %s champion v%s -> v%s: %s", model_name, current.version, previous, reason)
-    return {"model_name": model_name, "champion": previous, "demoted": str(current.version), "reason": reason}
+    log.warning("rolled back %s champion v%s -> v%s: %s", model_name, current_v, previous, reason)
+    return {"model_name": model_name, "champion": previous, "demoted": current_v, "reason": reason}
 
 
 def main(argv: list[str] | None = None) -> int:

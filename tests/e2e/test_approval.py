@@ -215,6 +215,19 @@ def test_a_rejection_through_the_rest_api_is_recorded_with_who_and_why(gate):
     evaluation = json.loads(evaluation) if isinstance(evaluation, str) else evaluation
     links = plugin().task_links(DAG_ID, "evaluate", evaluation, Settings.from_env())
     assert set(links) == {"MLflow run", "Model version"}, links
+    # promote reached anyway (act_on_approval marked success, a clear, a retry): the recorded answer refuses it
+    from types import SimpleNamespace
+
+    from include.foundation.config import load_pipeline
+    from include.orchestration.approval import promote_challenger
+    from include.stages.registry import PromotionRefused
+
+    cfg = load_pipeline(gate["folder"] / f"{NAME}.yaml")
+    ctx = {"run_id": run, "params": {}, "ti": SimpleNamespace(task_id="promote")}
+    with pytest.raises(PromotionRefused, match="not approved .rejected by admin: 'not before the audit'"):
+        promote_challenger(cfg, Settings.from_env(), ctx, evaluation)
+    assert champion() == before
+    assert "rejected by admin" in version_tags(version)["decision.promotion_refused"]
 
 
 def test_no_answer_in_time_rejects_by_default(gate):

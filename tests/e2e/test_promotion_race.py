@@ -17,7 +17,7 @@ MODEL = "race_model"
 TRIALS = 12
 
 
-def _racer(uri: str, barrier, results, me: int, trials: list[tuple[str, dict]]) -> None:
+def _racer(uri: str, barrier, results, me: int, trials: list[tuple[str, dict]], generation) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     from mlflow import MlflowClient
 
@@ -27,9 +27,11 @@ def _racer(uri: str, barrier, results, me: int, trials: list[tuple[str, dict]]) 
     client.get_registered_model(MODEL)  # warm: imports and the first store access before racing
     for kind, args in trials:
         barrier.wait(timeout=120)
+        args = {**args, "generation": generation}  # both racers decided at the same generation
         try:
             if kind == "promote":
-                promote(client, MODEL, args["version"], args["expected"], {"airflow_run_id": args["run"]})
+                record = {"airflow_run_id": args["run"]}
+                promote(client, MODEL, args["version"], args["expected"], record, args["generation"].value)
             else:
                 rollback(client, MODEL, "race test", actor=f"racer{me}")
             results.put((me, "won", None))
@@ -60,7 +62,7 @@ def store(tmp_path_factory):
 
 
 def test_concurrent_promotions_and_rollbacks_have_exactly_one_winner(store):
-    from include.stages.registry import move_champion
+    from include.stages.registry import champion_state, move_champion
 
     uri, client = store
     # promote vs promote from v1 (TRIALS times), then rollback (v2 -> v1) vs promote (v2 -> v3)
@@ -72,8 +74,10 @@ def test_concurrent_promotions_and_rollbacks_have_exactly_one_winner(store):
         plans[0].append(("rollback", {}))
         plans[1].append(("promote", {"version": "3", "expected": "2", "run": f"rb{t}-b"}))
     ctx = mp.get_context("spawn")
-    barrier, results = ctx.Barrier(3), ctx.Queue()
-    procs = [ctx.Process(target=_racer, args=(uri, barrier, results, i, plans[i])) for i in (0, 1)]
+    barrier, results, generation = ctx.Barrier(3), ctx.Queue(), ctx.Value("i", 0)
+    procs = [
+        ctx.Process(target=_racer, args=(uri, barrier, results, i, plans[i], generation)) for i in (0, 1)
+    ]
     for p in procs:
         p.start()
     outcomes = []
@@ -82,7 +86,10 @@ def test_concurrent_promotions_and_rollbacks_have_exactly_one_winner(store):
             rollback_trial = t >= TRIALS
             start, now = ("2" if rollback_trial else "1"), champion_of(client)
             if now != start:  # through the protocol, as any move is
-                move_champion(client, MODEL, start, now, f"reset{t}", "reset")
+                move_champion(
+                    client, MODEL, start, now, champion_state(client, MODEL)[0], f"reset{t}", "reset"
+                )
+            generation.value = champion_state(client, MODEL)[0]
             for v in ("1", "2", "3"):
                 for key in ("decision.outcome", "ct.replaced_by", "rollback.restored", "rollback.demoted"):
                     client.delete_model_version_tag(MODEL, v, key)

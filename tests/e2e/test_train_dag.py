@@ -233,40 +233,71 @@ def test_retried_training_does_not_register_twice(flights_cfg, assembled, client
 
 
 def test_promotion_is_compare_and_set(flights_cfg, client):
-    from include.stages.registry import PromotionConflict, promote
+    from include.stages.registry import PromotionConflict, champion_state, promote
 
     current = champion(client)
     other = next(
         v.version for v in client.search_model_versions(f"name = '{MODEL}'") if str(v.version) != current
     )
-    stale = str(int(other))  # evaluation saw another champion than the one in place now
-    with pytest.raises(PromotionConflict, match="not overwriting"):
-        promote(client, MODEL, str(other), expected_champion=stale if stale != current else "999", record={})
+    generation = champion_state(client, MODEL)[0]
+    with pytest.raises(PromotionConflict, match="not overwriting"):  # evaluation saw another champion
+        promote(client, MODEL, str(other), "999", {}, generation)
+    with pytest.raises(PromotionConflict, match="since then move"):  # or an older generation
+        promote(client, MODEL, str(other), current, {}, generation - 1)
     assert champion(client) == current
 
 
 def test_retried_promotion_after_the_alias_moved_is_a_no_op(client):
-    """Try 1 moved the alias and died before its bookkeeping: try 2 finishes it, no conflict."""
-    from include.stages.registry import PromotionConflict, promote
+    """Try 1 claimed its move and moved the alias, then died before its bookkeeping: try 2
+    finishes it, no conflict; a decision made against another champion still fails."""
+    from include.stages.registry import PromotionConflict, champion_state, move_champion, promote
 
-    current = champion(client)
+    generation, current = champion_state(client, MODEL)
     other = next(
         str(v.version) for v in client.search_model_versions(f"name = '{MODEL}'") if str(v.version) != current
     )
-    client.set_registered_model_alias(MODEL, "champion", other)  # what try 1 got done
+    record = {"reason": "retry test", "airflow_run_id": "manual__retry_promote"}
+    claimant = f"promote:manual__retry_promote:v{other}"
+    assert move_champion(
+        client, MODEL, other, current, generation, claimant, "promotion"
+    )  # what try 1 got done
     try:
-        record = {"reason": "retry test", "airflow_run_id": "manual__retry_promote"}
-        out = promote(client, MODEL, other, expected_champion=current, record=record)
+        out = promote(client, MODEL, other, current, record, generation)
         assert out == {"model_name": MODEL, "champion": other, "previous_champion": current}
-        assert promote(client, MODEL, other, expected_champion=current, record=record) == out  # and again
+        assert promote(client, MODEL, other, current, record, generation) == out  # and again
         assert champion(client) == other
         tags = client.get_model_version(MODEL, other).tags
         assert tags["decision.run"] == "manual__retry_promote" and tags["decision.outcome"] == "promoted"
         assert client.get_model_version(MODEL, current).tags["ct.replaced_by"] == other
         with pytest.raises(PromotionConflict):  # a decision made against another champion still fails
-            promote(client, MODEL, current, expected_champion="999", record=record)
+            promote(client, MODEL, current, "999", record, champion_state(client, MODEL)[0])
     finally:
         client.set_registered_model_alias(MODEL, "champion", current)
+
+
+def test_marking_the_branch_success_never_promotes_a_refused_challenger(
+    airflow_db, curated_weeks, client, tmp_path, monkeypatch
+):
+    """'Mark success' on promote_or_reject runs both branches: promote re-checks the recorded
+    evaluation, fails without retry, and the registry records the attempt."""
+    if champion(client) is None:  # run alone: a champion to beat
+        use_model(tmp_path, monkeypatch, max_iter=3)
+        assert train("bootstrap")[1]["promote"] == "success"
+        monkeypatch.undo()
+    before = champion(client)
+    use_model(tmp_path, monkeypatch, max_iter=1, max_leaf_nodes=2)  # crippled: the rule refuses it
+    dr = run_dag("flights_delay__train", run_conf={"reason": "marked", "as_of": AS_OF},
+                 mark_success_pattern="^promote_or_reject$")  # fmt: skip
+    states = task_states(dr)
+    assert states["promote"] == "failed" and states["reject"] == "success", states
+    promote_ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "promote")
+    assert promote_ti.try_number == 1  # refused, not retried
+    assert champion(client) == before
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
+    tags = client.get_model_version(MODEL, str(newest)).tags
+    assert tags["decision.outcome"] == "rejected", tags
+    assert "its evaluation refused it: rejected" in tags["decision.promotion_refused"], tags
+    assert dr.run_id in tags["decision.promotion_refused"]
 
 
 def test_unloadable_champion_fails_loudly(flights_cfg, assembled, client):

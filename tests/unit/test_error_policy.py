@@ -102,7 +102,11 @@ def test_already_champion_by_another_decision_is_permanent():
     from include.stages.evaluation import champion_to_beat
 
     mv = SimpleNamespace(version="3", tags={"decision.outcome": "rolled back"})
-    client = SimpleNamespace(get_model_version_by_alias=lambda name, alias: mv)
+    client = SimpleNamespace(
+        get_model_version_by_alias=lambda name, alias: mv,
+        get_registered_model=lambda name: SimpleNamespace(tags={}),
+        get_experiment_by_name=lambda name: None,
+    )
     with pytest.raises(PermanentError, match="v3 is already champion"):
         champion_to_beat(client, "m", "3")
 

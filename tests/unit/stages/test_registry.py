@@ -92,105 +92,132 @@ class FakeRegistry:
         return self.ns(version=str(version), run_id=None, tags=dict(self.version_tags[str(version)]))
 
 
+def _promote(reg, version, expected, run, reason=None, generation=None):
+    """A promotion decided now (its generation read as evaluate reads it), unless one is given."""
+    from include.stages.registry import champion_state, promote
+
+    gen = champion_state(reg, "m")[0] if generation is None else generation
+    return promote(reg, "m", version, expected, {"airflow_run_id": run, "reason": reason}, gen)
+
+
 def test_a_promotion_moves_the_champion_from_what_evaluation_saw():
-    from include.stages.registry import PromotionConflict, promote
+    from include.stages.registry import PromotionConflict
 
     reg = FakeRegistry()
     reg.aliases["champion"] = "1"
-    assert promote(reg, "m", "2", "1", {"airflow_run_id": "r2", "reason": "better"})["champion"] == "2"
+    assert _promote(reg, "2", "1", "r2", "better")["champion"] == "2"
     assert reg.aliases["champion"] == "2" and reg.version_tags["2"]["decision.outcome"] == "promoted"
     assert reg.version_tags["1"]["ct.replaced_by"] == "2"
-    with pytest.raises(
-        PromotionConflict, match="champion is v2 but this promotion expected v1; not overwriting"
-    ):
-        promote(reg, "m", "3", "1", {"airflow_run_id": "r3", "reason": "judged against v1"})
+    with pytest.raises(PromotionConflict, match="since then move 1 .promotion v1 -> v2"):
+        _promote(reg, "3", "1", "r3", "judged against v1", generation=0)
     assert reg.aliases["champion"] == "2"  # untouched, and the loser says why it is not champion
     assert reg.version_tags["3"]["decision.outcome"] == "conflict"
     assert "judged against v1" in reg.version_tags["3"]["decision.reason"]
 
 
-def test_two_claims_of_the_same_move_have_one_winner():
-    """B read the same state as A, but A claimed the move's ticket first."""
-    from include.stages.registry import _claim, _ticket_name, promote
+def test_two_promotions_from_one_generation_have_one_winner_however_long_the_first_stalls():
+    """A claimed move 1 and stalled (or died) before its alias write; B decided at the same
+    generation. No clock decides: B is refused, an hour later too."""
+    from include.stages.registry import PromotionConflict, _claim
 
     reg = FakeRegistry()
     reg.aliases["champion"] = "1"
     a = {"from": "1", "to": "2", "claimant": "A", "kind": "promotion"}
     assert _claim(reg, "m", 1, a) and _claim(reg, "m", 1, a)  # the claimant itself may claim again (a retry)
     assert not _claim(reg, "m", 1, {"from": "1", "to": "3", "claimant": "B", "kind": "promotion"})
-    reg.clock += 3600  # A's alias write never came (it died): an old claim does not block forever
-    promote(reg, "m", "3", "1", {"airflow_run_id": "B"})
-    assert (
-        reg.aliases["champion"] == "3" and reg.get_experiment_by_name(_ticket_name("m", 2)).tags["to"] == "3"
-    )
-
-
-def test_a_claimed_move_not_yet_applied_blocks_another():
-    from include.stages.registry import PromotionConflict, _ticket_name, promote
-
-    reg = FakeRegistry()
-    reg.aliases["champion"] = "1"
-    reg.clock = __import__("time").time()
-    reg.create_experiment(
-        _ticket_name("m", 1), {"from": "1", "to": "2", "claimant": "A", "kind": "promotion"}
-    )
-    with pytest.raises(PromotionConflict, match="from v1 to v2 .move 1. is being applied right now"):
-        promote(reg, "m", "3", "1", {"airflow_run_id": "B"})
+    reg.clock += 3600
+    with pytest.raises(PromotionConflict, match="since then move 1"):
+        _promote(reg, "3", "1", "B", generation=0)
     assert reg.aliases["champion"] == "1"
+    # a decision taken after the dead claim starts from it: the dead claim blocks nothing
+    assert _promote(reg, "3", "1", "C")["champion"] == "3"
 
 
-def test_the_alias_moved_by_hand_counts():
-    from include.stages.registry import promote
+def test_a_hand_move_in_the_ui_refuses_the_decision_before_it_and_blocks_nothing_after():
+    from include.stages.registry import PromotionConflict
 
     reg = FakeRegistry()
     reg.aliases["champion"] = "1"
-    promote(reg, "m", "2", "1", {"airflow_run_id": "r2"})
+    _promote(reg, "2", "1", "r2")
+    gen_before_hand_move = 1
     reg.aliases["champion"] = "3"  # someone in the MLflow UI
-    assert promote(reg, "m", "1", "3", {"airflow_run_id": "r1"})["champion"] == "1"
+    with pytest.raises(PromotionConflict, match="moved outside the loop"):
+        _promote(reg, "1", "2", "r1", generation=gen_before_hand_move)
+    assert _promote(reg, "1", "3", "r1b")["champion"] == "1"  # decided after the hand move: applies at once
     assert reg.aliases["champion"] == "1"
 
 
 def test_a_retry_after_its_claim_finishes_the_move():
-    from include.stages.registry import _ticket_name, promote
+    from include.stages.registry import _ticket_name
 
     reg = FakeRegistry()
     reg.aliases["champion"] = "1"
     reg.create_experiment(_ticket_name("m", 1), {"from": "1", "to": "2", "claimant": "promote:r2:v2"})
-    out = promote(reg, "m", "2", "1", {"airflow_run_id": "r2"})  # try 1 died between claim and alias
+    out = _promote(reg, "2", "1", "r2", generation=0)  # try 1 died between claim and alias
     assert out["champion"] == "2" and reg.aliases["champion"] == "2"
 
 
-def test_a_later_claim_wins_whatever_order_the_alias_writes_land_in():
-    """A claims move 1 and is slow; B claims move 2 from A's target and writes its alias first."""
-    from include.stages.registry import _settle, _ticket_name
+def test_a_retried_promotion_never_undoes_a_rollback():
+    from include.stages.registry import PromotionConflict, rollback
+
+    reg = FakeRegistry()
+    reg.aliases["champion"] = "1"
+    _promote(reg, "2", "1", "r2", generation=0)
+    rollback(reg, "m", "bad release", actor="ops")
+    assert reg.aliases["champion"] == "1"
+    with pytest.raises(PromotionConflict, match="since then move 2 .rollback v2 -> v1 by rollback:ops"):
+        _promote(reg, "2", "1", "r2", generation=0)  # v2's promote cleared or retried
+    assert reg.aliases["champion"] == "1"
+    assert "rollback" in reg.version_tags["2"]["decision.promotion_refused"]
+
+
+def test_a_retried_promotion_never_moves_the_alias_back_over_a_hand_move():
+    from include.stages.registry import PromotionConflict
+
+    reg = FakeRegistry()
+    reg.aliases["champion"] = "1"
+    _promote(reg, "2", "1", "r2", generation=0)
+    reg.aliases["champion"] = "1"  # moved back by hand in the MLflow UI
+    with pytest.raises(
+        PromotionConflict, match="moved outside the loop .* after this promotion to v2 was applied"
+    ):
+        _promote(reg, "2", "1", "r2", generation=0)
+    assert reg.aliases["champion"] == "1"
+    assert _promote(reg, "3", "1", "r3")["champion"] == "3"  # and the hand move blocks nothing later
+
+
+def test_a_stalled_move_overtaken_by_a_later_claim_yields_to_it():
+    """A claims move 1 and is slow; B claims move 2 and writes first; A's late write is undone."""
+    from include.stages.registry import PromotionConflict, _settle, _ticket_name
 
     reg = FakeRegistry()
     reg.create_experiment(_ticket_name("m", 1), {"from": "1", "to": "2", "claimant": "A"})
-    reg.create_experiment(_ticket_name("m", 2), {"from": "2", "to": "3", "claimant": "B"})
+    reg.create_experiment(_ticket_name("m", 2), {"from": "1", "to": "3", "claimant": "B"})
     reg.aliases["champion"] = "3"  # B's write
     reg.aliases["champion"] = "2"  # A's late write
-    _settle(reg, "m", 1)  # A re-reads after writing
+    with pytest.raises(PromotionConflict, match="superseded by move 2"):
+        _settle(reg, "m", 1)  # A re-reads after writing
     assert reg.aliases["champion"] == "3" and reg.model_tags["ct_loop.champion_moves"] == "2"
 
 
 def test_rollback_is_a_move_like_any_other():
-    from include.stages.registry import promote, rollback
+    from include.stages.registry import rollback
 
     reg = FakeRegistry()
     reg.aliases["champion"] = "1"
-    promote(reg, "m", "2", "1", {"airflow_run_id": "r2"})
+    _promote(reg, "2", "1", "r2")
     out = rollback(reg, "m", "bad release http://u:secret@host", actor="ops")
     assert out["champion"] == "1" and reg.aliases["champion"] == "1"
     assert "secret" not in reg.version_tags["1"]["rollback.restored"]  # credentials redacted
 
 
 def test_a_conflict_never_rewrites_the_decision_of_a_version_that_has_one():
-    from include.stages.registry import PromotionConflict, promote
+    from include.stages.registry import PromotionConflict
 
     reg = FakeRegistry()
     reg.aliases["champion"] = "1"
-    promote(reg, "m", "2", "1", {"airflow_run_id": "r2"})
-    promote(reg, "m", "3", "2", {"airflow_run_id": "r3"})
+    _promote(reg, "2", "1", "r2")
+    _promote(reg, "3", "2", "r3")
     with pytest.raises(PromotionConflict):
-        promote(reg, "m", "2", "999", {"airflow_run_id": "r9"})  # a stale decision about a former champion
+        _promote(reg, "2", "999", "r9")  # a stale decision about a former champion
     assert reg.version_tags["2"]["decision.outcome"] == "promoted" and reg.aliases["champion"] == "3"
