@@ -15,7 +15,9 @@ import re
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/@?#'\"<>]+@")
+# The user-info runs to the LAST "@" of the URI's token: a password may hold "@", "/", "#", ":"
+# unencoded, and nothing of it may be left behind (a query's "@" is redacted too: safe side).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s'\"<>]+@")
 SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_SECRET_ACCESS_KEY")
 
 

@@ -59,12 +59,12 @@ def safe_name(text: str) -> str:
     """A run id made into one folder name: never a path, never shared by two different ids.
 
     Characters other than letters, digits, ``.``, ``_``, ``-`` become ``_``; when anything had to
-    change, a short hash of the original keeps ids apart (``retrain:1`` vs ``retrain+1``), and
-    ``.``/``..`` can never come out.
+    change (or the name was cut to 120 characters), a hash of the original keeps ids apart
+    (``retrain:1`` vs ``retrain+1``), and ``.``/``..`` can never come out.
     """
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "run"
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:120] or "run"
     if clean != text:
-        clean = f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        clean = f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     return clean
 
 
@@ -170,7 +170,7 @@ def record_readmission(request: dict[str, Any], outcome: str, **details: Any) ->
     (``published`` or ``quarantined again``). One file per run: nothing earlier is rewritten, and
     a retried task writes its own record again with the same outcome."""
     report = Path(request["replaces_report"])
-    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", str(request["airflow_run_id"]))[:120]
+    slug = safe_name(str(request["airflow_run_id"]))  # one file per run id: two ids never share a name
     record = {**request, "outcome": outcome, "decided_at": datetime.now(UTC).isoformat(), **details}
     return write_json(record, report.parent / f"readmission-{slug}.json")
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from include.foundation import tracking
+from include.foundation import metrics, tracking
 from include.foundation.config import load_pipelines
 from include.foundation.errors import PermanentError
 from include.foundation.logging_config import configure_library_logging
@@ -148,8 +148,10 @@ def decision_tags(record: dict[str, Any]) -> dict[str, str]:
     metric, value, champ = record.get("primary_metric"), record.get("challenger"), record.get("champion")
     if metric and value is not None:
         summary = f"{metric} {value:.4f}"
-        if champ is not None:
-            summary += f" vs {champ:.4f} (v{record.get('champion_version')}, {value - champ:+.4f})"
+        if champ is not None:  # the gain in the metric's better direction, as the rule's reason says it
+            gain = record.get("difference")
+            gain = metrics.orientation(metric) * (value - champ) if gain is None else gain
+            summary += f" vs {champ:.4f} (v{record.get('champion_version')}, gain {gain:+.4f})"
         else:
             summary += " (no champion to compare)"
     else:

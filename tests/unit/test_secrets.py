@@ -134,3 +134,17 @@ def test_secret_files_are_private_from_the_start(tmp_path, monkeypatch):
     again = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_env.py"), "--write", str(env)],
                            capture_output=True, text=True)  # fmt: skip
     assert again.returncode != 0 and "exists" in again.stderr  # secrets in use are never replaced
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["p@ss", "p@ss/w#rd", "a:b@c", "@@@", "ends-with-@"],
+    ids=["at", "at-slash-hash", "colon", "ats", "tail"],
+)
+def test_a_password_with_any_characters_is_redacted_whole(password):
+    from include.foundation.redaction import redact
+
+    text = f"connect to postgresql+psycopg2://loader:{password}@db.internal:5432/warehouse failed"
+    clean = redact(text)
+    assert clean == "connect to postgresql+psycopg2://***@db.internal:5432/warehouse failed", clean
+    assert password not in clean

@@ -221,3 +221,25 @@ def test_a_conflict_never_rewrites_the_decision_of_a_version_that_has_one():
     with pytest.raises(PromotionConflict):
         _promote(reg, "2", "999", "r9")  # a stale decision about a former champion
     assert reg.version_tags["2"]["decision.outcome"] == "promoted" and reg.aliases["champion"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("metric", "challenger", "champion"),
+    [("roc_auc", 0.71, 0.70), ("root_mean_squared_error", 10.0, 44.8964), ("log_loss", 0.40, 0.45)],
+)
+def test_decision_tags_and_reasons_use_one_sign_for_every_metric_direction(metric, challenger, champion):
+    """The tag says the gain in the metric's better direction, as the rule's reason does."""
+    from include.decisions.promotion import decide
+    from include.foundation.config import PromotionSpec
+    from include.stages.registry import decision_tags
+
+    rule = PromotionSpec(primary_metric=metric, min_improvement=0.001, absolute_floor=None)
+    decision = decide(rule, {metric: challenger}, {metric: champion})
+    assert decision.promote and decision.difference > 0
+    tag = decision_tags({**decision.as_dict(), "outcome": "promoted", "champion_version": "1"})[
+        "decision.metric"
+    ]
+    assert f"gain +{decision.difference:.4f}" in tag, tag
+    assert (
+        f"+{decision.difference:.4f}" in decision.reason or f"+{decision.difference:.3f}" in decision.reason
+    ), decision.reason
