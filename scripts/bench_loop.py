@@ -250,6 +250,7 @@ def case_score_setup(home: Path, rows: int) -> dict:
     from include.stages.ingest import ingest_batch, publish_batch
     from include.stages.registry import decision_record, promote
     from include.stages.training import assemble_training_data, train_and_register
+    from include.stages.validation import validate_batch
 
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / "bench_score.yaml")
@@ -258,6 +259,7 @@ def case_score_setup(home: Path, rows: int) -> dict:
         batch = ingest_batch(
             cfg, settings.data_root, jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
         )
+        validate_batch(cfg, settings.data_root, batch["partition"])
         publish_batch(cfg, settings.data_root, batch["partition"])
     as_of = jan1 + timedelta(weeks=5)
     assembled = assemble_training_data(cfg, settings, as_of, paths.training_dir("bench"))

@@ -80,6 +80,17 @@ def frame(start: datetime, days: int, n: int = 200, seed: int = 0) -> pd.DataFra
     )
 
 
+def as_validated(cfg, data_root, partition: str, part: str = "inputs") -> str:
+    """Record what validate records on a pass, for tests that publish without running GX
+    (validation has tests of its own); publication refuses a batch without it."""
+    from include.foundation.storage import PipelinePaths, record_validation_pass
+
+    paths = PipelinePaths(data_root, cfg.name)
+    raw = paths.raw_outcomes(partition) if part == "outcomes" else paths.raw(partition)
+    record_validation_pass(raw, partition, part)
+    return partition
+
+
 def demo_yaml(delay_days: int | None = 0) -> dict[str, Any]:
     """The demo pipeline's YAML as a dict, its outcomes arriving ``delay_days`` after each week
     (default 0: with the inputs; None: as shipped). The shipped file delays them a week; tests
@@ -125,14 +136,15 @@ def demo_pipeline_with_weeks(
     for week in range(weeks):
         start, end = jan1 + timedelta(weeks=week), jan1 + timedelta(weeks=week + 1)
         batch = ingest_batch(cfg, settings.data_root, start, end)
-        publish_batch(cfg, settings.data_root, batch["partition"])
+        publish_batch(cfg, settings.data_root, as_validated(cfg, settings.data_root, batch["partition"]))
         if (
             cfg.outcomes_later and not cfg.labels.source
         ):  # the outcomes due by this week's end, as collected then
             due = outcomes_due(cfg.labels, start, end)
             if due[0] >= jan1:
+                key = ingest_outcomes(cfg, settings.data_root, *due)["partition"]
                 publish_outcomes(
-                    cfg, settings.data_root, ingest_outcomes(cfg, settings.data_root, *due)["partition"]
+                    cfg, settings.data_root, as_validated(cfg, settings.data_root, key, "outcomes")
                 )
     return cfg, settings
 

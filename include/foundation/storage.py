@@ -11,6 +11,7 @@ Layout under ``<data_root>/<pipeline>/``::
     gx/                                      Great Expectations project (Data Docs inside)
     training/<run>/{train,holdout}-<sha>.parquet   assembled training sets (write-once, content-keyed)
     predictions/<partition>/v<version>.parquet      the prediction log: one part per (interval, model version)
+    predictions/<partition>/superseded/v<version>-<sha>.parquet   parts scored from a batch since replaced
     drift/<run>/report.html                  Evidently reports
     quarantine/<partition>/<sha>/readmission-<run>.json   a re-admission of that batch: who, why, when, outcome
     quarantine/landing/<file>-<sha>          landing files that could not be placed, beside <...>.error.json
@@ -32,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.foundation.errors import PermanentError
 from include.foundation.timeutil import utc
 
 if TYPE_CHECKING:
@@ -97,6 +99,11 @@ class PipelinePaths:
         mine = [p for p in found if p.parent.name.startswith(OUTCOMES_PREFIX) == (part == "outcomes")]
         return sorted(mine, key=lambda p: p.stat().st_mtime_ns)
 
+    @staticmethod
+    def validation_pass(raw: Path) -> Path:
+        """The record that ``raw`` passed its suite (its content hash): what publication checks."""
+        return raw.with_name(raw.name + ".passed.json")
+
     def raw_outcomes(self, key: str) -> Path:
         return self.base / "raw" / key / "outcomes.parquet"
 
@@ -154,8 +161,25 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
-def write_parquet(df: pd.DataFrame, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+def write_parquet(df: pd.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> Path:
+    """``df`` to Parquet atomically; ``metadata`` goes into the file's key-value metadata."""
+    if not metadata:
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           **{k.encode(): v.encode() for k, v in metadata.items()}})  # fmt: skip
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def parquet_metadata(path: Path, key: str) -> str | None:
+    """One key of a Parquet file's key-value metadata (None when absent)."""
+    import pyarrow.parquet as pq
+
+    value = (pq.read_schema(path).metadata or {}).get(key.encode())
+    return value.decode() if value is not None else None
 
 
 def write_json(obj: Any, path: Path) -> Path:
@@ -173,6 +197,30 @@ def record_readmission(request: dict[str, Any], outcome: str, **details: Any) ->
     slug = safe_name(str(request["airflow_run_id"]))  # one file per run id: two ids never share a name
     record = {**request, "outcome": outcome, "decided_at": datetime.now(UTC).isoformat(), **details}
     return write_json(record, report.parent / f"readmission-{slug}.json")
+
+
+class UnvalidatedBatch(PermanentError):
+    """Publication was reached for a batch whose content never passed validation."""
+
+
+def record_validation_pass(raw: Path, partition: str, part: str, statistics: dict | None = None) -> Path:
+    """Record that ``raw``'s content passed its suite (what validation writes on a pass)."""
+    return write_json({"sha256": file_digest(raw), "partition": partition, "part": part,
+                       "statistics": statistics or {}}, PipelinePaths.validation_pass(raw))  # fmt: skip
+
+
+def require_validated(raw: Path, what: str) -> None:
+    """Publication's own precondition, from durable evidence: the raw batch's content is the
+    content that passed its suite (a validate task marked success by hand, or a batch rewritten
+    after it passed, is refused)."""
+    record = PipelinePaths.validation_pass(raw)
+    passed = json.loads(record.read_text()).get("sha256") if record.exists() else None
+    if not raw.exists() or passed != file_digest(raw):
+        raise UnvalidatedBatch(
+            f"{what} {raw.parent.name} is not published: {'it' if raw.exists() else 'its raw batch'} "
+            f"{'has not passed validation' if raw.exists() else 'is gone (quarantined?)'} "
+            "(was validate marked success by hand?). Run validate on it; only a batch that passed is published."
+        )
 
 
 def file_digest(path: Path) -> str:

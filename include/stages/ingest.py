@@ -22,6 +22,7 @@ from include.foundation.storage import (
     parse_partition_key,
     partition_key,
     record_readmission,
+    require_validated,
     write_parquet,
 )
 from include.foundation.timeutil import utc, utc_midnight
@@ -43,6 +44,23 @@ def overlapping_partitions(paths: PipelinePaths, start: datetime, end: datetime)
         if k != key and s < end and e > start:
             out.append(k)
     return out
+
+
+class QuarantinedInterval(PermanentError):
+    """The interval's batch is quarantined: only a re-admission with a reason brings it back."""
+
+
+def refuse_quarantined(cfg: PipelineConfig, paths: PipelinePaths, key: str, part: str = "inputs") -> None:
+    """A plain run (a re-run, a clear, a retry, ``replace``) of a quarantined interval that was
+    never published stays quarantined, and says how to re-admit it."""
+    reports = paths.quarantine_reports(key, part)
+    if reports and not paths.curated(key).exists():
+        raise QuarantinedInterval(
+            f"batch {key} of {cfg.name} is quarantined (report {reports[-1]}); a re-run or clear leaves it there. "
+            f"When its producer has fixed it, re-admit it with a reason: trigger {cfg.name}__ingest with readmit: "
+            f"true and reason, or make readmit READMIT_ARGS='--pipeline {cfg.name} --interval "
+            f'{parse_partition_key(key)[0]:%Y-%m-%d} --reason "..."\''
+        )
 
 
 class NothingToReadmit(BadRunParam):
@@ -98,6 +116,8 @@ def ingest_batch(
     if readmit and paths.curated(key).exists() and _readmitted_in(paths, key, readmit.get("run_id")):
         readmit = None  # this run re-admitted it already (a retried or cleared run): as published
     request = readmission_request(cfg, paths, key, readmit) if readmit else None
+    if request is None:
+        refuse_quarantined(cfg, paths, key)
     if paths.curated(key).exists() and not replace:
         rows = published_rows(paths.curated(key))
         log.warning(
@@ -240,6 +260,7 @@ def publish_batch(
 
     paths = PipelinePaths(data_root, cfg.name)
     src, dst = paths.raw(partition), paths.curated(partition)
+    require_validated(src, "batch")
     before = pq.read_metadata(dst).num_rows if dst.exists() else None
     after = pq.read_metadata(src).num_rows
     if before is not None and filecmp.cmp(src, dst, shallow=False):
@@ -320,6 +341,7 @@ def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> Pu
 
     paths = PipelinePaths(data_root, cfg.name)
     src, dst = paths.raw_outcomes(partition), paths.outcomes(partition)
+    require_validated(src, "outcome batch")
     outcomes = pd.read_parquet(src)
     inputs = (
         pd.read_parquet(paths.curated(partition), columns=cfg.key_columns)

@@ -22,7 +22,7 @@ from include.foundation.config import PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import ScoredBatch
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, write_parquet
+from include.foundation.storage import PipelinePaths, file_digest, parquet_metadata, write_parquet
 from include.foundation.tracking import Tag
 from include.stages.datasets import key_columns, model_inputs
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
@@ -103,15 +103,17 @@ def score_batch(
     served = champion is not None and str(champion.version) == str(version)
     paths = PipelinePaths(settings.data_root, cfg.name)
     out = paths.predictions(partition, version)
-    if out.exists():
-        logged = pd.read_parquet(out, columns=["scored_at"])
-        log.info("%s was already scored by %s v%s (%s): unchanged", partition, name, version, out)
-        return _result(partition, out, len(logged), name, version, logged["scored_at"].iloc[0], True)
     batch_file = paths.curated(partition)
     if not batch_file.exists():
         raise UnpublishedBatch(
             f"{cfg.name} has no published batch {partition} ({batch_file}): nothing to score"
         )
+    batch_sha = file_digest(batch_file)
+    supersede_stale_parts(paths, partition, batch_sha)
+    if out.exists():
+        logged = pd.read_parquet(out, columns=["scored_at"])
+        log.info("%s was already scored by %s v%s (%s): unchanged", partition, name, version, out)
+        return _result(partition, out, len(logged), name, version, logged["scored_at"].iloc[0], True)
     model = load_model(model_uri(name, version))
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
     present = set(pq.read_schema(batch_file).names)
@@ -131,12 +133,37 @@ def score_batch(
     scored_at = datetime.now(UTC)
     rows = prediction_rows(batch, keys, scorer.served_score(p, labels), labels, name, version, airflow_run_id,
                            scored_at, served, probabilities)  # fmt: skip
-    write_parquet(rows, out)
+    write_parquet(rows, out, {BATCH_SHA: batch_sha})  # which content of the batch these rows judge
     log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
     # from the model version to what it said: its parts of the log, and the newest
     client.set_model_version_tag(name, version, Tag.PREDICTIONS, str(out.parent.parent / "*" / out.name))
     client.set_model_version_tag(name, version, Tag.PREDICTIONS_LAST, partition)
     return _result(partition, out, len(rows), name, version, scored_at, False)
+
+
+BATCH_SHA = "ct.batch_sha256"  # in a log part's Parquet metadata: the batch content it scored
+SUPERSEDED = "superseded"
+
+
+def supersede_stale_parts(paths: PipelinePaths, partition: str, batch_sha: str) -> list[Path]:
+    """Move the interval's log parts scored from another content of its batch (the batch was
+    replaced since, ``replace: true``) to ``predictions/<interval>/superseded/``: kept, named by
+    the content they scored, and never read again as what was served; the batch is then scored
+    afresh. A part from before this record (no batch hash) is taken as current."""
+    import os
+
+    moved = []
+    for part in sorted(paths.predictions(partition, "0").parent.glob("v*.parquet")):
+        scored = parquet_metadata(part, BATCH_SHA)
+        if scored is None or scored == batch_sha:
+            continue
+        target = part.parent / SUPERSEDED / f"{part.stem}-{scored[:12]}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, target)  # same filesystem: atomic; a retry finds it moved already
+        log.warning("%s was replaced since %s scored it: that part is kept as %s and the batch is scored again",
+                    partition, part.name, target)  # fmt: skip
+        moved.append(target)
+    return moved
 
 
 def score_in_chunks(

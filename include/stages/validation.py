@@ -22,6 +22,7 @@ from include.foundation.storage import (
     file_digest,
     parse_partition_key,
     record_readmission,
+    record_validation_pass,
     write_json,
 )
 
@@ -308,6 +309,7 @@ def validate_batch(
             )
         raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
+    paths.validation_pass(raw).unlink(missing_ok=True)  # judged afresh: a pass is for this try's verdict
     df = pd.read_parquet(raw)
     first, last = parse_partition_key(partition)
     week = (
@@ -329,6 +331,8 @@ def validate_batch(
     if summary["success"]:
         if readmission:
             summary["readmission"] = readmission
+        # the durable evidence publication checks: this content passed (a task marked success leaves none)
+        record_validation_pass(raw, partition, part, st)
         return summary
 
     qdir = paths.quarantine_dir(partition, file_digest(raw), part)  # by content: never overwrites another

@@ -16,7 +16,7 @@ from include.foundation.config import load_pipeline
 from include.foundation.settings import Settings
 from include.stages.ingest import ingest_batch, publish_batch
 from tests.airflow_helpers import run_dag, run_note, task_states
-from tests.factories import demo_yaml
+from tests.factories import as_validated, demo_yaml
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def drift_pipeline(tmp_path_factory, airflow_db):
     # without GX here: validation has its own tests; this module is about drift.
     for week in [*range(10), 25, 26]:
         batch = ingest_batch(cfg, root, start + timedelta(weeks=week), start + timedelta(weeks=week + 1))
-        publish_batch(cfg, root, batch["partition"])
+        publish_batch(cfg, root, as_validated(cfg, root, batch["partition"]))
     yield cfg
     mp.undo()
 

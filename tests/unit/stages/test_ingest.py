@@ -12,7 +12,7 @@ import pytest
 from include.foundation.storage import atomic_write, frame_digest, parse_partition_key, partition_key
 from include.stages import sources
 from include.stages.ingest import NoInterval, ingest_batch, resolve_interval
-from tests.factories import landing_cfg
+from tests.factories import as_validated, landing_cfg
 
 JAN1, JAN8 = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
 
@@ -363,7 +363,7 @@ def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg,
 
     paths = PipelinePaths(tmp_path, flights_cfg.name)
     first = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
-    publish_batch(flights_cfg, tmp_path, first["partition"])
+    publish_batch(flights_cfg, tmp_path, as_validated(flights_cfg, tmp_path, first["partition"]))
     published = paths.curated(first["partition"]).read_bytes()
     with caplog.at_level("WARNING"):
         again = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
@@ -373,6 +373,7 @@ def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg,
 
     smaller = pd.read_parquet(paths.raw(first["partition"])).head(100)
     smaller.to_parquet(paths.raw(first["partition"]), index=False)  # what a replacing ingest would bring
+    as_validated(flights_cfg, tmp_path, first["partition"])  # and its validation would pass
     caplog.clear()
     with caplog.at_level("INFO"):
         out = publish_batch(flights_cfg, tmp_path, first["partition"])

@@ -99,3 +99,22 @@ def test_scoring_in_chunks_gives_the_values_of_one_call(setup):
     assert np.allclose(
         chunked[0], whole[0], rtol=1e-12, atol=0
     )  # BLAS may block a matrix product differently
+
+
+def test_a_replaced_batch_is_scored_again_and_the_superseded_part_is_kept(setup):
+    """After replace: true the log judges the rows that are published now, not the old ones."""
+    from include.stages.datasets import served_predictions
+    from include.stages.scoring import score_batch
+
+    cfg, settings, client, version, batch, paths = setup
+    client.set_registered_model_alias(cfg.registered_model, "champion", version)
+    first = score_batch(cfg, settings, WEEK, "manual__1")
+    replacement = frame(JAN1, 7, n=80, seed=2)  # what a replace: true run published
+    replacement.to_parquet(paths.curated(WEEK), index=False)
+    again = score_batch(cfg, settings, WEEK, "manual__2")
+    assert not again["already_scored"] and again["rows"] == 80
+    current = served_predictions(paths, WEEK)
+    assert len(current) == 80 and current["ts"].tolist() == replacement["ts"].tolist()
+    [kept] = (paths.base / "predictions" / WEEK / "superseded").glob(f"v{version}-*.parquet")
+    assert len(pd.read_parquet(kept)) == first["rows"] == 120  # nothing lost, marked as superseded
+    assert score_batch(cfg, settings, WEEK, "manual__2")["already_scored"]  # a retry: unchanged

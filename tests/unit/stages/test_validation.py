@@ -186,3 +186,45 @@ def test_data_docs_name_each_validation_by_its_week_and_pipeline(flights_cfg, we
         else next(paths.gx_project.rglob("local_site/index.html")).read_text()
     )
     assert "2013-01-01_2013-01-08" in html and f"{flights_cfg.name}" in html and "__none__" not in html
+
+
+def test_publish_refuses_a_batch_that_did_not_pass_validation(flights_cfg, week, tmp_path):
+    """validate marked success by hand (or a batch rewritten after it passed): nothing is published."""
+    from include.foundation.storage import UnvalidatedBatch
+
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    key = "20130101T0000Z_20130108T0000Z"
+    paths.raw(key).parent.mkdir(parents=True)
+    week.to_parquet(paths.raw(key), index=False)
+    with pytest.raises(
+        UnvalidatedBatch, match="has not passed validation .was validate marked success by hand"
+    ):
+        publish_batch(flights_cfg, tmp_path, key)
+    assert paths.curated_partitions() == []
+    validate_batch(flights_cfg, tmp_path, key)
+    _bad(week, "range").to_parquet(paths.raw(key), index=False)  # rewritten after it passed
+    with pytest.raises(UnvalidatedBatch):
+        publish_batch(flights_cfg, tmp_path, key)
+    assert paths.curated_partitions() == []
+
+
+def test_a_quarantined_interval_stays_quarantined_on_a_plain_re_run(flights_cfg, tmp_path):
+    """A re-run or clear of the ingest run (the source fixed meanwhile) publishes nothing: only a
+    re-admission with a reason does."""
+    from include.stages.ingest import QuarantinedInterval
+
+    paths = PipelinePaths(tmp_path, flights_cfg.name)
+    start, end = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 8, tzinfo=UTC)
+    key = ingest_batch(flights_cfg, tmp_path, start, end)["partition"]
+    _bad(pd.read_parquet(paths.raw(key)), "range").to_parquet(paths.raw(key), index=False)  # what came in
+    with pytest.raises(DataValidationFailed):
+        validate_batch(flights_cfg, tmp_path, key)
+    for replace in (False, True):
+        with pytest.raises(
+            QuarantinedInterval, match="is quarantined .*re-admit it with a reason.*readmit: true"
+        ):
+            ingest_batch(flights_cfg, tmp_path, start, end, replace=replace)
+    assert not paths.raw(key).exists() and paths.curated_partitions() == []
+    readmit = {"by": "ops", "reason": "producer re-exported the week", "run_id": "manual__readmit"}
+    batch = ingest_batch(flights_cfg, tmp_path, start, end, readmit=readmit)
+    assert batch["readmission"]["reason"] == "producer re-exported the week"
