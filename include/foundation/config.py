@@ -77,13 +77,29 @@ class LandingSource(_Strict):
     """
 
     kind: Literal["landing_folder"]
-    path: str = Field(description="Folder, absolute or relative to CT_DATA_ROOT/<pipeline>")
-    pattern: str = "*.csv"
+    path: str = Field(
+        description="Folder relative to CT_DATA_ROOT/<pipeline>, or an absolute folder inside CT_LANDING_ROOT"
+    )
+    pattern: str = Field("*.csv", description="Glob of the files to read, inside path (no '..')")
     format: Literal["csv", "parquet"] = "csv"
     encoding: str = Field("utf-8", description="Text encoding of CSV files (e.g. latin-1, utf-16)")
     timestamp_column: str | None = Field(
         None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
     )
+
+    @model_validator(mode="after")
+    def _confined(self) -> LandingSource:
+        """The files read stay inside the pipeline's data folder (or CT_LANDING_ROOT)."""
+        from pathlib import PurePosixPath
+
+        if ".." in PurePosixPath(self.path).parts:
+            raise ValueError(f"source.path {self.path!r} may not climb out with '..'")
+        pattern = PurePosixPath(self.pattern)
+        if pattern.is_absolute() or ".." in pattern.parts or not self.pattern.strip():
+            raise ValueError(
+                f"source.pattern {self.pattern!r} must be a glob inside source.path (no '..', not absolute)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _encoding_exists(self) -> LandingSource:
@@ -144,6 +160,20 @@ class ColumnSpec(_Strict):
         True,
         description="False for values only known after the fact (e.g. an arrival delay): never a feature",
     )
+    format: str | None = Field(
+        None,
+        description="datetime columns read from text: their strftime format (e.g. '%d/%m/%Y %H:%M'); "
+        "without one only ISO 8601 is read, and day/month text is refused, never guessed",
+    )
+
+    @model_validator(mode="after")
+    def _format_for_datetimes(self) -> ColumnSpec:
+        if self.format is not None:
+            if self.dtype != "datetime":
+                raise ValueError(f"column {self.name!r}: format applies to datetime columns only")
+            if "%" not in self.format:
+                raise ValueError(f"column {self.name!r}: format {self.format!r} has no strftime directive")
+        return self
 
 
 class RowCount(_Strict):

@@ -73,6 +73,14 @@ class Settings:
         )
 
 
+def landing_root(env: Mapping[str, str] | None = None) -> Path | None:
+    """``CT_LANDING_ROOT``: the one folder outside ``CT_DATA_ROOT/<pipeline>`` that a landing
+    source's absolute ``path`` may name (e.g. a mounted share); None: none may."""
+    env = os.environ if env is None else env
+    root = env.get("CT_LANDING_ROOT")
+    return Path(root).resolve() if root else None
+
+
 def cache_dir(env: Mapping[str, str] | None = None) -> Path:
     """Where derived, re-creatable facts are kept (``CT_HOME/cache``), e.g. model-config verdicts."""
     env = os.environ if env is None else env

@@ -30,8 +30,17 @@ def naive_utc(ts: datetime) -> pd.Timestamp:
     return pd.Timestamp(utc(ts)).tz_localize(None)
 
 
-def to_naive_utc(values) -> pd.Series:
-    """A column parsed as naive UTC timestamps; what cannot be parsed becomes NaT."""
+def to_naive_utc(values, fmt: str | None = None) -> pd.Series:
+    """A column parsed as naive UTC timestamps; what cannot be parsed becomes NaT.
+
+    Text is read by its declared strftime ``fmt``, or else as ISO 8601 only: ``02/01/2013`` is
+    never guessed into a day or a month (pandas would take the first value's reading for all)."""
     import pandas as pd
 
-    return pd.to_datetime(values, utc=True, errors="coerce").dt.tz_localize(None)
+    values = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True).dt.tz_localize(None)
+    return pd.to_datetime(values, format=fmt or "ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
+
+
+AMBIGUOUS_DATE = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"  # 02/01/2013: 2 January or 1 February?

@@ -130,9 +130,8 @@ def fetch_landing(
     """
     import pandas as pd
 
-    folder = Path(source.path)
-    folder = folder if folder.is_absolute() else base / folder
-    files = sorted(f for f in folder.glob(source.pattern) if f.is_file())
+    folder = landing_folder(source, base)
+    files = sorted(f for f in folder.glob(source.pattern) if f.is_file() and _inside(f, folder))
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
         return pd.DataFrame(columns=cfg.schema_.names)
@@ -154,6 +153,33 @@ def fetch_landing(
         folder, len(files), read, len(df),
     )  # fmt: skip
     return df
+
+
+class LandingOutsideRoot(SourceError):
+    """A landing path that leaves the pipeline's data folder (and CT_LANDING_ROOT)."""
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (links followed) is inside ``folder``: a link out of it is not read."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def landing_folder(source: LandingSource, base: Path) -> Path:
+    """The landing folder: ``source.path`` inside the pipeline's data folder ``base``, or an
+    absolute folder inside ``CT_LANDING_ROOT``. Anything else is refused before a file is touched:
+    ingest moves and quarantines what it reads, so it reads only where data is meant to land."""
+    from include.foundation.settings import landing_root
+
+    folder = Path(source.path)
+    folder = folder if folder.is_absolute() else base / folder
+    roots = [r for r in (base, landing_root()) if r is not None]
+    if not any(_inside(folder, root) for root in roots):
+        raise LandingOutsideRoot(
+            f"source.path {source.path!r} of {base.name} is outside its data folder {base} "
+            f"{'and CT_LANDING_ROOT ' + str(roots[1]) if len(roots) > 1 else '(set CT_LANDING_ROOT to allow a folder elsewhere)'}"
+            ": nothing is read there"
+        )
+    return folder
 
 
 def read_landing_as_is(
@@ -184,7 +210,7 @@ def read_landing_as_is(
             raise SourceError(f"landing file {path} has no timestamp column {ts!r}")
         for col in cfg.schema_.columns:
             if col.dtype == "datetime" and col.name in df:
-                df[col.name] = to_naive_utc(df[col.name])
+                df[col.name] = to_naive_utc(df[col.name], col.format)
         if df[ts].isna().any():
             log.warning("%s: %d rows without a parseable %s are left out of the replay",
                         path.name, int(df[ts].isna().sum()), ts)  # fmt: skip
@@ -204,10 +230,15 @@ def _published_elsewhere(base: Path, start: datetime, end: datetime, of: str = "
 def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
     """Append ``path``'s rows of ``[start, end)`` to ``frames``, indexing it if new; 1 if it was read."""
     entry, stat = index.get(path.name), path.stat()
-    fresh = entry is not None and (entry["size"], entry["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+    fresh = entry is not None and _fingerprint(entry) == _fingerprint(stat)
     if fresh and (entry.get("duplicate_of") or not _touches(entry, start, end)):
         return 0  # known file, other intervals only (or a copy of another file): not read
     digest = file_digest(path)
+    if not fresh and entry is not None and entry.get("sha256") == digest:  # touched, content unchanged
+        entry.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns)
+        fresh = True
+        if entry.get("duplicate_of") or not _touches(entry, start, end):
+            return 0
     if not fresh:
         twin = next(
             (name for name, e in index.items()
@@ -219,8 +250,9 @@ def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
                 "landing file %s has the same content (sha256 %s) as %s, which is already indexed: skipped, "
                 "so its rows are not ingested twice", path.name, digest[:12], twin,
             )  # fmt: skip
-            index[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest,
-                                "duplicate_of": twin, "rows": None, "ts_min": None, "ts_max": None}  # fmt: skip
+            index[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+                                "sha256": digest, "duplicate_of": twin, "rows": None, "ts_min": None,
+                                "ts_max": None}  # fmt: skip
             return 0
     df = _parse_timestamps(read_landing_file(source, path, base), cfg, path, base)
     if not fresh:
@@ -275,10 +307,20 @@ def read_index(path: Path) -> dict[str, dict]:
 def _describe(path: Path, stat: os.stat_result, df: pd.DataFrame, ts_col: str, digest: str) -> dict:
     ts = df[ts_col]
     return {
-        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest, "rows": len(df),
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "sha256": digest,
+        "rows": len(df),
         "ts_min": None if ts.isna().all() else ts.min().isoformat(),
         "ts_max": None if ts.isna().all() else ts.max().isoformat(),
     }  # fmt: skip
+
+
+def _fingerprint(stat) -> tuple:
+    """What says a file is unchanged without reading it: its size, mtime and ctime. ``cp -p`` and
+    ``rsync -a`` restore an old mtime, but nothing can set ctime back, so a rewritten file is
+    always hashed again (an index entry from before ctime was kept is hashed once more)."""
+    if isinstance(stat, dict):
+        return stat.get("size"), stat.get("mtime_ns"), stat.get("ctime_ns")
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def _touches(entry: dict, start: datetime, end: datetime) -> bool:
@@ -297,11 +339,15 @@ def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: P
     unparseable value becomes a null, which the GX suite then judges."""
     ts_col = cfg.timestamp_column
     if ts_col not in df:
-        _quarantine(path, base, f"no timestamp column {ts_col!r}; its columns: {list(df.columns)}")
+        declared = [c for c in df.columns if c in cfg.schema_.names]  # a foreign file's header is not echoed
+        _quarantine(path, base, f"has no timestamp column {ts_col!r} (of its {len(df.columns)} columns, the "
+                                f"schema declares {declared or 'none'})")  # fmt: skip
     for col in cfg.schema_.columns:
         if col.dtype == "datetime" and col.name in df:
-            parsed = to_naive_utc(df[col.name])
+            parsed = to_naive_utc(df[col.name], col.format)
             bad = df[col.name].notna() & parsed.isna()
+            if col.name == ts_col and bad.any() and not col.format:
+                _refuse_ambiguous_dates(df.loc[bad, col.name], col.name, path, base)
             if col.name == ts_col:
                 empty = int(df[col.name].isna().sum())
                 if len(df) and int(bad.sum()) + empty == len(df):
@@ -326,6 +372,23 @@ def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: P
     return df
 
 
+def _refuse_ambiguous_dates(bad: pd.Series, column: str, path: Path, base: Path) -> None:
+    """Day/month text (``02/01/2013``) in a timestamp column without a declared ``format``: the
+    file is quarantined saying so, since either reading would place rows in another interval."""
+    from include.foundation.timeutil import AMBIGUOUS_DATE
+
+    text = bad.astype(str)
+    ambiguous = text[text.str.match(AMBIGUOUS_DATE)]
+    if len(ambiguous):
+        _quarantine(
+            path, base,
+            f"has {len(ambiguous)} {column!r} values written day/month or month/day (e.g. "
+            f"{ambiguous.head(2).tolist()}), which could be read two ways; nothing is placed by guess. "
+            f"Declare the column's format in the schema (e.g. format: '%d/%m/%Y %H:%M') and re-deliver the file",
+            ambiguous_rows=len(ambiguous),
+        )  # fmt: skip
+
+
 def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataFrame:
     """One landing file as a frame. A file that cannot be read or decoded (binary, empty, wrong
     encoding, truncated) is moved to ``quarantine/landing/`` beside a report naming the file and
@@ -339,8 +402,17 @@ def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataF
         return pd.read_csv(path, encoding=source.encoding)
     except Exception as exc:
         how = f"as {source.format}" + (f" ({source.encoding})" if source.format == "csv" else "")
-        _quarantine(path, base, f"cannot be read {how}: {type(exc).__name__}: {exc}", exc)
+        _quarantine(path, base, f"cannot be read {how}: {type(exc).__name__}: {_without_content(exc)}")
         raise  # unreachable: _quarantine raises
+
+
+def _without_content(exc: Exception) -> str:
+    """A reader's error without any of the file's text: quoted fragments are cut, and so is
+    anything past 200 characters (a parser may quote the line it choked on)."""
+    import re
+
+    text = re.sub(r"(['\"]).*?\1", "'…'", str(exc).splitlines()[0] if str(exc) else "")
+    return text[:200]
 
 
 def _quarantine(
@@ -362,6 +434,23 @@ def _quarantine(
         f"landing file {path} {problem}; moved to {target} (report beside it); "
         "the other files are ingested by the next run"
     ) from cause
+
+
+def with_nullable_ints(df: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
+    """Declared ``int`` columns that a reader made float only because of blanks (CSV, SQL NULLs)
+    as pandas' nullable ``Int64``: the blanks stay nulls, which ``max_null_fraction`` judges, and
+    the type check sees integers. A column with a fractional value stays float, and the type
+    check then says so."""
+    import numpy as np
+    import pandas as pd
+
+    for col in cfg.schema_.columns:
+        if col.dtype != "int" or col.name not in df or not pd.api.types.is_float_dtype(df[col.name]):
+            continue
+        values = df[col.name].dropna()
+        if np.isfinite(values).all() and (values == np.round(values)).all():
+            df[col.name] = df[col.name].astype("Int64")
+    return df
 
 
 SqlReader = Callable[[str, str, dict], "pd.DataFrame"]  # (conn_id, query, parameters) -> rows
@@ -422,6 +511,7 @@ def fetch(
         df = fetch_landing(src, start, end, base, cfg, OUTCOMES_INDEX, "outcomes", read_only)
     else:
         df = fetch_landing(src, start, end, base, cfg, read_only=read_only)
+    df = with_nullable_ints(df, cfg)
     if part == "inputs":
         return df.drop(columns=[c for c in cfg.outcome_columns if c in df])
     if part == "outcomes":

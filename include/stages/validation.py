@@ -31,13 +31,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# pandas' nullable integers are named by their dtype class for GX ("Int64Dtype"; GX resolves
+# "Int64" to nothing and fails every nullable integer column)
 _INTS = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-         "Int8", "Int16", "Int32", "Int64"]  # fmt: skip
+         "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype"]  # fmt: skip
 TYPE_LISTS: dict[str, list[str]] = {
     "int": _INTS,
-    "float": ["float16", "float32", "float64", "Float32", "Float64", *_INTS],
+    "float": ["float16", "float32", "float64", "Float32Dtype", "Float64Dtype", *_INTS],
     "str": ["object", "str", "string", "StringDtype"],
-    "bool": ["bool", "boolean"],
+    "bool": ["bool", "boolean", "BooleanDtype"],
     # naive UTC (see foundation.timeutil.to_naive_utc): GX cannot match tz-aware pandas dtypes
     "datetime": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]"],
 }  # fmt: skip
@@ -237,6 +239,29 @@ def summarize(checkpoint_result) -> dict[str, Any]:
     return {"success": bool(checkpoint_result.success), "statistics": stats, "failures": failures}
 
 
+def type_failure_reason(cfg: PipelineConfig, df: pd.DataFrame, failure: dict[str, Any]) -> str | None:
+    """Why a column failed its type check, in the data's terms: blanks and fractions that make an
+    integer column float, or text in a numeric one."""
+    import numpy as np
+    import pandas as pd
+
+    column = failure.get("column")
+    if failure["expectation"] != "expect_column_values_to_be_in_type_list" or column not in df:
+        return None
+    declared, values = cfg.schema_.column(column).dtype, df[column]
+    if declared == "int" and pd.api.types.is_float_dtype(values):
+        present = values.dropna()
+        fractional = int((present != np.round(present)).sum())
+        blanks = int(values.isna().sum())
+        if fractional:
+            return f"{fractional} values are not whole numbers, so the column reads as float"
+        if blanks:
+            return f"{blanks} blanks make this column float"
+    if declared in ("int", "float") and values.dtype == object:
+        return "some values are text, not numbers"
+    return None
+
+
 def describe_failures(summary: dict[str, Any]) -> str:
     lines = []
     for f in summary["failures"]:
@@ -252,6 +277,8 @@ def describe_failures(summary: dict[str, Any]) -> str:
         }
         col = f"column={f['column']}" if f["column"] else "table"
         why = f" [{f['description']}]" if f.get("description") else ""
+        if f.get("why"):
+            detail.append(f["why"])
         lines.append(
             f"  - {f['expectation']}({col}{', ' if bounds else ''}{_short(bounds)}){why}: "
             + ("; ".join(detail) or "failed")
@@ -279,6 +306,10 @@ def validate_frame(
         batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name) if run_name else None
     )
     summary = summarize(result)
+    for failure in summary["failures"]:
+        why = type_failure_reason(cfg, df, failure)
+        if why:
+            failure["why"] = why
     summary["data_docs_page"] = None
     for identifier in result.run_results:
         page = ctx.get_docs_sites_urls(resource_identifier=identifier)
