@@ -127,7 +127,7 @@ def test_landing_file_without_the_timestamp_column_is_named(tmp_path):
     pd.DataFrame({"when": ["2013-01-02"], "x": [1.0], "y": [1]}).to_csv(landing / "a.csv", index=False)
     with pytest.raises(
         SourceError,
-        match="a.csv has no timestamp column 'ts' \(of its 3 columns, the schema declares \['x', 'y'\]\)",
+        match=r"a.csv has no timestamp column 'ts' \(of its 3 columns, the schema declares \['x', 'y'\]\)",
     ):
         ingest_batch(landing_cfg(), tmp_path, JAN1, JAN8)
     assert list((tmp_path / "shop" / "quarantine" / "landing").glob("a-*.csv"))  # moved aside, reported
