@@ -112,6 +112,32 @@ class LandingSource(_Strict):
         return self
 
 
+WRITING_KEYWORDS = {"INTO", "COMMIT", "ROLLBACK", "GRANT", "REVOKE", "COPY", "CALL", "EXEC", "EXECUTE", "LOCK",
+                    "VACUUM", "ATTACH", "DETACH", "PRAGMA", "SET", "SAVEPOINT", "RELEASE", "BEGIN", "START"}  # fmt: skip
+
+
+def read_only_query_problem(query: str) -> str | None:
+    """Why ``query`` is not exactly one statement that only reads (None: it is). A second
+    statement, any DML or DDL (also inside a CTE: ``WITH d AS (DELETE ...)``), ``SELECT ... INTO``
+    and transaction control are refused."""
+    import sqlparse
+    from sqlparse import tokens as T
+
+    statements = [st for st in sqlparse.parse(query) if st.token_first(skip_cm=True, skip_ws=True) is not None]
+    if len(statements) != 1:
+        return f"must be exactly one statement; it holds {len(statements)}"
+    statement = statements[0]
+    if statement.get_type() != "SELECT":
+        return f"must be a SELECT (or WITH ... SELECT); it is {statement.get_type()}"
+    for token in statement.flatten():
+        word = token.normalized.upper()
+        if (token.ttype in (T.Keyword.DML, T.Keyword.DDL) and word != "SELECT") or (
+            token.ttype in T.Keyword and word in WRITING_KEYWORDS
+        ):
+            return f"may only read; it contains {word}"
+    return None
+
+
 class SqlSource(_Strict):
     """Reads each data interval from a database with a parameterised query, through an Airflow
     connection (its host, login and password live in Airflow's connections or secrets backend,
@@ -128,6 +154,15 @@ class SqlSource(_Strict):
     timestamp_column: str | None = Field(
         None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
     )
+
+    @model_validator(mode="after")
+    def _one_read_only_statement(self) -> SqlSource:
+        """One SELECT, nothing that writes: checked here, and the read runs read-only and is rolled
+        back on every driver (``include.orchestration.connections.read_sql``)."""
+        problem = read_only_query_problem(self.query)
+        if problem:
+            raise ValueError(f"source.query {problem}")
+        return self
 
     @model_validator(mode="after")
     def _binds_the_interval(self) -> SqlSource:

@@ -59,14 +59,74 @@ def sql_engine(conn_id: str):
     return sa.create_engine(url)
 
 
-def read_sql(conn_id: str, query: str, parameters: dict[str, Any]) -> pd.DataFrame:
-    """The rows of ``query`` with ``parameters`` bound (never formatted into the SQL)."""
-    import pandas as pd
+class SqlQueryFailed(PermanentError):
+    """The database refused the query itself (a missing table or column, a bad parameter, a type
+    mismatch): the same query fails the same way on every try, so it is not retried."""
+
+
+# sqlite3 reports a missing table and a syntax error as OperationalError, as it does a locked file
+_SQLITE_PERMANENT = ("no such table", "no such column", "syntax error", "no such function", "ambiguous column")
+
+
+def classify_sql_error(exc: Exception) -> Exception:
+    """:class:`SqlQueryFailed` for what a retry cannot heal; anything else (a lost connection, a
+    timeout, a locked database) is returned as it is and retried with back-off."""
+    import sqlalchemy.exc as sa_exc
+
+    permanent = isinstance(exc, sa_exc.ProgrammingError | sa_exc.DataError | sa_exc.IntegrityError
+                           | sa_exc.NotSupportedError | sa_exc.ArgumentError | sa_exc.NoSuchTableError)  # fmt: skip
+    permanent = permanent or (
+        isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError)
+    )  # e.g. "A value is required for bind parameter 'x'": raised before the database is asked
+    orig = getattr(exc, "orig", None)
+    text = str(orig or exc).lower()
+    permanent = permanent or (isinstance(exc, sa_exc.OperationalError) and any(w in text for w in _SQLITE_PERMANENT))
+    # PostgreSQL's SQLSTATE (psycopg: sqlstate, psycopg2: pgcode): data (22), integrity (23), a
+    # write in the read-only transaction (25006), syntax or access (42), unsupported (0A)
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    permanent = permanent or state[:2] in ("22", "23", "42", "0A") or state == "25006"
+    if not permanent:
+        return exc
+    first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    return SqlQueryFailed(f"the database refused the query ({type(exc).__name__}): {first}")
+
+
+def _read_only(con) -> None:
+    """Make this transaction unable to write, on the databases that can say so."""
     import sqlalchemy as sa
 
+    dialect = con.dialect.name
+    if dialect in ("postgresql", "mysql", "mariadb", "oracle"):
+        con.execute(sa.text("SET TRANSACTION READ ONLY"))
+    elif dialect == "sqlite":
+        con.execute(sa.text("PRAGMA query_only = ON"))
+
+
+def read_sql(conn_id: str, query: str, parameters: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``query`` with ``parameters`` bound (never formatted into the SQL): exactly one
+    read-only statement per try, in a transaction that is read-only where the database supports
+    it and is always rolled back, never committed."""
+    import pandas as pd
+    import sqlalchemy as sa
+    import sqlalchemy.exc as sa_exc
+
+    from include.foundation.config import read_only_query_problem
+
+    problem = read_only_query_problem(query)  # checked at load too: here it guards every caller
+    if problem:
+        raise SqlQueryFailed(f"source.query {problem}")
     engine = sql_engine(conn_id)
     try:
         with engine.connect() as con:
-            return pd.read_sql(sa.text(query), con, params=parameters)
+            tx = con.begin()
+            try:
+                _read_only(con)
+                return pd.read_sql(sa.text(query), con, params=parameters)
+            finally:
+                tx.rollback()
+                if con.dialect.name == "sqlite":
+                    con.execute(sa.text("PRAGMA query_only = OFF"))  # the pooled connection as it was
+    except sa_exc.SQLAlchemyError as exc:
+        raise classify_sql_error(exc) from exc
     finally:
         engine.dispose()

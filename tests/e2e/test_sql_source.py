@@ -152,3 +152,96 @@ def _cfg():
     raw = kind_yaml("regression")
     raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY})
     return PipelineConfig.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM deliveries WHERE ordered_at >= :start AND ordered_at < :end; DELETE FROM deliveries; COMMIT",
+        "WITH gone AS (DELETE FROM deliveries RETURNING *) SELECT * FROM gone WHERE ordered_at >= :start AND ordered_at < :end",
+        "SELECT * INTO copied FROM deliveries WHERE ordered_at >= :start AND ordered_at < :end",
+        "DELETE FROM deliveries WHERE ordered_at >= :start AND ordered_at < :end",
+    ],
+    ids=["second-statement", "writing-cte", "select-into", "dml"],
+)
+def test_a_query_that_writes_or_holds_two_statements_is_refused_at_load(query):
+    from pydantic import ValidationError
+
+    raw = kind_yaml("regression")
+    raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": query})
+    from include.foundation.config import PipelineConfig
+
+    with pytest.raises(ValidationError, match="source.query (must be exactly one statement|may only read|must be a SELECT)"):
+        PipelineConfig.model_validate(raw)
+
+
+def test_every_read_is_read_only_and_rolled_back(warehouse):
+    """What the parser cannot see (a function that writes) is stopped by the read-only transaction."""
+    from include.orchestration.connections import SqlQueryFailed, read_sql
+
+    db, _ = warehouse
+    _pg("CREATE SEQUENCE IF NOT EXISTS tickets", db)
+    with pytest.raises(SqlQueryFailed, match="read-only transaction"):
+        read_sql("ct_warehouse", "SELECT nextval('tickets') AS n WHERE :start < :end", _interval())
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "says"),
+    [
+        ("SELECT * FROM nowhere WHERE t >= :start AND t < :end", None, 'relation "nowhere" does not exist'),
+        (
+            "SELECT * FROM deliveries WHERE region = :nope AND ordered_at >= :start",
+            None,
+            "bind parameter 'nope'",
+        ),
+        (
+            "SELECT * FROM deliveries WHERE region >= :start AND region < :end",
+            None,
+            "operator does not exist",
+        ),
+    ],
+    ids=["missing-table", "unknown-bind", "text-vs-timestamp"],
+)
+def test_sql_errors_that_cannot_heal_are_permanent(warehouse, query, params, says):
+    from include.foundation.errors import PermanentError
+    from include.orchestration.connections import read_sql
+
+    with pytest.raises(PermanentError, match=says):
+        read_sql("ct_warehouse", query, params or _interval())
+
+
+def test_a_lost_connection_is_retried_not_permanent(monkeypatch):
+    import sqlalchemy.exc as sa_exc
+
+    from include.foundation.errors import PermanentError
+    from include.orchestration.connections import read_sql
+
+    monkeypatch.setenv("AIRFLOW_CONN_CT_DOWN", "postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(sa_exc.OperationalError) as err:
+        read_sql("ct_down", "SELECT 1 AS x WHERE :start < :end", _interval())
+    assert not isinstance(err.value, PermanentError)
+
+
+def test_a_sqlite_read_is_read_only_too(tmp_path, monkeypatch):
+    import sqlite3
+
+    from include.orchestration.connections import SqlQueryFailed, read_sql
+
+    path = tmp_path / "w.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE t (ts TEXT, x REAL)")
+        con.execute("INSERT INTO t VALUES ('2013-01-02 00:00:00', 1.0)")
+    monkeypatch.setenv("AIRFLOW_CONN_CT_LITE", f"sqlite:///{path}")
+    rows = read_sql(
+        "ct_lite",
+        "SELECT * FROM t WHERE ts >= :start AND ts < :end",
+        {"start": "2013-01-01", "end": "2013-01-08"},
+    )
+    assert len(rows) == 1
+    with pytest.raises(SqlQueryFailed, match="no such table"):
+        read_sql("ct_lite", "SELECT * FROM missing WHERE ts >= :start AND ts < :end", {"start": 1, "end": 2})
+
+
+def _interval() -> dict:
+    start = pd.Timestamp(KIND_START, tz="UTC").to_pydatetime()
+    return {"start": start, "end": start + timedelta(days=7)}
