@@ -40,6 +40,7 @@ from include.foundation.links import (
     mlflow_model_version_url,
     mlflow_run_url,
     pipeline_dag_ids,
+    producing_roles,
     viewable_file,
     viewer_path,
 )
@@ -209,8 +210,9 @@ def create_app(settings_factory=Settings.from_env, authorize=None):
     for people (:func:`include.foundation.links.viewable_file`), and ``GET /ct-loop/static/<path>`` for the
     vendored Data Docs assets.
 
-    A file is answered only for a DAG of a loaded pipeline that Airflow's auth manager lets the
-    user read (its task instances); anything else, absent or forbidden alike, is 404. Without a
+    A file is answered only when Airflow's auth manager lets the user read (the task instances
+    of) a DAG that produced it (:func:`include.foundation.links.producing_roles`), and the URL
+    names a DAG of its loaded pipeline; anything else, absent or forbidden alike, is 404. Without a
     login the answer is 401 (Airflow's own ``get_user``). ``authorize(user, dag_id)`` replaces
     the auth manager in tests.
     """
@@ -226,7 +228,9 @@ def create_app(settings_factory=Settings.from_env, authorize=None):
         settings = settings_factory()
         pipeline = known_dag_ids(settings.pipelines_dir).get(dag_id)
         target = None
-        if pipeline is not None and authorize(user, dag_id):
+        # authorized by the DAG that produced the file, not by the DAG id the URL names
+        producers = [f"{pipeline}__{role}" for role in producing_roles(pipeline, path)] if pipeline else []
+        if any(authorize(user, producer) for producer in producers):
             target = viewable_file(settings.data_root, pipeline, path)
         if target is None:
             raise HTTPException(404, "Not Found")

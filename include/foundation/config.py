@@ -123,7 +123,9 @@ def read_only_query_problem(query: str) -> str | None:
     import sqlparse
     from sqlparse import tokens as T
 
-    statements = [st for st in sqlparse.parse(query) if st.token_first(skip_cm=True, skip_ws=True) is not None]
+    statements = [
+        st for st in sqlparse.parse(query) if st.token_first(skip_cm=True, skip_ws=True) is not None
+    ]
     if len(statements) != 1:
         return f"must be exactly one statement; it holds {len(statements)}"
     statement = statements[0]

@@ -88,6 +88,26 @@ def viewable_file(data_root: Path, pipeline: str, rel: str) -> Path | None:
     return target if inside or report else None
 
 
+def producing_roles(pipeline: str, rel: str) -> tuple[str, ...]:
+    """The roles of ``pipeline``'s DAGs that produce the file ``rel`` (below its data folder):
+    whoever may read one of them may read the file, whatever DAG id the URL names. Drift reports:
+    the drift check; a quarantined batch's report: ingest (an ``outcomes-`` batch: outcomes); a
+    Data Docs page of the outcomes suite: outcomes, of the inputs suite: ingest; the Data Docs
+    index and assets, which both write: either."""
+    parts = rel.split("/")
+    if parts[0] == "drift":
+        return ("drift_check",)
+    if parts[0] == "quarantine" and len(parts) > 2:
+        return ("outcomes",) if parts[2].startswith("outcomes-") else ("ingest",)
+    if parts[0] == "gx":
+        if any(p.startswith(f"{pipeline}_outcomes_suite") for p in parts):
+            return ("outcomes",)
+        if any(p.startswith(f"{pipeline}_suite") for p in parts):
+            return ("ingest",)
+        return ("ingest", "outcomes")
+    return ()
+
+
 def viewer_path(data_root: Path, dag_id: str, file: str | None) -> str | None:
     """Path (below the Airflow UI) at which the plugin's viewer serves ``file``, a file under the
     pipeline's data folder; None for anything outside it. DAG ids are ``<pipeline>__<role>``."""

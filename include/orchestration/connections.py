@@ -65,7 +65,13 @@ class SqlQueryFailed(PermanentError):
 
 
 # sqlite3 reports a missing table and a syntax error as OperationalError, as it does a locked file
-_SQLITE_PERMANENT = ("no such table", "no such column", "syntax error", "no such function", "ambiguous column")
+_SQLITE_PERMANENT = (
+    "no such table",
+    "no such column",
+    "syntax error",
+    "no such function",
+    "ambiguous column",
+)
 
 
 def classify_sql_error(exc: Exception) -> Exception:
@@ -80,7 +86,9 @@ def classify_sql_error(exc: Exception) -> Exception:
     )  # e.g. "A value is required for bind parameter 'x'": raised before the database is asked
     orig = getattr(exc, "orig", None)
     text = str(orig or exc).lower()
-    permanent = permanent or (isinstance(exc, sa_exc.OperationalError) and any(w in text for w in _SQLITE_PERMANENT))
+    permanent = permanent or (
+        isinstance(exc, sa_exc.OperationalError) and any(w in text for w in _SQLITE_PERMANENT)
+    )
     # PostgreSQL's SQLSTATE (psycopg: sqlstate, psycopg2: pgcode): data (22), integrity (23), a
     # write in the read-only transaction (25006), syntax or access (42), unsupported (0A)
     state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")

@@ -171,7 +171,9 @@ def test_a_query_that_writes_or_holds_two_statements_is_refused_at_load(query):
     raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": query})
     from include.foundation.config import PipelineConfig
 
-    with pytest.raises(ValidationError, match="source.query (must be exactly one statement|may only read|must be a SELECT)"):
+    with pytest.raises(
+        ValidationError, match="source.query (must be exactly one statement|may only read|must be a SELECT)"
+    ):
         PipelineConfig.model_validate(raw)
 
 

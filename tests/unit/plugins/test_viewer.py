@@ -34,6 +34,8 @@ def site(tmp_path_factory):
         "alpha/drift/run1/report.html": OK,
         "alpha/drift/run1/summary.json": "{}",
         "alpha/gx/uncommitted/data_docs/local_site/index.html": OK,
+        "alpha/gx/uncommitted/data_docs/local_site/validations/alpha_suite/w1/t/b.html": OK,
+        "alpha/gx/uncommitted/data_docs/local_site/validations/alpha_outcomes_suite/w1/t/b.html": OK,
         "alpha/quarantine/20130101T0000Z_20130108T0000Z/abc123/validation_result.json": "{}",
         "alpha/quarantine/20130101T0000Z_20130108T0000Z/abc123/batch.parquet": "data",
         "alpha/quarantine/landing/evil-0a1b.html": "<script>evil()</script>",
@@ -75,6 +77,8 @@ def client(site):
         "alpha__drift_check/drift/run1/summary.json",
         "alpha__ingest/gx/uncommitted/data_docs/local_site/index.html",
         "alpha__ingest/quarantine/20130101T0000Z_20130108T0000Z/abc123/validation_result.json",
+        "alpha__ingest/gx/uncommitted/data_docs/local_site/validations/alpha_suite/w1/t/b.html",
+        "alpha__train/drift/run1/report.html",  # any DAG id of the pipeline: its producer decides
     ],
 )
 def test_what_the_pipeline_produced_is_served_sandboxed(client, path):
@@ -107,6 +111,8 @@ def test_what_the_pipeline_produced_is_served_sandboxed(client, path):
         "alpha__drift_check/gx/great_expectations.yml",
         "alpha__drift_check/gx/uncommitted/config_variables.yml",
         "beta__drift_check/drift/run1/report.html",  # exists, but this user may not read that DAG
+        "beta__train/drift/run1/report.html",  # may read beta__train, but the drift check produced it
+        "alpha__ingest/gx/uncommitted/data_docs/local_site/validations/alpha_outcomes_suite/w1/t/b.html",
         "gamma__drift_check/drift/run1/report.html",  # no such pipeline
         "alpha__nope/drift/run1/report.html",  # no such DAG of alpha
         "alpha/drift/run1/report.html",  # not a DAG id
@@ -133,3 +139,29 @@ def test_the_vendored_assets_are_served_to_sandboxed_pages(client):
     assert r.status_code == 200 and r.headers["x-content-type-options"] == "nosniff"
     assert client.get("/static/../manifest.json").status_code == 404
     assert client.get("/static/%2e%2e/ct_loop_plugin.py").status_code == 404
+
+
+def test_the_viewer_authorizes_by_the_dag_that_produced_the_file(site):
+    """A user who may read only alpha__train gets no drift report, Data Docs or quarantine report
+    of alpha, whatever DAG id the URL names; the reader of the drift check gets its report."""
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    def as_reader_of(*dags):
+        app = plugin().create_app(lambda: site, authorize=lambda user, dag_id: dag_id in dags)
+        app.dependency_overrides[get_user] = lambda: "reader"
+        return TestClient(app)
+
+    train_only = as_reader_of("alpha__train")
+    for path in ("drift/run1/report.html", "gx/uncommitted/data_docs/local_site/index.html",
+                 "quarantine/20130101T0000Z_20130108T0000Z/abc123/validation_result.json"):  # fmt: skip
+        for dag in ("alpha__train", "alpha__drift_check", "alpha__ingest"):
+            assert train_only.get(f"/files/{dag}/{path}").status_code == 404, (dag, path)
+    drift_reader = as_reader_of("alpha__drift_check")
+    assert drift_reader.get("/files/alpha__train/drift/run1/report.html").status_code == 200
+    assert (
+        drift_reader.get(
+            "/files/alpha__drift_check/gx/uncommitted/data_docs/local_site/index.html"
+        ).status_code
+        == 404
+    )
