@@ -28,6 +28,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,6 +143,35 @@ class PipelinePaths:
         if not root.exists():
             return []
         return sorted(p.parent.name for p in root.glob(f"*/{BATCH_FILE}"))
+
+
+class LockTimeout(TimeoutError):
+    """Another process held the lock too long (retried: it is usually a long validation)."""
+
+
+@contextmanager
+def exclusive(lock_file: Path, timeout: float = 600.0, poll: float = 0.2):
+    """Hold an exclusive ``flock`` on ``lock_file`` across processes (and hosts sharing the
+    folder over a filesystem with POSIX locks, such as NFSv4), waiting up to ``timeout`` seconds.
+    The kernel drops the lock when its holder dies, so a killed worker never leaves it held."""
+    import fcntl
+    import time
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    with open(lock_file, "a+") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"{lock_file} stayed locked for over {timeout:.0f}s") from None
+                time.sleep(poll)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:

@@ -19,6 +19,7 @@ from include.foundation.errors import PermanentError
 from include.foundation.payloads import ValidationSummary
 from include.foundation.storage import (
     PipelinePaths,
+    exclusive,
     file_digest,
     parse_partition_key,
     record_readmission,
@@ -301,10 +302,18 @@ def validate_frame(
     from great_expectations.core.run_identifier import RunIdentifier
 
     part = part or ("inputs" if cfg.outcomes_later else "whole")
-    ctx, cp = _checkpoint(cfg, gx_project, part)
-    result = cp.run(
-        batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name) if run_name else None
-    )
+    # one validation at a time per GX project: the ingest and outcomes DAGs of a pipeline validate
+    # concurrently, and GX rewrites great_expectations.yml and its stores on every run
+    with exclusive(gx_project / ".gx.lock"):
+        ctx, cp = _checkpoint(cfg, gx_project, part)
+        result = cp.run(
+            batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name) if run_name else None
+        )
+        return _summary_of(cfg, df, ctx, result)
+
+
+def _summary_of(cfg: PipelineConfig, df: pd.DataFrame, ctx, result) -> tuple[dict, str | None]:
+    """The checkpoint result as a JSON-able summary, with this validation's Data Docs page."""
     summary = summarize(result)
     for failure in summary["failures"]:
         why = type_failure_reason(cfg, df, failure)
