@@ -81,7 +81,8 @@ class PromotionApproval(HITLOperator):
         result = super().execute_complete(context, event)
         evaluation = context["ti"].xcom_pull(task_ids=self.evaluate_task_id)
         verdict = approval_answer(self.cfg, dict(result))
-        record = {**verdict.record(), "champion_version": evaluation.get("champion_version"),
+        record = {**verdict.record(), "comment": verdict.comment[:1000], "summary": verdict.summary[:1200],  # a tag holds 5,000 characters
+                  "champion_version": evaluation.get("champion_version"),
                   "champion_generation": evaluation.get("champion_generation")}  # fmt: skip
         client = tracking.client(self.settings, self.cfg.experiment)
         record_approval(client, self.cfg.registered_model, evaluation["challenger_version"], record)

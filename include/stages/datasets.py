@@ -99,8 +99,8 @@ def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
     if cfg.target_kind == "regression":
         df[tgt.name] = values.astype("float64")
         return df
-    if cfg.target_kind == "multiclass":
-        df[tgt.name] = values
+    if cfg.target_kind == "multiclass":  # a nullable Int64 column (blanks read as nulls) as plain ints
+        df[tgt.name] = values.astype("int64") if str(values.dtype).startswith(("Int", "UInt")) else values
         return df
     if tgt.positive_above is not None:
         label = values > tgt.positive_above

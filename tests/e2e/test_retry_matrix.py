@@ -121,9 +121,8 @@ def matrix(tmp_path_factory, airflow_db):
             record = decision_record(ev, "retry test", run_id)
             mlc = client(settings, cfg.experiment)
             if ev["promote"]:
-                return promote(
-                    mlc, cfg.registered_model, ev["challenger_version"], ev["champion_version"], record
-                )
+                return promote(mlc, cfg.registered_model, ev["challenger_version"], ev["champion_version"], record,
+                               ev["champion_generation"])  # fmt: skip
             return reject(mlc, cfg.registered_model, ev["challenger_version"], record)
 
         evaluation = repeat(

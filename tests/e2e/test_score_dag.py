@@ -85,10 +85,16 @@ def test_scoring_through_the_dag(pipeline):
 
     # a promotion between two batches: each batch keeps the version that scored it
     if str(client.get_model_version_by_alias(cfg.registered_model, "champion").version) != other:
-        from include.stages.registry import promote
+        from include.stages.registry import champion_state, promote
 
+        record = {"reason": "e2e: promoted between two batches"}
         promote(
-            client, cfg.registered_model, other, champion, {"reason": "e2e: promoted between two batches"}
+            client,
+            cfg.registered_model,
+            other,
+            champion,
+            record,
+            champion_state(client, cfg.registered_model)[0],
         )
     week4 = paths.curated_partitions()[3]
     dr, ti = score("2013-01-22")
