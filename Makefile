@@ -21,7 +21,7 @@ export MLFLOW_CONFIGURE_LOGGING ?= false
 export PYTHONWARNINGS ?= ignore:Using `httpx` with `starlette.testclient` is deprecated
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test lint up bench loop-value readmit lock clean
+.PHONY: venv demo run test lint up bench loop-value readmit lock clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ $(STAMP): requirements.txt
 
 demo: venv  ## The whole loop, headless, through Airflow (SQLite + local MLflow + .local/data)
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+run: venv  ## Your pipeline through Airflow's scheduler, week by week: make run PIPELINE=name [FIRST_WEEK=YYYY-MM-DD] [WEEKS=n]
+	@test -n "$(PIPELINE)" || { echo "usage: make run PIPELINE=<name> [FIRST_WEEK=YYYY-MM-DD] [WEEKS=n] (docs/own-data.md)"; exit 2; }
+	$(BIN)/python scripts/demo.py --pipeline $(PIPELINE) $(if $(FIRST_WEEK),--first-week $(FIRST_WEEK)) $(if $(WEEKS),--weeks $(WEEKS)) $(DEMO_ARGS)
 
 # Two pytest-xdist workers by default (CI's two cores); the deployments share one (tests/conftest.py).
 TEST_WORKERS ?= 2

@@ -1,6 +1,6 @@
 """Continuous-training loop: plain Python that the Airflow DAGs in ``dags/`` call.
 
-Four layers, each importing only the ones below it (README "Layout"; enforced by the
+Four layers, each importing only the ones below it (docs/architecture.md; enforced by the
 import-linter contracts in ``pyproject.toml``, run by ``make lint``):
 
 * ``orchestration/`` — the only code that speaks Airflow (DAG defaults, the task door

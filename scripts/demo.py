@@ -154,10 +154,12 @@ class LocalAirflow:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--first-week", default="2013-01-01", help="first day of the first batch")
+    ap.add_argument("--first-week", default="2013-01-01",
+                    help="first day of the first weekly batch (its interval is [day, day + 7 days))")  # fmt: skip
     ap.add_argument("--weeks", type=int, default=35, help="number of weekly batches (35: January-August)")
     ap.add_argument("--pipeline", default=DEFAULT_PIPELINE,
-                    help="pipeline config (name) in CT_PIPELINES_DIR replaying the nycflights13 source")  # fmt: skip
+                    help="any pipeline in CT_PIPELINES_DIR, by its name; its batches come from its own source "
+                    "(default: the flights demo)")  # fmt: skip
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the children as on Ctrl-C
     os.umask(0o077)  # what Airflow writes here (its generated admin password above all) is ours only

@@ -40,7 +40,7 @@ for p in (ROOT, ROOT / "dags"):
         sys.path.insert(0, str(p))
 
 
-# `make test` runs the suite on pytest-xdist workers (`-n 2 --dist loadfile`, README "Tests"). The
+# `make test` runs the suite on pytest-xdist workers (`-n 2 --dist loadfile`, docs/testing.md). The
 # tests that start whole deployments (a scheduler, Celery workers, servers, containers) share one
 # worker and run one after another, so two deployments never compete for the two cores; the
 # in-process tests run beside them on the other worker(s). A module stays on one worker, so its

@@ -277,7 +277,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     if not (reachable(5432) and reachable(6379)):
-        pytest.skip("needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (see README: Scale out)")
+        pytest.skip("needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (see docs/operations.md)")
     s = Stack(tmp_path_factory.mktemp("stack"))
     try:
         s.up()
