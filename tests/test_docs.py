@@ -96,3 +96,14 @@ def test_the_check_finds_a_stale_name(tmp_path):
     assert named_paths(text) == {"include/stages/gone.py"}
     assert not module_exists("include.stages.gone.run") and module_exists("include.stages.registry.promote")
     assert "nothing" not in make_targets()
+
+
+def test_make_run_takes_the_pipeline_the_docs_say():
+    """``make run PIPELINE=name`` is the documented way to run your own pipeline."""
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "run", "PIPELINE=shop", "FIRST_WEEK=2024-01-02", "WEEKS=8"],
+                         cwd=ROOT, capture_output=True, text=True, check=True)  # fmt: skip
+    assert "scripts/demo.py --pipeline shop --first-week 2024-01-02 --weeks 8" in dry.stdout, dry.stdout
+    bare = subprocess.run(["make", "-s", "run"], cwd=ROOT, capture_output=True, text=True)
+    assert bare.returncode != 0 and "usage: make run PIPELINE=<name>" in bare.stdout + bare.stderr
