@@ -14,6 +14,10 @@ MLFLOW_PORT="${CT_MLFLOW_PORT:-5000}"
 # these: the ports this run serves on, unless set explicitly.
 export CT_AIRFLOW_UI_URL="${CT_AIRFLOW_UI_URL:-http://localhost:$AIRFLOW__API__PORT}"
 export CT_MLFLOW_UI_URL="${CT_MLFLOW_UI_URL:-http://localhost:$MLFLOW_PORT}"
+# And every URL a component calls: the task processes reach the Execution API on the port served
+# here (Airflow's default is localhost:8080 whatever port the api-server listens on).
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://localhost:$AIRFLOW__API__PORT}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW__API__PORT/execution/}"
 # Per-home secrets (never in git), stable across restarts so logins survive.
 # Files Airflow writes here (its generated admin password above all) are for this user only.
 umask 077
@@ -38,12 +42,13 @@ start() {  # name, command...  Each component leads its own process group, so th
 }
 signal_all() { for p in "${pids[@]}"; do kill "-$1" -- "-$p" 2>/dev/null || true; done; }
 stop() {
-  trap - INT TERM
+  # a second Ctrl-C while stopping kills at once instead of leaving components behind
+  trap 'signal_all KILL' INT TERM
   echo; echo "Stopping Airflow and MLflow ..."
   signal_all TERM
   for _ in $(seq 1 30); do
     alive=0; for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
-    [ $alive = 0 ] && break; sleep 1
+    [ $alive = 0 ] && break; sleep 1 || true  # a second Ctrl-C interrupts the sleep, not the stop
   done
   signal_all KILL
   echo "Stopped."

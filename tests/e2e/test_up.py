@@ -1,4 +1,5 @@
-"""`make up` as a user starts it: every listener on loopback, everything gone after Ctrl-C."""
+"""`make up` as a user starts it, on ports of its own: every listener on loopback, a task runs and
+logs there, everything gone after Ctrl-C (pressed twice, too)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,26 @@ def both_uis_render(printed: str, api: int, ml: int) -> None:
         browser.close()
 
 
+def a_task_runs_and_logs(printed: str, api: int) -> None:
+    """On the non-default port a task runs (its process reaches the Execution API there) and its
+    log opens: the rollback DAG, which fails at once saying there is no champion yet."""
+    import re
+
+    from scripts.airflow_rest import AirflowApi
+
+    password = re.search(r"password: (\S+)", printed).group(1)
+    rest = AirflowApi(f"http://127.0.0.1:{api}", password)
+    deadline = time.monotonic() + 120
+    while rest.get("/dags/flights_delay__rollback").status_code != 200:  # parsed by then
+        assert time.monotonic() < deadline, "the DAG processor did not parse the DAGs"
+        time.sleep(2)
+    rest.unpause("flights_delay__rollback")
+    run = rest.trigger("flights_delay__rollback", "manual__up_port_test", {"reason": "make up port test"})
+    assert rest.wait_run("flights_delay__rollback", run, timeout=180) == "failed"
+    log = rest.log("flights_delay__rollback", run, "rollback", 1)
+    assert "has no champion" in log, log[-2000:]
+
+
 def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
     import psutil
 
@@ -114,7 +135,10 @@ def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
                 assert seen.get("CT_MLFLOW_UI_URL") == f"http://localhost:{ml}", cmdline
         assert checked >= 2, f"the scheduler and the DAG processor: {checked} found in {procs}"
         both_uis_render(out.read_text(), api, ml)
+        a_task_runs_and_logs(out.read_text(), api)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # and, impatient, a second time
         assert proc.wait(120) in (0, 2, -signal.SIGINT), out.read_text()[-3000:]  # make exits as interrupted
         assert "Stopped." in out.read_text()
         time.sleep(1)
