@@ -102,6 +102,7 @@ class PublishedBatch(TypedDict):
     rows: int
     replaced_rows: int | None
     readmission_record: NotRequired[str]  # where the re-admission decision was recorded
+    outcome: NotRequired[str]  # one line for the run's note: what was published
 
 
 class PublishedOutcomes(TypedDict):
@@ -114,6 +115,7 @@ class PublishedOutcomes(TypedDict):
     unknown: int  # outcomes for rows never published as inputs (reported, never used)
     duplicated: int  # outcome rows whose key came more than once (none of them used)
     unlabelled: int  # published input rows still without an outcome
+    outcome: NotRequired[str]  # one line for the run's note
 
 
 # --------------------------------------------------------------------------- training
@@ -238,3 +240,4 @@ class ScoredBatch(TypedDict):
     model_version: str
     scored_at: str
     already_scored: bool
+    outcome: NotRequired[str]  # one line for the run's note: rows scored by which version

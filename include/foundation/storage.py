@@ -50,6 +50,15 @@ def partition_key(start: datetime, end: datetime) -> str:
     return f"{utc(start).strftime(_KEY_FMT)}_{utc(end).strftime(_KEY_FMT)}"
 
 
+def interval_name(key: str) -> str:
+    """An interval as people name it: its first and last day (``2013-01-01..2013-01-07``)."""
+    from datetime import timedelta
+
+    start, end = parse_partition_key(key)
+    last = end - timedelta(microseconds=1)
+    return f"{start:%Y-%m-%d}" if last.date() == start.date() else f"{start:%Y-%m-%d}..{last:%Y-%m-%d}"
+
+
 def parse_partition_key(key: str) -> tuple[datetime, datetime]:
     start, end = key.split("_")
     return (

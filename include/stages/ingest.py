@@ -19,6 +19,7 @@ from include.foundation.storage import (
     atomic_write,
     file_digest,
     frame_digest,
+    interval_name,
     parse_partition_key,
     partition_key,
     record_readmission,
@@ -275,11 +276,17 @@ def publish_batch(
                 "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
             )
         out = {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}
+    week = interval_name(partition)
+    if before is not None and out["replaced_rows"] is not None:
+        out["outcome"] = f"{week}: {after:,} rows published, replacing {before:,}"
+    else:
+        out["outcome"] = f"{week}: {after:,} rows published"
     if readmission:  # written after the data: a record never claims a batch that is not there
         record = record_readmission(readmission, "published", published=str(dst), rows=after,
                                     sha256=file_digest(dst))  # fmt: skip
         log.info("re-admitted %s: published %d rows; decision recorded in %s", partition, after, record)
         out["readmission_record"] = str(record)
+        out["outcome"] += f" (re-admitted: {readmission.get('reason')})"
     return out
 
 
@@ -361,5 +368,9 @@ def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> Pu
             partition, report.unknown, report.examples.get("unknown", []), report.duplicated,
             report.examples.get("duplicated", []),
         )  # fmt: skip
+    unused = (
+        f"; {report.unknown + report.duplicated:,} not used" if report.unknown or report.duplicated else ""
+    )
     return {"partition": partition, "uri": str(dst), "rows": len(outcomes), "joined": len(report.joined),
-            "unknown": report.unknown, "duplicated": report.duplicated, "unlabelled": report.unlabelled}  # fmt: skip
+            "unknown": report.unknown, "duplicated": report.duplicated, "unlabelled": report.unlabelled,
+            "outcome": f"outcomes of {interval_name(partition)}: {len(report.joined):,} rows labelled{unused}"}  # fmt: skip

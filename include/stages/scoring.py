@@ -22,7 +22,13 @@ from include.foundation.config import PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import ScoredBatch
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, file_digest, parquet_metadata, write_parquet
+from include.foundation.storage import (
+    PipelinePaths,
+    file_digest,
+    interval_name,
+    parquet_metadata,
+    write_parquet,
+)
 from include.foundation.tracking import Tag
 from include.stages.datasets import key_columns, model_inputs
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
@@ -187,4 +193,5 @@ def _result(
     partition, out: Path, rows: int, name: str, version: str, scored_at, already: bool
 ) -> ScoredBatch:
     return {"partition": partition, "uri": str(out), "rows": rows, "model_name": name,
-            "model_version": str(version), "scored_at": str(scored_at), "already_scored": already}  # fmt: skip
+            "model_version": str(version), "scored_at": str(scored_at), "already_scored": already,
+            "outcome": f"{interval_name(partition)}: {rows:,} rows scored by v{version}"}  # fmt: skip

@@ -15,7 +15,7 @@ import yaml
 from include.foundation.links import viewer_path
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, parse_partition_key
-from tests.airflow_helpers import plugin, run_dag, task_states
+from tests.airflow_helpers import plugin, run_dag, run_note, task_states
 from tests.factories import demo_yaml
 from tests.smtp_inbox import smtp_server
 
@@ -39,7 +39,11 @@ def test_real_week_ingested_validated_published(airflow_db, flights_cfg, data_ro
     assert task_states(dr) == {"ingest": "success", "validate": "success", "publish": "success"}
     paths = PipelinePaths(data_root, flights_cfg.name)
     assert WEEK1 in paths.curated_partitions()
-    assert len(pd.read_parquet(paths.curated(WEEK1))) > 5000
+    rows = len(pd.read_parquet(paths.curated(WEEK1)))
+    assert rows > 5000
+    assert run_note(dr) == f"2013-01-01..2013-01-07: {rows:,} rows published", run_note(
+        dr
+    )  # the run list says it
     with create_session() as session:
         events = [e for e in session.query(AssetEvent).all() if e.asset.name == "flights_delay.curated"]
     assert events and events[-1].extra["partition"] == WEEK1

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from tests.airflow_helpers import run_dag, task_states
+from tests.airflow_helpers import run_dag, run_note, task_states
 from tests.factories import demo_pipeline_with_weeks
 
 pytestmark = pytest.mark.e2e
@@ -63,6 +63,7 @@ def test_scoring_through_the_dag(pipeline):
     log = pd.read_parquet(paths.predictions(week3, champion))
     batch = pd.read_parquet(paths.curated(week3))
     assert len(log) == len(batch)
+    assert run_note(dr) == f"2013-01-15..2013-01-21: {len(batch):,} rows scored by v{champion}", run_note(dr)
     keys = ["time_hour", "carrier", "flight", "origin"]
     assert log[keys].equals(batch[keys].reset_index(drop=True))  # one row per input row, by key
     assert set(log["model_version"]) == {champion} and set(log["airflow_run_id"]) == {dr.run_id}
