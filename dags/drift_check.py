@@ -37,9 +37,10 @@ def build_drift_dag(cfg, settings):
 
     @dag(
         dag_id=f"{cfg.name}__drift_check",
-        description=f"Evidently drift check of {cfg.name}; triggers {train_dag_id} on drift",
         schedule=timetable(cfg.schedule.drift_check),
-        **dag_defaults(cfg, settings, "drift"),
+        **dag_defaults(
+            cfg, settings, "drift", f"Evidently drift check of {cfg.name}; triggers {train_dag_id} on drift"
+        ),
         doc_md=__doc__,
         render_template_as_native_obj=True,  # the trigger's conf stays a dict of numbers and strings
         params={

@@ -47,9 +47,8 @@ def build_ingest_dag(cfg, settings):
 
     @dag(
         dag_id=f"{cfg.name}__ingest",
-        description=f"Ingest, validate and publish one batch of {cfg.name}",
         schedule=timetable(cfg.schedule.ingest),
-        **dag_defaults(cfg, settings, "ingest"),
+        **dag_defaults(cfg, settings, "ingest", f"Ingest, validate and publish one batch of {cfg.name}"),
         doc_md=__doc__,
         params=ingest_params(),
     )

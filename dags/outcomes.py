@@ -41,9 +41,13 @@ def build_outcomes_dag(cfg, settings):
 
     @dag(
         dag_id=f"{cfg.name}__outcomes",
-        description=f"Collect, validate and publish the outcomes of {cfg.name}, {cfg.labels.delay_days} day(s) late",
         schedule=timetable(cfg.schedule.outcomes or cfg.schedule.ingest),
-        **dag_defaults(cfg, settings, "outcomes"),
+        **dag_defaults(
+            cfg,
+            settings,
+            "outcomes",
+            f"Collect, validate and publish the outcomes of {cfg.name}, {cfg.labels.delay_days} day(s) late",
+        ),
         doc_md=__doc__,
         params={
             "interval": Param(

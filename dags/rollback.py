@@ -18,9 +18,8 @@ def build_rollback_dag(cfg, settings):
 
     @dag(
         dag_id=f"{cfg.name}__rollback",
-        description=f"Restore the previous {cfg.registered_model} champion",
         schedule=None,
-        **dag_defaults(cfg, settings, "rollback"),
+        **dag_defaults(cfg, settings, "rollback", f"Restore the previous {cfg.registered_model} champion"),
         doc_md=__doc__,
         params={
             "reason": Param(

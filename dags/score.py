@@ -35,9 +35,8 @@ def build_score_dag(cfg, settings):
 
     @dag(
         dag_id=f"{cfg.name}__score",
-        description=f"Score each published {cfg.name} batch with the champion",
         schedule=[curated],
-        **dag_defaults(cfg, settings, "score"),
+        **dag_defaults(cfg, settings, "score", f"Score each published {cfg.name} batch with the champion"),
         doc_md=__doc__,
         params={
             "interval": Param(

@@ -46,9 +46,8 @@ def build_train_dag(cfg, settings):
 
     @dag(
         dag_id=f"{cfg.name}__train",
-        description=f"Train, evaluate and maybe promote a {cfg.name} model",
         schedule=timetable(cfg.schedule.train),
-        **dag_defaults(cfg, settings, "train"),
+        **dag_defaults(cfg, settings, "train", f"Train, evaluate and maybe promote a {cfg.name} model"),
         doc_md=__doc__,
         params=train_params(cfg),
     )

@@ -176,10 +176,16 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri() if mlflow else os.environ.get("MLFLOW_TRACKING_URI", "(default)")
 
 
-def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str, Any]:
+LOOP_STEPS = ("ingest", "outcomes", "score", "drift", "train", "rollback")
+"""The loop's order: a DAG's step number in its description and tags (the DAG list is alphabetical)."""
+
+
+def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str, what: str = "") -> dict[str, Any]:
     """Arguments every pipeline DAG shares. One run at a time: batches are published in order,
-    and a challenger is evaluated and promoted against one champion."""
+    and a challenger is evaluated and promoted against one champion. ``what`` the DAG does leads
+    its description, after its step in the pipeline's loop."""
     return {
+        "description": f"{cfg.name} step {LOOP_STEPS.index(role) + 1}/{len(LOOP_STEPS)}: {what}",
         "start_date": utc_midnight(cfg.schedule.start_date),
         "end_date": utc_midnight(cfg.schedule.end_date) if role in ("ingest", "outcomes") else None,
         "catchup": cfg.schedule.catchup if role in ("ingest", "outcomes") else False,
@@ -190,7 +196,8 @@ def dag_defaults(cfg: PipelineConfig, settings: Settings, role: str) -> dict[str
 
 
 def dag_tags(cfg: PipelineConfig, role: str) -> list[str]:
-    return sorted({"ct-loop", cfg.name, role, *cfg.tags})
+    """The project, the pipeline, the role and its step in the loop (``step 1 ingest``), and the config's own."""
+    return sorted({"ct-loop", cfg.name, role, f"step {LOOP_STEPS.index(role) + 1} {role}", *cfg.tags})
 
 
 def curated_asset(cfg: PipelineConfig, settings: Settings):

@@ -173,3 +173,12 @@ def test_bad_pipeline_file_is_an_import_error_naming_the_key(tmp_path, monkeypat
     assert "broken.yaml" in error and "model.estimator_typo" in error
     assert {"flights_delay__ingest", "flights_delay__train", "flights_delay__drift_check"} <= set(bag.dags)
     assert not any(d.startswith("flights_broken") for d in bag.dags)
+
+
+def test_the_dag_list_shows_the_loops_order_and_pipeline(bag):
+    """The DAG list is alphabetical; each DAG's description and tags say its step in the loop."""
+    order = ["ingest", "outcomes", "score", "drift_check", "train", "rollback"]
+    for n, role in enumerate(order, start=1):
+        dag = bag.dags[f"flights_delay__{role}"]
+        assert dag.description.startswith(f"flights_delay step {n}/6: "), dag.description
+        assert f"step {n} {role.replace('drift_check', 'drift')}" in dag.tags and "flights_delay" in dag.tags
