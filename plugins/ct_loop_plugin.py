@@ -60,11 +60,12 @@ log = logging.getLogger(__name__)
 TaskResult = TrainedModel | Evaluation | Promotion | Rejection | DriftCheck | ValidationSummary
 
 URL_PREFIX = VIEWER_PREFIX.removesuffix("/files")  # the viewer app's mount point
-MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS = (
+MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS, QUARANTINE_REPORT = (
     "MLflow run",
     "Model version",
     "Drift report",
     "Validation result (Data Docs)",
+    "Quarantine report",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "ct_loop_static"
 SERVED_SUFFIXES = {".html", ".css", ".js", ".json", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".map"}
@@ -88,7 +89,10 @@ def task_links(dag_id: str, task_id: str, result: TaskResult | Any, settings: Se
     if model and version:
         links[MODEL_VERSION] = mlflow_model_version_url(ui, model, version)
     report = result.get("report") or (result.get("retrain_request") or {}).get("report")
-    links[DRIFT_REPORT] = viewer_path(settings.data_root, dag_id, report)
+    quarantined = bool(report) and Path(report).name == "validation_result.json"  # a failed batch's report
+    links[QUARANTINE_REPORT if quarantined else DRIFT_REPORT] = viewer_path(
+        settings.data_root, dag_id, report
+    )
     links[DATA_DOCS] = viewer_path(settings.data_root, dag_id, result.get("data_docs_page"))
     return {k: v for k, v in links.items() if v}
 
@@ -151,6 +155,39 @@ class DriftReportLink(_ResultLink):
 
 class DataDocsLink(_ResultLink):
     name = DATA_DOCS
+
+
+class QuarantineReportLink(_ResultLink):
+    name = QUARANTINE_REPORT
+
+
+def quarantine_page(report: dict) -> str:
+    """A quarantined batch's validation result as a page a person reads: the verdict, then each
+    failed expectation with its column, bounds, what was observed and why. Every value is
+    escaped (it comes from the data), and the viewer serves it sandboxed."""
+    from html import escape
+
+    stats = report.get("statistics") or {}
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
+            f.get("expectation"), f.get("column") or "table",
+            ", ".join(f"{k}={str(v)[:80]}" for k, v in (f.get("kwargs") or {}).items()),
+            f.get("observed_value"), f.get("unexpected_count"), f.get("partial_unexpected_list"), f.get("why", ""),
+        )) + "</tr>"
+        for f in report.get("failures") or []
+    )  # fmt: skip
+    title = f"Quarantined batch {report.get('partition', '')} ({report.get('part', 'inputs')})"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}</style></head><body>"
+        f"<h1>{escape(title)}</h1><p>{escape(str(report.get('rows', '?')))} rows; "
+        f"{escape(str(stats.get('unsuccessful_expectations', '?')))} of "
+        f"{escape(str(stats.get('evaluated_expectations', '?')))} expectations failed. "
+        "Nothing of this batch was published; re-admit it with a reason once its producer fixed it.</p>"
+        "<table><tr><th>expectation</th><th>column</th><th>bounds</th><th>observed</th><th>unexpected rows</th>"
+        f"<th>examples</th><th>why</th></tr>{rows}</table></body></html>"
+    )
 
 
 @cache
@@ -224,7 +261,7 @@ def create_app(settings_factory=Settings.from_env, authorize=None):
     authorize = authorize or _may_read_task_instances
 
     @app.get("/files/{dag_id}/{path:path}")
-    def serve(dag_id: str, path: str, user=Depends(get_user)):  # noqa: B008 (401 without a login)
+    def serve(dag_id: str, path: str, raw: bool = False, user=Depends(get_user)):  # noqa: B008 (401 without a login)
         settings = settings_factory()
         pipeline = known_dag_ids(settings.pipelines_dir).get(dag_id)
         target = None
@@ -234,6 +271,9 @@ def create_app(settings_factory=Settings.from_env, authorize=None):
             target = viewable_file(settings.data_root, pipeline, path)
         if target is None:
             raise HTTPException(404, "Not Found")
+        if target.name == "validation_result.json" and not raw:  # a readable page (?raw=1: the JSON)
+            page = quarantine_page(json.loads(target.read_text(encoding="utf-8", errors="replace")))
+            return HTMLResponse(page, headers=SANDBOX_HEADERS)
         if target.suffix.lower() == ".html":  # relative, so it holds behind any proxy path
             static_url = "../" * (2 + path.count("/")) + "static"
             html = offline_html(target.read_text(encoding="utf-8", errors="replace"), static_url)
@@ -296,6 +336,7 @@ class LazyApp:
 
 class CtLoopPlugin(AirflowPlugin):
     name = "ct_loop"
-    global_operator_extra_links = [MlflowRunLink(), ModelVersionLink(), DriftReportLink(), DataDocsLink()]
+    global_operator_extra_links = [MlflowRunLink(), ModelVersionLink(), DriftReportLink(), DataDocsLink(),
+                                   QuarantineReportLink()]  # fmt: skip
     fastapi_apps = [{"app": LazyApp(create_app), "url_prefix": URL_PREFIX, "name": "CT loop reports"}]
     listeners = [RunNoteListener()]  # a finished run's note says what it decided (run_notes)

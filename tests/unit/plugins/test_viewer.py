@@ -4,6 +4,7 @@ checks the same against the real API server, with and without a login."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -164,4 +165,46 @@ def test_the_viewer_authorizes_by_the_dag_that_produced_the_file(site):
             "/files/alpha__drift_check/gx/uncommitted/data_docs/local_site/index.html"
         ).status_code
         == 404
+    )
+
+
+def test_a_quarantine_report_opens_as_a_readable_escaped_page(site, client):
+    report = site.data_root / "alpha/quarantine/20130101T0000Z_20130108T0000Z/abc123/validation_result.json"
+    original = report.read_text()
+    report.write_text(json.dumps({
+        "partition": "20130101T0000Z_20130108T0000Z", "part": "inputs", "rows": 120,
+        "statistics": {"evaluated_expectations": 12, "unsuccessful_expectations": 1},
+        "failures": [{"expectation": "expect_column_values_to_be_between", "column": "x",
+                      "kwargs": {"min_value": 0}, "observed_value": None, "unexpected_count": 3,
+                      "partial_unexpected_list": ["<script>alert(1)</script>"], "why": ""}],
+    }))  # fmt: skip
+    try:
+        r = client.get(
+            "/files/alpha__ingest/quarantine/20130101T0000Z_20130108T0000Z/abc123/validation_result.json"
+        )
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert (
+            "Quarantined batch 20130101T0000Z_20130108T0000Z" in r.text
+            and "expect_column_values_to_be_between" in r.text
+        )
+        assert "<script>alert" not in r.text and "&lt;script&gt;" in r.text  # escaped, and sandboxed
+        assert r.headers["content-security-policy"].startswith("sandbox")
+        raw = client.get(
+            "/files/alpha__ingest/quarantine/20130101T0000Z_20130108T0000Z/abc123/validation_result.json?raw=1"
+        )
+        assert raw.json()["rows"] == 120
+    finally:
+        report.write_text(original)
+
+
+def test_a_failed_validation_links_its_quarantine_report_by_that_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("CT_DATA_ROOT", str(tmp_path))
+    report = (
+        tmp_path / "p" / "quarantine" / "20130101T0000Z_20130108T0000Z" / "abc" / "validation_result.json"
+    )
+    report.parent.mkdir(parents=True)
+    report.write_text("{}")
+    links = plugin().task_links("p__ingest", "validate", {"report": str(report)}, Settings.from_env())
+    assert list(links) == ["Quarantine report"] and links["Quarantine report"].endswith(
+        "validation_result.json"
     )
