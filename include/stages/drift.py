@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.decisions.outcomes import join_outcomes, realized_performance
@@ -233,7 +234,7 @@ def check_drift(
     )  # fmt: skip
 
     out_dir = PipelinePaths(settings.data_root, cfg.name).drift_dir(run_id)
-    report = atomic_write(out_dir / "report.html", lambda tmp: snapshot.save_html(str(tmp)))
+    report = out_dir / "report.html"
     drifted = summary["drift_share"] >= spec.share_threshold
     result = {
         **summary,
@@ -264,6 +265,7 @@ def check_drift(
             signals=decision.reasons or None,
         ).to_conf(),
     }
+    atomic_write(report, lambda tmp: write_report(snapshot, result, tmp))
     atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     log.info(format_summary(result))  # first: the table and the decision lead the task log
     result["outcome"] = f"drift {result['as_of'][:10]}: {decision_phrase(result)}"
@@ -458,6 +460,49 @@ def _finished_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, as_of: st
         output_format="list", max_results=1,
     )  # fmt: skip
     return found[0].info.run_id if found and Tag.DRIFT_RETRAIN in found[0].data.tags else None
+
+
+def verdict_html(result: dict[str, Any]) -> str:
+    """The check's whole verdict, at the top of its report: the week, the champion judged, each
+    signal's evidence and the decision, so a retraining on decay is never shown under Evidently's
+    "no drift detected" alone. Every value is escaped."""
+    from html import escape
+
+    metric = result["performance_metric"]
+    rows = [("week ending", result["as_of"][:10]), ("champion judged", f"v{result['champion_version']}"),
+            ("data drift", f"share {result['drift_share']:.2f} of {result['n_columns']} columns "
+                           f"(threshold {result['share_threshold']}): {', '.join(result['drifted_columns']) or 'none'}")]  # fmt: skip
+    said = result.get("prediction_drift")
+    if said:
+        rows.append(("prediction drift", f"{said['method']} {said['score']:.3f} (threshold {said['threshold']})"
+                                         f"{': DRIFTED' if said['drifted'] else ''}"))  # fmt: skip
+    perf = result.get("performance")
+    rows.append(
+        (f"champion {metric}", "n/a" if perf is None else f"{perf:.4f} on {_labelled_rows_of(result)}")
+    )
+    for r in result.get("realized") or []:
+        value = "n/a" if r["value"] is None else f"{r['value']:.4f}"
+        rows.append(
+            (f"realized {metric}", f"{value} of v{r['model_version']} on {r['partition']} ({r['rows']} rows)")
+        )
+    rows.append(("decision", decision_phrase(result)))
+    cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+    return ("<section style='font-family:sans-serif;margin:16px;padding:12px;border:2px solid #444'>"
+            f"<h2 style='margin-top:0'>Drift check {escape(result['as_of'][:10])}: "
+            f"{'RETRAIN' if result['retrain'] else 'no retraining'}</h2>"
+            f"<table style='border-collapse:collapse;text-align:left'>{cells}</table>"
+            "<p>Below: Evidently's data drift report of the inputs (one signal of the ones above).</p></section>")  # fmt: skip
+
+
+def write_report(snapshot, result: dict[str, Any], path: Path) -> None:
+    """Evidently's HTML report with the check's verdict at the top of its page."""
+    import re
+
+    snapshot.save_html(str(path))
+    html = path.read_text(encoding="utf-8")
+    banner = verdict_html(result)
+    html, n = re.subn(r"(<body[^>]*>)", lambda m: m.group(1) + banner, html, count=1)
+    path.write_text(html if n else banner + html, encoding="utf-8")
 
 
 def _labelled_rows_of(result: dict[str, Any]) -> str:

@@ -138,6 +138,13 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline, summer_tri
     assert conf["reason"] == "drift" and conf["drift_share"] == pytest.approx(result["drift_share"])
     assert conf["report"] == result["report"] and Path(conf["report"]).stat().st_size > 100_000
     assert conf["as_of"].startswith("2013-07-09")
+    html = Path(result["report"]).read_text()
+    assert (
+        "Drift check 2013-07-09: RETRAIN" in html and "champion judged" in html
+    )  # the verdict leads the page
+    assert html.index("Drift check 2013-07-09") < html.index(
+        "Dataset Drift"
+    )  # before Evidently's own sections
 
     mlflow.set_tracking_uri(Settings.from_env().mlflow_tracking_uri)
     client = MlflowClient()
