@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -408,12 +410,27 @@ def recorded_evaluation(client, model_name: str, version: str) -> dict[str, Any]
     run_id = client.get_model_version(model_name, str(version)).run_id
     if not run_id:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_download():
         try:
             path = client.download_artifacts(run_id, "decision.json", tmp)
         except (MlflowException, OSError):
             return None
         return json.loads(Path(path).read_text())
+
+
+@contextmanager
+def _quiet_download():
+    """No progress bar for a one-file download: in a task it lands in the log as an error line."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def record_approval(client, model_name: str, version: str, answer: dict[str, Any]) -> None:

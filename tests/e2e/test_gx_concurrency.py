@@ -13,7 +13,7 @@ import yaml
 
 pytestmark = pytest.mark.e2e
 PARTS = ("inputs", "outcomes", "inputs", "outcomes")  # two of each: the DAGs of a pipeline, twice over
-ROUNDS = 4
+ROUNDS = 3  # 12 validations: without the lock 2 of 16 failed in 4 rounds
 
 
 def _validator(part: str, data_root: str, rounds: int, barrier, results) -> None:
