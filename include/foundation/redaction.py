@@ -22,8 +22,17 @@ SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "AWS_SECRET_A
 
 
 def redact(text: str) -> str:
-    """``text`` with the user-info part of every URI replaced: ``http://***@host/...``."""
-    return _USERINFO.sub(r"\1***@", text)
+    """``text`` with the user-info part of every URI replaced (``http://***@host/...``), and every
+    secret the environment holds (:func:`env_secrets`) replaced wherever it stands: a password
+    with a space or a quote, which no URI pattern can delimit, is caught by its value."""
+    text = _USERINFO.sub(r"\1***@", text)
+    for secret in env_secrets():
+        if len(secret) >= MIN_SECRET and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+MIN_SECRET = 5  # shorter values would blank ordinary words (Airflow's own masker's limit too)
 
 
 def without_credentials(uri: str) -> str:

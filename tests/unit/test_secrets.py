@@ -148,3 +148,12 @@ def test_a_password_with_any_characters_is_redacted_whole(password):
     clean = redact(text)
     assert clean == "connect to postgresql+psycopg2://***@db.internal:5432/warehouse failed", clean
     assert password not in clean
+
+
+def test_a_password_no_uri_pattern_can_delimit_is_redacted_by_its_value(monkeypatch):
+    from include.foundation.redaction import redact
+
+    monkeypatch.setenv("AIRFLOW_CONN_CT_WAREHOUSE", "postgresql://loader:pa ss'w@rd@db:5432/w")
+    text = "cannot connect: postgresql://loader:pa ss'w@rd@db:5432/w refused"
+    clean = redact(text)
+    assert "pa ss'w@rd" not in clean and "pa ss" not in clean, clean
