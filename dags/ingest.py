@@ -62,11 +62,11 @@ def build_ingest_dag(cfg, settings):
             from include.stages.ingest import ingest_batch, interval_for_run
 
             ctx = get_current_context()
+            run = ctx["dag_run"]
             start, end = interval_for_run(
                 cfg, settings.data_root, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
-                params["batch_start"], params["batch_days"], datetime.now(UTC),
+                params["batch_start"], params["batch_days"], datetime.now(UTC), str(run.run_type),
             )  # fmt: skip
-            run = ctx["dag_run"]
             readmit = params["readmit"] and {
                 "by": getattr(run, "triggering_user_name", None), "reason": params["reason"], "run_id": run.run_id
             }  # fmt: skip

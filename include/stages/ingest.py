@@ -207,14 +207,21 @@ def interval_for_run(
     batch_start: str | None,
     batch_days: int | None,
     now: datetime,
+    run_type: str | None = None,
 ) -> tuple[datetime, datetime]:
-    """The run's interval: ``batch_start`` if given, else its data interval, else the default (logged)."""
+    """The run's interval: ``batch_start`` if given, else its data interval, else the default;
+    logged with the run's type, so a scheduled (catch-up) run is never mistaken for a manual one."""
     has_interval = data_interval_start is not None and data_interval_end is not None
     if has_interval and isinstance(cfg.source, ReplaySource):  # e.g. a UI trigger "now" on 2013 data
         first = utc_midnight(cfg.source.first_day)
         has_interval = data_interval_end > first and data_interval_start.date() <= cfg.source.last_day
     if batch_start or (has_interval and data_interval_end > data_interval_start):
-        return resolve_interval(data_interval_start, data_interval_end, batch_start, batch_days)
+        start, end = resolve_interval(data_interval_start, data_interval_end, batch_start, batch_days)
+        how = "its batch_start param" if batch_start else "its data interval"
+        log.info(
+            "%s run: ingesting %s (%s)", run_type or "this", interval_name(partition_key(start, end)), how
+        )
+        return start, end
     start, end = default_interval(cfg, data_root, now)
     log.info(
         "manual run without batch_start or data interval: ingesting %s .. %s (%s)",

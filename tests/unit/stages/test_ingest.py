@@ -436,3 +436,12 @@ def test_sql_query_must_bind_the_interval():
         landing_cfg(
             "w", source={"kind": "sql", "conn_id": "postgres://u:p@h/db", "query": "SELECT :start, :end"}
         )
+
+
+def test_an_ingest_run_logs_its_type_and_interval(flights_cfg, tmp_path, caplog):
+    """A scheduled catch-up run (after "unpause on trigger") says so, not "manual run"."""
+    from include.stages.ingest import interval_for_run
+
+    with caplog.at_level("INFO"):
+        interval_for_run(flights_cfg, tmp_path, JAN1, JAN8, None, None, JAN8, "scheduled")
+    assert "scheduled run: ingesting 2013-01-01..2013-01-07 (its data interval)" in caplog.text
