@@ -38,16 +38,12 @@ from include.orchestration.dag_support import (
 
 def build_outcomes_dag(cfg, settings):
     published = outcomes_asset(cfg, settings)
+    what = f"Collect, validate and publish the outcomes of {cfg.name}, {cfg.labels.delay_days} day(s) late"
 
     @dag(
         dag_id=f"{cfg.name}__outcomes",
         schedule=timetable(cfg.schedule.outcomes or cfg.schedule.ingest),
-        **dag_defaults(
-            cfg,
-            settings,
-            "outcomes",
-            f"Collect, validate and publish the outcomes of {cfg.name}, {cfg.labels.delay_days} day(s) late",
-        ),
+        **dag_defaults(cfg, settings, "outcomes", what),
         doc_md=__doc__,
         params={
             "interval": Param(
