@@ -177,7 +177,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     """P2 (one process): the demo's sequence of stage functions, the same calls the DAG tasks make."""
     from include.decisions.windows import first_champion_as_of, outcomes_due
     from include.foundation import tracking
-    from include.foundation.config import load_pipeline
+    from include.foundation.config import find_pipeline
     from include.foundation.logging_config import configure_library_logging
     from include.foundation.settings import Settings
     from include.foundation.storage import PipelinePaths
@@ -192,7 +192,7 @@ def case_inprocess(home: Path, pipeline: str, weeks: int) -> dict:
     configure_library_logging()
     t0 = time.perf_counter()
     settings = Settings.from_env()
-    cfg = load_pipeline(settings.pipelines_dir / f"{pipeline}.yaml")
+    cfg = find_pipeline(settings.pipelines_dir, pipeline)  # by its name, whatever its file is called
     paths = PipelinePaths(settings.data_root, cfg.name)
     first_as_of = first_champion_as_of(cfg, datetime(2013, 1, 1, tzinfo=UTC), timedelta(weeks=1))
     counts = {"weeks": 0, "trainings": 0, "drift_checks": 0}

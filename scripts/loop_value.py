@@ -21,7 +21,6 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,9 +47,6 @@ from include.replay import (  # noqa: E402
     policies,
     summarize,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("loop_value")
 

@@ -20,7 +20,7 @@ class ModelCheckFailed(PermanentError):
     """scikit-learn could not be asked about the estimator (a broken install, not the config)."""
 
 
-_ESTIMATOR_PATH = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$")
+ESTIMATOR_PATH = re.compile(r"^sklearn(\.[a-z_][a-z0-9_]*)+\.[A-Z][A-Za-z0-9]*$")
 
 
 def estimator_is_exported(path: str) -> bool:

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from include.foundation.checks import (
-    _ESTIMATOR_PATH,
+    ESTIMATOR_PATH,
     ModelCheckFailed,
     check_model,
     cron_spacing_days,
@@ -335,7 +335,7 @@ class ModelSpec(_Strict):
         both = sorted(set(self.numeric_features) & set(self.categorical_features))
         if both:
             raise ValueError(f"model: {both} listed as both numeric_features and categorical_features")
-        if not _ESTIMATOR_PATH.match(self.estimator) or not estimator_is_exported(self.estimator):
+        if not ESTIMATOR_PATH.match(self.estimator) or not estimator_is_exported(self.estimator):
             raise ValueError(
                 f"model.estimator: {self.estimator!r} is not a scikit-learn estimator class; expected an "
                 "import path such as sklearn.ensemble.HistGradientBoostingClassifier (or ...Regressor)"
