@@ -21,12 +21,7 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
-from include.orchestration.approval import (
-    approval_answer,
-    approval_gate,
-    promote_challenger,
-    reject_challenger,
-)
+from include.orchestration.approval import approval_answer, approval_gate
 from include.orchestration.dag_support import (
     airflow_tags,
     champion_asset,
@@ -38,6 +33,7 @@ from include.orchestration.dag_support import (
     train_params,
 )
 from include.orchestration.notifications import notifiers
+from include.orchestration.promotion import promote_challenger, reject_challenger
 
 
 def build_train_dag(cfg, settings):

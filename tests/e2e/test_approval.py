@@ -219,7 +219,7 @@ def test_a_rejection_through_the_rest_api_is_recorded_with_who_and_why(gate):
     from types import SimpleNamespace
 
     from include.foundation.config import load_pipeline
-    from include.orchestration.approval import promote_challenger
+    from include.orchestration.promotion import promote_challenger
     from include.stages.registry import PromotionRefused
 
     cfg = load_pipeline(gate["folder"] / f"{NAME}.yaml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from include.orchestration.approval import outcome_line
+from include.orchestration.promotion import outcome_line
 from include.orchestration.run_notes import NOTE_LIMIT, note_text, written_by_person
 
 EVALUATION = {"challenger_version": "7", "reason": "roc_auc 0.7120 vs champion 0.7010 (+0.0110 >= 0.005)"}
