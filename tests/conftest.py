@@ -86,6 +86,29 @@ def pytest_xdist_make_scheduler(config, log):
     return ModulesWithTheDeploymentsTogether(config, log)
 
 
+@pytest.fixture
+def caplog(caplog):
+    """pytest's caplog, and the project's loggers reach it whatever ran before on this worker.
+
+    Airflow's logging set-up (``dag.test``, the API server) may disable the loggers existing at that
+    moment or stop their propagation, and a command line run in-process (``loop_value.main``) raises
+    ``include`` to WARNING; a later test on the same xdist worker would then capture nothing and
+    fail for the order the tests ran in, not for the code. Restored after the test.
+    """
+    import logging
+
+    saved = []
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and name.split(".")[0] in ("include", "dags", "plugins"):
+            saved.append((logger, logger.disabled, logger.propagate, logger.level))
+            logger.disabled, logger.propagate = False, True
+            logger.setLevel(logging.NOTSET)
+    yield caplog
+    for logger, disabled, propagate, level in saved:
+        logger.disabled, logger.propagate = disabled, propagate
+        logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def test_root() -> Path:
     return _TMP
