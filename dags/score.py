@@ -82,7 +82,7 @@ def build_score_dag(cfg, settings):
                 "model_name": last["model_name"],
                 "model_version": last["model_version"],
                 "batches": scored,
-                "outcome": " · ".join(s["outcome"] for s in scored),  # the run's note
+                "note": " · ".join(s["note"] for s in scored),  # the run's note
             }
 
         score()

@@ -11,8 +11,9 @@ promoted).
 The decisions are the DAGs' own functions, called in one process on the year in memory (no
 scheduler, no registry, no GX: the replayed batches all pass it): the window cut, the training
 windows and the first champion (:mod:`include.decisions.windows`), the retrain assessment
-(:func:`include.decisions.retraining.assess_retraining` on Evidently's drift share from
-:func:`include.stages.drift.drift_report`), and the promotion judgement
+(:func:`include.decisions.retraining.assess_retraining` on the evidence the drift check gathers,
+:func:`include.stages.evidence.gather_evidence`, here from :class:`ReplayEvidence`), and the
+promotion judgement
 (:func:`include.decisions.promotion.judge`) on metrics defined as ``mlflow.models.evaluate``
 defines them; models are :func:`include.stages.training.build_pipeline`. ``scripts/loop_value.py``
 is its command line (tables, plot, MLflow).
@@ -27,7 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.decisions.promotion import judge
-from include.decisions.retraining import assess_retraining, performance_decayed
+from include.decisions.retraining import TriggerState, assess_retraining
 from include.decisions.windows import (
     cut_window,
     first_champion_as_of,
@@ -41,7 +42,7 @@ from include.foundation.errors import PermanentError
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
 from include.stages.datasets import add_label, model_inputs, split_xy
-from include.stages.drift import drift_columns, drift_report, drift_window, prediction_drift
+from include.stages.evidence import drift_columns, drift_report, drift_window, gather_evidence
 from include.stages.sources import fetch
 from include.stages.training import build_pipeline
 
@@ -154,7 +155,7 @@ class Replay:
         return float(self.cfg.scorer.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
 
     def drift_share(self, champion: datetime, as_of: datetime, spec: DriftSpec) -> float:
-        """The drift check's share (include.stages.drift.drift_report): champion's training set vs the window."""
+        """The drift check's share (include.stages.evidence.drift_report): champion's training set vs the window."""
         key = (champion, as_of, spec.column_threshold, spec.num_method, spec.cat_method, spec.window_days)
         if key not in self._drift:
             t0 = time.perf_counter()
@@ -166,19 +167,6 @@ class Replay:
             self._drift[key] = summary
             self.timings["drift"] += time.perf_counter() - t0
         return self._drift[key]["drift_share"]
-
-    def decayed(self, out: Outcome, champion: datetime, step: datetime, spec: DriftSpec) -> str | None:
-        """The decay rule (:func:`performance_decayed`) as the drift check applies it: on the weeks
-        this champion scored whose outcomes arrived by ``step``, against its own holdout metric."""
-        end = self.labelled_end(step).date()
-        realized = [value for week, value, served_by in zip(out.weeks, out.scores, out.champions, strict=True)
-                    if served_by == champion.date() and week + self.interval <= end]  # fmt: skip
-        holdout = self.score(champion, self.training_window(champion)[1], self.cfg.training.holdout_days)
-        if holdout is None:
-            return None
-        return performance_decayed(
-            spec.performance_decay, realized, holdout, self.cfg.promotion.primary_metric
-        )
 
     def served_scores(self, champion: datetime, start: datetime, end: datetime):
         """The scores model ``champion`` gives every row of ``[start, end)`` (labelled or not), as
@@ -194,28 +182,6 @@ class Replay:
         scorer = self.cfg.scorer
         X = model_inputs(rows, self.cfg.model.features, self.cfg.model.numeric_features)
         return scorer.served_score(*scorer.predictions(self.model(champion), X))
-
-    def prediction_drift(
-        self, out: Outcome, champion: datetime, step: datetime, spec: DriftSpec
-    ) -> dict | None:
-        """The prediction-drift check as the drift check runs it: the scores this champion served
-        over the drift window against its scores on its own holdout."""
-        import numpy as np
-
-        start = step - timedelta(days=spec.window_days)
-        weeks = [
-            w for w, by in out.served.items() if by == champion and w >= start and w + self.interval <= step
-        ]
-        if not weeks:
-            return None
-        key = ("prediction drift", champion, tuple(weeks), spec.prediction_drift)
-        if key not in self._drift:
-            served = np.concatenate([self.served_scores(champion, w, w + self.interval) for w in weeks])
-            hold_start = self.training_window(champion)[1]
-            holdout = self.window(hold_start, self.labelled_end(champion))  # as assembled: labelled rows
-            on_holdout = self._served_score(champion, holdout)
-            self._drift[key] = prediction_drift(on_holdout, served, spec.prediction_drift)
-        return self._drift[key]
 
     def gate(self, challenger: datetime, champion: datetime | None):
         """The promotion judgement (:func:`include.decisions.promotion.judge`) on the challenger's holdout."""
@@ -274,13 +240,12 @@ class Replay:
         if policy.kind == PERIODIC and ((step - self.bootstrap_at) // self.interval) % policy.every:
             return champion, last_trigger
         if policy.kind == CONFIGURED:
-            spec = policy.drift
-            share = self.drift_share(champion, step, spec)
-            perf = self.score(champion, performance_window(self.cfg.labels, spec, step)[0], spec.window_days)
-            decayed = self.decayed(out, champion, step, spec) if spec.performance_decay else None
-            said = self.prediction_drift(out, champion, step, spec) if spec.prediction_drift else None
+            spec, metric = policy.drift, self.cfg.promotion.primary_metric
+            evidence = gather_evidence(
+                spec, metric, ReplayEvidence(self, out, champion, step, spec), self._drift
+            )
             wanted = assess_retraining(
-                spec, share, perf, self.cfg.promotion.primary_metric, last_trigger, step, 0, decayed, said
+                spec, evidence, metric=metric, as_of=step, state=TriggerState(last_trigger)
             )
             if not wanted.retrain:
                 return champion, last_trigger
@@ -296,6 +261,51 @@ class Replay:
             out.promotions.append(step.date())
             return step, last_trigger
         return champion, last_trigger
+
+
+class ReplayEvidence:
+    """The replay's :class:`~include.stages.evidence.EvidenceSource`: champion ``champion`` at
+    ``step``, the weeks it served so far in ``out``, every number from the year in memory and cut
+    as the DAGs cut it."""
+
+    def __init__(self, replay: Replay, out: Outcome, champion: datetime, step: datetime, spec: DriftSpec):
+        self.replay, self.out, self.champion, self.step, self.spec = replay, out, champion, step, spec
+        start = step - timedelta(days=spec.window_days)
+        self.weeks = [w for w, by in out.served.items()
+                      if by == champion and w >= start and w + replay.interval <= step]  # fmt: skip
+
+    def drift_share(self) -> float:
+        return self.replay.drift_share(self.champion, self.step, self.spec)
+
+    def performance(self) -> float | None:
+        start = performance_window(self.replay.cfg.labels, self.spec, self.step)[0]
+        return self.replay.score(self.champion, start, self.spec.window_days)
+
+    def holdout_metric(self) -> float | None:
+        r = self.replay
+        return r.score(self.champion, r.training_window(self.champion)[1], r.cfg.training.holdout_days)
+
+    def realized(self, last: int) -> list[float | None]:
+        """The weeks this champion scored whose outcomes arrived by ``step`` (the drift check's cut)."""
+        r, out = self.replay, self.out
+        end = r.labelled_end(self.step).date()
+        return [value for week, value, served_by in zip(out.weeks, out.scores, out.champions, strict=True)
+                if served_by == self.champion.date() and week + r.interval <= end][-last:]  # fmt: skip
+
+    def served_scores(self):
+        import numpy as np
+
+        r, interval = self.replay, self.replay.interval
+        parts = [r.served_scores(self.champion, w, w + interval) for w in self.weeks]
+        return np.concatenate(parts) if parts else np.array([])
+
+    def holdout_scores(self):
+        r = self.replay
+        holdout = r.window(r.training_window(self.champion)[1], r.labelled_end(self.champion))  # as assembled
+        return r._served_score(self.champion, holdout)
+
+    def served_key(self):
+        return (self.champion, tuple(self.weeks))
 
 
 def summarize(

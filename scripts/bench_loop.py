@@ -102,7 +102,7 @@ def case_drift(work: Path, mode: str, max_rows: int) -> dict:
     import pandas as pd
 
     from include.foundation.config import DriftSpec
-    from include.stages.drift import drift_report, summarize_snapshot
+    from include.stages.evidence import drift_report, summarize_snapshot
 
     t0 = time.perf_counter()
     ref, cur = (pd.read_parquet(work / f"{side}.parquet") for side in ("reference", "current"))
@@ -147,7 +147,7 @@ def case_pipeline(work: Path, rows: int) -> dict:
     import pandas as pd
 
     from include.foundation.config import DriftSpec
-    from include.stages.drift import drift_report
+    from include.stages.evidence import drift_report
     from include.stages.ingest import ingest_batch, publish_batch
     from include.stages.validation import validate_batch
 

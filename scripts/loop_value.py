@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     cfg = with_overrides(find_pipeline(settings.pipelines_dir, args.pipeline), args.set)
     src = cfg.source
-    first_day = args.first_day or getattr(src, "first_day", None)
-    last_day = args.last_day or getattr(src, "last_day", None)
+    first_day, last_day = src.replay_days() or (None, None)
+    first_day, last_day = args.first_day or first_day, args.last_day or last_day
     if first_day is None or last_day is None:
         ap.error(f"pipeline {cfg.name} has no replay source days: pass --first-day and --last-day")
     first = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from include.foundation import metrics
 from include.foundation.config import BootstrapSpec, SliceSpec
 from include.foundation.errors import PermanentError
+from include.foundation.prediction_log import CHAMPION, predictions_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,7 +51,7 @@ def join_outcomes(predictions: pd.DataFrame, outcomes: pd.DataFrame, keys: list[
     columns). A key that appears more than once among the outcomes is reported and left out, all
     copies; a key never served is reported; a served row without an outcome is unlabelled.
     """
-    served = predictions[predictions["champion"]] if "champion" in predictions else predictions
+    served = predictions[predictions[CHAMPION]] if CHAMPION in predictions else predictions
     if served.duplicated(keys).any():
         raise KeysNotUnique(
             f"the prediction log repeats keys {keys}: {served[served.duplicated(keys)][keys].head(EXAMPLES)}"
@@ -94,13 +95,13 @@ def realized_performance(
     percentile bootstrap CI (rows resampled; ``scipy.stats.bootstrap``), and the value per
     configured slice (slices under ``min_rows`` rows or whose labels cannot be measured are left out).
 
-    ``joined`` holds the prediction log's columns (:meth:`Scorer.from_log`), the ``label`` and
+    ``joined`` holds the prediction log's columns (:mod:`include.foundation.prediction_log`), the ``label`` and
     the slice columns.
     """
 
     fn = scorer.metric_fn(metric)
     y = joined[label].to_numpy()
-    p, d = scorer.from_log(joined)
+    p, d = predictions_of(scorer, joined)
     out: dict[str, Any] = {"metric": metric, "rows": len(joined), "value": None, "ci": None, "slices": []}
     if not scorer.measurable(y):
         return out  # a metric of one class (or of a constant) is not a measurement

@@ -1,8 +1,8 @@
-"""The retrain assessment: drift share, the champion's performance, its realized decay and the
-cooldown state -> trigger a training or not, with the reasons.
+"""The retrain assessment: the drift check's evidence (:class:`DriftEvidence`) and the cooldown
+state (:class:`TriggerState`) -> trigger a training or not, with the reasons.
 
-Pure. The drift check DAG (``include.stages.drift.check_drift``) and the replay both call
-:func:`assess_retraining` and :func:`performance_decayed`.
+Pure. The evidence is gathered by one function, :func:`include.stages.evidence.gather_evidence`,
+for the drift check DAG and the replay alike; both then call :func:`assess_retraining`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,25 @@ from datetime import datetime, timedelta
 
 from include.foundation import metrics
 from include.foundation.config import DecaySpec, DriftSpec
+
+
+@dataclass(frozen=True)
+class DriftEvidence:
+    """What the drift check measured about the champion at one ``as_of``; None = not measured
+    (the signal is not configured, or there was nothing to measure it on)."""
+
+    drift_share: float  # Evidently's share of drifted columns, window vs the champion's training set
+    performance: float | None = None  # the champion's primary metric on the labelled window
+    decayed: str | None = None  # why its realized metric decayed (:func:`performance_decayed`)
+    prediction_drift: dict | None = None  # Evidently's verdict on served vs holdout scores
+
+
+@dataclass(frozen=True)
+class TriggerState:
+    """The cooldown's clock and the trainings in flight, read where the decision is taken."""
+
+    last_trigger_as_of: datetime | None = None
+    active_training_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,27 +57,20 @@ def performance_decayed(
 
 
 def assess_retraining(
-    spec: DriftSpec,
-    drift_share: float,
-    performance: float | None,
-    metric: str,
-    last_trigger_as_of: datetime | None,
-    as_of: datetime,
-    active_training_runs: int,
-    decayed: str | None = None,
-    prediction_drift: dict | None = None,
+    spec: DriftSpec, evidence: DriftEvidence, *, metric: str, as_of: datetime, state: TriggerState
 ) -> RetrainDecision:
     """Drift share at or over the threshold, champion performance past the floor, a realized
-    decay (:func:`performance_decayed`), or drifted predictions (``prediction_drift``: Evidently's
-    verdict on the served scores); then the cooldown. A signal the spec does not configure never
-    fires, whatever evidence is passed."""
-    reasons = [decayed] if decayed and spec.performance_decay is not None else []
-    if prediction_drift and prediction_drift.get("drifted") and spec.prediction_drift is not None:
-        pd_ = prediction_drift
-        reasons.append(f"prediction drift {pd_['method']} {pd_['score']:.3f} >= {pd_['threshold']} on "
-                       f"{pd_['current_rows']} served scores vs {pd_['reference_rows']} holdout scores")  # fmt: skip
-    if drift_share >= spec.share_threshold:
-        reasons.append(f"drift share {drift_share:.2f} >= {spec.share_threshold}")
+    decay, or drifted predictions (Evidently's verdict on the served scores); then the trainings
+    in flight and the cooldown. A signal the spec does not configure never fires, whatever
+    evidence is passed."""
+    reasons = [evidence.decayed] if evidence.decayed and spec.performance_decay is not None else []
+    said = evidence.prediction_drift
+    if said and said.get("drifted") and spec.prediction_drift is not None:
+        reasons.append(f"prediction drift {said['method']} {said['score']:.3f} >= {said['threshold']} on "
+                       f"{said['current_rows']} served scores vs {said['reference_rows']} holdout scores")  # fmt: skip
+    if evidence.drift_share >= spec.share_threshold:
+        reasons.append(f"drift share {evidence.drift_share:.2f} >= {spec.share_threshold}")
+    performance = evidence.performance
     if (
         performance is not None
         and spec.performance_floor is not None
@@ -67,14 +79,15 @@ def assess_retraining(
         reasons.append(f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}")
     if not reasons:
         return RetrainDecision(False, [])
-    if active_training_runs:
+    if state.active_training_runs:
         return RetrainDecision(
-            False, reasons, f"{active_training_runs} training run(s) still queued or running"
+            False, reasons, f"{state.active_training_runs} training run(s) still queued or running"
         )
     cooldown = timedelta(days=spec.interval_days * spec.cooldown_intervals)
-    if last_trigger_as_of is not None and as_of - last_trigger_as_of < cooldown:
+    last = state.last_trigger_as_of
+    if last is not None and as_of - last < cooldown:
         return RetrainDecision(
-            False, reasons, f"cooldown: last retraining trigger for data up to {last_trigger_as_of:%Y-%m-%d}, "
+            False, reasons, f"cooldown: last retraining trigger for data up to {last:%Y-%m-%d}, "
             f"less than {spec.cooldown_intervals} interval(s) ago"
         )  # fmt: skip
     return RetrainDecision(True, reasons)

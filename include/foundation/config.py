@@ -15,7 +15,7 @@ import json
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -62,6 +62,10 @@ class ReplaySource(_Strict):
     first_day: date = Field(date(2013, 1, 1), description="No rows before this day are served")
     last_day: date = Field(date(2013, 12, 31), description="No rows after this day are served")
 
+    def replay_days(self) -> tuple[date, date]:
+        """The days a replay serves: ingest continues after the newest published interval."""
+        return self.first_day, self.last_day
+
     @model_validator(mode="after")
     def _ordered(self) -> ReplaySource:
         if self.last_day < self.first_day:
@@ -86,6 +90,10 @@ class LandingSource(_Strict):
     timestamp_column: str | None = Field(
         None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
     )
+
+    def replay_days(self) -> None:
+        """A live source: ingest takes the latest complete interval (no replayed days)."""
+        return None
 
     @model_validator(mode="after")
     def _confined(self) -> LandingSource:
@@ -157,6 +165,10 @@ class SqlSource(_Strict):
         None, description="Column that places a row in a data interval (default: schema.timestamp_column)"
     )
 
+    def replay_days(self) -> None:
+        """A live source: ingest takes the latest complete interval (no replayed days)."""
+        return None
+
     @model_validator(mode="after")
     def _one_read_only_statement(self) -> SqlSource:
         """One SELECT, nothing that writes: checked here, and the read runs read-only and is rolled
@@ -177,6 +189,11 @@ class SqlSource(_Strict):
                 "ts < :end); the values are passed as query parameters, never formatted into the SQL"
             )
         return self
+
+
+# Every source kind, declared once: a new kind is a class above, a member here and its reader in
+# include/stages/sources.py (READERS).
+SourceSpec = Annotated[ReplaySource | LandingSource | SqlSource, Field(discriminator="kind")]
 
 
 class ColumnSpec(_Strict):
@@ -377,9 +394,8 @@ class LabelSpec(_Strict):
         description="Outcomes arrive this many days after the end of their inputs' interval; 0: with "
         "the inputs. No step uses an outcome before it arrived (include/decisions/windows.py)",
     )
-    source: ReplaySource | LandingSource | SqlSource | None = Field(
+    source: SourceSpec | None = Field(
         None,
-        discriminator="kind",
         description="Where the outcome batches come from (key and outcome columns); default: the "
         "pipeline's own source. Needed for a landing folder when outcomes arrive later",
     )
@@ -597,7 +613,7 @@ class PipelineConfig(_Strict):
     description: str = ""
     owner: str = "ml-platform"
     tags: list[str] = []
-    source: ReplaySource | LandingSource | SqlSource = Field(discriminator="kind")
+    source: SourceSpec
     schema_: SchemaSpec = Field(alias="schema")
     target: TargetSpec
     model: ModelSpec

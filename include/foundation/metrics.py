@@ -187,19 +187,6 @@ class Scorer:
             return p.max(axis=1)
         return p
 
-    def proba_columns(self) -> list[str]:
-        """The prediction log's per-class probability columns (multiclass only)."""
-        return [f"proba_{c}" for c in self.classes] if self.kind == "multiclass" else []
-
-    def from_log(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """``(p, d)`` back from prediction-log rows (what was served)."""
-        d = rows["prediction"].to_numpy()
-        if self.kind == "multiclass":
-            return rows[self.proba_columns()].to_numpy(dtype="float64"), d
-        if self.kind == "regression":
-            return d.astype("float64"), d.astype("float64")
-        return rows["score"].to_numpy(), d
-
     def evaluate_args(self) -> dict[str, Any]:
         """``model_type`` and ``evaluator_config`` for ``mlflow.models.evaluate``."""
         config: dict[str, Any] = {"log_model_explainability": False}

@@ -102,7 +102,7 @@ class PublishedBatch(TypedDict):
     rows: int
     replaced_rows: int | None
     readmission_record: NotRequired[str]  # where the re-admission decision was recorded
-    outcome: NotRequired[str]  # one line for the run's note: what was published
+    note: NotRequired[str]  # one line for the run's note: what was published
 
 
 class PublishedOutcomes(TypedDict):
@@ -115,7 +115,7 @@ class PublishedOutcomes(TypedDict):
     unknown: int  # outcomes for rows never published as inputs (reported, never used)
     duplicated: int  # outcome rows whose key came more than once (none of them used)
     unlabelled: int  # published input rows still without an outcome
-    outcome: NotRequired[str]  # one line for the run's note
+    note: NotRequired[str]  # one line for the run's note
 
 
 # --------------------------------------------------------------------------- training
@@ -181,7 +181,7 @@ class Promotion(TypedDict):
     model_name: str
     champion: str
     previous_champion: str | None
-    outcome: NotRequired[str]  # one line for people: the run's note
+    note: NotRequired[str]  # one line for people: the run's note
 
 
 class Rejection(TypedDict):
@@ -190,7 +190,7 @@ class Rejection(TypedDict):
     model_name: str
     rejected: str
     champion: str | None
-    outcome: NotRequired[str]  # one line for people: the run's note
+    note: NotRequired[str]  # one line for people: the run's note
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -224,7 +224,7 @@ class DriftCheck(TypedDict, total=False):
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str
     experiment_id: str
-    outcome: str  # the decision in one line (the run's note), e.g. "drift 2013-04-02: no retraining (…)"
+    note: str  # the decision in one line (the run's note), e.g. "drift 2013-04-02: no retraining (…)"
 
 
 # --------------------------------------------------------------------------- scoring
@@ -240,4 +240,4 @@ class ScoredBatch(TypedDict):
     model_version: str
     scored_at: str
     already_scored: bool
-    outcome: NotRequired[str]  # one line for the run's note: rows scored by which version
+    note: NotRequired[str]  # one line for the run's note: rows scored by which version

@@ -83,8 +83,8 @@ def stage_call(fn: Callable) -> Callable:
         try:
             value = redact_value(fn(*args, **kwargs))  # the return value is the task's XCom
             log.info("result: %s (the whole value: this task's XCom tab)", gist(value))
-            if isinstance(value, dict) and value.get("outcome"):
-                keep_run_note(value["outcome"])
+            if isinstance(value, dict) and value.get("note"):
+                keep_run_note(value["note"])
             return value
         except PermanentError as exc:
             from airflow.sdk.exceptions import AirflowFailException

@@ -69,7 +69,7 @@ def promote_challenger(
     record = decision_record_of_run(cfg, settings, context, recorded, approval)
     promoted = promote(client, cfg.registered_model, version, recorded["champion_version"], record,
                        recorded["champion_generation"])  # fmt: skip
-    return {**promoted, "outcome": outcome_line("promoted", recorded, record)}
+    return {**promoted, "note": note_line("promoted", recorded, record)}
 
 
 def reject_challenger(cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation) -> dict:
@@ -89,10 +89,10 @@ def reject_challenger(cfg: PipelineConfig, settings: Settings, context: dict, ev
     record = decision_record_of_run(cfg, settings, context, recorded, approval)
     outcome = "rejected by approver" if by_approver else "rejected"
     rejected = reject(client, cfg.registered_model, version, record, outcome)
-    return {**rejected, "outcome": outcome_line(outcome, recorded, record)}
+    return {**rejected, "note": note_line(outcome, recorded, record)}
 
 
-def outcome_line(outcome: str, evaluation: Evaluation, record: dict) -> str:
+def note_line(outcome: str, evaluation: Evaluation, record: dict) -> str:
     """The training run's outcome in one line (its note in the run list): the version, what
     happened to it and why, e.g. ``v7 rejected: roc_auc gain +0.0021 but its CI lower bound …``."""
     version = f"v{evaluation['challenger_version']}"

@@ -79,17 +79,6 @@ def key_columns(cfg: PipelineConfig) -> list[str]:
     return cfg.key_columns
 
 
-def served_predictions(paths: PipelinePaths, key: str) -> pd.DataFrame | None:
-    """What was served for interval ``key``: the prediction-log part written by the version that
-    was champion when it scored (the first, if the interval was scored by a champion twice);
-    None when the interval was never scored by a champion."""
-    import pandas as pd
-
-    parts = sorted(paths.predictions(key, "0").parent.glob("v*.parquet"))
-    served = [df for df in map(pd.read_parquet, parts) if len(df) and df["champion"].all()]
-    return min(served, key=lambda df: df["scored_at"].iloc[0]) if served else None
-
-
 def add_label(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
     """Add the label column ``cfg.target.name`` (binary: 0/1; multiclass: the class; regression:
     the value as float); rows without a target value are dropped."""

@@ -1,11 +1,10 @@
 """Drift check: Evidently compares recent curated data with the champion's training data.
 
-The reference is the champion version's own training set, read through its lineage tags and
-verified by hash (:func:`include.stages.datasets.read_training_set`), never guessed. Each side is
-sampled to ``drift.max_rows`` (seeded) so a million-row window stays fast. The champion is also
-scored on the window's labels (the performance floor). The decision honours a cooldown; the
-HTML report is saved beside the data and logged with the summary to a monitoring run in the
-pipeline's MLflow experiment. When it says retrain, it hands the training DAG a
+Three steps: the evidence is gathered (:mod:`include.stages.evidence`, which the replay shares),
+the pure decision reads it (:func:`include.decisions.retraining.assess_retraining`, with the
+cooldown state), and this module records both: the HTML report beside the data, the summary in a
+monitoring run of the pipeline's MLflow experiment, realized metrics on the serving versions and
+points on the timeline. When it says retrain, it hands the training DAG a
 :class:`~include.foundation.payloads.RetrainRequest`.
 """
 
@@ -13,146 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from include.decisions.outcomes import join_outcomes, realized_performance
-from include.decisions.retraining import assess_retraining, performance_decayed
-from include.decisions.windows import labelled_until, performance_window
+from include.decisions.retraining import DriftEvidence, RetrainDecision, TriggerState, assess_retraining
 from include.foundation import tracking
-from include.foundation.config import DriftSpec, PipelineConfig, PredictionDriftSpec
+from include.foundation.config import PipelineConfig
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key
 from include.foundation.tracking import Role, Tag
-from include.stages.datasets import (
-    add_label,
-    key_columns,
-    labelled_rows,
-    load_window,
-    model_inputs,
-    read_partition,
-    read_training_set,
-    recent_window,
-    served_predictions,
-)
-from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
-
-if TYPE_CHECKING:
-    import pandas as pd
+from include.stages.datasets import recent_window
+from include.stages.evidence import ProductionEvidence, gather_evidence
+from include.stages.registry import get_champion
 
 log = logging.getLogger(__name__)
-
-COLUMN_DRIFT = "evidently:metric_v2:ValueDrift"
-DRIFTED_COUNT = "evidently:metric_v2:DriftedColumnsCount"
-
-
-def sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
-    return df if len(df) <= max_rows else df.sample(max_rows, random_state=seed)
-
-
-def drift_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    numeric: list[str],
-    categorical: list[str],
-    spec: DriftSpec,
-) -> tuple[Any, dict[str, Any]]:
-    """Run Evidently's DataDriftPreset on (sampled) frames; returns (snapshot, JSON-able summary)."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
-
-    ref = sample(reference, spec.max_rows, spec.seed)
-    cur = sample(current, spec.max_rows, spec.seed)
-    # Evidently refuses an all-null column; report it instead of failing the check
-    empty = sorted(c for c in [*numeric, *categorical] if ref[c].isna().all() or cur[c].isna().all())
-    if empty:
-        log.warning("columns empty on one side, left out of the drift check: %s", empty)
-        numeric = [c for c in numeric if c not in empty]
-        categorical = [c for c in categorical if c not in empty]
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    preset = DataDriftPreset(
-        columns=[*numeric, *categorical],
-        num_method=spec.num_method,
-        cat_method=spec.cat_method,
-        threshold=spec.column_threshold,
-        drift_share=spec.share_threshold,
-    )
-    sampling = {
-        "reference_rows": f"{len(ref)} of {len(reference)} (seeded sample, seed {spec.seed})",
-        "current_rows": f"{len(cur)} of {len(current)} (seeded sample, seed {spec.seed})",
-        "empty_columns_left_out": ", ".join(empty) or "none",
-    }
-    log.info(
-        "drift check on %s reference rows and %s current rows",
-        sampling["reference_rows"],
-        sampling["current_rows"],
-    )
-    report = Report([preset], include_tests=True, metadata=sampling, tags=["drift", "ct-loop"])
-    snapshot = report.run(
-        current_data=Dataset.from_pandas(cur[[*numeric, *categorical]], data_definition=definition),
-        reference_data=Dataset.from_pandas(ref[[*numeric, *categorical]], data_definition=definition),
-    )
-    summary = {
-        **summarize_snapshot(json.loads(snapshot.json())),
-        "empty_columns": empty,
-        "reference_rows": len(reference),
-        "reference_used": len(ref),
-        "current_rows": len(current),
-        "current_used": len(cur),
-    }
-    return snapshot, summary
-
-
-def summarize_snapshot(raw: dict[str, Any]) -> dict[str, Any]:
-    """Drift share, drifted columns and each column's score from an Evidently snapshot's JSON."""
-    columns = {
-        m["config"]["column"]: {
-            "score": float(m["value"]),
-            "method": m["config"]["method"],
-            "threshold": m["config"]["threshold"],
-        }
-        for m in raw["metrics"]
-        if m["config"]["type"] == COLUMN_DRIFT
-    }
-    for t in raw["tests"]:
-        params = t["metric_config"]["params"]
-        if params.get("type") == COLUMN_DRIFT and params.get("column") in columns:
-            columns[params["column"]]["drifted"] = t["status"] == "FAIL"
-    count = next(m["value"] for m in raw["metrics"] if m["config"]["type"] == DRIFTED_COUNT)
-    return {
-        "drift_share": float(count["share"]),
-        "drifted_columns": sorted(c for c, v in columns.items() if v.get("drifted")),
-        "n_columns": len(columns),
-        "columns": columns,
-    }
-
-
-def drift_columns(cfg: PipelineConfig, reference: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) columns to check: ``drift.columns`` or the model's features, those
-    the reference holds (a champion trained before a feature was added has no reference for it)."""
-    columns = cfg.drift.columns or cfg.model.features
-    absent = [c for c in columns if c not in reference]
-    if absent:
-        log.warning("columns not in the champion's training data, left out of the drift check: %s", absent)
-    columns = [c for c in columns if c in reference]
-    numeric = [c for c in cfg.model.numeric_features if c in columns]
-    return numeric, [c for c in columns if c not in numeric]
-
-
-def champion_performance(cfg: PipelineConfig, champion, current: pd.DataFrame) -> float | None:
-    """The champion's primary metric on the window's labelled rows, fed its own input columns
-    (None when the labels cannot be measured: one class, a class missing, a constant target)."""
-    if cfg.target.column not in current:
-        return None
-    labelled = add_label(cfg, current)
-    if labelled.empty or not cfg.scorer.measurable(labelled[cfg.target.name]):
-        return None
-    model = load_model(model_uri(cfg.registered_model, champion.version))
-    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
-    X = model_inputs(labelled, columns, numeric)
-    return cfg.scorer.score(model, X, labelled[cfg.target.name], cfg.promotion.primary_metric)
 
 
 def last_retrain_trigger(
@@ -184,7 +59,7 @@ def check_drift(
     run_id: str,
     active_training_runs: int = 0,
 ) -> DriftCheck:
-    """Compare the latest curated window with the champion's training data; decide on retraining.
+    """Gather the evidence on the champion, decide on retraining, record both.
 
     Returns ``{"champion_version": None, ...}`` when there is no champion yet.
     """
@@ -192,172 +67,70 @@ def check_drift(
     champion = get_champion(client, cfg.registered_model)
     if champion is None:
         return {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]}
+    as_of, window = recent_window(cfg, settings.data_root, as_of, cfg.drift.window_days)
+    source = ProductionEvidence(cfg, settings, client, champion, as_of, window)
+    evidence = gather_evidence(cfg.drift, cfg.promotion.primary_metric, source)
+    state = TriggerState(last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id),
+                         active_training_runs)  # fmt: skip
+    decision = assess_retraining(cfg.drift, evidence, metric=cfg.promotion.primary_metric, as_of=as_of,
+                                 state=state)  # fmt: skip
+    return record_check(cfg, settings, client, run_id, source, evidence, decision)
 
-    spec, metric = cfg.drift, cfg.promotion.primary_metric
-    realized, decayed = [], None
-    as_of, window = recent_window(cfg, settings.data_root, as_of, spec.window_days)
-    current = drift_window(cfg, window)
-    reference = read_training_set(with_lineage(client, champion))
-    snapshot, summary = drift_report(reference, current, *drift_columns(cfg, reference), spec)
-    start, labelled_end = performance_window(cfg.labels, spec, as_of)
-    if labelled_end < as_of:  # judged on the rows whose outcomes have arrived, not this window's
-        performed = load_window(cfg, PipelinePaths(settings.data_root, cfg.name), start, labelled_end)
-        current = labelled_rows(cfg, performed) if not performed.empty else current.iloc[:0]
-    performance = champion_performance(cfg, champion, current)
-    # what was served, judged by the outcomes that arrived: the newest labelled interval always
-    # (charted on its version), this champion's last intervals for the decay rule
-    realized = realized_history(cfg, settings, as_of, last=1)
-    if spec.performance_decay is not None:
-        version = str(champion.version)
-        its_own = realized_history(cfg, settings, as_of, version, spec.performance_decay.of_last)
-        holdout_metric = client.get_run(champion.run_id).data.metrics.get(metric)
-        if holdout_metric is not None:
-            decayed = performance_decayed(
-                spec.performance_decay, [r["value"] for r in its_own], holdout_metric, metric
-            )
-        seen = {r["partition"] for r in its_own}
-        realized = its_own + [r for r in realized if r["partition"] not in seen]
-    predictions = None
-    if spec.prediction_drift is not None:  # what the champion said in production vs on its holdout
-        served = served_scores(
-            cfg, settings, as_of - timedelta(days=spec.window_days), as_of, str(champion.version)
-        )
-        if len(served):
-            on_holdout = champion_scores(
-                cfg, champion, read_training_set(with_lineage(client, champion), "holdout")
-            )
-            predictions = prediction_drift(on_holdout, served, spec.prediction_drift)
-    last_trigger = last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id)
-    decision = assess_retraining(
-        spec, summary["drift_share"], performance, metric, last_trigger, as_of, active_training_runs, decayed,
-        predictions,
-    )  # fmt: skip
 
-    out_dir = PipelinePaths(settings.data_root, cfg.name).drift_dir(run_id)
-    report = out_dir / "report.html"
-    drifted = summary["drift_share"] >= spec.share_threshold
-    result = {
-        **summary,
-        "as_of": as_of.isoformat(),
-        "champion_version": str(champion.version),
-        "model_name": cfg.registered_model,
-        "share_threshold": spec.share_threshold,
-        "performance": performance,
-        "performance_metric": metric,
-        "performance_window": [start.isoformat(), labelled_end.isoformat()],
-        "prediction_drift": predictions,
-        "realized": [
-            {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")} for r in realized
-        ],
-        "retrain": decision.retrain,
-        "reasons": decision.reasons,
-        "suppressed_by": decision.suppressed_by,
-        "report": str(report),
-        "retrain_request": RetrainRequest(
-            reason="drift"
-            if drifted
-            else "prediction_drift"
-            if (predictions or {}).get("drifted")
-            else "performance",
-            as_of=as_of.isoformat(),
-            drift_share=summary["drift_share"],
-            report=str(report),
-            signals=decision.reasons or None,
-        ).to_conf(),
-    }
-    atomic_write(report, lambda tmp: write_report(snapshot, result, tmp))
-    atomic_write(out_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
+def record_check(
+    cfg: PipelineConfig, settings: Settings, client, run_id: str, source: ProductionEvidence,
+    evidence: DriftEvidence, decision: RetrainDecision,
+) -> DriftCheck:  # fmt: skip
+    """The check's summary, HTML report, task log, monitoring run and timeline points."""
+    report = PipelinePaths(settings.data_root, cfg.name).drift_dir(run_id) / "report.html"
+    result = check_summary(cfg, source, evidence, decision, report)
+    atomic_write(report, lambda tmp: write_report(source.snapshot, result, tmp))
+    atomic_write(report.parent / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     log.info(format_summary(result))  # first: the table and the decision lead the task log
-    result["outcome"] = f"drift {result['as_of'][:10]}: {decision_phrase(result)}"
+    result["note"] = f"drift {result['as_of'][:10]}: {decision_phrase(result)}"
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
-    log_realized(client, cfg, realized)
+    log_realized(client, cfg, source.realized_rows)
     log_timeline(client, cfg, result)
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
 
 
-def drift_window(cfg: PipelineConfig, window: pd.DataFrame) -> pd.DataFrame:
-    """The rows data drift is judged on: every input as scored when outcomes arrive later (their
-    outcomes are not in yet), else the labelled rows, like the reference (a training set)."""
-    return window if cfg.outcomes_later else labelled_rows(cfg, window)
-
-
-def served_scores(cfg: PipelineConfig, settings: Settings, start: datetime, end: datetime, version: str):
-    """The scores ``version`` served (as champion) for the intervals inside ``[start, end)``."""
-    import numpy as np
-
-    paths = PipelinePaths(settings.data_root, cfg.name)
-    parts = []
-    for partition in paths.curated_partitions():
-        first, last = parse_partition_key(partition)
-        if first >= start and last <= end:
-            served = served_predictions(paths, partition)
-            if served is not None and set(served["model_version"]) == {version}:
-                parts.append(served["score"].to_numpy())
-    return np.concatenate(parts) if parts else np.array([])
-
-
-def champion_scores(cfg: PipelineConfig, champion, rows: pd.DataFrame):
-    """The champion's scores on ``rows`` (:meth:`Scorer.served_score`: what the log's ``score``
-    holds), fed its own input columns."""
-    model = load_model(model_uri(cfg.registered_model, champion.version))
-    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
-    scorer = cfg.scorer
-    return scorer.served_score(*scorer.predictions(model, model_inputs(rows, columns, numeric)))
-
-
-def prediction_drift(reference, current, spec: PredictionDriftSpec) -> dict[str, Any]:
-    """Evidently's ``ValueDrift`` on the score: ``current`` (served) against ``reference``
-    (the champion on its holdout). ``drifted`` is Evidently's own test verdict."""
-    import pandas as pd
-    from evidently import Report
-    from evidently.metrics import ValueDrift
-
-    report = Report(
-        [ValueDrift(column="score", method=spec.method, threshold=spec.threshold)], include_tests=True
-    )
-    snap = report.run(
-        reference_data=pd.DataFrame({"score": reference}), current_data=pd.DataFrame({"score": current})
-    )
-    raw = snap.dict()
-    return {"method": spec.method, "threshold": spec.threshold, "score": float(raw["metrics"][0]["value"]),
-            "drifted": str(raw["tests"][0]["status"]).endswith("FAIL"),
-            "reference_rows": len(reference), "current_rows": len(current)}  # fmt: skip
-
-
-def realized_history(
-    cfg: PipelineConfig,
-    settings: Settings,
-    as_of: datetime,
-    version: str | None = None,
-    last: int | None = None,
-) -> list[dict[str, Any]]:
-    """What was served, judged by its outcomes: per interval whose outcomes arrived by ``as_of``
-    (:func:`labelled_until`) and that a champion scored (``version``: only that one's), oldest
-    first, the served part of the prediction log joined with the interval's outcomes by key
-    (:func:`join_outcomes`) and its realized metric (:func:`realized_performance`)."""
-
-    paths = PipelinePaths(settings.data_root, cfg.name)
-    end = labelled_until(cfg.labels, as_of, timedelta(days=cfg.drift.interval_days))
-    keys, rule = key_columns(cfg), cfg.promotion
-    columns = list(dict.fromkeys([*keys, cfg.target.name, *rule.slices.columns]))
-    served_parts = []  # (partition, its served part), oldest first; joined and judged below
-    for partition in paths.curated_partitions():
-        if parse_partition_key(partition)[1] > end:
-            break
-        served = served_predictions(paths, partition)
-        if served is None or (version is not None and set(served["model_version"]) != {version}):
-            continue
-        served_parts.append((partition, served))
-    out = []
-    for partition, served in served_parts[-last:] if last else served_parts:
-        outcomes = add_label(cfg, read_partition(cfg, paths, partition))[columns]
-        joined = join_outcomes(served, outcomes, keys)
-        perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
-                                    rule.bootstrap, cfg.scorer)  # fmt: skip
-        out.append({"partition": partition, "model_version": str(served["model_version"].iloc[0]), **perf,
-                    "join": joined.summary()})  # fmt: skip
-    return out
+def check_summary(
+    cfg: PipelineConfig, source: ProductionEvidence, evidence: DriftEvidence, decision: RetrainDecision,
+    report: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """What the check saw and decided, JSON-able: the summary file, the run's XCom, the report's banner."""
+    start, labelled_end = source.window
+    as_of, spec = source.as_of.isoformat(), cfg.drift
+    drifted = evidence.drift_share >= spec.share_threshold
+    said = evidence.prediction_drift
+    reason = "drift" if drifted else "prediction_drift" if (said or {}).get("drifted") else "performance"
+    return {
+        **source.summary,
+        "as_of": as_of,
+        "champion_version": source.version,
+        "model_name": cfg.registered_model,
+        "share_threshold": spec.share_threshold,
+        "performance": evidence.performance,
+        "performance_metric": cfg.promotion.primary_metric,
+        "performance_window": [start.isoformat(), labelled_end.isoformat()],
+        "prediction_drift": said,
+        "realized": [
+            {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")}
+            for r in source.realized_rows
+        ],  # fmt: skip
+        "retrain": decision.retrain,
+        "reasons": decision.reasons,
+        "suppressed_by": decision.suppressed_by,
+        "report": str(report),
+        "retrain_request": RetrainRequest(
+            reason=reason,
+            as_of=as_of,
+            drift_share=evidence.drift_share,
+            report=str(report),
+            signals=decision.reasons or None,
+        ).to_conf(),  # fmt: skip
+    }
 
 
 def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[str, Any]) -> str:

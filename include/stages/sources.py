@@ -503,15 +503,8 @@ def fetch(
     ``sql`` source reaches its database (:data:`SqlReader`). ``read_only``: a replay's read, which
     leaves a landing folder's index, files and quarantine as they are."""
     src = cfg.labels.source or cfg.source if part == "outcomes" else cfg.source
-    if isinstance(src, ReplaySource):
-        df = fetch_replay(src, start, end, base.parent / "_cache")
-    elif isinstance(src, SqlSource):
-        df = fetch_sql(cfg, src, start, end, read_sql)
-    elif part == "outcomes":
-        df = fetch_landing(src, start, end, base, cfg, OUTCOMES_INDEX, "outcomes", read_only)
-    else:
-        df = fetch_landing(src, start, end, base, cfg, read_only=read_only)
-    df = with_nullable_ints(df, cfg)
+    read = READERS[type(src)]  # the one place a source's kind is dispatched on
+    df = with_nullable_ints(read(cfg, src, start, end, base, part, read_sql, read_only), cfg)
     if part == "inputs":
         return df.drop(columns=[c for c in cfg.outcome_columns if c in df])
     if part == "outcomes":
@@ -521,3 +514,26 @@ def fetch(
             log.warning("outcome batch %s..%s lacks columns %s", start.date(), end.date(), missing)
         return df[[c for c in wanted if c in df]]
     return df
+
+
+def _read_replay(cfg, src, start, end, base, part, read_sql, read_only) -> pd.DataFrame:
+    return fetch_replay(src, start, end, base.parent / "_cache")
+
+
+def _read_sql(cfg, src, start, end, base, part, read_sql, read_only) -> pd.DataFrame:
+    return fetch_sql(cfg, src, start, end, read_sql)
+
+
+def _read_landing(cfg, src, start, end, base, part, read_sql, read_only) -> pd.DataFrame:
+    if part == "outcomes":  # outcome files have an index and a quarantine of their own
+        return fetch_landing(src, start, end, base, cfg, OUTCOMES_INDEX, "outcomes", read_only)
+    return fetch_landing(src, start, end, base, cfg, read_only=read_only)
+
+
+# Each source kind's reader (the kinds: include.foundation.config.SourceSpec): a new kind is a
+# config class and one entry here.
+READERS: dict[type, Callable[..., pd.DataFrame]] = {
+    ReplaySource: _read_replay,
+    SqlSource: _read_sql,
+    LandingSource: _read_landing,
+}

@@ -142,7 +142,7 @@ def hostile_pages(home: Path, env: dict, name: str) -> dict[str, Path]:
 
     from include.foundation.config import load_pipeline
     from include.foundation.storage import PipelinePaths
-    from include.stages.drift import drift_report
+    from include.stages.evidence import drift_report
     from include.stages.validation import validate_frame
 
     cfg = load_pipeline(Path(env["CT_PIPELINES_DIR"]) / f"{name}.yaml")

@@ -85,13 +85,15 @@ def test_a_challenger_is_judged_alike(decided):
 
 
 def test_the_drift_check_assesses_alike(decided):
-    from include.decisions.retraining import assess_retraining, performance_decayed
+    from include.decisions.retraining import TriggerState, assess_retraining, performance_decayed
     from include.decisions.windows import performance_window
+    from include.replay import Outcome, Policy, ReplayEvidence
+    from include.stages.evidence import gather_evidence
 
     cfg, dags, replay = decided
     check = dags["drift"]
     champion = SECOND if dags[SECOND]["promote"] else FIRST
-    spec = cfg.drift
+    spec, metric = cfg.drift, cfg.promotion.primary_metric
     share = replay.drift_share(champion, SECOND, spec)
     start, end = performance_window(cfg.labels, spec, SECOND)  # where the outcomes have arrived
     assert end == WEEK6 and check["performance_window"] == [start.isoformat(), end.isoformat()]
@@ -101,18 +103,18 @@ def test_the_drift_check_assesses_alike(decided):
     realized = [replay.score(champion, WEEK5, 7)]
     assert [r["value"] for r in check["realized"]] == pytest.approx(realized, abs=1e-9)
     holdout = replay.score(champion, replay.training_window(champion)[1], cfg.training.holdout_days)
-    decayed = performance_decayed(spec.performance_decay, realized, holdout, cfg.promotion.primary_metric)
+    decayed = performance_decayed(spec.performance_decay, realized, holdout, metric)
+    # the replay gathers its evidence with the DAG's own function, from the year in memory
+    out = Outcome(Policy("x", "configured"), served={WEEK5: champion, WEEK6: champion},
+                  weeks=[WEEK5.date()], scores=realized, champions=[champion.date()])  # fmt: skip
+    evidence = gather_evidence(spec, metric, ReplayEvidence(replay, out, champion, SECOND, spec))
+    assert (evidence.drift_share, evidence.performance, evidence.decayed) == (share, performance, decayed)
     # the prediction-drift check: the served scores of the window against the champion's holdout scores
-    from include.replay import Outcome, Policy
-
-    out = Outcome(Policy("x", "configured"), served={WEEK5: champion, WEEK6: champion})
-    said = replay.prediction_drift(out, champion, SECOND, spec)
+    said = evidence.prediction_drift
     assert check["prediction_drift"]["score"] == pytest.approx(said["score"], abs=1e-9)
     assert check["prediction_drift"]["current_rows"] == said["current_rows"]
     assert check["prediction_drift"]["reference_rows"] == said["reference_rows"]
-    assessed = assess_retraining(
-        spec, share, performance, cfg.promotion.primary_metric, None, SECOND, 0, decayed, said
-    )
+    assessed = assess_retraining(spec, evidence, metric=metric, as_of=SECOND, state=TriggerState())
     assert check["drift_share"] == pytest.approx(share, abs=1e-12)
     assert check["performance"] == pytest.approx(performance, abs=1e-9)
     assert (check["retrain"], check["reasons"]) == (assessed.retrain, assessed.reasons)

@@ -213,7 +213,7 @@ def test_periodic_policy_trains_every_k_weeks_through_the_gate(pipelines):
 def test_each_signal_alone_fires_only_on_its_own_evidence():
     from datetime import UTC, datetime
 
-    from include.decisions.retraining import assess_retraining
+    from include.decisions.retraining import DriftEvidence, TriggerState, assess_retraining
     from include.foundation.config import DriftSpec
     from include.replay import SIGNALS, signal_alone
 
@@ -231,8 +231,8 @@ def test_each_signal_alone_fires_only_on_its_own_evidence():
         only = signal_alone(spec, alone)
         for signal, fired in evidence.items():
             args = {**quiet, **fired}
-            decision = assess_retraining(only, args["drift_share"], args["performance"], "roc_auc", None, at, 0,
-                                         args["decayed"], args["prediction_drift"])  # fmt: skip
+            decision = assess_retraining(only, DriftEvidence(**args), metric="roc_auc", as_of=at,
+                                         state=TriggerState())  # fmt: skip
             assert decision.retrain == (signal == alone), (alone, signal, decision)
 
 

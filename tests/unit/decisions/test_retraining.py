@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.decisions.retraining import assess_retraining
+from include.decisions.retraining import DriftEvidence, TriggerState, assess_retraining
 from include.foundation.config import DriftSpec
 
 SPEC = DriftSpec(
@@ -20,8 +20,14 @@ SPEC = DriftSpec(
 NOW = datetime(2013, 7, 1, tzinfo=UTC)
 
 
+def assess(spec, share, perf, metric, last, now, active, decayed=None, said=None):
+    """The assessment on this evidence and cooldown state, every argument by name."""
+    evidence = DriftEvidence(drift_share=share, performance=perf, decayed=decayed, prediction_drift=said)
+    return assess_retraining(spec, evidence, metric=metric, as_of=now, state=TriggerState(last, active))
+
+
 def test_threshold_is_inclusive():
-    assert assess_retraining(SPEC, 0.3, None, "roc_auc", None, NOW, 0).retrain
+    assert assess(SPEC, 0.3, None, "roc_auc", None, NOW, 0).retrain
 
 
 @pytest.mark.parametrize(
@@ -36,7 +42,7 @@ def test_threshold_is_inclusive():
     ],
 )
 def test_assess_retraining(share, perf, last, active, retrain, suppressed):
-    d = assess_retraining(SPEC, share, perf, "roc_auc", last, NOW, active)
+    d = assess(SPEC, share, perf, "roc_auc", last, NOW, active)
     assert d.retrain is retrain
     assert (d.suppressed_by is None) if suppressed is None else (suppressed in d.suppressed_by)
 
@@ -67,7 +73,6 @@ def test_a_realized_decay_fires_in_n_of_the_last_m_labelled_intervals():
 def test_a_decay_alone_triggers_and_obeys_the_cooldown():
     from datetime import UTC, datetime, timedelta
 
-    from include.decisions.retraining import assess_retraining
     from include.foundation.config import DecaySpec, DriftSpec
 
     spec, now = (
@@ -75,12 +80,12 @@ def test_a_decay_alone_triggers_and_obeys_the_cooldown():
         datetime(2013, 6, 4, tzinfo=UTC),
     )
     unconfigured = spec.model_copy(update={"performance_decay": None})
-    assert not assess_retraining(unconfigured, 0.1, 0.7, "roc_auc", None, now, 0, decayed="x").retrain
-    fired = assess_retraining(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed="realized roc_auc below ...")
+    assert not assess(unconfigured, 0.1, 0.7, "roc_auc", None, now, 0, decayed="x").retrain
+    fired = assess(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed="realized roc_auc below ...")
     assert fired.retrain and fired.reasons == ["realized roc_auc below ..."]
-    quiet = assess_retraining(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed=None)
+    quiet = assess(spec, 0.1, 0.7, "roc_auc", None, now, 0, decayed=None)
     assert not quiet.retrain and quiet.reasons == []
-    cooled = assess_retraining(spec, 0.1, 0.7, "roc_auc", now - timedelta(days=7), now, 0, decayed="x")
+    cooled = assess(spec, 0.1, 0.7, "roc_auc", now - timedelta(days=7), now, 0, decayed="x")
     assert not cooled.retrain and cooled.suppressed_by.startswith("cooldown")
 
 
@@ -94,7 +99,6 @@ def test_a_decay_rule_that_could_never_fire_is_refused():
 
 
 def test_drifted_predictions_alone_trigger():
-    from include.decisions.retraining import assess_retraining
     from include.foundation.config import DriftSpec, PredictionDriftSpec
 
     spec, now = (
@@ -110,9 +114,9 @@ def test_drifted_predictions_alone_trigger():
         "current_rows": 6000,
         "reference_rows": 4000,
     }
-    fired = assess_retraining(spec, 0.1, None, "roc_auc", None, now, 0, None, said)
+    fired = assess(spec, 0.1, None, "roc_auc", None, now, 0, None, said)
     assert fired.retrain and fired.reasons == [
         "prediction drift psi 0.310 >= 0.1 on 6000 served scores vs 4000 holdout scores"
     ]
-    calm = assess_retraining(spec, 0.1, None, "roc_auc", None, now, 0, None, {**said, "drifted": False})
+    calm = assess(spec, 0.1, None, "roc_auc", None, now, 0, None, {**said, "drifted": False})
     assert not calm.retrain

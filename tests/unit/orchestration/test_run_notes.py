@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from include.orchestration.promotion import outcome_line
+from include.orchestration.promotion import note_line
 from include.orchestration.run_notes import NOTE_LIMIT, note_text, written_by_person
 
 EVALUATION = {"challenger_version": "7", "reason": "roc_auc 0.7120 vs champion 0.7010 (+0.0110 >= 0.005)"}
@@ -30,16 +30,16 @@ def test_a_note_with_an_author_is_a_persons():
     assert not written_by_person(SimpleNamespace(user_id=None)) and not written_by_person(None)
 
 
-def test_outcome_lines_tell_promoted_from_rejected():
-    assert outcome_line("promoted", EVALUATION, {}) == f"v7 promoted: {EVALUATION['reason']}"
+def test_note_lines_tell_promoted_from_rejected():
+    assert note_line("promoted", EVALUATION, {}) == f"v7 promoted: {EVALUATION['reason']}"
     rejected = {**EVALUATION, "reason": "rejected: roc_auc gain +0.0010 but its CI lower bound -0.0020 <= 0"}
-    assert outcome_line("rejected", rejected, {}) == f"v7 {rejected['reason']}"
+    assert note_line("rejected", rejected, {}) == f"v7 {rejected['reason']}"
     by_person = {"approval": {"summary": "rejected by ana: 'not before the audit'"}}
-    assert outcome_line("rejected by approver", EVALUATION, by_person) == (
+    assert note_line("rejected by approver", EVALUATION, by_person) == (
         f"v7 rejected by ana: 'not before the audit' (the rule had allowed it: {EVALUATION['reason']})"
     )
     approved = {"approval": {"summary": "approved by ana: 'ok'"}}
     assert (
-        outcome_line("promoted", EVALUATION, approved)
+        note_line("promoted", EVALUATION, approved)
         == f"v7 promoted (approved by ana: 'ok'): {EVALUATION['reason']}"
     )

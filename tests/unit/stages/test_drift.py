@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from include.foundation.config import DriftSpec
-from include.stages.drift import drift_report, format_summary
+from include.stages.drift import format_summary
+from include.stages.evidence import drift_report
 
 SPEC = DriftSpec(column_threshold=0.1, share_threshold=0.3, max_rows=2_000)
 NOW = datetime(2013, 7, 1, tzinfo=UTC)
@@ -82,8 +83,9 @@ def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_p
 
     from include.foundation.settings import Settings
     from include.foundation.storage import PipelinePaths
-    from include.stages.drift import realized_history
-    from include.stages.scoring import prediction_rows
+    from include.stages.evidence import realized_history
+    from include.foundation import metrics
+    from include.foundation.prediction_log import log_rows
     from tests.factories import frame, tiny_cfg, write_curated_weeks
 
     base = tiny_cfg()
@@ -99,8 +101,8 @@ def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_p
         score = np.clip(
             week["y"].to_numpy() + rng.normal(0, 0.4, len(week)), 0, 1
         )  # informative, not perfect
-        rows = prediction_rows(week, ["ts"], score, (score > 0.5).astype(int), "tiny_model", version, "r",
-                               start, champion)  # fmt: skip
+        rows = log_rows(week, ["ts"], metrics.BINARY, score, (score > 0.5).astype(int), "tiny_model", version,
+                        "r", start, champion)  # fmt: skip
         paths.predictions(key, version).parent.mkdir(parents=True, exist_ok=True)
         rows.to_parquet(paths.predictions(key, version))
 
@@ -122,7 +124,7 @@ def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_p
 
 def test_prediction_drift_is_evidentlys_verdict_on_the_scores():
     from include.foundation.config import PredictionDriftSpec
-    from include.stages.drift import prediction_drift
+    from include.stages.evidence import prediction_drift
 
     rng = np.random.default_rng(5)
     holdout, same, shifted = rng.beta(2, 5, 3000), rng.beta(2, 5, 3000), rng.beta(3.5, 5, 3000)

