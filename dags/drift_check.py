@@ -19,17 +19,11 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.foundation.payloads import DriftCheck
-from include.orchestration.dag_support import (
-    TRIGGERED_RUN_PREFIX,
-    dag_defaults,
-    log_training_trigger,
-    other_active_training_runs,
-    pipelines_to_build,
-    stage_call,
-    timetable,
-)
+from include.foundation.payloads import TRIGGERED_RUN_PREFIX, DriftCheck
+from include.orchestration.dag_building import build_for_each_pipeline, dag_defaults, timetable
 from include.orchestration.notifications import notifiers
+from include.orchestration.run_context import log_training_trigger, other_active_training_runs
+from include.orchestration.task_door import stage_call
 
 
 def build_drift_dag(cfg, settings):
@@ -56,20 +50,13 @@ def build_drift_dag(cfg, settings):
         @task
         @stage_call
         def check_drift(params=None) -> dict:
-            from airflow.sdk.exceptions import AirflowSkipException
-
             from include.stages.datasets import parse_as_of
             from include.stages.drift import check_drift
 
             ctx = get_current_context()
             as_of = parse_as_of(params["as_of"]) or ctx.get("data_interval_end")
             active = other_active_training_runs(ctx, train_dag_id)
-            result = check_drift(cfg, settings, as_of, ctx["run_id"], active_training_runs=active)
-            if result["champion_version"] is None:
-                raise AirflowSkipException(
-                    f"no champion for {cfg.registered_model} yet: nothing to compare with; run {train_dag_id} first"
-                )
-            return result
+            return check_drift(cfg, settings, as_of, ctx["run_id"], active_training_runs=active)
 
         @task.short_circuit
         def should_retrain(result: DriftCheck) -> bool:
@@ -91,6 +78,4 @@ def build_drift_dag(cfg, settings):
     return drift_dag()
 
 
-SETTINGS, PIPELINES = pipelines_to_build()
-for _cfg in PIPELINES:
-    globals()[f"{_cfg.name}__drift_check"] = build_drift_dag(_cfg, SETTINGS)
+build_for_each_pipeline(globals(), "drift_check", build_drift_dag)

@@ -32,14 +32,14 @@ from __future__ import annotations
 from airflow.sdk import dag, get_current_context, task
 
 from include.foundation.payloads import IngestedBatch, ValidationSummary
-from include.orchestration.dag_support import (
+from include.orchestration.dag_building import (
+    build_for_each_pipeline,
     curated_asset,
     dag_defaults,
     ingest_params,
-    pipelines_to_build,
-    stage_call,
     timetable,
 )
+from include.orchestration.task_door import stage_call
 
 
 def build_ingest_dag(cfg, settings):
@@ -70,17 +70,9 @@ def build_ingest_dag(cfg, settings):
             readmit = params["readmit"] and {
                 "by": getattr(run, "triggering_user_name", None), "reason": params["reason"], "run_id": run.run_id
             }  # fmt: skip
-            out = ingest_batch(
+            return ingest_batch(
                 cfg, settings.data_root, start, end, params["replace"], read_sql, readmit or None
             )
-            if out.get("already_published"):
-                from airflow.sdk.exceptions import AirflowSkipException
-
-                raise AirflowSkipException(
-                    f"batch {out['partition']} is already published ({out['rows']} rows): nothing to do; "
-                    "trigger with replace: true to ingest it again"
-                )
-            return out
 
         @task
         @stage_call  # a failed batch is quarantined; retrying cannot fix data
@@ -109,6 +101,4 @@ def build_ingest_dag(cfg, settings):
     return ingest_dag()
 
 
-SETTINGS, PIPELINES = pipelines_to_build()
-for _cfg in PIPELINES:
-    globals()[f"{_cfg.name}__ingest"] = build_ingest_dag(_cfg, SETTINGS)
+build_for_each_pipeline(globals(), "ingest", build_ingest_dag)

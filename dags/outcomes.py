@@ -27,16 +27,18 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.foundation.payloads import IngestedBatch, ValidationSummary
-from include.orchestration.dag_support import (
+from include.orchestration.dag_building import (
+    build_for_each_pipeline,
     dag_defaults,
     outcomes_asset,
-    pipelines_to_build,
-    stage_call,
     timetable,
 )
+from include.orchestration.task_door import stage_call
 
 
 def build_outcomes_dag(cfg, settings):
+    if not cfg.outcomes_later:  # outcomes arrive with the inputs: nothing to collect later
+        return None
     published = outcomes_asset(cfg, settings)
     what = f"Collect, validate and publish the outcomes of {cfg.name}, {cfg.labels.delay_days} day(s) late"
 
@@ -76,19 +78,9 @@ def build_outcomes_dag(cfg, settings):
                 cfg, ctx.get("data_interval_start"), ctx.get("data_interval_end"),
                 params["interval"], params["interval_days"],
             )  # fmt: skip
-            out = ingest_outcomes(
+            return ingest_outcomes(
                 cfg, settings.data_root, start, end, replace=params["replace"], read_sql=read_sql
             )
-            if out.get("already_published") or out.get("nothing_due"):
-                from airflow.sdk.exceptions import AirflowSkipException
-
-                raise AirflowSkipException(
-                    f"the outcomes of {out['partition']} are already published ({out['rows']} rows): nothing "
-                    "to do; trigger with replace: true to collect them again"
-                    if out.get("already_published")
-                    else f"the source holds no outcomes of {out['partition']} (yet): nothing to collect"
-                )
-            return out
 
         @task
         @stage_call  # a failed batch is quarantined; retrying cannot fix data
@@ -111,7 +103,4 @@ def build_outcomes_dag(cfg, settings):
     return outcomes_dag()
 
 
-SETTINGS, PIPELINES = pipelines_to_build()
-for _cfg in PIPELINES:
-    if _cfg.outcomes_later:
-        globals()[f"{_cfg.name}__outcomes"] = build_outcomes_dag(_cfg, SETTINGS)
+build_for_each_pipeline(globals(), "outcomes", build_outcomes_dag)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.orchestration.dag_support import champion_asset, dag_defaults, pipelines_to_build, stage_call
+from include.orchestration.dag_building import build_for_each_pipeline, champion_asset, dag_defaults
+from include.orchestration.task_door import stage_call
 
 
 def build_rollback_dag(cfg, settings):
@@ -46,6 +47,4 @@ def build_rollback_dag(cfg, settings):
     return rollback_dag()
 
 
-SETTINGS, PIPELINES = pipelines_to_build()
-for _cfg in PIPELINES:
-    globals()[f"{_cfg.name}__rollback"] = build_rollback_dag(_cfg, SETTINGS)
+build_for_each_pipeline(globals(), "rollback", build_rollback_dag)

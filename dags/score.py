@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.orchestration.dag_support import (
+from include.orchestration.dag_building import (
+    build_for_each_pipeline,
     curated_asset,
     dag_defaults,
-    pipelines_to_build,
     predictions_asset,
-    stage_call,
 )
+from include.orchestration.task_door import stage_call
 
 
 def build_score_dag(cfg, settings):
@@ -56,40 +56,23 @@ def build_score_dag(cfg, settings):
         @task(outlets=[predictions])
         @stage_call
         def score(params=None, outlet_events=None) -> dict:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            from include.foundation.storage import PipelinePaths
-            from include.stages.scoring import partitions_to_score, score_batch
+            from include.stages.scoring import score_published
 
             ctx = get_current_context()
             events = [e for evs in (ctx.get("triggering_asset_events") or {}).values() for e in evs]
-            named = [(e.extra or {}).get("partition") for e in events]
-            keys = partitions_to_score(PipelinePaths(settings.data_root, cfg.name), [k for k in named if k],
-                                       params["interval"])  # fmt: skip
-            scored = [
-                score_batch(cfg, settings, k, ctx["run_id"], params["model_version"] or None) for k in keys
-            ]
-            if any(s is None for s in scored):
-                raise AirflowSkipException(
-                    f"{cfg.registered_model} has no champion yet: {keys} not scored; run {cfg.name}__train first"
-                )
-            last = scored[-1]
+            named = [k for k in ((e.extra or {}).get("partition") for e in events) if k]
+            run = score_published(cfg, settings, ctx["run_id"], named, params["interval"],
+                                  params["model_version"] or None)  # fmt: skip
+            scored = [b["partition"] for b in run["batches"]]
             outlet_events[predictions].extra = {
-                "interval": last["partition"], "rows": last["rows"], "model_version": last["model_version"],
-                **({"intervals": [s["partition"] for s in scored]} if len(scored) > 1 else {}),
+                "interval": scored[-1], "rows": run["batches"][-1]["rows"], "model_version": run["model_version"],
+                **({"intervals": scored} if len(scored) > 1 else {}),
             }  # fmt: skip
-            return {
-                "model_name": last["model_name"],
-                "model_version": last["model_version"],
-                "batches": scored,
-                "note": " · ".join(s["note"] for s in scored),  # the run's note
-            }
+            return run
 
         score()
 
     return score_dag()
 
 
-SETTINGS, PIPELINES = pipelines_to_build()
-for _cfg in PIPELINES:
-    globals()[f"{_cfg.name}__score"] = build_score_dag(_cfg, SETTINGS)
+build_for_each_pipeline(globals(), "score", build_score_dag)

@@ -22,18 +22,17 @@ from airflow.sdk import dag, get_current_context, task
 
 from include.foundation.payloads import AssembledData, Evaluation, TrainedModel
 from include.orchestration.approval import approval_answer, approval_gate
-from include.orchestration.dag_support import (
-    airflow_tags,
+from include.orchestration.dag_building import (
+    build_for_each_pipeline,
     champion_asset,
-    champion_event_extra,
     dag_defaults,
-    pipelines_to_build,
-    stage_call,
     timetable,
     train_params,
 )
 from include.orchestration.notifications import notifiers
 from include.orchestration.promotion import promote_challenger, reject_challenger
+from include.orchestration.run_context import airflow_tags, champion_event_extra
+from include.orchestration.task_door import stage_call
 
 
 def build_train_dag(cfg, settings):
@@ -110,6 +109,4 @@ def build_train_dag(cfg, settings):
     return train_dag()
 
 
-SETTINGS, PIPELINES = pipelines_to_build()
-for _cfg in PIPELINES:
-    globals()[f"{_cfg.name}__train"] = build_train_dag(_cfg, SETTINGS)
+build_for_each_pipeline(globals(), "train", build_train_dag)

@@ -53,8 +53,8 @@ from include.foundation.payloads import (
     ValidationSummary,
 )
 from include.foundation.settings import Settings
-from include.orchestration.dag_support import FAILURE_XCOM
 from include.orchestration.run_notes import RunNoteListener
+from include.orchestration.task_door import FAILURE_XCOM
 
 log = logging.getLogger(__name__)
 TaskResult = TrainedModel | Evaluation | Promotion | Rejection | DriftCheck | ValidationSummary

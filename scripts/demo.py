@@ -341,8 +341,8 @@ class Loop:
     def drift_check(self, week_start: datetime) -> dict:
         from croniter import croniter
 
+        from include.foundation.payloads import TRIGGERED_RUN_PREFIX
         from include.foundation.storage import parse_partition_key
-        from include.orchestration.dag_support import TRIGGERED_RUN_PREFIX
 
         # the drift check's first tick in the week: its interval ends after the week's batch
         logical = croniter(self.cfg.schedule.drift_check, week_start - timedelta(seconds=1)).get_next(

@@ -81,3 +81,17 @@ def test_a_new_module_must_be_placed_in_a_layer(project_copy):
     (project_copy / "include" / "stages" / "stray.py").write_text('"""Not declared in any layer."""\n')
     out = lint_imports(project_copy)
     assert out.returncode != 0 and "stray" in out.stdout
+
+
+def test_no_function_in_include_is_longer_than_sixty_lines():
+    """A function that needs more is doing two jobs: split it where the jobs meet."""
+    import ast
+
+    long = []
+    for path in sorted((ROOT / "include").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long

@@ -81,6 +81,36 @@ def approval_request(
     """
     model, version = evaluation["model_name"], evaluation["challenger_version"]
     champ_version = evaluation.get("champion_version")
+    blocks = [  # Markdown paragraphs (a table or a list is one block)
+        f"The promotion rule would promote **{model} v{version}**. Approve to move the champion "
+        f"alias to it; reject to keep {'v' + str(champ_version) if champ_version else 'no champion'}.",
+        _metrics_table(evaluation, guardrails),
+        _evidence_lines(evaluation),
+    ]
+    slices = sorted(evaluation.get("slices") or [], key=lambda s: s["change"])
+    if slices:
+        blocks.append(
+            f"Slices, worst first ({evaluation['primary_metric']}, change in its better direction):\n"
+            + "\n".join(
+                f"- {s['column']}={s['value']} ({s['rows']:,} rows): {s['challenger']:.4f} vs "
+                f"{s['champion']:.4f} ({s['change']:+.4f})"
+                for s in slices[:5]
+            )
+        )
+    blocks.append(f"Why this training ran: {run_reason}")
+    named = [f"[{label}]({url})" for label, url in links.items() if url]
+    if named:
+        blocks.append("Evidence: " + " · ".join(named))
+    blocks.append(
+        f"No answer within {timeout_hours:g} h rejects it; the champion stays. "
+        "Say why in the comment: it is recorded with the decision."
+    )
+    return {"subject": f"Promote {model} v{version}?", "body": "\n\n".join(blocks)}
+
+
+def _metrics_table(evaluation: Mapping[str, Any], guardrails: Mapping[str, float]) -> str:
+    """Challenger vs champion: the primary metric, then each guardrail with its tolerance."""
+    version, champ_version = evaluation["challenger_version"], evaluation.get("champion_version")
     metric = evaluation["primary_metric"]
     better = "lower" if metrics.orientation(metric) < 0 else "higher"
     ch_metrics = evaluation.get("challenger_metrics") or {}
@@ -97,11 +127,11 @@ def approval_request(
             f"| {name} (guardrail, may be worse by {tolerance:g}) | {_fmt(ch_metrics.get(name))} "
             f"| {_fmt(cp_metrics.get(name))} |"
         )
-    blocks = [  # Markdown paragraphs (a table or a list is one block)
-        f"The promotion rule would promote **{model} v{version}**. Approve to move the champion "
-        f"alias to it; reject to keep {'v' + str(champ_version) if champ_version else 'no champion'}.",
-        "\n".join(rows),
-    ]
+    return "\n".join(rows)
+
+
+def _evidence_lines(evaluation: Mapping[str, Any]) -> str:
+    """The gain's interval, the holdout and the rule's reason, one Markdown paragraph."""
     evidence = []
     if evaluation.get("ci_low") is not None:
         evidence.append(
@@ -114,24 +144,4 @@ def approval_request(
             f"Holdout: {evaluation.get('holdout_rows', 0):,} rows, {window[0][:10]} to {window[-1][:10]}."
         )
     evidence.append(f"Rule: {evaluation.get('reason', '')}")
-    blocks.append("  \n".join(evidence))  # Markdown line breaks inside one paragraph
-    slices = sorted(evaluation.get("slices") or [], key=lambda s: s["change"])
-    if slices:
-        blocks.append(
-            f"Slices, worst first ({metric}, change in its better direction):\n"
-            + "\n".join(
-                f"- {s['column']}={s['value']} ({s['rows']:,} rows): {s['challenger']:.4f} vs "
-                f"{s['champion']:.4f} ({s['change']:+.4f})"
-                for s in slices[:5]
-            )
-        )
-    blocks.append(f"Why this training ran: {run_reason}")
-    named = [f"[{label}]({url})" for label, url in links.items() if url]
-    if named:
-        blocks.append("Evidence: " + " · ".join(named))
-    blocks.append(
-        f"No answer within {timeout_hours:g} h rejects it; the champion stays. "
-        "Say why in the comment: it is recorded with the decision."
-    )
-    body = "\n\n".join(blocks)
-    return {"subject": f"Promote {model} v{version}?", "body": body}
+    return "  \n".join(evidence)  # Markdown line breaks inside one paragraph

@@ -99,6 +99,25 @@ def _not_finite(
     return None
 
 
+def _thresholds_fail(
+    rule: PromotionSpec, challenger: dict[str, float], champion: dict[str, float] | None
+) -> str | None:
+    """MLflow's own validation of the rule's thresholds (:func:`thresholds`): why it fails, or None."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.models.evaluation import EvaluationResult
+    from mlflow.models.evaluation.validation import validate_evaluation_results
+
+    try:
+        validate_evaluation_results(
+            thresholds(rule, champion),
+            EvaluationResult(metrics=challenger, artifacts={}),
+            None if champion is None else EvaluationResult(metrics=champion, artifacts={}),
+        )
+    except MlflowException as exc:  # ModelValidationFailedException is one
+        return rounded(" ".join(str(exc).split()))
+    return None
+
+
 def decide(
     rule: PromotionSpec,
     challenger: dict[str, float],
@@ -115,10 +134,6 @@ def decide(
     window; the holdout must start at or after every one of them. ``slices`` (from
     :func:`slice_scores`) must not regress past ``promotion.slices.tolerance`` anywhere.
     """
-    from mlflow.exceptions import MlflowException
-    from mlflow.models.evaluation import EvaluationResult
-    from mlflow.models.evaluation.validation import validate_evaluation_results
-
     m = rule.primary_metric
     ch_value, champ_value = challenger.get(m, float("nan")), None if champion is None else champion.get(m)
     diff = None if champion is None else metrics.orientation(m) * (ch_value - champ_value)
@@ -130,17 +145,13 @@ def decide(
         ci_low=ci[0] if ci else None,
         ci_high=ci[1] if ci else None,
     )
-    refusal = _in_sample(holdout_start, trained_until) or _not_finite(rule, challenger, champion)
+    refusal = (
+        _in_sample(holdout_start, trained_until)
+        or _not_finite(rule, challenger, champion)
+        or _thresholds_fail(rule, challenger, champion)
+    )
     if refusal:
         return Decision(False, f"rejected: {refusal}", **base)
-    try:
-        validate_evaluation_results(
-            thresholds(rule, champion),
-            EvaluationResult(metrics=challenger, artifacts={}),
-            None if champion is None else EvaluationResult(metrics=champion, artifacts={}),
-        )
-    except MlflowException as exc:  # ModelValidationFailedException is one
-        return Decision(False, f"rejected: {rounded(' '.join(str(exc).split()))}", **base)
     if champion is None:
         floor = (
             "no absolute_floor is set"

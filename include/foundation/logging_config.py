@@ -3,7 +3,7 @@
 Airflow captures a task's own ``logging`` records at their level, but anything a library
 writes to stderr with a handler of its own shows as ERROR, and each distinct warning prints
 once per location, so a library that warns per scanned module floods the log. Called once
-per process, before the stage code runs (``dag_support.stage_call`` and the preloading
+per process, before the stage code runs (``task_door.stage_call`` and the preloading
 scheduler call it); calling it again does nothing.
 
 What it does:

@@ -241,3 +241,12 @@ class ScoredBatch(TypedDict):
     scored_at: str
     already_scored: bool
     note: NotRequired[str]  # one line for the run's note: rows scored by which version
+
+
+class ScoringRun(TypedDict):
+    """``score``'s return value: every batch the run scored (oldest first) and by which version."""
+
+    model_name: str
+    model_version: str
+    batches: list[ScoredBatch]
+    note: str  # the run's note: each batch's line

@@ -4,7 +4,7 @@ A tracking URI such as ``http://user:pass@mlflow:5000`` (or a broker or database
 in an exception text, a log line, a mail or a tag. Every message the project writes goes
 through :func:`redact` (logs through :class:`RedactingFilter`, installed by
 ``logging_config``; mails, chat and tags where they are built), and inside Airflow tasks the
-same values are registered with Airflow's own secrets masker (``dag_support``).
+same values are registered with Airflow's own secrets masker (``task_door``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 from include.foundation.config import PipelineConfig
 from include.foundation.payloads import Evaluation
 from include.foundation.settings import Settings
-from include.orchestration.dag_support import run_link
+from include.orchestration.run_context import run_link
 
 
 def decision_record_of_run(

@@ -4,7 +4,7 @@ a promoted one in the run list and on the run's page without opening its tasks.
 
 The Task SDK gives a task no way to write its run's note (Airflow 3.3: a note can be read in the
 context and set only when a run is triggered). So the tasks leave their one-line ``outcome`` as
-XCom ``run_note`` (:func:`include.orchestration.dag_support.stage_call`), and a listener (Airflow's
+XCom ``run_note`` (:func:`include.orchestration.task_door.stage_call`), and a listener (Airflow's
 plugin hook for DAG-run state changes, :class:`RunNoteListener`, registered by the project's
 plugin) writes the note when the run finishes, in the scheduler's own transaction, the same row
 the UI's *Add a note* writes. A note a person wrote is never overwritten; a cleared and re-run
@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from include.orchestration.dag_support import RUN_NOTE_XCOM
+from include.orchestration.task_door import RUN_NOTE_XCOM
 
 log = logging.getLogger(__name__)
 

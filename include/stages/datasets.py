@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from include.decisions.outcomes import attach_outcomes
 from include.decisions.windows import cut_window, training_windows
@@ -206,6 +206,29 @@ def recent_window(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, 
     return end, rows
 
 
+def _capped_as_of(cfg: PipelineConfig, paths: PipelinePaths, as_of: datetime | None) -> datetime:
+    """``as_of``, defaulting to (and capped at) the end of the latest curated partition."""
+    latest = latest_curated_end(paths)
+    if latest is None:
+        raise NotEnoughData(f"no curated data for pipeline {cfg.name} yet: run {cfg.name}__ingest first")
+    if as_of is None or as_of > latest:
+        if as_of is not None:
+            log.info("as_of %s is past the curated data; using its end %s", as_of, latest)
+        as_of = latest
+    return utc(as_of)
+
+
+def _write_set(cfg: PipelineConfig, df: pd.DataFrame, out_dir: Path, name: str) -> dict[str, Any]:
+    """Write one set keyed by its content: a cleared run that sees other data writes a new file
+    and never changes the one a registered model's lineage points at."""
+    sha = frame_digest(df)
+    path = out_dir / f"{name}-{sha[:16]}.parquet"
+    uri = path if path.exists() else write_parquet(df, path)
+    binary = cfg.target_kind == "binary"
+    return {"uri": str(uri), "rows": len(df), "sha256": sha,
+            "positive_rate": round(float(df[cfg.target.name].mean()), 4) if binary else None}  # fmt: skip
+
+
 def assemble(
     cfg: PipelineConfig,
     data_root: Path,
@@ -225,14 +248,7 @@ def assemble(
     with its own. Too few rows, or too few of either class, stop here with NotEnoughData.
     """
     paths = PipelinePaths(data_root, cfg.name)
-    latest = latest_curated_end(paths)
-    if latest is None:
-        raise NotEnoughData(f"no curated data for pipeline {cfg.name} yet: run {cfg.name}__ingest first")
-    if as_of is None or as_of > latest:
-        if as_of is not None:
-            log.info("as_of %s is past the curated data; using its end %s", as_of, latest)
-        as_of = latest
-    as_of = utc(as_of)
+    as_of = _capped_as_of(cfg, paths, as_of)
     train_start, holdout_start, labelled_end = training_windows(cfg, as_of, train_days)
     if labelled_end < as_of:
         log.info("outcomes arrive %d day(s) late: data up to %s is labelled by %s",
@@ -250,19 +266,7 @@ def assemble(
         "holdout_window": [holdout_start.isoformat(), labelled_end.isoformat()],
     }
     for name, df in (("train", train[cols]), ("holdout", holdout[cols])):
-        # keyed by content: a cleared run that sees other data writes a new file and never
-        # changes the one a registered model's lineage points at
-        sha = frame_digest(df)
-        path = out_dir / f"{name}-{sha[:16]}.parquet"
-        uri = path if path.exists() else write_parquet(df, path)
-        out[name] = {
-            "uri": str(uri),
-            "rows": len(df),
-            "sha256": sha,
-            "positive_rate": round(float(df[cfg.target.name].mean()), 4)
-            if cfg.target_kind == "binary"
-            else None,
-        }
+        out[name] = _write_set(cfg, df, out_dir, name)
     log.info(
         "assembled %s: train %d rows %s..%s, holdout %d rows ..%s",
         cfg.name, out["train"]["rows"], train_start.date(), holdout_start.date(),

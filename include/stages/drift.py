@@ -19,6 +19,7 @@ from typing import Any
 from include.decisions.retraining import DriftEvidence, RetrainDecision, TriggerState, assess_retraining
 from include.foundation import tracking
 from include.foundation.config import PipelineConfig
+from include.foundation.errors import NothingToDo
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key
@@ -61,12 +62,15 @@ def check_drift(
 ) -> DriftCheck:
     """Gather the evidence on the champion, decide on retraining, record both.
 
-    Returns ``{"champion_version": None, ...}`` when there is no champion yet.
+    :class:`NothingToDo` when there is no champion yet (nothing to compare with).
     """
     client = tracking.client(settings, cfg.experiment)
     champion = get_champion(client, cfg.registered_model)
     if champion is None:
-        return {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]}
+        raise NothingToDo(
+            f"no champion for {cfg.registered_model} yet: nothing to compare with; run {cfg.name}__train first",
+            {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]},
+        )
     as_of, window = recent_window(cfg, settings.data_root, as_of, cfg.drift.window_days)
     source = ProductionEvidence(cfg, settings, client, champion, as_of, window)
     evidence = gather_evidence(cfg.drift, cfg.promotion.primary_metric, source)

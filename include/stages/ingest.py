@@ -12,7 +12,7 @@ from croniter import croniter
 
 from include.decisions.windows import outcomes_due
 from include.foundation.config import PipelineConfig
-from include.foundation.errors import BadRunParam, PermanentError
+from include.foundation.errors import BadRunParam, NothingToDo, PermanentError
 from include.foundation.payloads import IngestedBatch, PublishedBatch, PublishedOutcomes
 from include.foundation.storage import (
     PipelinePaths,
@@ -103,7 +103,7 @@ def ingest_batch(
 
     Idempotent: the same interval gives the same file and the same content hash, and a
     re-run replaces the file instead of adding a second one. An interval that is already
-    published is left alone (``already_published`` in the result, logged) unless ``replace``
+    published is left alone (:class:`NothingToDo`, with ``already_published``) unless ``replace``
     asks to ingest it again, in which case the new batch goes through validation before it
     replaces the published one. An interval that overlaps other published partitions is
     refused (:class:`OverlappingBatch`).
@@ -127,7 +127,11 @@ def ingest_batch(
             "is validated before it replaces the published one).",
             key, cfg.name, rows, paths.curated(key),
         )  # fmt: skip
-        return {"partition": key, "uri": str(paths.curated(key)), "rows": rows, "already_published": True}
+        raise NothingToDo(
+            f"batch {key} is already published ({rows} rows): nothing to do; trigger with replace: true to "
+            "ingest it again",
+            {"partition": key, "uri": str(paths.curated(key)), "rows": rows, "already_published": True},
+        )
     overlap = overlapping_partitions(paths, start, end)
     if overlap:
         raise OverlappingBatch(
@@ -331,11 +335,18 @@ def ingest_outcomes(
             "true to collect them again (validated before they replace the published ones)",
             key, rows, paths.outcomes(key),
         )  # fmt: skip
-        return {"partition": key, "uri": str(paths.outcomes(key)), "rows": rows, "already_published": True}
+        raise NothingToDo(
+            f"the outcomes of {key} are already published ({rows} rows): nothing to do; trigger with replace: "
+            "true to collect them again",
+            {"partition": key, "uri": str(paths.outcomes(key)), "rows": rows, "already_published": True},
+        )
     df = sources.fetch(cfg, due_start, due_end, paths.base, "outcomes", read_sql)
     if df.empty:  # e.g. an interval before the data's first day, or outcome files not landed yet
         log.warning("the source holds no outcomes of %s (yet): nothing collected", key)
-        return {"partition": key, "uri": "", "rows": 0, "nothing_due": True}
+        raise NothingToDo(
+            f"the source holds no outcomes of {key} (yet): nothing to collect",
+            {"partition": key, "uri": "", "rows": 0, "nothing_due": True},
+        )
     out = write_parquet(df, paths.raw_outcomes(key))
     digest = frame_digest(df)
     log.info(

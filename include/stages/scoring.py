@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from include.foundation import metrics, prediction_log, tracking
 from include.foundation.config import PipelineConfig
-from include.foundation.errors import PermanentError
-from include.foundation.payloads import ScoredBatch
+from include.foundation.errors import NothingToDo, PermanentError
+from include.foundation.payloads import ScoredBatch, ScoringRun
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, file_digest, interval_name
 from include.foundation.tracking import Tag
@@ -57,6 +57,23 @@ def partitions_to_score(paths: PipelinePaths, event_partitions: list[str], inter
     if not published:
         raise UnpublishedBatch(f"{paths.pipeline} has no published batch yet: nothing to score")
     return published[-1:]
+
+
+def score_published(
+    cfg: PipelineConfig, settings: Settings, airflow_run_id: str, event_partitions: list[str],
+    interval: str | None, version: str | None,
+) -> ScoringRun:  # fmt: skip
+    """One scoring run: every batch it is asked to score (:func:`partitions_to_score`), by
+    ``version`` or the champion; :class:`NothingToDo` when there is no champion yet."""
+    keys = partitions_to_score(PipelinePaths(settings.data_root, cfg.name), event_partitions, interval)
+    scored = [score_batch(cfg, settings, k, airflow_run_id, version) for k in keys]
+    if any(s is None for s in scored):
+        raise NothingToDo(
+            f"{cfg.registered_model} has no champion yet: {keys} not scored; run {cfg.name}__train first"
+        )
+    last = scored[-1]
+    return {"model_name": last["model_name"], "model_version": last["model_version"], "batches": scored,
+            "note": " · ".join(s["note"] for s in scored)}  # fmt: skip
 
 
 def score_batch(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlparse
 
 from include.foundation.config import ColumnSpec, PipelineConfig
@@ -360,14 +360,8 @@ def validate_batch(
     )
     summary.update(partition=partition, rows=len(df), data_docs=docs_url, part=part)
     st = summary["statistics"]
-    log.info(
-        "validated %s %s: %s of %s expectations passed; Data Docs: %s",
-        what,
-        partition,
-        st.get("successful_expectations"),
-        st.get("evaluated_expectations"),
-        docs_url,
-    )
+    log.info("validated %s %s: %s of %s expectations passed; Data Docs: %s", what, partition,
+             st.get("successful_expectations"), st.get("evaluated_expectations"), docs_url)  # fmt: skip
     if summary["success"]:
         if readmission:
             summary["readmission"] = readmission
@@ -375,7 +369,17 @@ def validate_batch(
         record_validation_pass(raw, partition, part, st)
         return summary
 
-    qdir = paths.quarantine_dir(partition, file_digest(raw), part)  # by content: never overwrites another
+    quarantine(cfg, paths, raw, summary, part, readmission)
+
+
+def quarantine(
+    cfg: PipelineConfig, paths: PipelinePaths, raw: Path, summary: dict, part: str, readmission: dict | None
+) -> NoReturn:
+    """Move a failed batch beside its report (by content: never over another) and fail naming
+    what was wrong; a re-admitted batch that failed again has that recorded."""
+    partition, st, docs_url = summary["partition"], summary["statistics"], summary["data_docs"]
+    what = "outcome batch" if part == "outcomes" else "batch"
+    qdir = paths.quarantine_dir(partition, file_digest(raw), part)
     report = write_json(summary, qdir / "validation_result.json")
     summary["report"] = str(report)
     os.replace(raw, qdir / raw.name)  # same filesystem: an atomic move

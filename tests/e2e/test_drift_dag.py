@@ -80,7 +80,7 @@ def summer_trigger(champion):
         def emit(self, record):
             records.append(record.getMessage())
 
-    logger, keep = logging.getLogger("include.orchestration.dag_support"), Keep(logging.INFO)
+    logger, keep = logging.getLogger("include.orchestration.run_context"), Keep(logging.INFO)
     logger.addHandler(keep)
     old_level = logger.level
     logger.setLevel(logging.INFO)

@@ -41,20 +41,26 @@ def curated_weeks(flights_cfg, data_root):
     """Ten weeks of the shipped demo pipeline, each week's outcomes collected a week later, as the
     outcomes DAG would (by AS_OF the last week's have not arrived: it is not trained on)."""
     from include.decisions.windows import outcomes_due
+    from include.foundation.errors import NothingToDo
     from include.stages.ingest import ingest_outcomes, publish_outcomes
 
     start = datetime(2013, 1, 1, tzinfo=UTC)
     for i in range(10):
         week, end = start + timedelta(weeks=i), start + timedelta(weeks=i + 1)
-        batch = ingest_batch(flights_cfg, data_root, week, end)
-        validate_batch(flights_cfg, data_root, batch["partition"])
-        publish_batch(flights_cfg, data_root, batch["partition"])
+        try:
+            batch = ingest_batch(flights_cfg, data_root, week, end)
+            validate_batch(flights_cfg, data_root, batch["partition"])
+            publish_batch(flights_cfg, data_root, batch["partition"])
+        except NothingToDo:  # already published by an earlier module on this worker
+            pass
         due = outcomes_due(flights_cfg.labels, week, end)
         if flights_cfg.outcomes_later and due[0] >= start:
-            collected = ingest_outcomes(flights_cfg, data_root, *due)
-            if not collected.get("already_published"):
-                validate_batch(flights_cfg, data_root, collected["partition"], part="outcomes")
-                publish_outcomes(flights_cfg, data_root, collected["partition"])
+            try:
+                collected = ingest_outcomes(flights_cfg, data_root, *due)
+            except NothingToDo:  # already published by an earlier module on this worker
+                continue
+            validate_batch(flights_cfg, data_root, collected["partition"], part="outcomes")
+            publish_outcomes(flights_cfg, data_root, collected["partition"])
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.foundation.errors import PermanentError
+from include.foundation.errors import NothingToDo, PermanentError
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTIN_ERRORS = {
@@ -67,8 +67,8 @@ def test_every_project_error_is_permanent_or_says_why_it_is_retried(module):
     for cls_name, cls in inspect.getmembers(mod, inspect.isclass):
         if cls.__module__ != name or not issubclass(cls, BaseException):
             continue
-        assert issubclass(cls, PermanentError) or "retried" in (cls.__doc__ or "").lower(), (
-            f"{name}.{cls_name} is neither a PermanentError nor documented as retried"
+        assert issubclass(cls, PermanentError | NothingToDo) or "retried" in (cls.__doc__ or "").lower(), (
+            f"{name}.{cls_name} is neither a PermanentError, nor a NothingToDo (a skip), nor documented as retried"
         )
 
 

@@ -52,8 +52,8 @@ def test_a_planted_password_reaches_no_message(monkeypatch, caplog):
     from include.foundation.logging_config import install_redaction
     from include.foundation.settings import Settings
     from include.foundation.tracking import TrackingServerUnavailable
-    from include.orchestration.dag_support import stage_call
     from include.orchestration.notifications import failure_message
+    from include.orchestration.task_door import stage_call
     from include.stages.registry import _write_decision
 
     uri = f"http://ct:{PLANTED}@127.0.0.1:{closed_port()}"

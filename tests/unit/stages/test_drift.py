@@ -81,11 +81,11 @@ def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_p
 
     from sklearn.metrics import roc_auc_score
 
+    from include.foundation import metrics
+    from include.foundation.prediction_log import log_rows
     from include.foundation.settings import Settings
     from include.foundation.storage import PipelinePaths
     from include.stages.evidence import realized_history
-    from include.foundation import metrics
-    from include.foundation.prediction_log import log_rows
     from tests.factories import frame, tiny_cfg, write_curated_weeks
 
     base = tiny_cfg()

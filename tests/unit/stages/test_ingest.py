@@ -368,8 +368,11 @@ def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg,
     first = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
     publish_batch(flights_cfg, tmp_path, as_validated(flights_cfg, tmp_path, first["partition"]))
     published = paths.curated(first["partition"]).read_bytes()
-    with caplog.at_level("WARNING"):
-        again = ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
+    from include.foundation.errors import NothingToDo
+
+    with caplog.at_level("WARNING"), pytest.raises(NothingToDo, match="replace: true") as nothing:
+        ingest_batch(flights_cfg, tmp_path, JAN1, JAN8)
+    again = nothing.value.result
     assert again["already_published"] and again["rows"] == first["rows"]
     assert "is already published" in caplog.text and "replace: true" in caplog.text
     assert paths.curated(first["partition"]).read_bytes() == published  # untouched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from include.foundation.errors import PermanentError
-from include.orchestration.dag_support import stage_call
+from include.orchestration.task_door import stage_call
 from include.stages.datasets import NotEnoughData
 
 
@@ -124,7 +124,7 @@ def test_sql_reader_reaches_any_sqlalchemy_database(tmp_path, monkeypatch):
 
 
 def test_a_return_value_is_logged_as_a_one_line_gist():
-    from include.orchestration.dag_support import gist
+    from include.orchestration.task_door import gist
 
     big = {"partition": "20130101T0000Z_20130108T0000Z", "rows": 6012, "drift_share": 0.2727272,
            "columns": {f"c{i}": {"score": i} for i in range(20)}, "reasons": []}  # fmt: skip
