@@ -13,12 +13,8 @@ report of whatever is chosen.
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import logging
-import re
 import sys
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -26,235 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from include.foundation.config import PipelineConfig, find_pipeline  # noqa: E402
-from include.foundation.metrics import orientation  # noqa: E402
+from include.foundation.config import find_pipeline  # noqa: E402
+from include.foundation.logging_config import quieted  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
-from include.foundation.storage import atomic_write  # noqa: E402
-from include.foundation.tracking import Role, Tag  # noqa: E402
-from include.replay import (  # noqa: E402
-    CONFIGURED,
-    GATED,
-    NEVER,
-    PERIODIC,
-    WEEKLY,
-    Outcome,
-    Policy,
-    Replay,
-    ReplayRefused,
-    comparisons,
-    hindsight_bound,
-    load_year,
-    policies,
-    summarize,
-)
-
-log = logging.getLogger("loop_value")
+from include.loop_value import report, tuning_report, with_overrides  # noqa: E402
+from include.replay import Replay, ReplayRefused, load_year  # noqa: E402
 
 
-def format_table(title: str, rows: list[dict], metric: str) -> str:
-    lines = [
-        title,
-        f"| policy | weeks | mean weekly {metric} | trainings | promotions | weeks below never |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        mean = "n/a" if r["mean"] is None else f"{r['mean']:.4f}"
-        lines.append(
-            f"| {r['policy']} | {r['weeks']} | {mean} | {r['trainings']} | {r['promotions']} | {r['below_never']} |"
-        )
-    return "\n".join(lines)
-
-
-def verdict(rows: list[dict], metric: str) -> str:
-    """Whether the configured policy beats periodic retraining at the same cost, in one sentence."""
-    by = {r["policy"]: r for r in rows}
-    conf = by[CONFIGURED]
-    periodic = next(r for r in rows if r["policy"].startswith(PERIODIC))
-    if conf["mean"] is None or periodic["mean"] is None:
-        return "configured vs periodic: no scored weeks"
-    gap = conf["mean"] - periodic["mean"]
-    word = "beats" if orientation(metric) * gap > 0 else "does not beat"
-    return (
-        f"configured {word} {periodic['policy']}: mean weekly {metric} {conf['mean']:.4f} with "
-        f"{conf['trainings']} trainings vs {periodic['mean']:.4f} with {periodic['trainings']} ({gap:+.4f})"
-    )
-
-
-def plot(outcomes: list[Outcome], metric: str, split: date | None, title: str, path: Path) -> Path:
-    """Weekly metric per policy; hollow marks where a policy trained, filled where it promoted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(12, 5))
-    for o in outcomes:
-        (line,) = ax.plot(o.weeks, o.scores, label=o.policy.name, linewidth=1.4)
-        if o.policy.kind == WEEKLY:  # promotes every week: marks would only hide the line
-            continue
-        at = dict(zip(o.weeks, o.scores, strict=True))
-        trained = [d for d in o.trainings if d in at and d not in o.promotions]
-        for days, filled in ((trained, False), (o.promotions, True)):
-            days = [d for d in days if d in at]
-            ax.scatter(days, [at[d] for d in days], s=28, zorder=3, edgecolors=line.get_color(),
-                       facecolors=line.get_color() if filled else "none")  # fmt: skip
-    if split is not None:
-        ax.axvline(split, color="grey", linestyle=":", linewidth=1)
-        ax.text(split, ax.get_ylim()[1], " tuned before | reported after", va="top", fontsize=8, color="grey")
-    ax.set_ylabel(f"weekly {metric} of the champion (next week, unseen)")
-    ax.set_title(
-        title
-        + "\n(filled mark: promoted that week; hollow: trained, not promoted; weekly promotes every week)",
-        fontsize=10,
-    )
-    ax.legend(loc="lower left", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
-
-
-def write_weekly(outcomes: list[Outcome], path: Path) -> Path:
-    import pandas as pd
-
-    frames = [
-        pd.DataFrame(
-            {"week": o.weeks, "policy": o.policy.name, "score": o.scores, "champion_as_of": o.champions}
-        )
-        for o in outcomes
-    ]
-    df = pd.concat(frames, ignore_index=True)
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-
-
-def log_to_mlflow(
-    settings: Settings, cfg: PipelineConfig, params: dict, tables: dict, files: list[Path]
-) -> str:
-    """One run in ``<pipeline>-loop-value``: the settings as params, each table as metrics, files as artifacts."""
-    import mlflow
-
-    from include.foundation import tracking
-
-    tracking.configure(settings, f"{cfg.experiment}-loop-value")
-    with mlflow.start_run(
-        run_name=f"loop value {params['period']}", tags={Tag.PIPELINE: cfg.name, Tag.ROLE: Role.LOOP_VALUE}
-    ) as run:
-        mlflow.log_params(params)
-        for period, rows in tables.items():
-            for r in rows:
-                slug = re.sub(r"[^0-9A-Za-z]+", "_", r["policy"]).strip("_")  # MLflow's metric-name charset
-                mlflow.log_metrics(
-                    {
-                        f"{period}.{slug}.{k}": v
-                        for k, v in r.items()
-                        if k not in ("policy",) and v is not None
-                    }
-                )
-        for f in files:
-            mlflow.log_artifact(str(f))
-    return run.info.run_id
-
-
-def with_overrides(cfg: PipelineConfig, assignments: list[str]) -> PipelineConfig:
-    """``drift.share_threshold=0.3``-style overrides, validated like the YAML file itself."""
-    import yaml
-
-    if not assignments:
-        return cfg
-    raw = cfg.model_dump(mode="json", by_alias=True)
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. drift.share_threshold=0.3")
-        *parents, leaf = key.split(".")
-        node = raw
-        for p in parents:
-            if not isinstance(node.get(p), dict):
-                raise SystemExit(f"--set {item!r}: {p!r} is not a section of the pipeline config")
-            node = node[p]
-        node[leaf] = yaml.safe_load(value)
-    return PipelineConfig.model_validate(raw)
-
-
-def bound_row(replay: Replay, outcomes: list[Outcome], since: date | None, until: date | None) -> dict:
-    """A table row for :func:`hindsight_bound` over ``[since, until)`` with a quarter of the weekly
-    policy's trainings there, starting from the champion the configured policy had at ``since``."""
-    never, weekly, configured = (
-        next(o for o in outcomes if o.policy.name == k) for k in (NEVER, WEEKLY, CONFIGURED)
-    )
-    [counts] = summarize([weekly], since, until)
-    budget = counts["trainings"] // 4
-    inside = [
-        i
-        for i, w in enumerate(configured.weeks)
-        if (since is None or w >= since) and (until is None or w < until)
-    ]
-    at = {s.date(): s for s in replay.steps}
-    start = at[configured.champions[inside[0]]] if since is not None else replay.bootstrap_at
-    weeks = [at[configured.weeks[i]] for i in inside]
-    bound = hindsight_bound(replay, start, weeks, budget)  # weeks: the configured policy's scored ones
-    trained, scores = [date.fromisoformat(d) for d in bound["trainings"]], bound["scores"]
-    ceiling = Outcome(Policy(f"hindsight bound (at most {budget} trainings)", "bound"), [w.date() for w in weeks],
-                      scores, [], trained, trained)  # fmt: skip
-    return summarize([never, ceiling], since, until, replay.cfg.promotion.primary_metric)[1]
-
-
-_DECAY = {"margin": 0.02, "intervals": 2, "of_last": 3}
-TUNING_GRID = {  # the settings --tune searches: each signal's threshold, the cooldown, the promotion rule
-    "drift.share_threshold": [0.25, 0.3, 0.35, 0.4, 1.0],  # 1.0: drift alone (practically) never triggers
-    "drift.performance_floor": [None, 0.62, 0.66, 0.7],
-    "drift.performance_decay": [None, _DECAY, {**_DECAY, "margin": 0.04}],
-    "drift.prediction_drift": [None, {"threshold": 0.1}, {"threshold": 0.25}],
-    "drift.cooldown_intervals": [2, 4],
-    "promotion.min_improvement": [0.002],  # 0.0005-0.005 tied on Jan-Jun before the signals were added
-}
-
-
-def _short(value) -> str:
-    """A grid value in a table cell: a decay rule as its margin, a prediction-drift rule as its threshold."""
-    if isinstance(value, dict):
-        return f"{value.get('margin', value.get('threshold'))}"
-    return str(value)
-
-
-def tune(replay: Replay, split: date) -> list[dict]:
-    """Settings of :data:`TUNING_GRID` ranked on the weeks before ``split``: at most a quarter of
-    weekly's trainings, then the highest mean. Every candidate shares the cached models, reports
-    and gate decisions. Also reports, per promotion setting, the gated weekly policy's mean: what
-    retraining every week through that gate reaches."""
-    weekly = summarize([replay.run(Policy(WEEKLY, WEEKLY), until=split)])[0]
-    budget = weekly["trainings"] // 4
-    found, gated = [], {}
-    for values in itertools.product(*TUNING_GRID.values()):
-        setting = dict(zip(TUNING_GRID, values, strict=True))
-        candidate = replay.variant(
-            with_overrides(replay.cfg, [f"{k}={json.dumps(v)}" for k, v in setting.items()])
-        )
-        mi = setting["promotion.min_improvement"]
-        if mi not in gated:
-            gated[mi] = summarize([candidate.run(Policy(GATED, GATED), until=split)])[0]["mean"]
-        row = summarize([candidate.run(Policy(CONFIGURED, CONFIGURED, candidate.cfg.drift), until=split)])[0]
-        found.append({**setting, **{k: row[k] for k in ("mean", "trainings", "promotions")},
-                      "within_budget": row["trainings"] <= budget})  # fmt: skip
-    sign = orientation(replay.cfg.promotion.primary_metric)  # best first, in the metric's direction
-    found.sort(key=lambda r: (not r["within_budget"], -sign * (r["mean"] or 0), r["trainings"]))
-    log.info(
-        "weekly before %s: mean %.4f with %d trainings; budget %d",
-        split,
-        weekly["mean"],
-        weekly["trainings"],
-        budget,
-    )
-    weeks = [w for w in replay.steps if replay.bootstrap_at < w and w.date() < split]
-    bound = hindsight_bound(replay, replay.bootstrap_at, [replay.bootstrap_at, *weeks], budget)
-    head = {"weekly_mean": weekly["mean"], "weekly_trainings": weekly["trainings"], "budget": budget,
-            "gated_weekly_mean": {str(k): v for k, v in gated.items()}, "hindsight_bound": bound}  # fmt: skip
-    return [head, *found]
-
-
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pipeline", default="flights_delay", help="pipeline config name (default: %(default)s)")
     ap.add_argument(
@@ -272,108 +47,36 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a config value for this replay, e.g. --set drift.share_threshold=0.3 "
                          "(repeatable; the file is not changed)")  # fmt: skip
     ap.add_argument("--no-mlflow", action="store_true", help="do not log the result to MLflow")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = arguments()
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    log.setLevel(logging.INFO)  # this script's lines; the stages' per-call INFO would be hundreds of lines
     from include.foundation.logging_config import configure_library_logging
 
     configure_library_logging()
-    for noisy in ("mlflow", "include"):  # per-call INFO of hundreds of replayed decisions
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings.from_env()
     cfg = with_overrides(find_pipeline(settings.pipelines_dir, args.pipeline), args.set)
-    src = cfg.source
-    first_day, last_day = src.replay_days() or (None, None)
+    first_day, last_day = cfg.source.replay_days() or (None, None)
     first_day, last_day = args.first_day or first_day, args.last_day or last_day
     if first_day is None or last_day is None:
         ap.error(f"pipeline {cfg.name} has no replay source days: pass --first-day and --last-day")
     first = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
     last = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC) + timedelta(days=1)
-    t0 = time.perf_counter()
     from include.orchestration.connections import read_sql  # a sql source: through its connection
 
-    replay = Replay(cfg, load_year(cfg, settings, first, last, read_sql), first, last)
     out_dir = settings.home / "loop-value" / cfg.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    metric = cfg.promotion.primary_metric
-    if args.tune:
-        ranked = tune(replay, args.split)
-        head, rows = ranked[0], ranked[1:]
-        print(f"weekly before {args.split}: mean {head['weekly_mean']:.4f}, {head['weekly_trainings']} trainings; "
-              f"budget (a quarter) {head['budget']}")  # fmt: skip
-        bound = head["hindsight_bound"]
-        print(f"hindsight bound: the best any policy with at most {head['budget']} training(s) could reach, "
-              f"knowing the outcomes: {bound['mean']:.4f} (training {', '.join(bound['trainings']) or 'never'})")  # fmt: skip
-        for mi, mean in head["gated_weekly_mean"].items():
-            print(f"weekly through the gate with min_improvement {mi}: mean {mean:.4f}")
-        print(f"{'share':>6} {'floor':>6} {'decay':>6} {'pred':>6} {'cooldown':>8} {'min_impr':>8} {'mean':>8} "
-              f"{'trainings':>9} {'promotions':>10}  in budget")  # fmt: skip
-        for r in rows[:15]:
-            print(f"{r['drift.share_threshold']:>6} {_short(r['drift.performance_floor']):>6} "
-                  f"{_short(r.get('drift.performance_decay')):>6} {_short(r.get('drift.prediction_drift')):>6} "
-                  f"{r['drift.cooldown_intervals']:>8} {r['promotion.min_improvement']:>8} {r['mean']:>8.4f} "
-                  f"{r['trainings']:>9} {r['promotions']:>10}  {'yes' if r['within_budget'] else 'no'}")  # fmt: skip
-        reached = [r for r in rows
-                   if r["within_budget"] and orientation(metric) * (r["mean"] - head["weekly_mean"]) >= 0]  # fmt: skip
-        print(f"settings within budget that reach weekly's mean: {len(reached)} of {len(rows)}")
-        atomic_write(out_dir / "tuning.json", lambda tmp: tmp.write_text(json.dumps(ranked, indent=2)))
-        print(f"({time.perf_counter() - t0:.0f} s; all candidates in {out_dir / 'tuning.json'})")
-        return 0
-
-    outcomes = [replay.run(p) for p in policies(cfg)]
-    configured = next(o for o in outcomes if o.policy.kind == CONFIGURED)
-    outcomes += [variant.run(policy) for variant, policy in comparisons(replay, configured)]
-    weeks = outcomes[0].weeks
-    split = args.split if weeks and weeks[0] < args.split <= weeks[-1] else None
-    periods = {"all": (None, None)}
-    if split is not None:
-        periods.update(before_split=(None, split), after_split=(split, None))
-    tables = {k: [*summarize(outcomes, since, until, metric), bound_row(replay, outcomes, since, until)]
-              for k, (since, until) in periods.items()}  # fmt: skip
-    period = f"{weeks[0]}..{weeks[-1] + timedelta(days=6)}" if weeks else "no weeks"
-    titles = {
-        "all": f"{cfg.name}: every scored week ({period})",
-        "before_split": f"weeks before {split} (where settings are tuned)",
-        "after_split": f"weeks from {split} (the honest report)",
-    }
-    text = "\n\n".join(
-        format_table(titles[k], v, metric) + "\n\n" + verdict(v, metric) for k, v in tables.items()
-    )
-    spec = cfg.drift
-    settings_line = (
-        f"configured: drift share >= {spec.share_threshold} (column distance >= {spec.column_threshold}, "
-        f"{spec.window_days}-day window), performance floor {spec.performance_floor}, cooldown "
-        f"{spec.cooldown_intervals} interval(s); promotion: {metric} +{cfg.promotion.min_improvement}, "
-        f"guardrails {cfg.promotion.guardrails}, slices {cfg.promotion.slices.columns}"
-    )
-    print(text + "\n\n" + settings_line)
-    for when, why in configured.reasons.items():
-        log.info("configured %s: %s", when, why)
-    files = [
-        atomic_write(out_dir / "table.md", lambda tmp: tmp.write_text(text + "\n\n" + settings_line + "\n")),
-        write_weekly(outcomes, out_dir / "weekly.csv"),
-        plot(
-            [
-                o
-                for o in outcomes
-                if o.policy.name in (NEVER, WEEKLY, CONFIGURED) or o.policy.kind == PERIODIC
-            ],
-            metric,
-            split,
-            f"{cfg.name}: weekly {metric} by retraining policy",
-            out_dir / "loop_value.png",
-        ),
-    ]
-    elapsed = time.perf_counter() - t0
-    timing = ", ".join(f"{k} {v:.0f} s" for k, v in replay.timings.items())
-    print(f"\nwritten: {', '.join(str(f) for f in files)}  ({elapsed:.0f} s: {timing})")
-    if not args.no_mlflow:
-        params = {"period": period, "split": str(split), "config_sha": cfg.digest(), **{
-            f"drift.{k}": v for k, v in spec.model_dump().items() if k != "columns"}}  # fmt: skip
-        run_id = log_to_mlflow(settings, cfg, params, tables, files)
-        print(
-            f"MLflow: experiment {cfg.experiment}-loop-value, run {run_id} ({settings.mlflow_tracking_uri})"
-        )
+    with quieted("mlflow", "include"):  # the per-call INFO of hundreds of replayed decisions
+        logging.getLogger("include.loop_value").setLevel(logging.INFO)  # but the report's own lines
+        replay = Replay(cfg, load_year(cfg, settings, first, last, read_sql), first, last)
+        if args.tune:
+            lines = tuning_report(replay, args.split, out_dir)
+        else:
+            lines = report(replay, settings, args.split, out_dir, to_mlflow=not args.no_mlflow)
+    print("\n".join(lines))
     return 0
 
 

@@ -31,7 +31,7 @@ import pytest
 import requests
 import yaml
 
-from scripts.airflow_rest import AirflowApi
+from include.orchestration.local_airflow import AirflowApi
 from tests.container import images
 from tests.factories import demo_yaml
 

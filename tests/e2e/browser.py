@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.process_groups import stop_groups
+from include.orchestration.local_airflow import stop_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

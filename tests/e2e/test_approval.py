@@ -24,7 +24,7 @@ import requests
 import yaml
 
 from include.foundation.settings import Settings
-from scripts.process_groups import stop_groups
+from include.orchestration.local_airflow import stop_groups
 from tests.airflow_helpers import plugin
 from tests.e2e.browser import CHROMIUM, SHOTS, free_port, logged_in, wait_http
 from tests.e2e.test_own_data import PIPELINE, START, WEEKS, churn_table

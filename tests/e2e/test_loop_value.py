@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from include import replay as engine
+from include.replay import CONFIGURED, GATED, NEVER, WEEKLY, Outcome, Policy
 from scripts import loop_value
-from scripts.loop_value import CONFIGURED, GATED, NEVER, WEEKLY, Outcome, Policy
 from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +119,7 @@ def test_summary_counts_weeks_below_the_never_line():
         weeks = [date(2013, 7, 2), date(2013, 7, 9), date(2013, 7, 16)]
         return Outcome(Policy(name, kind), weeks, scores, weeks, list(trainings), list(trainings))
 
-    rows = loop_value.summarize(
+    rows = engine.summarize(
         [
             outcome(NEVER, NEVER, [0.7, 0.7, 0.7]),
             outcome(WEEKLY, WEEKLY, [0.8, 0.6, 0.7], [date(2013, 7, 9)]),
@@ -143,7 +144,7 @@ def test_summary_counts_weeks_below_the_never_line():
     }
 
 
-def quick_replay() -> loop_value.Replay:
+def quick_replay() -> engine.Replay:
     from datetime import UTC, datetime
 
     from include.foundation.config import load_pipeline
@@ -152,15 +153,15 @@ def quick_replay() -> loop_value.Replay:
     settings = Settings.from_env()
     cfg = load_pipeline(settings.pipelines_dir / f"{NAME}.yaml")
     first, last = datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 3, 1, tzinfo=UTC)
-    return loop_value.Replay(cfg, loop_value.load_year(cfg, settings, first, last), first, last)
+    return engine.Replay(cfg, engine.load_year(cfg, settings, first, last), first, last)
 
 
 def test_hindsight_bound_is_the_best_schedule_and_a_schedule_reaches_it(pipelines):
     pipelines()
     r = quick_replay()
     weeks = r.steps  # the bootstrap week, then four weeks at which a policy may train
-    mean = {p: loop_value.summarize([r.run(Policy(p, p))])[0]["mean"] for p in (NEVER, WEEKLY)}
-    bounds = [loop_value.hindsight_bound(r, r.bootstrap_at, weeks, b) for b in range(5)]
+    mean = {p: engine.summarize([r.run(Policy(p, p))])[0]["mean"] for p in (NEVER, WEEKLY)}
+    bounds = [engine.hindsight_bound(r, r.bootstrap_at, weeks, b) for b in range(5)]
     assert (bounds[0]["mean"], bounds[0]["trainings"]) == (mean[NEVER], [])
     assert [b["mean"] for b in bounds] == sorted(b["mean"] for b in bounds)  # more trainings never hurt
     assert bounds[4]["mean"] >= mean[WEEKLY]  # weekly is one of the schedules it searched
@@ -180,7 +181,7 @@ def test_tune_ranks_settings_on_the_weeks_before_the_split(pipelines, monkeypatc
     pipelines()
     grid = {"drift.share_threshold": [0.01, 1.0], "drift.performance_floor": [None],
             "drift.cooldown_intervals": [0], "promotion.min_improvement": [0.002]}  # fmt: skip
-    monkeypatch.setattr(loop_value, "TUNING_GRID", grid)
+    monkeypatch.setattr("include.loop_value.TUNING_GRID", grid)
     assert (
         loop_value.main(["--pipeline", NAME, "--last-day", "2013-02-28", "--split", "2013-02-20", "--tune"])
         == 0

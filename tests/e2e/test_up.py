@@ -80,7 +80,7 @@ def a_task_runs_and_logs(printed: str, api: int) -> None:
     log opens: the rollback DAG, which fails at once saying there is no champion yet."""
     import re
 
-    from scripts.airflow_rest import AirflowApi
+    from include.orchestration.local_airflow import AirflowApi
 
     password = re.search(r"password: (\S+)", printed).group(1)
     rest = AirflowApi(f"http://127.0.0.1:{api}", password)

@@ -25,8 +25,7 @@ import pytest
 import requests
 import yaml
 
-from scripts.airflow_rest import AirflowApi
-from scripts.process_groups import stop_groups
+from include.orchestration.local_airflow import AirflowApi, stop_groups
 from tests.factories import demo_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -119,7 +119,7 @@ def test_secret_files_are_private_from_the_start(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", real)
 
     sys.path.insert(0, str(ROOT))
-    from scripts.demo import home_secret
+    from include.orchestration.local_airflow import home_secret
 
     old = os.umask(0o022)
     try:
