@@ -60,12 +60,13 @@ log = logging.getLogger(__name__)
 TaskResult = TrainedModel | Evaluation | Promotion | Rejection | DriftCheck | ValidationSummary
 
 URL_PREFIX = VIEWER_PREFIX.removesuffix("/files")  # the viewer app's mount point
-MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS, QUARANTINE_REPORT = (
+MLFLOW_RUN, MODEL_VERSION, DRIFT_REPORT, DATA_DOCS, QUARANTINE_REPORT, OVER_TIME = (
     "MLflow run",
     "Model version",
     "Drift report",
     "Validation result (Data Docs)",
     "Quarantine report",
+    "Over time",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "ct_loop_static"
 SERVED_SUFFIXES = {".html", ".css", ".js", ".json", ".png", ".svg", ".ico", ".woff", ".woff2", ".ttf", ".map"}
@@ -94,6 +95,7 @@ def task_links(dag_id: str, task_id: str, result: TaskResult | Any, settings: Se
         settings.data_root, dag_id, report
     )
     links[DATA_DOCS] = viewer_path(settings.data_root, dag_id, result.get("data_docs_page"))
+    links[OVER_TIME] = viewer_path(settings.data_root, dag_id, result.get("timeline"))
     return {k: v for k, v in links.items() if v}
 
 
@@ -159,6 +161,10 @@ class DataDocsLink(_ResultLink):
 
 class QuarantineReportLink(_ResultLink):
     name = QUARANTINE_REPORT
+
+
+class OverTimeLink(_ResultLink):
+    name = OVER_TIME
 
 
 def quarantine_page(report: dict) -> str:
@@ -337,6 +343,6 @@ class LazyApp:
 class CtLoopPlugin(AirflowPlugin):
     name = "ct_loop"
     global_operator_extra_links = [MlflowRunLink(), ModelVersionLink(), DriftReportLink(), DataDocsLink(),
-                                   QuarantineReportLink()]  # fmt: skip
+                                   QuarantineReportLink(), OverTimeLink()]  # fmt: skip
     fastapi_apps = [{"app": LazyApp(create_app), "url_prefix": URL_PREFIX, "name": "CT loop reports"}]
     listeners = [RunNoteListener()]  # a finished run's note says what it decided (run_notes)

@@ -54,14 +54,14 @@ VIEWABLE_SUFFIXES = frozenset(
 )
 # What the project writes for people to read, below ``<data_root>/<pipeline>/``; never the
 # landing folder, raw, curated or training data, the GX project's config or the landing index.
-VIEWABLE_ROOTS = ("drift", "gx/uncommitted/data_docs")
+VIEWABLE_ROOTS = ("drift", "timeline", "gx/uncommitted/data_docs")
 
 
 def viewable_file(data_root: Path, pipeline: str, rel: str) -> Path | None:
     """The file the viewer may serve for ``<pipeline>/<rel>``, or None.
 
-    Only what the project produced for people: Evidently reports (``drift/``), GX Data Docs and a
-    quarantined batch's ``validation_result.json``. ``rel`` is resolved (symlinks included) and
+    Only what the project produced for people: Evidently reports (``drift/``), the "over time"
+    page (``timeline/``), GX Data Docs and a quarantined batch's ``validation_result.json``. ``rel`` is resolved (symlinks included) and
     must stay inside one of those folders, which must themselves lie inside the pipeline's folder;
     absolute paths, ``..``, NUL bytes and anything else answer None, like a file that is absent.
     """
@@ -90,12 +90,12 @@ def viewable_file(data_root: Path, pipeline: str, rel: str) -> Path | None:
 
 def producing_roles(pipeline: str, rel: str) -> tuple[str, ...]:
     """The roles of ``pipeline``'s DAGs that produce the file ``rel`` (below its data folder):
-    whoever may read one of them may read the file, whatever DAG id the URL names. Drift reports:
-    the drift check; a quarantined batch's report: ingest (an ``outcomes-`` batch: outcomes); a
+    whoever may read one of them may read the file, whatever DAG id the URL names. Drift reports
+    and the timeline page: the drift check; a quarantined batch's report: ingest (an ``outcomes-`` batch: outcomes); a
     Data Docs page of the outcomes suite: outcomes, of the inputs suite: ingest; the Data Docs
     index and assets, which both write: either."""
     parts = rel.split("/")
-    if parts[0] == "drift":
+    if parts[0] in ("drift", "timeline"):
         return ("drift_check",)
     if parts[0] == "quarantine" and len(parts) > 2:
         return ("outcomes",) if parts[2].startswith("outcomes-") else ("ingest",)

@@ -146,6 +146,10 @@ class PipelinePaths:
     def drift_dir(self, run: str) -> Path:
         return self.base / "drift" / safe_name(run)
 
+    def timeline(self) -> Path:
+        """The pipeline's "over time" page (include.stages.timeline), rewritten by every drift check."""
+        return self.base / "timeline" / "index.html"
+
     def curated_partitions(self) -> list[str]:
         """Keys of published partitions, oldest first."""
         root = self.curated_root

@@ -27,6 +27,7 @@ from include.foundation.tracking import Role, Tag
 from include.stages.datasets import recent_window
 from include.stages.evidence import ProductionEvidence, gather_evidence
 from include.stages.registry import get_champion
+from include.stages.timeline import write_timeline
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def record_check(
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     log_realized(client, cfg, source.realized_rows)
     log_timeline(client, cfg, result)
+    result["timeline"] = str(write_timeline(cfg, PipelinePaths(settings.data_root, cfg.name), client))
     result["experiment_id"] = client.get_experiment_by_name(cfg.experiment).experiment_id
     return result
 

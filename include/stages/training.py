@@ -163,6 +163,7 @@ def train_and_register(
         Tag.TRAIN_START: assembled["train_window"][0],
         Tag.TRAIN_END: assembled["train_window"][1],
         Tag.HOLDOUT_URI: assembled["holdout"]["uri"],
+        Tag.DATA_AS_OF: assembled["as_of"],
         Tag.ROLE: Role.TRAINED,
         **run_tags,
     }

@@ -316,6 +316,18 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
             page.screenshot(path=SHOTS / "05-drift-report.png", full_page=False)
             seen.append(f"drift report rendered at {page.url.replace(base, '')} ({page.title()!r})")
 
+            page.goto(f"{base}/dags/{dag_id}/runs/{run_id}/tasks/check_drift")
+            page.get_by_role("tab", name="Details").or_(
+                page.get_by_role("link", name="Details")
+            ).first.click()
+            page.get_by_role("link", name="Over time").click()
+            page.wait_for_url("**/ct-loop/files/**/timeline/index.html")
+            expect(page.get_by_role("heading", name=f"{name} over time")).to_be_visible()
+            expect(page.get_by_text("RETRAIN").first).to_be_visible()  # the week that retrained, in the table
+            expect(page.locator("svg line[stroke='#e67e00']").first).to_be_attached()  # and its marker
+            page.screenshot(path=SHOTS / "05b-over-time.png", full_page=True)
+            seen.append(f"'over time' page: {page.locator('svg').count()} charts, retraining marked")
+
             seen.append(data_docs_walk(page, base, f"{name}__ingest"))
             seen.extend(hostile_walk(page, base, home, env, name))
 
