@@ -115,6 +115,8 @@ class PublishedOutcomes(TypedDict):
     unknown: int  # outcomes for rows never published as inputs (reported, never used)
     duplicated: int  # outcome rows whose key came more than once (none of them used)
     unlabelled: int  # published input rows still without an outcome
+    realized: NotRequired[float]  # the primary metric of what was served that week, on these outcomes
+    realized_version: NotRequired[str]  # the version that served it
     note: NotRequired[str]  # one line for the run's note
 
 

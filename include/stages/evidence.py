@@ -240,8 +240,6 @@ def realized_history(
 
     paths = PipelinePaths(settings.data_root, cfg.name)
     end = labelled_until(cfg.labels, as_of, timedelta(days=cfg.drift.interval_days))
-    keys, rule = key_columns(cfg), cfg.promotion
-    columns = list(dict.fromkeys([*keys, cfg.target.name, *rule.slices.columns]))
     served_parts = []  # (partition, its served part), oldest first; joined and judged below
     for partition in paths.curated_partitions():
         if parse_partition_key(partition)[1] > end:
@@ -250,15 +248,23 @@ def realized_history(
         if served is None or not served_by(served, version):
             continue
         served_parts.append((partition, served))
-    out = []
-    for partition, served in served_parts[-last:] if last else served_parts:
-        outcomes = add_label(cfg, read_partition(cfg, paths, partition))[columns]
-        joined = join_outcomes(served, outcomes, keys)
-        perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
-                                    rule.bootstrap, cfg.scorer)  # fmt: skip
-        out.append({"partition": partition, "model_version": str(served[MODEL_VERSION].iloc[0]), **perf,
-                    "join": joined.summary()})  # fmt: skip
-    return out
+    return [realized_interval(cfg, paths, partition, served)
+            for partition, served in (served_parts[-last:] if last else served_parts)]  # fmt: skip
+
+
+def realized_interval(
+    cfg: PipelineConfig, paths: PipelinePaths, partition: str, served: pd.DataFrame
+) -> dict:
+    """One interval's served part of the prediction log joined with its outcomes by key
+    (:func:`join_outcomes`), and its realized metric (:func:`realized_performance`)."""
+    keys, rule = key_columns(cfg), cfg.promotion
+    columns = list(dict.fromkeys([*keys, cfg.target.name, *rule.slices.columns]))
+    outcomes = add_label(cfg, read_partition(cfg, paths, partition))[columns]
+    joined = join_outcomes(served, outcomes, keys)
+    perf = realized_performance(joined.joined, cfg.target.name, rule.primary_metric, rule.slices,
+                                rule.bootstrap, cfg.scorer)  # fmt: skip
+    return {"partition": partition, "model_version": str(served[MODEL_VERSION].iloc[0]), **perf,
+            "join": joined.summary()}  # fmt: skip
 
 
 def sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:

@@ -391,6 +391,27 @@ def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> Pu
     unused = (
         f"; {report.unknown + report.duplicated:,} not used" if report.unknown or report.duplicated else ""
     )
+    realized = realized_on_arrival(cfg, paths, partition)
+    said = realized.pop("realized_line", "")
     return {"partition": partition, "uri": str(dst), "rows": len(outcomes), "joined": len(report.joined),
             "unknown": report.unknown, "duplicated": report.duplicated, "unlabelled": report.unlabelled,
-            "note": f"outcomes of {interval_name(partition)}: {len(report.joined):,} rows labelled{unused}"}  # fmt: skip
+            **realized, "note": f"outcomes of {interval_name(partition)}: {len(report.joined):,} rows labelled"
+            f"{unused}{said}"}  # fmt: skip
+
+
+def realized_on_arrival(cfg: PipelineConfig, paths: PipelinePaths, partition: str) -> dict[str, Any]:
+    """What the week's outcomes say of the version that served it (nothing when no champion
+    scored it, or the metric cannot be measured on its labels): the run's note shows it."""
+    from include.foundation.prediction_log import served_part
+    from include.stages.evidence import realized_interval
+
+    served = served_part(paths, partition)
+    if served is None:
+        return {}
+    realized = realized_interval(cfg, paths, partition, served)
+    if realized["value"] is None:
+        return {}
+    metric, version = cfg.promotion.primary_metric, realized["model_version"]
+    log.info("realized %s of v%s on %s: %.4f", metric, version, interval_name(partition), realized["value"])
+    return {"realized": realized["value"], "realized_version": version,
+            "realized_line": f"; realized {metric} {realized['value']:.4f} (served by v{version})"}  # fmt: skip

@@ -112,6 +112,12 @@ def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_p
     expected = roc_auc_score(weeks[0]["y"] > 0.5, served["score"])  # independently, from log and outcomes
     assert at_week2_end[0]["value"] == pytest.approx(expected) and at_week2_end[0]["rows"] == 400
     assert at_week2_end[0]["join"]["unknown"] == 0 and at_week2_end[0]["join"]["unlabelled"] == 0
+    # the outcomes run of that week says the same in its note, the week they arrive
+    from include.stages.ingest import realized_on_arrival
+
+    arrived = realized_on_arrival(cfg, paths, keys[0])
+    assert arrived["realized"] == pytest.approx(expected) and arrived["realized_version"] == "1"
+    assert arrived["realized_line"] == f"; realized roc_auc {expected:.4f} (served by v1)"
 
     a_week_later = realized_history(cfg, settings, start + timedelta(weeks=3))
     assert [(r["partition"], r["model_version"]) for r in a_week_later] == [(keys[0], "1"), (keys[1], "2")]
