@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from include.decisions.estimation import estimate_batch
 from include.decisions.promotion import judge
 from include.decisions.retraining import TriggerState, assess_retraining
 from include.decisions.windows import (
@@ -39,6 +40,7 @@ from include.decisions.windows import (
 from include.foundation import metrics
 from include.foundation.config import DecaySpec, DriftSpec, PipelineConfig, PredictionDriftSpec
 from include.foundation.errors import PermanentError
+from include.foundation.metrics import ESTIMABLE
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
 from include.stages.datasets import add_label, model_inputs, split_xy
@@ -183,6 +185,30 @@ class Replay:
         X = model_inputs(rows, self.cfg.model.features, self.cfg.model.numeric_features)
         return scorer.served_score(*scorer.predictions(self.model(champion), X))
 
+    def estimated(self, champion: datetime, week: datetime) -> float | None:
+        """Model ``champion``'s primary metric on week ``week`` estimated before its outcomes
+        (:func:`include.stages.scoring.estimate_served`'s computation: calibrated on its holdout)."""
+        key = ("estimated", champion, week)
+        if key not in self._preds:
+            metric = self.cfg.promotion.primary_metric
+            held = self._held_out(champion)
+            rows = cut_window(
+                self.data, self.ts, week, week + self.interval, self.cfg.schema_.unique_together
+            )
+            X = model_inputs(rows, self.cfg.model.features, self.cfg.model.numeric_features)
+            p, d = self.cfg.scorer.predictions(self.model(champion), X)
+            self._preds[key] = estimate_batch(metric, *held, p, d)
+        return self._preds[key]
+
+    def _held_out(self, champion: datetime) -> tuple:
+        """``(p, y)`` of model ``champion`` on its own holdout, as assembled (labelled rows)."""
+        key = ("held out", champion)
+        if key not in self._preds:
+            holdout = self.window(self.training_window(champion)[1], self.labelled_end(champion))
+            X, y = split_xy(self.cfg, holdout)
+            self._preds[key] = (self.cfg.scorer.predictions(self.model(champion), X)[0], y.to_numpy())
+        return self._preds[key]
+
     def gate(self, challenger: datetime, champion: datetime | None):
         """The promotion judgement (:func:`include.decisions.promotion.judge`) on the challenger's holdout."""
         key = (challenger, champion, self.cfg.promotion.model_dump_json())
@@ -292,6 +318,12 @@ class ReplayEvidence:
         return [value for week, value, served_by in zip(out.weeks, out.scores, out.champions, strict=True)
                 if served_by == self.champion.date() and week + r.interval <= end][-last:]  # fmt: skip
 
+    def estimated(self, last: int) -> list[float | None]:
+        """The estimate the scoring DAG logs with each week this champion served up to ``step``."""
+        r, served = self.replay, self.out.served
+        weeks = [w for w in sorted(served) if served[w] == self.champion and w + r.interval <= self.step]
+        return [r.estimated(self.champion, w) for w in weeks[-last:]]
+
     def served_scores(self):
         import numpy as np
 
@@ -348,7 +380,7 @@ def policies(cfg: PipelineConfig) -> list[Policy]:
     ]
 
 
-SIGNALS = ("drift share", "performance floor", "performance decay", "prediction drift")
+SIGNALS = ("drift share", "performance floor", "performance decay", "estimated decay", "prediction drift")
 
 
 def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
@@ -356,11 +388,12 @@ def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
     where it is not configured (the others off; the cooldown as configured). A replay-only spec:
     an infinite share threshold, which no config accepts, is how drift share is switched off."""
     off = {"share_threshold": float("inf"), "performance_floor": None, "performance_decay": None,
-           "prediction_drift": None}  # fmt: skip
+           "estimated_decay": None, "prediction_drift": None}  # fmt: skip
     own = {
         "drift share": {"share_threshold": drift.share_threshold},
         "performance floor": {"performance_floor": drift.performance_floor},
         "performance decay": {"performance_decay": drift.performance_decay or DecaySpec()},
+        "estimated decay": {"estimated_decay": drift.estimated_decay or DecaySpec()},
         "prediction drift": {"prediction_drift": drift.prediction_drift or PredictionDriftSpec()},
     }[signal]
     return drift.model_copy(update={**off, **own})
@@ -369,6 +402,7 @@ def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
 def is_configured(drift: DriftSpec, signal: str) -> bool:
     return {"drift share": drift.share_threshold <= 1, "performance floor": drift.performance_floor is not None,
             "performance decay": drift.performance_decay is not None,
+            "estimated decay": drift.estimated_decay is not None,
             "prediction drift": drift.prediction_drift is not None}[signal]  # fmt: skip
 
 
@@ -389,6 +423,10 @@ def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Polic
     for signal in SIGNALS:
         if signal == "performance floor" and cfg.drift.performance_floor is None:
             continue  # no default floor: it is the pipeline's own bar
+        if signal == "estimated decay" and (
+            cfg.target_kind != "binary" or cfg.promotion.primary_metric not in ESTIMABLE
+        ):
+            continue  # estimated for binary classifiers only (include/decisions/estimation.py)
         spec = signal_alone(cfg.drift, signal)
         note = "" if is_configured(cfg.drift, signal) else ", default setting"
         found.append((replay, Policy(f"{signal} alone{note}", CONFIGURED, spec)))

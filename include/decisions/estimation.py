@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from include.foundation.metrics import ESTIMABLE
+
 if TYPE_CHECKING:
     import numpy as np
 
-ESTIMABLE = ("roc_auc", "accuracy_score", "f1_score", "precision_score", "recall_score", "log_loss")
 MIN_HOLDOUT = 50  # rows: a calibration on fewer says little
 
 
@@ -80,3 +81,12 @@ def expected_roc_auc(scores: np.ndarray, calibrated: np.ndarray) -> float | None
     tpr = np.r_[0.0, np.cumsum(q)[ends] / positives]
     fpr = np.r_[0.0, np.cumsum(1 - q)[ends] / negatives]
     return float(np.trapezoid(tpr, fpr))
+
+
+def estimate_batch(metric: str, holdout_scores, holdout_labels, scores, predicted) -> float | None:
+    """The champion's expected ``metric`` on a batch, calibrated on its own holdout: what the
+    scoring DAG logs with each batch and the replay computes alike."""
+    cal = calibration(holdout_scores, holdout_labels)
+    if cal is None:
+        return None
+    return estimate(metric, scores, predicted, cal.predict(scores))

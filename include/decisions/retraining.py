@@ -22,6 +22,7 @@ class DriftEvidence:
     drift_share: float  # Evidently's share of drifted columns, window vs the champion's training set
     performance: float | None = None  # the champion's primary metric on the labelled window
     decayed: str | None = None  # why its realized metric decayed (:func:`performance_decayed`)
+    estimated_decay: str | None = None  # why its estimated metric decayed, before the outcomes came
     prediction_drift: dict | None = None  # Evidently's verdict on served vs holdout scores
 
 
@@ -41,18 +42,18 @@ class RetrainDecision:
 
 
 def performance_decayed(
-    spec: DecaySpec, realized: list[float | None], holdout_metric: float, metric: str
+    spec: DecaySpec, realized: list[float | None], holdout_metric: float, metric: str, what: str = "realized"
 ) -> str | None:
-    """Why the champion has decayed, or None: its realized ``metric`` was worse than its own
-    holdout metric by more than ``spec.margin`` in at least ``spec.intervals`` of the last
-    ``spec.of_last`` labelled intervals (oldest first; None = no measurement, not counted)."""
+    """Why the champion has decayed, or None: its realized (or ``what``: estimated) ``metric`` was
+    worse than its own holdout metric by more than ``spec.margin`` in at least ``spec.intervals``
+    of the last ``spec.of_last`` intervals (oldest first; None = no measurement, not counted)."""
     measured = [v for v in realized if v is not None][-spec.of_last :]
     worse = [v for v in measured if metrics.orientation(metric) * (holdout_metric - v) > spec.margin]
     if len(worse) < spec.intervals:
         return None
     return (
-        f"realized {metric} {'below' if metrics.greater_is_better(metric) else 'above'} the champion's holdout {holdout_metric:.4f} by more than {spec.margin} in "
-        f"{len(worse)} of the last {len(measured)} labelled intervals ({', '.join(f'{v:.4f}' for v in measured)})"
+        f"{what} {metric} {'below' if metrics.greater_is_better(metric) else 'above'} the champion's holdout {holdout_metric:.4f} by more than {spec.margin} in "
+        f"{len(worse)} of the last {len(measured)} {'labelled' if what == 'realized' else 'scored'} intervals ({', '.join(f'{v:.4f}' for v in measured)})"
     )
 
 
@@ -64,6 +65,8 @@ def assess_retraining(
     in flight and the cooldown. A signal the spec does not configure never fires, whatever
     evidence is passed."""
     reasons = [evidence.decayed] if evidence.decayed and spec.performance_decay is not None else []
+    if evidence.estimated_decay and spec.estimated_decay is not None:
+        reasons.append(evidence.estimated_decay)
     said = evidence.prediction_drift
     if said and said.get("drifted") and spec.prediction_drift is not None:
         reasons.append(f"prediction drift {said['method']} {said['score']:.3f} >= {said['threshold']} on "

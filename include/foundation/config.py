@@ -549,6 +549,12 @@ class DriftSpec(_Strict):
     performance_decay: DecaySpec | None = Field(
         None, description="Retrain on a realized decay (needs the prediction log); default: off"
     )
+    estimated_decay: DecaySpec | None = Field(
+        None,
+        description="Retrain when the champion's estimated metric (confidence-based, before the outcomes "
+        "arrive: include/decisions/estimation.py) is worse than its holdout metric by more than margin in "
+        "`intervals` of the last `of_last` scored intervals; binary targets only; default: off",
+    )
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
 
@@ -664,6 +670,18 @@ class PipelineConfig(_Strict):
             defaults["absolute_floor"] = None
         return {**raw, "target": {**target, "kind": kind}, "promotion": {**defaults, **promotion}}
 
+    def _check_estimable(self) -> None:
+        from include.foundation.metrics import ESTIMABLE
+
+        metric = self.promotion.primary_metric
+        if self.drift.estimated_decay is not None and (
+            self.target_kind != "binary" or metric not in ESTIMABLE
+        ):
+            raise ValueError(
+                f"drift.estimated_decay estimates binary classifiers' {', '.join(ESTIMABLE)} only; this pipeline "
+                f"is {self.target_kind} with primary metric {metric} (use drift.performance_decay on the outcomes)"
+            )
+
     @model_validator(mode="after")
     def _columns_fit_the_schema(self) -> PipelineConfig:
         """Cross-field checks: what would otherwise fail (or leak) later is refused here."""
@@ -692,6 +710,7 @@ class PipelineConfig(_Strict):
                 f"target.name {target.name!r} collides with a schema column; choose another name"
             )
         self._check_target_kind()
+        self._check_estimable()
         if self.drift.columns is not None:
             stray = [c for c in self.drift.columns if c not in model.features]
             if stray:

@@ -50,6 +50,8 @@ KIND_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("root_mean_squared_error", "mean_absolute_error", "r2_score", "mean_squared_error",
                    "max_error", "mean_absolute_percentage_error"),
 }  # fmt: skip
+# What can be estimated before the outcomes arrive (include/decisions/estimation.py): binary only.
+ESTIMABLE = ("roc_auc", "accuracy_score", "f1_score", "precision_score", "recall_score", "log_loss")
 DEFAULT_METRIC: dict[str, str] = {
     "binary": "roc_auc",
     "multiclass": "f1_score",

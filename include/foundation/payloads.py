@@ -117,6 +117,7 @@ class PublishedOutcomes(TypedDict):
     unlabelled: int  # published input rows still without an outcome
     realized: NotRequired[float]  # the primary metric of what was served that week, on these outcomes
     realized_version: NotRequired[str]  # the version that served it
+    estimated: NotRequired[float]  # what was estimated of it when it was scored, before these outcomes
     note: NotRequired[str]  # one line for the run's note
 
 
@@ -222,6 +223,7 @@ class DriftCheck(TypedDict, total=False):
     performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of
     realized: list[dict[str, Any]]  # per labelled interval the champion served: its realized metric
     prediction_drift: dict[str, Any] | None  # the served scores vs the holdout's (Evidently ValueDrift)
+    estimated: list[float | None]  # the champion's estimated metric on its last scored intervals (estimated_decay)
     report: str
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str
@@ -242,6 +244,7 @@ class ScoredBatch(TypedDict):
     model_version: str
     scored_at: str
     already_scored: bool
+    estimated: NotRequired[float]  # the champion's primary metric on the batch, before its outcomes
     note: NotRequired[str]  # one line for the run's note: rows scored by which version
 
 

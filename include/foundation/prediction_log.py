@@ -16,7 +16,8 @@ class's probability, or the value: :meth:`Scorer.served_score`), a multiclass mo
 ``proba_<class>`` columns, :data:`MODEL_NAME`, :data:`MODEL_VERSION`, :data:`CHAMPION` (true: the
 version was champion when it scored, so the rows are what was served; false: a shadow or
 backfill), :data:`AIRFLOW_RUN_ID` and :data:`SCORED_AT` (naive UTC). The part's Parquet metadata
-holds :data:`BATCH_SHA`, the content of the batch it scored.
+holds :data:`BATCH_SHA`, the content of the batch it scored, and a served part :data:`ESTIMATE`,
+the champion's metric on the batch estimated before its outcomes arrived.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ CHAMPION = "champion"
 AIRFLOW_RUN_ID = "airflow_run_id"
 SCORED_AT = "scored_at"
 BATCH_SHA = "ct.batch_sha256"  # in a part's Parquet metadata: the batch content it scored
+ESTIMATE = "ct.estimate"  # in a served part's metadata: the metric estimated before the outcomes (JSON)
 SUPERSEDED = "superseded"
 PART_GLOB = "v*.parquet"
 
@@ -77,9 +79,21 @@ def log_rows(
     return out
 
 
-def write_part(rows: pd.DataFrame, part: Path, batch_sha: str) -> Path:
-    """Write one part atomically, with the content of the batch its rows judge."""
-    return write_parquet(rows, part, {BATCH_SHA: batch_sha})
+def write_part(rows: pd.DataFrame, part: Path, batch_sha: str, estimate: dict | None = None) -> Path:
+    """Write one part atomically, with the content of the batch its rows judge and, for what a
+    champion served, its estimated metric (``{"metric": ..., "value": ...}``)."""
+    import json
+
+    metadata = {BATCH_SHA: batch_sha, **({ESTIMATE: json.dumps(estimate)} if estimate else {})}
+    return write_parquet(rows, part, metadata)
+
+
+def estimate_of(part: Path) -> dict | None:
+    """The estimate logged with a part (None: none was made, e.g. a shadow or a regression model)."""
+    import json
+
+    value = parquet_metadata(part, ESTIMATE)
+    return json.loads(value) if value else None
 
 
 def logged_part(part: Path) -> tuple[int, str]:
@@ -97,11 +111,16 @@ def parts(paths: PipelinePaths, key: str) -> list[Path]:
 
 def served_part(paths: PipelinePaths, key: str) -> pd.DataFrame | None:
     """What was served for interval ``key``: the part written by the version that was champion
-    when it scored (the first, if the interval was scored by a champion twice); None when the
-    interval was never scored by a champion."""
+    when it scored (the first, if the interval was scored by a champion twice), with its estimate
+    in ``attrs[ESTIMATE]``; None when the interval was never scored by a champion."""
     import pandas as pd
 
-    served = [df for df in map(pd.read_parquet, parts(paths, key)) if len(df) and df[CHAMPION].all()]
+    served = []
+    for part in parts(paths, key):
+        df = pd.read_parquet(part)
+        if len(df) and df[CHAMPION].all():
+            df.attrs[ESTIMATE] = estimate_of(part)  # what was estimated of it, read with it
+            served.append(df)
     return min(served, key=lambda df: df[SCORED_AT].iloc[0]) if served else None
 
 

@@ -121,6 +121,7 @@ def check_summary(
         "performance_metric": cfg.promotion.primary_metric,
         "performance_window": [start.isoformat(), labelled_end.isoformat()],
         "prediction_drift": said,
+        "estimated": source.estimates,  # the champion's estimated metric, last scored intervals
         "realized": [
             {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")}
             for r in source.realized_rows
@@ -259,6 +260,11 @@ def verdict_html(result: dict[str, Any]) -> str:
     rows.append(
         (f"champion {metric}", "n/a" if perf is None else f"{perf:.4f} on {_labelled_rows_of(result)}")
     )
+    estimates = [v for v in result.get("estimated") or [] if v is not None]
+    if estimates:
+        rows.append(
+            (f"estimated {metric}", ", ".join(f"{v:.4f}" for v in estimates) + " (last scored weeks)")
+        )
     for r in result.get("realized") or []:
         value = "n/a" if r["value"] is None else f"{r['value']:.4f}"
         rows.append(

@@ -7,7 +7,7 @@ and Evidently's verdict on the scores it served (:func:`prediction_drift`). A so
 the numbers come from: :class:`ProductionEvidence` reads curated data, the prediction log and
 MLflow (the drift check DAG); ``include.replay.ReplayEvidence`` reads the year in memory
 (``make loop-value``). A new signal is a field of the evidence, a branch here and a method on each
-source.
+source (the estimated decay, :meth:`EvidenceSource.estimated`, was added that way).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from include.decisions.outcomes import join_outcomes, realized_performance
 from include.decisions.retraining import DriftEvidence, performance_decayed
 from include.decisions.windows import labelled_until, performance_window
 from include.foundation.config import DriftSpec, PipelineConfig, PredictionDriftSpec
-from include.foundation.prediction_log import MODEL_VERSION, SCORE, served_by, served_part
+from include.foundation.prediction_log import ESTIMATE, MODEL_VERSION, SCORE, served_by, served_part
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, parse_partition_key
 from include.stages.datasets import (
@@ -62,6 +62,9 @@ class EvidenceSource(Protocol):
     def realized(self, last: int) -> list[float | None]:
         """Its realized metric on the last ``last`` labelled intervals it served, oldest first."""
 
+    def estimated(self, last: int) -> list[float | None]:
+        """Its estimated metric on the last ``last`` intervals it served, oldest first (labels or not)."""
+
     def served_scores(self) -> np.ndarray:
         """The scores it served over the drift window (empty: none logged)."""
 
@@ -86,13 +89,19 @@ def gather_evidence(
         holdout = source.holdout_metric()
         if holdout is not None:
             decayed = performance_decayed(spec.performance_decay, realized, holdout, metric)
+    estimated = None
+    if spec.estimated_decay is not None:
+        estimates = source.estimated(spec.estimated_decay.of_last)
+        holdout = source.holdout_metric()
+        if holdout is not None:
+            estimated = performance_decayed(spec.estimated_decay, estimates, holdout, metric, "estimated")
     said = None
     if spec.prediction_drift is not None:
         key = ("prediction drift", source.served_key(), spec.prediction_drift)
         said = _once(memo, key, lambda: _prediction_drift_of(source, spec.prediction_drift))
     return DriftEvidence(
         drift_share=source.drift_share(), performance=source.performance(), decayed=decayed,
-        prediction_drift=said,
+        estimated_decay=estimated, prediction_drift=said,
     )  # fmt: skip
 
 
@@ -134,6 +143,7 @@ class ProductionEvidence:
         self.window = performance_window(cfg.labels, self.spec, as_of)
         # the newest labelled interval always (charted on its serving version), then this champion's
         self.realized_rows = realized_history(cfg, settings, as_of, last=1)
+        self.estimates: list[float | None] = []  # filled when the estimated decay is configured
 
     def drift_share(self) -> float:
         return self.summary["drift_share"]
@@ -156,6 +166,18 @@ class ProductionEvidence:
         seen = {r["partition"] for r in its_own}
         self.realized_rows = its_own + [r for r in self.realized_rows if r["partition"] not in seen]
         return [r["value"] for r in its_own]
+
+    def estimated(self, last: int) -> list[float | None]:
+        paths = PipelinePaths(self.settings.data_root, self.cfg.name)
+        values = []
+        for partition in paths.curated_partitions():
+            if parse_partition_key(partition)[1] > self.as_of:
+                break
+            served = served_part(paths, partition)
+            if served is not None and served_by(served, self.version):
+                values.append((served.attrs.get(ESTIMATE) or {}).get("value"))
+        self.estimates = values[-last:]  # shown beside the decision
+        return self.estimates
 
     def served_scores(self) -> np.ndarray:
         start = self.as_of - timedelta(days=self.spec.window_days)

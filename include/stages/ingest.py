@@ -402,7 +402,7 @@ def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> Pu
 def realized_on_arrival(cfg: PipelineConfig, paths: PipelinePaths, partition: str) -> dict[str, Any]:
     """What the week's outcomes say of the version that served it (nothing when no champion
     scored it, or the metric cannot be measured on its labels): the run's note shows it."""
-    from include.foundation.prediction_log import served_part
+    from include.foundation.prediction_log import ESTIMATE, served_part
     from include.stages.evidence import realized_interval
 
     served = served_part(paths, partition)
@@ -412,6 +412,16 @@ def realized_on_arrival(cfg: PipelineConfig, paths: PipelinePaths, partition: st
     if realized["value"] is None:
         return {}
     metric, version = cfg.promotion.primary_metric, realized["model_version"]
-    log.info("realized %s of v%s on %s: %.4f", metric, version, interval_name(partition), realized["value"])
+    estimated = (served.attrs.get(ESTIMATE) or {}).get("value")  # what was expected of it when scored
+    before = "" if estimated is None else f", estimated {estimated:.4f} before"
+    log.info(
+        "realized %s of v%s on %s: %.4f%s",
+        metric,
+        version,
+        interval_name(partition),
+        realized["value"],
+        before,
+    )
     return {"realized": realized["value"], "realized_version": version,
-            "realized_line": f"; realized {metric} {realized['value']:.4f} (served by v{version})"}  # fmt: skip
+            **({"estimated": estimated} if estimated is not None else {}),
+            "realized_line": f"; realized {metric} {realized['value']:.4f}{before} (served by v{version})"}  # fmt: skip

@@ -18,10 +18,10 @@ from include.foundation.config import PipelineConfig
 from include.foundation.errors import NothingToDo, PermanentError
 from include.foundation.payloads import ScoredBatch, ScoringRun
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, file_digest, interval_name
+from include.foundation.storage import PipelinePaths, file_digest, interval_name, parse_partition_key
 from include.foundation.tracking import Tag
-from include.stages.datasets import key_columns, model_inputs
-from include.stages.registry import get_champion, load_model, model_uri, signature_inputs
+from include.stages.datasets import key_columns, model_inputs, read_training_set
+from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,7 +105,8 @@ def score_batch(
     prediction_log.supersede_stale_parts(paths, partition, batch_sha)
     if out.exists():
         log.info("%s was already scored by %s v%s (%s): unchanged", partition, name, version, out)
-        return _result(partition, out, *prediction_log.logged_part(out), name, version, True)
+        return _result(partition, out, *prediction_log.logged_part(out), name, version, True,
+                       prediction_log.estimate_of(out))  # fmt: skip
     model = load_model(model_uri(name, version))
     columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
     present = set(pq.read_schema(batch_file).names)
@@ -122,12 +123,18 @@ def score_batch(
     scored_at = datetime.now(UTC)
     rows = prediction_log.log_rows(batch, keys, scorer, p, labels, name, version, airflow_run_id, scored_at,
                                    served)  # fmt: skip
-    prediction_log.write_part(rows, out, batch_sha)  # with the content of the batch these rows judge
+    estimated = (
+        estimate_served(cfg, client, champion, model, (columns, numeric), p, labels) if served else None
+    )
+    # with the content of the batch these rows judge, and what the champion is expected to score on it
+    prediction_log.write_part(rows, out, batch_sha, estimated)
+    if estimated:
+        log_estimate(client, cfg, champion, partition, estimated)
     log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
     # from the model version to what it said: its parts of the log, and the newest
     client.set_model_version_tag(name, version, Tag.PREDICTIONS, str(out.parent.parent / "*" / out.name))
     client.set_model_version_tag(name, version, Tag.PREDICTIONS_LAST, partition)
-    return _result(partition, out, len(rows), str(scored_at), name, version, False)
+    return _result(partition, out, len(rows), str(scored_at), name, version, False, estimated)
 
 
 def score_in_chunks(
@@ -148,8 +155,37 @@ def score_in_chunks(
 
 
 def _result(
-    partition, out: Path, rows: int, scored_at: str, name: str, version: str, already: bool
-) -> ScoredBatch:
+    partition, out: Path, rows: int, scored_at: str, name: str, version: str, already: bool,
+    estimated: dict | None = None,
+) -> ScoredBatch:  # fmt: skip
+    said = f"; estimated {estimated['metric']} {estimated['value']:.4f}" if estimated else ""
     return {"partition": partition, "uri": str(out), "rows": rows, "model_name": name,
             "model_version": str(version), "scored_at": str(scored_at), "already_scored": already,
-            "note": f"{interval_name(partition)}: {rows:,} rows scored by v{version}"}  # fmt: skip
+            **({"estimated": estimated["value"]} if estimated else {}),
+            "note": f"{interval_name(partition)}: {rows:,} rows scored by v{version}{said}"}  # fmt: skip
+
+
+def estimate_served(cfg: PipelineConfig, client, champion, model, inputs, p, labels) -> dict | None:
+    """The champion's primary metric on the batch, estimated before its outcomes arrive
+    (:func:`include.decisions.estimation.estimate_batch`, calibrated on its holdout); None for a
+    kind or metric that is not estimated."""
+    from include.decisions.estimation import estimate_batch
+
+    metric, scorer = cfg.promotion.primary_metric, cfg.scorer
+    if scorer.kind != "binary" or metric not in metrics.ESTIMABLE:
+        return None
+    holdout = read_training_set(with_lineage(client, champion), "holdout")
+    held_p, _ = scorer.predictions(model, model_inputs(holdout, *inputs))
+    value = estimate_batch(metric, held_p, holdout[cfg.target.name].to_numpy(), p, labels)
+    return None if value is None else {"metric": metric, "value": value}
+
+
+def log_estimate(client, cfg: PipelineConfig, champion, partition: str, estimated: dict) -> None:
+    """``estimated_<metric>`` as a point on the serving version's training run, at the interval's
+    end (the step ``realized_<metric>`` uses), so its chart shows the estimate beside the realized value."""
+    from mlflow.entities import Metric
+
+    end = parse_partition_key(partition)[1]
+    point = Metric(f"estimated_{estimated['metric']}", estimated["value"], int(end.timestamp() * 1000),
+                   int(end.timestamp() // 86400))  # fmt: skip
+    client.log_batch(champion.run_id, metrics=[point])

@@ -4,10 +4,10 @@ what the loop would have done, so it must decide as the loop does).
 A short pipeline (2-week training window, 1-week holdout, outcomes a week late as shipped, each
 week's delivered as a batch of its own) on six real weeks: the first champion,
 a challenger judged against it, the champion scoring two weeks, and a drift check with the
-realized-decay and prediction-drift rules, each through ``dag.test()``; then
+realized-decay, estimated-decay and prediction-drift rules, each through ``dag.test()``; then
 ``include.replay`` on the same weeks, decision by decision: the same rows, the same promotion
 verdict and reason, the same drift share, performance, realized metric of what was served,
-prediction drift and retrain assessment.
+estimate before the outcomes, prediction drift and retrain assessment.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def decided(tmp_path_factory, airflow_db):
         labels={"delay_days": 7},  # as shipped: each week's outcomes arrive, as a batch, a week later
         drift={"share_threshold": 0.05,  # January's weather drifts week to week: a trigger to compare
                "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
+               "estimated_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
                "prediction_drift": {"method": "psi", "threshold": 0.1}},
     )  # fmt: skip
     dags = {}
@@ -109,6 +110,11 @@ def test_the_drift_check_assesses_alike(decided):
                   weeks=[WEEK5.date()], scores=realized, champions=[champion.date()])  # fmt: skip
     evidence = gather_evidence(spec, metric, ReplayEvidence(replay, out, champion, SECOND, spec))
     assert (evidence.drift_share, evidence.performance, evidence.decayed) == (share, performance, decayed)
+    # the estimate each scored week got before its outcomes (logged with it), and the rule on it
+    estimated = [replay.estimated(champion, week) for week in (WEEK5, WEEK6)]
+    assert check["estimated"] == pytest.approx(estimated, abs=1e-9) and None not in estimated
+    assert evidence.estimated_decay == performance_decayed(spec.estimated_decay, estimated, holdout, metric,
+                                                           "estimated")  # fmt: skip
     # the prediction-drift check: the served scores of the window against the champion's holdout scores
     said = evidence.prediction_drift
     assert check["prediction_drift"]["score"] == pytest.approx(said["score"], abs=1e-9)

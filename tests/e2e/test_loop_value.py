@@ -224,10 +224,17 @@ def test_each_signal_alone_fires_only_on_its_own_evidence():
         "drift share": {"drift_share": 0.9},
         "performance floor": {"performance": 0.55},
         "performance decay": {"decayed": "realized below holdout"},
+        "estimated decay": {"estimated_decay": "estimated below holdout"},
         "prediction drift": {"prediction_drift": {"drifted": True, "method": "psi", "score": 0.4,
                                                   "threshold": 0.1, "current_rows": 10, "reference_rows": 10}},
     }  # fmt: skip
-    quiet = {"drift_share": 0.0, "performance": 0.8, "decayed": None, "prediction_drift": None}
+    quiet = {
+        "drift_share": 0.0,
+        "performance": 0.8,
+        "decayed": None,
+        "estimated_decay": None,
+        "prediction_drift": None,
+    }
     for alone in SIGNALS:
         only = signal_alone(spec, alone)
         for signal, fired in evidence.items():

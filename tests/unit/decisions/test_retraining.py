@@ -120,3 +120,38 @@ def test_drifted_predictions_alone_trigger():
     ]
     calm = assess(spec, 0.1, None, "roc_auc", None, now, 0, None, {**said, "drifted": False})
     assert not calm.retrain
+
+
+def test_an_estimated_decay_alone_triggers_before_the_outcomes_arrive():
+    from include.decisions.retraining import performance_decayed
+    from include.foundation.config import DecaySpec
+
+    rule = DecaySpec(margin=0.02, intervals=2, of_last=3)
+    spec = DriftSpec(share_threshold=0.5, cooldown_intervals=0, interval_days=7, estimated_decay=rule)
+    why = performance_decayed(rule, [0.69, 0.66, 0.65], 0.70, "roc_auc", "estimated")
+    assert why.startswith(
+        "estimated roc_auc below the champion's holdout 0.7000 by more than 0.02 in 2 of the last 3 scored"
+    )
+    fired = assess(spec, 0.1, None, "roc_auc", None, NOW, 0)
+    assert not fired.retrain  # no evidence, no trigger
+    evidence = DriftEvidence(drift_share=0.1, estimated_decay=why)
+    decision = assess_retraining(spec, evidence, metric="roc_auc", as_of=NOW, state=TriggerState())
+    assert decision.retrain and decision.reasons == [why]
+    unconfigured = spec.model_copy(update={"estimated_decay": None})
+    assert not assess_retraining(
+        unconfigured, evidence, metric="roc_auc", as_of=NOW, state=TriggerState()
+    ).retrain
+
+
+def test_the_estimated_decay_is_refused_where_nothing_is_estimated():
+    from pydantic import ValidationError
+
+    from tests.factories import tiny_cfg
+
+    cfg = tiny_cfg()
+    raw = cfg.model_dump(by_alias=True)
+    raw["drift"]["estimated_decay"] = {"margin": 0.02}
+    raw["promotion"]["primary_metric"] = "precision_recall_auc"
+    raw["promotion"]["guardrails"] = {}
+    with pytest.raises(ValidationError, match="estimates binary classifiers"):
+        type(cfg).model_validate(raw)
