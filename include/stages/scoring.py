@@ -20,7 +20,7 @@ from include.foundation.payloads import ScoredBatch, ScoringRun
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, file_digest, interval_name, parse_partition_key
 from include.foundation.tracking import Tag
-from include.stages.datasets import key_columns, model_inputs, read_training_set
+from include.stages.datasets import LineageError, key_columns, model_inputs, read_training_set
 from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
@@ -168,13 +168,18 @@ def _result(
 def estimate_served(cfg: PipelineConfig, client, champion, model, inputs, p, labels) -> dict | None:
     """The champion's primary metric on the batch, estimated before its outcomes arrive
     (:func:`include.decisions.estimation.estimate_batch`, calibrated on its holdout); None for a
-    kind or metric that is not estimated."""
+    kind or metric that is not estimated, or a champion whose holdout cannot be read (the batch
+    is scored all the same)."""
     from include.decisions.estimation import estimate_batch
 
     metric, scorer = cfg.promotion.primary_metric, cfg.scorer
     if scorer.kind != "binary" or metric not in metrics.ESTIMABLE:
         return None
-    holdout = read_training_set(with_lineage(client, champion), "holdout")
+    try:
+        holdout = read_training_set(with_lineage(client, champion), "holdout")
+    except LineageError as exc:  # e.g. a version registered by hand: scored all the same, not estimated
+        log.warning("no estimate for v%s: its holdout cannot be read (%s)", champion.version, exc)
+        return None
     held_p, _ = scorer.predictions(model, model_inputs(holdout, *inputs))
     value = estimate_batch(metric, held_p, holdout[cfg.target.name].to_numpy(), p, labels)
     return None if value is None else {"metric": metric, "value": value}
