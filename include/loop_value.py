@@ -13,11 +13,11 @@ import json
 import logging
 import re
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from include.foundation.config import PipelineConfig
-from include.foundation.metrics import orientation
+from include.foundation.metrics import ESTIMABLE, orientation
 from include.foundation.settings import Settings
 from include.foundation.storage import atomic_write
 from include.foundation.tracking import Role, Tag
@@ -292,6 +292,9 @@ def report(
     text = "\n\n".join(format_table(_title(k, cfg, period, split), v, metric) + "\n\n" + verdict(v, metric)
                         for k, v in tables.items())  # fmt: skip
     text += "\n\n" + settings_line(cfg)
+    error = estimate_error(replay, configured)
+    if error is not None:
+        text += "\n\n" + error
     for when, why in configured.reasons.items():
         log.info("configured %s: %s", when, why)
     shown = [o for o in outcomes if o.policy.name in (NEVER, WEEKLY, CONFIGURED) or o.policy.kind == PERIODIC]
@@ -338,3 +341,27 @@ def settings_line(cfg: PipelineConfig) -> str:
         f"{spec.cooldown_intervals} interval(s); promotion: {metric} +{cfg.promotion.min_improvement}, "
         f"guardrails {cfg.promotion.guardrails}, slices {cfg.promotion.slices.columns}"
     )
+
+
+def estimate_error(replay: Replay, outcome: Outcome) -> str | None:
+    """How far the estimate before the outcomes (:meth:`Replay.estimated`, the scoring DAG's
+    computation) was from the realized metric, over the weeks ``outcome``'s champions served;
+    None where nothing is estimated (regression, multiclass, a metric not estimated)."""
+    cfg = replay.cfg
+    metric = cfg.promotion.primary_metric
+    if cfg.target_kind != "binary" or metric not in ESTIMABLE:
+        return None
+    champion_of = {w.date(): c for w, c in outcome.served.items()}
+    pairs = []
+    for week, realized in zip(outcome.weeks, outcome.scores, strict=True):
+        start = datetime(week.year, week.month, week.day, tzinfo=UTC)
+        estimated = replay.estimated(champion_of[week], start)
+        if estimated is not None:
+            pairs.append((estimated, realized))
+    if not pairs:
+        return None
+    errors = [abs(e - r) for e, r in pairs]
+    worst = max(range(len(errors)), key=errors.__getitem__)
+    return (f"estimate before the outcomes ({metric}, calibrated on each champion's holdout), policy "
+            f"{outcome.policy.name}: mean absolute error {sum(errors) / len(errors):.4f} over {len(pairs)} weeks "
+            f"(largest {errors[worst]:.4f}: estimated {pairs[worst][0]:.4f}, realized {pairs[worst][1]:.4f})")  # fmt: skip

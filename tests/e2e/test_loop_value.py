@@ -8,6 +8,7 @@ scored. The replay is run twice; the second run must write the very same table a
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     periodic = f"periodic, every {every} weeks (cost-matched)"
     assert list(rows) == [
         NEVER, WEEKLY, GATED, CONFIGURED, periodic, "drift share alone", "performance floor alone",
-        "performance decay alone, default setting", "prediction drift alone, default setting",
+        "performance decay alone, default setting", "estimated decay alone, default setting",
+        "prediction drift alone, default setting",
         "configured, promotion requiring the CI lower bound > 0", "hindsight bound (at most 1 trainings)",
     ]  # fmt: skip
     assert (
@@ -91,6 +93,9 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     assert int(bound[2]) <= 1 and float(bound[1]) >= float(rows[NEVER][1])
     assert "weeks before 2013-02-05" in first["table.md"].decode()
     assert "weeks from 2013-02-05" in first["table.md"].decode()
+    # the estimate before the outcomes, against what the outcomes said, over the configured policy's weeks
+    assert re.search(r"estimate before the outcomes \(roc_auc.*mean absolute error 0\.\d{4} over \d+ weeks",
+                     first["table.md"].decode())  # fmt: skip
 
     exp = mlflow.get_experiment_by_name(f"{NAME}-loop-value")
     runs = mlflow.search_runs([exp.experiment_id], output_format="list")
