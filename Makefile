@@ -55,8 +55,8 @@ up: venv  ## Airflow UI on localhost:8080 and MLflow UI on localhost:5000; Ctrl-
 	bash scripts/up.sh
 
 bench: venv  ## Benchmarks of the loop, P1-P6 and XCom sizes (print figures; not tests; ~10 min)
-	$(BIN)/python scripts/bench_parse.py
-	$(BIN)/python scripts/bench_loop.py $(BENCH_ARGS)
+	$(BIN)/python tests/bench/parse.py
+	$(BIN)/python tests/bench/loop.py $(BENCH_ARGS)
 
 loop-value: venv  ## Replay 2013 under never / weekly / periodic / configured retraining and each signal alone; table, plot, MLflow run
 	$(BIN)/python scripts/loop_value.py $(LOOP_VALUE_ARGS)
