@@ -16,7 +16,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from include.foundation.config import PipelineConfig
+from include.foundation.config import ConfigError, PipelineConfig
 from include.foundation.metrics import ESTIMABLE, orientation
 from include.foundation.settings import Settings
 from include.foundation.storage import atomic_write
@@ -155,12 +155,12 @@ def with_overrides(cfg: PipelineConfig, assignments: list[str]) -> PipelineConfi
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. drift.share_threshold=0.3")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. drift.share_threshold=0.3")
         *parents, leaf = key.split(".")
         node = raw
         for p in parents:
             if not isinstance(node.get(p), dict):
-                raise SystemExit(f"--set {item!r}: {p!r} is not a section of the pipeline config")
+                raise ConfigError(f"--set {item!r}: {p!r} is not a section of the pipeline config")
             node = node[p]
         node[leaf] = yaml.safe_load(value)
     return PipelineConfig.model_validate(raw)

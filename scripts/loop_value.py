@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from include.foundation.config import find_pipeline  # noqa: E402
+from include.foundation.config import ConfigError, find_pipeline  # noqa: E402
 from include.foundation.logging_config import quieted  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
 from include.loop_value import report, tuning_report, with_overrides  # noqa: E402
@@ -83,5 +83,5 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except ReplayRefused as exc:
+    except (ReplayRefused, ConfigError) as exc:
         sys.exit(f"loop-value: {exc}")

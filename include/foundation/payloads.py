@@ -223,7 +223,9 @@ class DriftCheck(TypedDict, total=False):
     performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of
     realized: list[dict[str, Any]]  # per labelled interval the champion served: its realized metric
     prediction_drift: dict[str, Any] | None  # the served scores vs the holdout's (Evidently ValueDrift)
-    estimated: list[float | None]  # the champion's estimated metric on its last scored intervals (estimated_decay)
+    estimated: list[
+        float | None
+    ]  # the champion's estimated metric on its last scored intervals (estimated_decay)
     report: str
     retrain_request: dict[str, Any]  # RetrainRequest.to_conf()
     mlflow_run_id: str

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from include.decisions.windows import first_champion_as_of
-from include.orchestration.local_airflow import TERMINAL, AirflowApi
+from include.orchestration.local_airflow import TERMINAL, AirflowApi, LocalAirflowError
 
 
 def run_weeks(cfg, settings, api: AirflowApi, say: Callable[[str], None], first_week: datetime,
@@ -82,7 +82,7 @@ class Loop:
             deadline = time.monotonic() + 120
             while (run := self.api.run_at(dag_id, when)) is None:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the scheduler made no backfill run of {dag_id} at {when}")
+                    raise LocalAirflowError(f"the scheduler made no backfill run of {dag_id} at {when}")
                 time.sleep(0.5)
         if run["state"] not in TERMINAL:
             run["state"] = self.api.wait_run(dag_id, run["dag_run_id"], timeout=1800, poll=1)

@@ -22,9 +22,15 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from include.foundation.errors import PermanentError
 from include.foundation.redaction import write_private
 
 TERMINAL = ("success", "failed")
+
+
+class LocalAirflowError(PermanentError):
+    """The local Airflow did not start, answer or finish a run in time; the message carries the
+    processes' log tails (a person reads them: repeating the same call would not help)."""
 
 
 def free_port() -> int:
@@ -83,7 +89,7 @@ class AirflowApi:
     def pause(self, dag_id: str, paused: bool = True) -> None:
         r = self.s.patch(f"{self.base}/api/v2/dags/{dag_id}", json={"is_paused": paused}, timeout=30)
         if not r.ok:
-            raise RuntimeError(
+            raise LocalAirflowError(
                 f"cannot {'pause' if paused else 'unpause'} {dag_id}: {r.status_code} {r.text}"
             )
 
@@ -93,7 +99,7 @@ class AirflowApi:
         if r.status_code == 409 and self.get(f"/dags/{dag_id}/dagRuns/{run_id}").status_code == 200:
             return run_id  # an earlier try went through before its answer was lost
         if r.status_code != 200:
-            raise RuntimeError(f"cannot trigger {dag_id} ({run_id}): {r.status_code} {r.text}")
+            raise LocalAirflowError(f"cannot trigger {dag_id} ({run_id}): {r.status_code} {r.text}")
         return run_id
 
     def _post_while_locked(self, path: str, body: dict, tries: int = 6):
@@ -118,14 +124,14 @@ class AirflowApi:
         }
         r = self._post_while_locked("/backfills", body)
         if r.status_code != 200:
-            raise RuntimeError(f"cannot backfill {dag_id} {start}..{end}: {r.status_code} {r.text}")
+            raise LocalAirflowError(f"cannot backfill {dag_id} {start}..{end}: {r.status_code} {r.text}")
         return r.json()
 
     def close_backfill(self, backfill_id: int) -> None:
         """Mark a backfill whose runs have all finished as completed (409: it already is)."""
         r = self.s.put(f"{self.base}/api/v2/backfills/{backfill_id}/cancel", timeout=30)
         if r.status_code not in (200, 409):
-            raise RuntimeError(f"cannot close backfill {backfill_id}: {r.status_code} {r.text}")
+            raise LocalAirflowError(f"cannot close backfill {backfill_id}: {r.status_code} {r.text}")
 
     def run_at(self, dag_id: str, logical_date: str) -> dict | None:
         """The run of ``dag_id`` at ``logical_date`` (ISO), if there is one."""
@@ -156,7 +162,9 @@ class AirflowApi:
             if ti and ti["state"] in states:
                 return ti
             time.sleep(0.5)
-        raise TimeoutError(f"{dag_id}/{run_id}/{task_id} never reached {states}: {ti}\n{self.diagnose()}")
+        raise LocalAirflowError(
+            f"{dag_id}/{run_id}/{task_id} never reached {states}: {ti}\n{self.diagnose()}"
+        )
 
     def log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         r = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
@@ -170,7 +178,9 @@ class AirflowApi:
             if state in ("success", "failed"):
                 return state
             time.sleep(poll)
-        raise TimeoutError(f"{dag_id}/{run_id} still running: {self.tis(dag_id, run_id)}\n{self.diagnose()}")
+        raise LocalAirflowError(
+            f"{dag_id}/{run_id} still running: {self.tis(dag_id, run_id)}\n{self.diagnose()}"
+        )
 
 
 class LocalAirflow:
@@ -204,7 +214,7 @@ class LocalAirflow:
         self.say(f"Airflow home {self.home}; migrating the metadata DB ...")
         migrate = subprocess.run(["airflow", "db", "migrate"], env=self.env, capture_output=True, text=True)
         if migrate.returncode != 0:
-            raise RuntimeError(
+            raise LocalAirflowError(
                 f"airflow db migrate failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}"
             )
         self.start("api-server", ["airflow", "api-server"])
@@ -227,7 +237,7 @@ class LocalAirflow:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 tail = (self.logs / f"{name}.log").read_text()[-3000:]
-                raise RuntimeError(f"the {name} exited ({proc.returncode}):\n{tail}")
+                raise LocalAirflowError(f"the {name} exited ({proc.returncode}):\n{tail}")
 
     def connect(self, timeout: float = 300) -> AirflowApi:
         import requests
@@ -246,7 +256,7 @@ class LocalAirflow:
             except (requests.RequestException, ValueError, KeyError):
                 pass
             time.sleep(2)
-        raise TimeoutError(f"Airflow did not come up in {timeout:.0f}s:\n{self.diagnose()}")
+        raise LocalAirflowError(f"Airflow did not come up in {timeout:.0f}s:\n{self.diagnose()}")
 
     def diagnose(self) -> str:
         return "\n".join(f"--- {n}\n" + (self.logs / f"{n}.log").read_text()[-1500:] for n in self.procs)
