@@ -132,8 +132,9 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline, summer_tri
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "success"}
     assert result["drift_share"] >= drift_pipeline.drift.share_threshold and result["retrain"] is True
     assert run_note(dr).startswith("drift 2013-07-09: RETRAIN (drift share "), run_note(dr)
-    over_time = Path(result["timeline"]).read_text()  # the "over time" page shows this week's retraining
-    assert "2013-07-09" in over_time and "RETRAIN: drift share" in over_time and "#e67e00" in over_time
+    # the "over time" page beside the reports (pipeline/timeline/) shows this week's retraining
+    over_time = (Path(result["report"]).parents[2] / "timeline" / "index.html").read_text()
+    assert "2013-07-09" in over_time and "RETRAIN: " in over_time and "#e67e00" in over_time
     assert {"temp", "dewp"} <= set(result["drifted_columns"])
     runs = triggered_runs()
     assert len(runs) == 1
