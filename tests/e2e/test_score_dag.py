@@ -63,7 +63,16 @@ def test_scoring_through_the_dag(pipeline):
     log = pd.read_parquet(paths.predictions(week3, champion))
     batch = pd.read_parquet(paths.curated(week3))
     assert len(log) == len(batch)
-    assert run_note(dr) == f"2013-01-15..2013-01-21: {len(batch):,} rows scored by v{champion}", run_note(dr)
+    # the champion's ROC AUC on the week, estimated before its outcomes: in the note, the part, on its run
+    from include.foundation.prediction_log import estimate_of
+
+    estimated = out["batches"][0]["estimated"]
+    assert 0.5 < estimated < 1 and estimate_of(paths.predictions(week3, champion))["value"] == estimated
+    assert run_note(dr) == (
+        f"2013-01-15..2013-01-21: {len(batch):,} rows scored by v{champion}; estimated roc_auc {estimated:.4f}"
+    ), run_note(dr)
+    run_id = client.get_model_version(cfg.registered_model, champion).run_id
+    assert [m.value for m in client.get_metric_history(run_id, "estimated_roc_auc")] == [estimated]
     keys = ["time_hour", "carrier", "flight", "origin"]
     assert log[keys].equals(batch[keys].reset_index(drop=True))  # one row per input row, by key
     assert set(log["model_version"]) == {champion} and set(log["airflow_run_id"]) == {dr.run_id}
