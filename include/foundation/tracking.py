@@ -65,7 +65,7 @@ class Tag:
     TRAIN_END = "data.train_end"
     HOLDOUT_URI = "data.holdout_uri"
     HOLDOUT_SHA = "data.holdout_sha256"
-    DATA_AS_OF = "data.as_of"  # on a training run and its version: the end of the data it was trained for
+    DATA_AS_OF = "data.as_of"  # on a training run: the end of the data it was trained for
     # the Airflow task that produced a run or version
     AIRFLOW_DAG_ID = "airflow.dag_id"
     AIRFLOW_RUN_ID = "airflow.run_id"

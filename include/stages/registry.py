@@ -105,7 +105,7 @@ def signature_inputs(model, fallback: list[str], fallback_numeric: list[str]) ->
     ]
 
 
-VERSION_TAGS = (Tag.PIPELINE, Tag.ROLE, Tag.AIRFLOW_RUN_ID, Tag.run("reason"), Tag.DATA_AS_OF)
+VERSION_TAGS = (Tag.PIPELINE, Tag.ROLE, Tag.AIRFLOW_RUN_ID, Tag.run("reason"))
 """Tags a version gets at registration; the rest (lineage, Airflow task, config digest) stay on its run."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from include.foundation.config import PipelineConfig
 from include.foundation.storage import PipelinePaths, atomic_write, interval_name
 from include.foundation.tracking import Tag
+from include.stages.registry import with_lineage
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def recorded_trainings(client, model: str) -> list[dict[str, Any]]:
     """Each registered version: the data end it was trained for and the decision recorded on it."""
     out = []
     for mv in client.search_model_versions(f"name = '{model}'"):
-        tags = mv.tags or {}
+        tags = with_lineage(client, mv).tags  # data.* live on its training run
         as_of = tags.get(Tag.DATA_AS_OF) or tags.get(Tag.TRAIN_END) or ""
         outcome = tags.get(Tag.DECISION_OUTCOME, "undecided")
         if tags.get(Tag.ROLLBACK_DEMOTED):
