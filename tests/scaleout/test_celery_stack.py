@@ -297,7 +297,9 @@ def test_compose_stack_runs_the_pipeline_on_celery(stack):
     assert requests.get(f"{api.base}/api/v2/dags", timeout=10).status_code == 401  # auth is on
     ingest, train = f"{PIPELINE}__ingest", f"{PIPELINE}__train"
     deadline = time.monotonic() + 180
-    while api.get(f"/dags/{train}").status_code != 200:
+    # each DAG file is parsed on its own, in the dag-processor's order (by mtime: the same for every
+    # file of a fresh clone): wait for every DAG the test unpauses, not only one of them
+    while any(api.get(f"/dags/{dag_id}").status_code != 200 for dag_id in (ingest, train)):
         assert time.monotonic() < deadline, stack.tail("dag-processor")
         time.sleep(2)
     for dag_id in (ingest, train):
