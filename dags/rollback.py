@@ -4,6 +4,8 @@
 Manual only (`<pipeline>__rollback`). Points the registry alias `champion` back at the version
 recorded as `decision.previous_champion` on the current champion, and records the rollback
 (who, why, when) on both versions' tags. Same as `python -m include.stages.registry rollback`.
+Give `demote` the version you looked at: if another move made a different version champion
+meanwhile, nothing is rolled back (the run fails saying which move came first).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def build_rollback_dag(cfg, settings):
                 minLength=3,
                 description="Why the current champion is rolled back (recorded on the model)",
             ),
+            "demote": Param(
+                None,
+                type=["null", "string"],
+                description="The version you mean to roll back (optional): nothing moves if another "
+                "version is champion by then",
+            ),
         },
     )
     def rollback_dag():
@@ -40,7 +48,8 @@ def build_rollback_dag(cfg, settings):
 
             actor = f"airflow:{get_current_context()['run_id']}"
             client = tracking.client(settings, cfg.experiment)
-            return rollback(client, cfg.registered_model, params["reason"], actor)
+            demote = params.get("demote") or None
+            return rollback(client, cfg.registered_model, params["reason"], actor, demote=demote)
 
         rollback()
 

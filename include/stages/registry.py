@@ -470,15 +470,28 @@ def reject(
     return {"model_name": model_name, "rejected": str(version), "champion": champ and str(champ.version)}
 
 
-def rollback(client, model_name: str, reason: str, actor: str = "cli") -> dict:
+def rollback(
+    client, model_name: str, reason: str, actor: str = "cli", *, demote: str | None = None,
+    generation: int | None = None,
+) -> dict:
     """Point ``champion`` back at the version recorded as ``decision.previous_champion``
     (a fenced move like promotion: a promotion at the same moment makes one of them fail, and
-    a retried promotion of the demoted version is refused afterwards)."""
+    a retried promotion of the demoted version is refused afterwards).
+
+    ``demote`` names the version the person means to roll back: if another move made a different
+    version champion since they looked, nothing is rolled back (they would demote a model they
+    never judged). ``generation`` pins the decision to the champion state they saw."""
     import uuid
 
-    generation, current_v = champion_state(client, model_name)
+    seen, current_v = champion_state(client, model_name)
+    generation = seen if generation is None else int(generation)
     if current_v is None:
         raise RollbackError(f"{model_name} has no champion")
+    if demote is not None and str(demote) != current_v:
+        raise PromotionConflict(
+            f"{model_name}: the rollback was meant for v{demote}, but the champion is v{current_v} now "
+            f"({_describe(_ticket(client, model_name, seen), seen)}). Nothing rolled back: look again and retry."
+        )
     current = client.get_model_version(model_name, current_v)
     previous = current.tags.get(Tag.DECISION_PREVIOUS_CHAMPION)
     if not previous or previous == "null":
@@ -499,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     rb = sub.add_parser("rollback", help="restore the previous champion")
     rb.add_argument("--pipeline", required=True)
     rb.add_argument("--reason", required=True)
+    rb.add_argument("--demote", metavar="VERSION", help="refuse unless VERSION is still the champion")
     st = sub.add_parser("status", help="show the champion and its decision record")
     st.add_argument("--pipeline", required=True)
     args = ap.parse_args(argv)
@@ -510,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown pipeline {args.pipeline!r}")
     client = tracking.client(settings, cfg.experiment)
     if args.cmd == "rollback":
-        out = rollback(client, cfg.registered_model, args.reason)
+        out = rollback(client, cfg.registered_model, args.reason, demote=args.demote)
     else:
         champ = get_champion(client, cfg.registered_model)
         out = {"champion": None} if champ is None else {"champion": champ.version, "tags": champ.tags}

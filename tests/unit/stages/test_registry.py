@@ -211,6 +211,23 @@ def test_rollback_is_a_move_like_any_other():
     assert "secret" not in reg.version_tags["1"]["rollback.restored"]  # credentials redacted
 
 
+def test_a_rollback_meant_for_one_version_never_demotes_the_next():
+    """The person looked at v2; a promotion to v3 landed before they pressed the button."""
+    from include.stages.registry import PromotionConflict, champion_state, rollback
+
+    reg = FakeRegistry()
+    reg.aliases["champion"] = "1"
+    _promote(reg, "2", "1", "r2")
+    seen = champion_state(reg, "m")[0]
+    _promote(reg, "3", "2", "r3", generation=seen)
+    with pytest.raises(PromotionConflict, match="meant for v2, but the champion is v3 now .move 2"):
+        rollback(reg, "m", "v2 is bad", actor="ops", demote="2")
+    assert reg.aliases["champion"] == "3" and "rollback.demoted" not in reg.version_tags["3"]
+    with pytest.raises(PromotionConflict, match="decided when the champion was v3 .generation 1"):
+        rollback(reg, "m", "v2 is bad", actor="ops", generation=seen)  # the state they saw is stale
+    assert rollback(reg, "m", "v3 is bad", actor="ops", demote="3")["champion"] == "2"
+
+
 def test_a_conflict_never_rewrites_the_decision_of_a_version_that_has_one():
     from include.stages.registry import PromotionConflict
 
