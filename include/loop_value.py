@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from include.foundation.config import ConfigError, PipelineConfig
-from include.foundation.metrics import ESTIMABLE, orientation
+from include.foundation.metrics import orientation
 from include.foundation.settings import Settings
 from include.foundation.storage import atomic_write
 from include.foundation.tracking import Role, Tag
@@ -349,7 +349,7 @@ def estimate_error(replay: Replay, outcome: Outcome) -> str | None:
     None where nothing is estimated (regression, multiclass, a metric not estimated)."""
     cfg = replay.cfg
     metric = cfg.promotion.primary_metric
-    if cfg.target_kind != "binary" or metric not in ESTIMABLE:
+    if not cfg.performance_estimable:
         return None
     champion_of = {w.date(): c for w, c in outcome.served.items()}
     pairs = []

@@ -38,9 +38,8 @@ from include.decisions.windows import (
     training_windows,
 )
 from include.foundation import metrics
-from include.foundation.config import DecaySpec, DriftSpec, PipelineConfig, PredictionDriftSpec
+from include.foundation.config import DecaySpec, DriftSpec, PipelineConfig, PredictionDriftSpec, StalenessSpec
 from include.foundation.errors import PermanentError
-from include.foundation.metrics import ESTIMABLE
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
 from include.stages.datasets import add_label, model_inputs, split_xy
@@ -270,9 +269,8 @@ class Replay:
             evidence = gather_evidence(
                 spec, metric, ReplayEvidence(self, out, champion, step, spec), self._drift
             )
-            wanted = assess_retraining(
-                spec, evidence, metric=metric, as_of=step, state=TriggerState(last_trigger)
-            )
+            state = TriggerState(last_trigger, champion_as_of=champion)
+            wanted = assess_retraining(spec, evidence, metric=metric, as_of=step, state=state)
             if not wanted.retrain:
                 return champion, last_trigger
             last_trigger = step
@@ -323,6 +321,17 @@ class ReplayEvidence:
         r, served = self.replay, self.out.served
         weeks = [w for w in sorted(served) if served[w] == self.champion and w + r.interval <= self.step]
         return [r.estimated(self.champion, w) for w in weeks[-last:]]
+
+    def served_metrics(self) -> list[tuple[float | None, float | None]]:
+        """Each week this champion served up to ``step``: its realized metric once the outcomes
+        arrived (the drift check's cut), and the estimate the scoring DAG logged with it."""
+        r, out, champion = self.replay, self.out, self.champion
+        end = r.labelled_end(self.step).date()
+        realized = {week: value for week, value, served_by in zip(out.weeks, out.scores, out.champions, strict=True)
+                    if served_by == champion.date() and week + r.interval <= end}  # fmt: skip
+        weeks = [w for w in sorted(out.served) if out.served[w] == champion and w + r.interval <= self.step]
+        estimable = r.cfg.performance_estimable
+        return [(realized.get(w.date()), r.estimated(champion, w) if estimable else None) for w in weeks]
 
     def served_scores(self):
         import numpy as np
@@ -380,7 +389,8 @@ def policies(cfg: PipelineConfig) -> list[Policy]:
     ]
 
 
-SIGNALS = ("drift share", "performance floor", "performance decay", "estimated decay", "prediction drift")
+SIGNALS = ("drift share", "performance floor", "performance decay", "estimated decay", "prediction drift",
+           "staleness debt")
 
 
 def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
@@ -388,13 +398,15 @@ def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
     where it is not configured (the others off; the cooldown as configured). A replay-only spec:
     an infinite share threshold, which no config accepts, is how drift share is switched off."""
     off = {"share_threshold": float("inf"), "performance_floor": None, "performance_decay": None,
-           "estimated_decay": None, "prediction_drift": None}  # fmt: skip
+           "estimated_decay": None, "prediction_drift": None, "staleness": None,
+           "calendar_intervals": None}  # fmt: skip
     own = {
         "drift share": {"share_threshold": drift.share_threshold},
         "performance floor": {"performance_floor": drift.performance_floor},
         "performance decay": {"performance_decay": drift.performance_decay or DecaySpec()},
         "estimated decay": {"estimated_decay": drift.estimated_decay or DecaySpec()},
         "prediction drift": {"prediction_drift": drift.prediction_drift or PredictionDriftSpec()},
+        "staleness debt": {"staleness": drift.staleness or StalenessSpec()},
     }[signal]
     return drift.model_copy(update={**off, **own})
 
@@ -403,7 +415,8 @@ def is_configured(drift: DriftSpec, signal: str) -> bool:
     return {"drift share": drift.share_threshold <= 1, "performance floor": drift.performance_floor is not None,
             "performance decay": drift.performance_decay is not None,
             "estimated decay": drift.estimated_decay is not None,
-            "prediction drift": drift.prediction_drift is not None}[signal]  # fmt: skip
+            "prediction drift": drift.prediction_drift is not None,
+            "staleness debt": drift.staleness is not None}[signal]  # fmt: skip
 
 
 def cost_matched_every(replay: Replay, trainings: int) -> int:
@@ -423,9 +436,7 @@ def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Polic
     for signal in SIGNALS:
         if signal == "performance floor" and cfg.drift.performance_floor is None:
             continue  # no default floor: it is the pipeline's own bar
-        if signal == "estimated decay" and (
-            cfg.target_kind != "binary" or cfg.promotion.primary_metric not in ESTIMABLE
-        ):
+        if signal == "estimated decay" and not cfg.performance_estimable:
             continue  # estimated for binary classifiers only (include/decisions/estimation.py)
         spec = signal_alone(cfg.drift, signal)
         note = "" if is_configured(cfg.drift, signal) else ", default setting"

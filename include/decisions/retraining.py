@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from include.foundation import metrics
-from include.foundation.config import DecaySpec, DriftSpec
+from include.foundation.config import DecaySpec, DriftSpec, StalenessSpec
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,73 @@ class DriftEvidence:
     decayed: str | None = None  # why its realized metric decayed (:func:`performance_decayed`)
     estimated_decay: str | None = None  # why its estimated metric decayed, before the outcomes came
     prediction_drift: dict | None = None  # Evidently's verdict on served vs holdout scores
+    debt: Debt | None = None  # what staying stale has cost so far (:func:`staleness_debt`)
 
 
 @dataclass(frozen=True)
 class TriggerState:
-    """The cooldown's clock and the trainings in flight, read where the decision is taken."""
+    """The cooldown's clock, the calendar's and the trainings in flight, read where the decision
+    is taken."""
 
     last_trigger_as_of: datetime | None = None
     active_training_runs: int = 0
+    champion_as_of: datetime | None = None  # the end of the data the champion was trained for
+
+
+@dataclass(frozen=True)
+class Debt:
+    """The champion's running shortfall against its holdout metric, in metric x intervals."""
+
+    value: float
+    intervals: int  # intervals measured (realized or estimated)
+    realized: int  # of which judged by their outcomes
+    holdout_metric: float
+
+
+def staleness_debt(served: list[tuple[float | None, float | None]], holdout_metric: float, metric: str) -> Debt:
+    """What staying stale has cost: over the intervals the champion served, oldest first, each
+    ``(realized, estimated)`` (None: not measured), the shortfall against its own holdout metric
+    (realized where the outcomes arrived, else the estimate; in the metric's better direction),
+    summed as a running debt floored at zero (Page's CUSUM with no allowance).
+
+    Why this rule: it is CARA's cumulative policy (retrain when the accumulated loss of staying
+    stale exceeds the cost of a retraining) with the champion's holdout metric as what a fresh
+    model is expected to score, since no fresh model exists before training one. A plain sum of
+    positive shortfalls grows from noise alone, so an unchanged world would be retrained on a
+    schedule; a signed sum would let a good month bank credit against a later collapse. Floored
+    at zero, a better interval pays back debt, but credit is never banked."""
+    debt, measured, realized = 0.0, 0, 0
+    for real, est in served:
+        value = real if real is not None else est
+        if value is None:
+            continue
+        measured += 1
+        realized += real is not None
+        debt = max(0.0, debt + metrics.orientation(metric) * (holdout_metric - value))
+    return Debt(debt, measured, realized, holdout_metric)
+
+
+def stale_reason(spec: StalenessSpec, debt: Debt, metric: str) -> str | None:
+    """Why staying stale now costs more than a retraining, or None."""
+    if debt.value < spec.cost:
+        return None
+    return (f"staleness debt {debt.value:.4f} >= retraining cost {spec.cost} ({metric} below the champion's "
+            f"holdout {debt.holdout_metric:.4f}, summed over {debt.intervals} served intervals, "
+            f"{debt.realized} realized, {debt.intervals - debt.realized} estimated)")  # fmt: skip
+
+
+def calendar_due(spec: DriftSpec, state: TriggerState, as_of: datetime) -> str | None:
+    """Why the calendar asks for a training (``calendar_intervals`` since the newer of the champion's
+    data and the last trigger), or None (no calendar, or nothing known to count from)."""
+    if spec.calendar_intervals is None:
+        return None
+    known = [d for d in (state.champion_as_of, state.last_trigger_as_of) if d is not None]
+    if not known:
+        return None
+    since = max(known)
+    if as_of - since < timedelta(days=spec.interval_days * spec.calendar_intervals):
+        return None
+    return f"calendar: {spec.calendar_intervals} interval(s) since the last training, for data up to {since:%Y-%m-%d}"
 
 
 @dataclass(frozen=True)
@@ -60,11 +119,14 @@ def performance_decayed(
 def assess_retraining(
     spec: DriftSpec, evidence: DriftEvidence, *, metric: str, as_of: datetime, state: TriggerState
 ) -> RetrainDecision:
-    """Drift share at or over the threshold, champion performance past the floor, a realized
-    decay, or drifted predictions (Evidently's verdict on the served scores); then the trainings
-    in flight and the cooldown. A signal the spec does not configure never fires, whatever
+    """Drift share at or over the threshold, champion performance past the floor, a realized or
+    estimated decay, drifted predictions (Evidently's verdict on the served scores), a staleness
+    debt past the cost of a retraining, or the calendar; then the trainings in flight and the
+    cooldown. A signal the spec does not configure never fires, whatever
     evidence is passed."""
     reasons = [evidence.decayed] if evidence.decayed and spec.performance_decay is not None else []
+    stale = stale_reason(spec.staleness, evidence.debt, metric) if spec.staleness and evidence.debt else None
+    reasons += [r for r in (stale, calendar_due(spec, state, as_of)) if r]
     if evidence.estimated_decay and spec.estimated_decay is not None:
         reasons.append(evidence.estimated_decay)
     said = evidence.prediction_drift

@@ -524,6 +524,21 @@ class PredictionDriftSpec(_Strict):
     )
 
 
+class StalenessSpec(_Strict):
+    """Retrain when staying stale has cost more than a retraining: the champion's shortfall against
+    its own holdout metric, interval by interval (realized where the outcomes arrived, estimated
+    before), summed as a running debt that a better interval pays back but never banks (Page's
+    CUSUM with no allowance), reaches ``cost`` (include/decisions/retraining.py)."""
+
+    cost: float = Field(
+        0.05,
+        gt=0,
+        le=1e9,
+        description="What one retraining costs, in the primary metric times intervals (0.05: five intervals "
+        "0.01 below the holdout, or one 0.05 below)",
+    )
+
+
 class DriftSpec(_Strict):
     window_days: int = Field(7, ge=1, le=MAX_DAYS)
     num_method: NumMethod = "wasserstein"
@@ -554,6 +569,18 @@ class DriftSpec(_Strict):
         description="Retrain when the champion's estimated metric (confidence-based, before the outcomes "
         "arrive: include/decisions/estimation.py) is worse than its holdout metric by more than margin in "
         "`intervals` of the last `of_last` scored intervals; binary targets only; default: off",
+    )
+    staleness: StalenessSpec | None = Field(
+        None,
+        description="Retrain when the champion's accumulated shortfall against its holdout metric (estimated "
+        "before the outcomes, realized after) reaches the cost of a retraining; default: off",
+    )
+    calendar_intervals: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_INTERVALS,
+        description="Retrain at least every this many intervals (counted from the newer of the champion's data "
+        "and the last trigger), earlier when a signal fires; default: signals only",
     )
     columns: list[str] | None = Field(None, description="Columns to check (default: model features)")
 
@@ -674,9 +701,7 @@ class PipelineConfig(_Strict):
         from include.foundation.metrics import ESTIMABLE
 
         metric = self.promotion.primary_metric
-        if self.drift.estimated_decay is not None and (
-            self.target_kind != "binary" or metric not in ESTIMABLE
-        ):
+        if self.drift.estimated_decay is not None and not self.performance_estimable:
             raise ValueError(
                 f"drift.estimated_decay estimates binary classifiers' {', '.join(ESTIMABLE)} only; this pipeline "
                 f"is {self.target_kind} with primary metric {metric} (use drift.performance_decay on the outcomes)"
@@ -823,6 +848,14 @@ class PipelineConfig(_Strict):
     def target_kind(self) -> str:
         """binary, multiclass or regression (always set once the file is loaded)."""
         return self.target.kind or "binary"
+
+    @property
+    def performance_estimable(self) -> bool:
+        """Whether the champion's primary metric is estimated before the outcomes arrive (binary
+        classifiers' metrics of :data:`include.foundation.metrics.ESTIMABLE`)."""
+        from include.foundation.metrics import ESTIMABLE
+
+        return self.target_kind == "binary" and self.promotion.primary_metric in ESTIMABLE
 
     @property
     def classes(self) -> tuple:

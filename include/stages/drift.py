@@ -23,10 +23,11 @@ from include.foundation.errors import NothingToDo
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key
+from include.foundation.timeutil import utc
 from include.foundation.tracking import Role, Tag
 from include.stages.datasets import recent_window
 from include.stages.evidence import ProductionEvidence, gather_evidence
-from include.stages.registry import get_champion
+from include.stages.registry import get_champion, with_lineage
 from include.stages.timeline import write_timeline
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ def last_retrain_trigger(
     return datetime.fromisoformat(runs[0].data.tags[Tag.DRIFT_AS_OF]) if runs else None
 
 
+def trained_for(client, version) -> datetime | None:
+    """The end of the data ``version`` was trained for (its training run's ``data.as_of``; None
+    for a version registered without one): where the calendar counts from."""
+    as_of = with_lineage(client, version).tags.get(Tag.DATA_AS_OF)
+    return utc(datetime.fromisoformat(as_of)) if as_of else None
+
+
 def check_drift(
     cfg: PipelineConfig,
     settings: Settings,
@@ -76,7 +84,7 @@ def check_drift(
     source = ProductionEvidence(cfg, settings, client, champion, as_of, window)
     evidence = gather_evidence(cfg.drift, cfg.promotion.primary_metric, source)
     state = TriggerState(last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id),
-                         active_training_runs)  # fmt: skip
+                         active_training_runs, trained_for(client, champion))  # fmt: skip
     decision = assess_retraining(cfg.drift, evidence, metric=cfg.promotion.primary_metric, as_of=as_of,
                                  state=state)  # fmt: skip
     return record_check(cfg, settings, client, run_id, source, evidence, decision)
@@ -122,6 +130,9 @@ def check_summary(
         "performance_window": [start.isoformat(), labelled_end.isoformat()],
         "prediction_drift": said,
         "estimated": source.estimates,  # the champion's estimated metric, last scored intervals
+        "staleness_debt": None if evidence.debt is None else {
+            "value": evidence.debt.value, "cost": spec.staleness.cost, "intervals": evidence.debt.intervals,
+            "realized": evidence.debt.realized},  # fmt: skip
         "realized": [
             {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")}
             for r in source.realized_rows
@@ -163,6 +174,8 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
         values[f"champion_current_{result['performance_metric']}"] = result["performance"]
     if result.get("prediction_drift"):
         values["prediction_drift_score"] = result["prediction_drift"]["score"]
+    if result.get("staleness_debt"):
+        values["staleness_debt"] = result["staleness_debt"]["value"]
     earlier = _finished_monitoring_run(cfg, airflow_run_id, result["as_of"])
     if earlier is not None:  # a retried or cleared check: the first try's record stands
         log.info("drift check of Airflow run %s already logged as MLflow run %s", airflow_run_id, earlier)
@@ -223,6 +236,8 @@ def log_timeline(client, cfg: PipelineConfig, result: dict[str, Any]) -> str:
     values = {"drift_share": result["drift_share"], "drift_share_threshold": result["share_threshold"]}
     if result["performance"] is not None:
         values[f"champion_{result['performance_metric']}"] = result["performance"]
+    if result.get("staleness_debt"):
+        values["staleness_debt"] = result["staleness_debt"]["value"]
     client.log_batch(run_id, metrics=[Metric(k, float(v), at, step) for k, v in values.items()])
     return run_id
 
@@ -265,6 +280,7 @@ def verdict_html(result: dict[str, Any]) -> str:
         rows.append(
             (f"estimated {metric}", ", ".join(f"{v:.4f}" for v in estimates) + " (last scored weeks)")
         )
+    rows += _debt_rows(result)
     for r in result.get("realized") or []:
         value = "n/a" if r["value"] is None else f"{r['value']:.4f}"
         rows.append(
@@ -288,6 +304,14 @@ def write_report(snapshot, result: dict[str, Any], path: Path) -> None:
     banner = verdict_html(result)
     html, n = re.subn(r"(<body[^>]*>)", lambda m: m.group(1) + banner, html, count=1)
     path.write_text(html if n else banner + html, encoding="utf-8")
+
+
+def _debt_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    debt = result.get("staleness_debt")
+    if not debt:
+        return []
+    return [("staleness debt", f"{debt['value']:.4f} of the retraining cost {debt['cost']} "
+                               f"({debt['intervals']} served intervals, {debt['realized']} realized)")]  # fmt: skip
 
 
 def _labelled_rows_of(result: dict[str, Any]) -> str:
@@ -331,6 +355,7 @@ def format_summary(result: dict[str, Any]) -> str:
         lines.append(f"prediction drift ({said['method']}) {said['score']:.3f} vs threshold {said['threshold']}: "
                      f"{said['current_rows']} served scores vs {said['reference_rows']} on the holdout"
                      f"{' -> DRIFTED' if said['drifted'] else ''}")  # fmt: skip
+    lines += [f"{k}: {v}" for k, v in _debt_rows(result)]
     for r in result.get("realized") or []:
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
         value = "n/a" if r["value"] is None else f"{r['value']:.4f}{ci}"

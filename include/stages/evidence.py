@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from include.decisions.outcomes import join_outcomes, realized_performance
-from include.decisions.retraining import DriftEvidence, performance_decayed
+from include.decisions.retraining import DriftEvidence, performance_decayed, staleness_debt
 from include.decisions.windows import labelled_until, performance_window
 from include.foundation.config import DriftSpec, PipelineConfig, PredictionDriftSpec
 from include.foundation.prediction_log import ESTIMATE, MODEL_VERSION, SCORE, served_by, served_part
@@ -65,6 +65,10 @@ class EvidenceSource(Protocol):
     def estimated(self, last: int) -> list[float | None]:
         """Its estimated metric on the last ``last`` intervals it served, oldest first (labels or not)."""
 
+    def served_metrics(self) -> list[tuple[float | None, float | None]]:
+        """``(realized, estimated)`` for each interval it served up to ``as_of``, oldest first:
+        realized once the interval's outcomes arrived, estimated where it is (None: not measured)."""
+
     def served_scores(self) -> np.ndarray:
         """The scores it served over the drift window (empty: none logged)."""
 
@@ -95,13 +99,18 @@ def gather_evidence(
         holdout = source.holdout_metric()
         if holdout is not None:
             estimated = performance_decayed(spec.estimated_decay, estimates, holdout, metric, "estimated")
+    debt = None
+    if spec.staleness is not None:
+        holdout = source.holdout_metric()
+        if holdout is not None:
+            debt = staleness_debt(source.served_metrics(), holdout, metric)
     said = None
     if spec.prediction_drift is not None:
         key = ("prediction drift", source.served_key(), spec.prediction_drift)
         said = _once(memo, key, lambda: _prediction_drift_of(source, spec.prediction_drift))
     return DriftEvidence(
         drift_share=source.drift_share(), performance=source.performance(), decayed=decayed,
-        estimated_decay=estimated, prediction_drift=said,
+        estimated_decay=estimated, prediction_drift=said, debt=debt,
     )  # fmt: skip
 
 
@@ -167,17 +176,26 @@ class ProductionEvidence:
         self.realized_rows = its_own + [r for r in self.realized_rows if r["partition"] not in seen]
         return [r["value"] for r in its_own]
 
-    def estimated(self, last: int) -> list[float | None]:
-        paths = PipelinePaths(self.settings.data_root, self.cfg.name)
-        values = []
+    def _served(self) -> list[tuple[str, pd.DataFrame]]:
+        """``(partition, served part)`` of each interval this champion served up to ``as_of``."""
+        paths, found = PipelinePaths(self.settings.data_root, self.cfg.name), []
         for partition in paths.curated_partitions():
             if parse_partition_key(partition)[1] > self.as_of:
                 break
             served = served_part(paths, partition)
             if served is not None and served_by(served, self.version):
-                values.append((served.attrs.get(ESTIMATE) or {}).get("value"))
+                found.append((partition, served))
+        return found
+
+    def estimated(self, last: int) -> list[float | None]:
+        values = [_estimate(served) for _, served in self._served()]
         self.estimates = values[-last:]  # shown beside the decision
         return self.estimates
+
+    def served_metrics(self) -> list[tuple[float | None, float | None]]:
+        realized = {r["partition"]: r["value"]
+                    for r in realized_history(self.cfg, self.settings, self.as_of, self.version)}  # fmt: skip
+        return [(realized.get(partition), _estimate(served)) for partition, served in self._served()]
 
     def served_scores(self) -> np.ndarray:
         start = self.as_of - timedelta(days=self.spec.window_days)
@@ -189,6 +207,10 @@ class ProductionEvidence:
 
     def served_key(self) -> Hashable:
         return (self.version, self.as_of)
+
+
+def _estimate(served: pd.DataFrame) -> float | None:
+    return (served.attrs.get(ESTIMATE) or {}).get("value")
 
 
 def champion_performance(cfg: PipelineConfig, champion, current: pd.DataFrame) -> float | None:

@@ -4,10 +4,11 @@ what the loop would have done, so it must decide as the loop does).
 A short pipeline (2-week training window, 1-week holdout, outcomes a week late as shipped, each
 week's delivered as a batch of its own) on six real weeks: the first champion,
 a challenger judged against it, the champion scoring two weeks, and a drift check with the
-realized-decay, estimated-decay and prediction-drift rules, each through ``dag.test()``; then
+realized-decay, estimated-decay, prediction-drift, staleness-debt and calendar rules, each
+through ``dag.test()``; then
 ``include.replay`` on the same weeks, decision by decision: the same rows, the same promotion
 verdict and reason, the same drift share, performance, realized metric of what was served,
-estimate before the outcomes, prediction drift and retrain assessment.
+estimate before the outcomes, prediction drift, staleness debt and retrain assessment.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def decided(tmp_path_factory, airflow_db):
         drift={"share_threshold": 0.05,  # January's weather drifts week to week: a trigger to compare
                "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
                "estimated_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
-               "prediction_drift": {"method": "psi", "threshold": 0.1}},
+               "prediction_drift": {"method": "psi", "threshold": 0.1},
+               "staleness": {"cost": 0.01}, "calendar_intervals": 1},
     )  # fmt: skip
     dags = {}
     for as_of in (FIRST, SECOND):
@@ -86,7 +88,7 @@ def test_a_challenger_is_judged_alike(decided):
 
 
 def test_the_drift_check_assesses_alike(decided):
-    from include.decisions.retraining import TriggerState, assess_retraining, performance_decayed
+    from include.decisions.retraining import TriggerState, assess_retraining, performance_decayed, staleness_debt
     from include.decisions.windows import performance_window
     from include.replay import Outcome, Policy, ReplayEvidence
     from include.stages.evidence import gather_evidence
@@ -120,7 +122,14 @@ def test_the_drift_check_assesses_alike(decided):
     assert check["prediction_drift"]["score"] == pytest.approx(said["score"], abs=1e-9)
     assert check["prediction_drift"]["current_rows"] == said["current_rows"]
     assert check["prediction_drift"]["reference_rows"] == said["reference_rows"]
-    assessed = assess_retraining(spec, evidence, metric=metric, as_of=SECOND, state=TriggerState())
+    # the staleness debt: realized where the outcomes arrived (WEEK5), estimated before (WEEK6)
+    debt = staleness_debt([(realized[0], estimated[0]), (None, estimated[1])], holdout, metric)
+    assert evidence.debt == debt and (debt.intervals, debt.realized) == (2, 1)
+    assert check["staleness_debt"]["value"] == pytest.approx(debt.value, abs=1e-9)
+    # the calendar counts from the champion's data (read from its training run by the DAG)
+    state = TriggerState(champion_as_of=champion)
+    assessed = assess_retraining(spec, evidence, metric=metric, as_of=SECOND, state=state)
+    assert any(r.startswith("calendar") for r in assessed.reasons) is (champion == FIRST)
     assert check["drift_share"] == pytest.approx(share, abs=1e-12)
     assert check["performance"] == pytest.approx(performance, abs=1e-9)
     assert (check["retrain"], check["reasons"]) == (assessed.retrain, assessed.reasons)

@@ -155,3 +155,64 @@ def test_the_estimated_decay_is_refused_where_nothing_is_estimated():
     raw["promotion"]["guardrails"] = {}
     with pytest.raises(ValidationError, match="estimates binary classifiers"):
         type(cfg).model_validate(raw)
+
+
+def test_staleness_debt_is_a_running_shortfall_that_better_weeks_pay_back_but_never_bank():
+    from include.decisions.retraining import staleness_debt
+
+    holdout = 0.70
+    # realized beats estimated where both exist; a week with neither does not count
+    assert staleness_debt([(0.66, 0.99), (None, 0.67), (None, None)], holdout, "roc_auc").value == pytest.approx(0.07)
+    debt = staleness_debt([(0.66, None), (None, 0.67)], holdout, "roc_auc")
+    assert (debt.intervals, debt.realized) == (2, 1)
+    # a better week pays back (0.04 - 0.02), but early credit is never banked against a collapse
+    assert staleness_debt([(0.66, None), (0.72, None)], holdout, "roc_auc").value == pytest.approx(0.02)
+    assert staleness_debt([(0.80, None), (0.65, None)], holdout, "roc_auc").value == pytest.approx(0.05)
+    # lower-is-better metrics: a higher error is the shortfall
+    assert staleness_debt([(1.3, None), (1.2, None)], 1.0, "root_mean_squared_error").value == pytest.approx(0.5)
+    # noise around the holdout keeps the debt near zero, however long the champion serves
+    noise = [(0.70 + d, None) for d in [0.01, -0.01] * 20]
+    assert staleness_debt(noise, holdout, "roc_auc").value < 0.011
+
+
+@pytest.mark.parametrize(
+    "served, retrain",
+    [
+        ([(0.69, None)] * 4, False),  # 0.04 of debt: not yet worth a retraining
+        ([(0.69, None)] * 5, True),  # 0.05 reaches the cost
+        ([(None, 0.60)], True),  # one bad estimated week, before its outcomes arrive
+        ([(0.60, None), (0.80, None), (0.80, None)], False),  # recovered: paid back
+    ],
+)
+def test_the_staleness_policy_retrains_when_the_debt_reaches_the_cost(served, retrain):
+    from include.decisions.retraining import staleness_debt
+    from include.foundation.config import StalenessSpec
+
+    spec = SPEC.model_copy(update={"staleness": StalenessSpec(cost=0.05), "share_threshold": 1.0,
+                                   "performance_floor": None})  # fmt: skip
+    debt = staleness_debt(served, 0.70, "roc_auc")
+    evidence = DriftEvidence(drift_share=0.0, debt=debt)
+    decision = assess_retraining(spec, evidence, metric="roc_auc", as_of=NOW, state=TriggerState())
+    assert decision.retrain is retrain
+    assert any("staleness debt" in r for r in decision.reasons) is retrain
+    unconfigured = assess_retraining(spec.model_copy(update={"staleness": None}), evidence, metric="roc_auc",
+                                     as_of=NOW, state=TriggerState())  # fmt: skip
+    assert not unconfigured.retrain  # evidence of a signal not configured never fires
+
+
+def test_the_calendar_retrains_at_least_every_k_intervals_and_earlier_on_a_signal():
+    spec = SPEC.model_copy(update={"calendar_intervals": 4, "cooldown_intervals": 1, "share_threshold": 0.3,
+                                   "performance_floor": None})  # fmt: skip
+    quiet = DriftEvidence(drift_share=0.0)
+
+    def decide(evidence, champion_as_of, last=None):
+        state = TriggerState(last, champion_as_of=champion_as_of)
+        return assess_retraining(spec, evidence, metric="roc_auc", as_of=NOW, state=state)
+
+    assert not decide(quiet, NOW - timedelta(weeks=3)).retrain
+    due = decide(quiet, NOW - timedelta(weeks=4))
+    assert due.retrain and due.reasons == ["calendar: 4 interval(s) since the last training, for data up to 2013-06-03"]
+    # counted from the newer of the champion's data and the last trigger (a rejected challenger)
+    assert not decide(quiet, NOW - timedelta(weeks=9), last=NOW - timedelta(weeks=2)).retrain
+    assert decide(DriftEvidence(drift_share=0.5), NOW - timedelta(weeks=1)).retrain  # early, on drift
+    assert not decide(quiet, None).retrain  # nothing known to count from
