@@ -295,12 +295,14 @@ def report(
     error = estimate_error(replay, configured)
     if error is not None:
         text += "\n\n" + error
+    text += "\n\n" + policy_evidence(replay, outcomes, periods, out_dir)
     for when, why in configured.reasons.items():
         log.info("configured %s: %s", when, why)
     shown = [o for o in outcomes if o.policy.name in (NEVER, WEEKLY, CONFIGURED) or o.policy.kind == PERIODIC]
     files = [
         atomic_write(out_dir / "table.md", lambda tmp: tmp.write_text(text + "\n")),
         write_weekly(outcomes, out_dir / "weekly.csv"),
+        out_dir / "cost_view.png",
         plot(
             shown,
             metric,
@@ -322,6 +324,35 @@ def report(
             f"MLflow: experiment {cfg.experiment}-loop-value, run {run_id} ({settings.mlflow_tracking_uri})"
         )
     return lines
+
+
+def policy_evidence(replay: Replay, outcomes: list[Outcome], periods: dict, out_dir: Path) -> str:
+    """Is each trigger worth it (:mod:`include.policy_evidence`): its evidence table for the
+    reported weeks (after the split, else all), and the cost view (``cost_view.png``)."""
+    from include.policy_evidence import (
+        COSTS,
+        Period,
+        cost_view,
+        evidence_row,
+        format_evidence,
+        plot_cost_view,
+        winners,
+    )
+
+    metric, key = replay.cfg.promotion.primary_metric, "after_split" if "after_split" in periods else "all"
+    period = Period(*periods[key])
+    calendars = {o.policy.every: o for o in outcomes if o.policy.kind == PERIODIC}
+    judged = [o for o in outcomes if o.policy.kind not in (NEVER, WEEKLY, PERIODIC)]
+    rows = [evidence_row(replay, o, period, calendars) for o in judged]
+    when = "from the split" if key == "after_split" else "every scored week"
+    text = format_evidence(f"Is the trigger worth it? ({when}; each policy against the calendar that trains "
+                           "as often, and the best schedule in hindsight with its budget)", rows, metric)  # fmt: skip
+    view = cost_view([o for o in outcomes if o.policy.kind != NEVER], period, metric)
+    plot_cost_view(view, metric, f"{replay.cfg.name}: what each policy is worth at a retraining cost ({when})",
+                   out_dir / "cost_view.png")  # fmt: skip
+    best = winners(view, metric)
+    text += "\n\nwinner at a retraining cost of " + "; ".join(f"{c}: {w}" for c, w in zip(COSTS, best, strict=True))
+    return text
 
 
 def _title(period_key: str, cfg: PipelineConfig, period: str, split: date | None) -> str:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.decisions.estimation import estimate_batch
 from include.decisions.promotion import judge
+from include.decisions.retraining import SIGNALS as RULES
 from include.decisions.retraining import TriggerState, assess_retraining
 from include.decisions.windows import (
     cut_window,
@@ -82,6 +83,7 @@ class Outcome:
     served: dict[datetime, datetime] = field(
         default_factory=dict
     )  # every week's start -> the champion that scored it
+    checks: dict[date, tuple[str, ...]] = field(default_factory=dict)  # drift check -> the rules that fired
 
 
 class Replay:
@@ -271,6 +273,7 @@ class Replay:
             )
             state = TriggerState(last_trigger, champion_as_of=champion)
             wanted = assess_retraining(spec, evidence, metric=metric, as_of=step, state=state)
+            out.checks[step.date()] = wanted.signals  # fired, whether or not the cooldown held it
             if not wanted.retrain:
                 return champion, last_trigger
             last_trigger = step
@@ -389,8 +392,7 @@ def policies(cfg: PipelineConfig) -> list[Policy]:
     ]
 
 
-SIGNALS = ("drift share", "performance floor", "performance decay", "estimated decay", "prediction drift",
-           "staleness debt")
+SIGNALS = tuple(s for s in RULES if s != "calendar")  # each alone: the calendar alone is the periodic policy
 
 
 def signal_alone(drift: DriftSpec, signal: str) -> DriftSpec:
@@ -428,8 +430,9 @@ def cost_matched_every(replay: Replay, trainings: int) -> int:
 
 def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Policy]]:
     """What the configured policy is judged against besides never and weekly: periodic retraining
-    as often as it trained (cost-matched), each of its signals alone, and its promotion rule the
-    other way round on the bootstrap CI's lower bound (the rule as shipped vs requiring > 0)."""
+    as often as it trained (cost-matched), each of its signals alone, that calendar with the
+    configured signals as early triggers, and its promotion rule the other way round on the
+    bootstrap CI's lower bound (the rule as shipped vs requiring > 0)."""
     cfg = replay.cfg
     every = cost_matched_every(replay, len(configured.trainings))
     found = [(replay, Policy(f"periodic, every {every} weeks (cost-matched)", PERIODIC, every=every))]
@@ -441,6 +444,10 @@ def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Polic
         spec = signal_alone(cfg.drift, signal)
         note = "" if is_configured(cfg.drift, signal) else ", default setting"
         found.append((replay, Policy(f"{signal} alone{note}", CONFIGURED, spec)))
+    if cfg.drift.calendar_intervals is None:  # a calendar with early triggers, as often in name
+        hybrid = cfg.drift.model_copy(update={"calendar_intervals": every})
+        found.append((replay, Policy(f"calendar every {every} weeks, earlier on the configured signals",
+                                     CONFIGURED, hybrid)))  # fmt: skip
     bootstrap = cfg.promotion.bootstrap
     flipped = not bootstrap.require_lower_bound_above_zero
     other = cfg.model_copy(update={"promotion": cfg.promotion.model_copy(update={

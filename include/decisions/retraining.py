@@ -98,6 +98,11 @@ class RetrainDecision:
     retrain: bool
     reasons: list[str]
     suppressed_by: str | None = None
+    signals: tuple[str, ...] = ()  # the names of the rules that fired (:data:`SIGNALS`), as ``reasons``
+
+
+SIGNALS = ("drift share", "performance floor", "performance decay", "estimated decay", "prediction drift",
+           "staleness debt", "calendar")  # fmt: skip
 
 
 def performance_decayed(
@@ -116,43 +121,54 @@ def performance_decayed(
     )
 
 
-def assess_retraining(
+def fired_signals(
     spec: DriftSpec, evidence: DriftEvidence, *, metric: str, as_of: datetime, state: TriggerState
-) -> RetrainDecision:
-    """Drift share at or over the threshold, champion performance past the floor, a realized or
-    estimated decay, drifted predictions (Evidently's verdict on the served scores), a staleness
-    debt past the cost of a retraining, or the calendar; then the trainings in flight and the
-    cooldown. A signal the spec does not configure never fires, whatever
-    evidence is passed."""
-    reasons = [evidence.decayed] if evidence.decayed and spec.performance_decay is not None else []
-    stale = stale_reason(spec.staleness, evidence.debt, metric) if spec.staleness and evidence.debt else None
-    reasons += [r for r in (stale, calendar_due(spec, state, as_of)) if r]
-    if evidence.estimated_decay and spec.estimated_decay is not None:
-        reasons.append(evidence.estimated_decay)
+) -> dict[str, str]:
+    """Each configured rule that fires on this evidence, by name (:data:`SIGNALS`), with why.
+    A signal the spec does not configure never fires, whatever evidence is passed."""
+    fired = {
+        "performance decay": evidence.decayed if spec.performance_decay is not None else None,
+        "staleness debt": stale_reason(spec.staleness, evidence.debt, metric)
+        if spec.staleness and evidence.debt else None,
+        "calendar": calendar_due(spec, state, as_of),
+        "estimated decay": evidence.estimated_decay if spec.estimated_decay is not None else None,
+    }  # fmt: skip
     said = evidence.prediction_drift
     if said and said.get("drifted") and spec.prediction_drift is not None:
-        reasons.append(f"prediction drift {said['method']} {said['score']:.3f} >= {said['threshold']} on "
-                       f"{said['current_rows']} served scores vs {said['reference_rows']} holdout scores")  # fmt: skip
+        fired["prediction drift"] = (f"prediction drift {said['method']} {said['score']:.3f} >= {said['threshold']} "
+                                     f"on {said['current_rows']} served scores vs {said['reference_rows']} holdout "
+                                     "scores")  # fmt: skip
     if evidence.drift_share >= spec.share_threshold:
-        reasons.append(f"drift share {evidence.drift_share:.2f} >= {spec.share_threshold}")
+        fired["drift share"] = f"drift share {evidence.drift_share:.2f} >= {spec.share_threshold}"
     performance = evidence.performance
     if (
         performance is not None
         and spec.performance_floor is not None
         and metrics.is_worse(metric, performance, spec.performance_floor)
     ):
-        reasons.append(f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}")
+        fired["performance floor"] = f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}"
+    return {name: why for name, why in fired.items() if why}
+
+
+def assess_retraining(
+    spec: DriftSpec, evidence: DriftEvidence, *, metric: str, as_of: datetime, state: TriggerState
+) -> RetrainDecision:
+    """The rules that fire (:func:`fired_signals`: drift share, performance floor, realized or
+    estimated decay, prediction drift, staleness debt, calendar); then the trainings in flight and
+    the cooldown."""
+    fired = fired_signals(spec, evidence, metric=metric, as_of=as_of, state=state)
+    reasons, names = list(fired.values()), tuple(fired)
     if not reasons:
         return RetrainDecision(False, [])
     if state.active_training_runs:
         return RetrainDecision(
-            False, reasons, f"{state.active_training_runs} training run(s) still queued or running"
+            False, reasons, f"{state.active_training_runs} training run(s) still queued or running", names
         )
     cooldown = timedelta(days=spec.interval_days * spec.cooldown_intervals)
     last = state.last_trigger_as_of
     if last is not None and as_of - last < cooldown:
         return RetrainDecision(
             False, reasons, f"cooldown: last retraining trigger for data up to {last:%Y-%m-%d}, "
-            f"less than {spec.cooldown_intervals} interval(s) ago"
+            f"less than {spec.cooldown_intervals} interval(s) ago", names
         )  # fmt: skip
-    return RetrainDecision(True, reasons)
+    return RetrainDecision(True, reasons, None, names)

@@ -52,7 +52,7 @@ def replay(*extra: str) -> dict[str, str]:
     argv = ["--pipeline", NAME, "--last-day", "2013-02-28", "--split", "2013-02-05", *extra]
     assert loop_value.main(argv) == 0
     out = Path(os.environ["CT_HOME"]) / "loop-value" / NAME
-    return {f: (out / f).read_bytes() for f in ("table.md", "weekly.csv", "loop_value.png")}
+    return {f: (out / f).read_bytes() for f in ("table.md", "weekly.csv", "loop_value.png", "cost_view.png")}
 
 
 def rows_of(table: bytes) -> dict[str, list[str]]:
@@ -76,7 +76,8 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     assert list(rows) == [
         NEVER, WEEKLY, GATED, CONFIGURED, periodic, "drift share alone", "performance floor alone",
         "performance decay alone, default setting", "estimated decay alone, default setting",
-        "prediction drift alone, default setting",
+        "prediction drift alone, default setting", "staleness debt alone, default setting",
+        f"calendar every {every} weeks, earlier on the configured signals",
         "configured, promotion requiring the CI lower bound > 0", "hindsight bound (at most 1 trainings)",
     ]  # fmt: skip
     assert (
@@ -96,12 +97,21 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     # the estimate before the outcomes, against what the outcomes said, over the configured policy's weeks
     assert re.search(r"estimate before the outcomes \(roc_auc.*mean absolute error 0\.\d{4} over \d+ weeks",
                      first["table.md"].decode())  # fmt: skip
+    # is the trigger worth it: each policy against its cost-matched calendar, with a paired CI
+    text = first["table.md"].decode()
+    evidence = text.split("Is the trigger worth it?")[1]
+    line = next(ln for ln in evidence.splitlines() if ln.startswith(f"| {CONFIGURED} |"))
+    cells = line.strip("| ").split(" | ")
+    assert cells[3].startswith("periodic, every ") and re.fullmatch(r"[+-]0\.\d{4} \[[+-]0\.\d{4}, [+-]0\.\d{4}\]", cells[4])
+    assert re.fullmatch(r"\d+%|—", cells[6]) and "drift share" in cells[7]  # gate pass share, rules fired
+    assert re.search(r"winner at a retraining cost of 0\.0: .*; 0\.003: ", evidence)
+    assert first["cost_view.png"].startswith(b"\x89PNG")
 
     exp = mlflow.get_experiment_by_name(f"{NAME}-loop-value")
     runs = mlflow.search_runs([exp.experiment_id], output_format="list")
     assert len(runs) == 2
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
-    assert {"table.md", "weekly.csv", "loop_value.png"} <= artifacts
+    assert {"table.md", "weekly.csv", "loop_value.png", "cost_view.png"} <= artifacts
     assert runs[0].data.metrics["all.weekly.trainings"] == 4
     assert runs[0].data.metrics["all.never.mean"] == pytest.approx(float(rows[NEVER][1]), abs=1e-4)
 
