@@ -325,7 +325,7 @@ class ReplayEvidence:
         weeks = [w for w in sorted(served) if served[w] == self.champion and w + r.interval <= self.step]
         return [r.estimated(self.champion, w) for w in weeks[-last:]]
 
-    def served_metrics(self) -> list[tuple[float | None, float | None]]:
+    def served_metrics(self) -> list[tuple[datetime, float | None, float | None]]:
         """Each week this champion served up to ``step``: its realized metric once the outcomes
         arrived (the drift check's cut), and the estimate the scoring DAG logged with it."""
         r, out, champion = self.replay, self.out, self.champion
@@ -334,7 +334,7 @@ class ReplayEvidence:
                     if served_by == champion.date() and week + r.interval <= end}  # fmt: skip
         weeks = [w for w in sorted(out.served) if out.served[w] == champion and w + r.interval <= self.step]
         estimable = r.cfg.performance_estimable
-        return [(realized.get(w.date()), r.estimated(champion, w) if estimable else None) for w in weeks]
+        return [(w, realized.get(w.date()), r.estimated(champion, w) if estimable else None) for w in weeks]
 
     def served_scores(self):
         import numpy as np

@@ -24,7 +24,9 @@ class DriftEvidence:
     decayed: str | None = None  # why its realized metric decayed (:func:`performance_decayed`)
     estimated_decay: str | None = None  # why its estimated metric decayed, before the outcomes came
     prediction_drift: dict | None = None  # Evidently's verdict on served vs holdout scores
-    debt: Debt | None = None  # what staying stale has cost so far (:func:`staleness_debt`)
+    # each interval the champion served, oldest first: (its start, realized, estimated metric)
+    served: tuple[tuple[datetime, float | None, float | None], ...] | None = None
+    holdout_metric: float | None = None  # the champion's metric on its own holdout
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,14 @@ class Debt:
     holdout_metric: float
 
 
-def staleness_debt(served: list[tuple[float | None, float | None]], holdout_metric: float, metric: str) -> Debt:
-    """What staying stale has cost: over the intervals the champion served, oldest first, each
-    ``(realized, estimated)`` (None: not measured), the shortfall against its own holdout metric
-    (realized where the outcomes arrived, else the estimate; in the metric's better direction),
-    summed as a running debt floored at zero (Page's CUSUM with no allowance).
+def staleness_debt(
+    served, holdout_metric: float, metric: str, since: datetime | None = None
+) -> Debt:
+    """What staying stale has cost: over the intervals the champion served from ``since`` (the
+    last retraining trigger: a retraining, promoted or not, is the cost paid), oldest first, each
+    ``(start, realized, estimated)`` (None: not measured), the shortfall against its own holdout
+    metric (realized where the outcomes arrived, else the estimate; in the metric's better
+    direction), summed as a running debt floored at zero (Page's CUSUM with no allowance).
 
     Why this rule: it is CARA's cumulative policy (retrain when the accumulated loss of staying
     stale exceeds the cost of a retraining) with the champion's holdout metric as what a fresh
@@ -60,7 +65,9 @@ def staleness_debt(served: list[tuple[float | None, float | None]], holdout_metr
     schedule; a signed sum would let a good month bank credit against a later collapse. Floored
     at zero, a better interval pays back debt, but credit is never banked."""
     debt, measured, realized = 0.0, 0, 0
-    for real, est in served:
+    for start, real, est in served:
+        if since is not None and start < since:
+            continue
         value = real if real is not None else est
         if value is None:
             continue
@@ -70,12 +77,19 @@ def staleness_debt(served: list[tuple[float | None, float | None]], holdout_metr
     return Debt(debt, measured, realized, holdout_metric)
 
 
+def staleness_of(evidence: DriftEvidence, metric: str, state: TriggerState) -> Debt | None:
+    """The champion's debt since the last trigger, or None where nothing was gathered for it."""
+    if evidence.served is None or evidence.holdout_metric is None:
+        return None
+    return staleness_debt(evidence.served, evidence.holdout_metric, metric, state.last_trigger_as_of)
+
+
 def stale_reason(spec: StalenessSpec, debt: Debt, metric: str) -> str | None:
     """Why staying stale now costs more than a retraining, or None."""
     if debt.value < spec.cost:
         return None
-    return (f"staleness debt {debt.value:.4f} >= retraining cost {spec.cost} ({metric} below the champion's "
-            f"holdout {debt.holdout_metric:.4f}, summed over {debt.intervals} served intervals, "
+    return (f"staleness debt {debt.value:.4f} >= retraining cost {spec.cost} ({metric} short of the champion's "
+            f"holdout {debt.holdout_metric:.4f}, summed over {debt.intervals} served intervals since the last trigger, "
             f"{debt.realized} realized, {debt.intervals - debt.realized} estimated)")  # fmt: skip
 
 
@@ -99,6 +113,7 @@ class RetrainDecision:
     reasons: list[str]
     suppressed_by: str | None = None
     signals: tuple[str, ...] = ()  # the names of the rules that fired (:data:`SIGNALS`), as ``reasons``
+    debt: Debt | None = None  # the staleness debt judged (:func:`staleness_of`), shown beside the decision
 
 
 SIGNALS = ("drift share", "performance floor", "performance decay", "estimated decay", "prediction drift",
@@ -126,10 +141,10 @@ def fired_signals(
 ) -> dict[str, str]:
     """Each configured rule that fires on this evidence, by name (:data:`SIGNALS`), with why.
     A signal the spec does not configure never fires, whatever evidence is passed."""
+    debt = staleness_of(evidence, metric, state)
     fired = {
         "performance decay": evidence.decayed if spec.performance_decay is not None else None,
-        "staleness debt": stale_reason(spec.staleness, evidence.debt, metric)
-        if spec.staleness and evidence.debt else None,
+        "staleness debt": stale_reason(spec.staleness, debt, metric) if spec.staleness and debt else None,
         "calendar": calendar_due(spec, state, as_of),
         "estimated decay": evidence.estimated_decay if spec.estimated_decay is not None else None,
     }  # fmt: skip
@@ -158,17 +173,16 @@ def assess_retraining(
     the cooldown."""
     fired = fired_signals(spec, evidence, metric=metric, as_of=as_of, state=state)
     reasons, names = list(fired.values()), tuple(fired)
+    debt = staleness_of(evidence, metric, state) if spec.staleness else None
     if not reasons:
-        return RetrainDecision(False, [])
+        return RetrainDecision(False, [], debt=debt)
     if state.active_training_runs:
-        return RetrainDecision(
-            False, reasons, f"{state.active_training_runs} training run(s) still queued or running", names
-        )
+        why = f"{state.active_training_runs} training run(s) still queued or running"
+        return RetrainDecision(False, reasons, why, names, debt)
     cooldown = timedelta(days=spec.interval_days * spec.cooldown_intervals)
     last = state.last_trigger_as_of
     if last is not None and as_of - last < cooldown:
-        return RetrainDecision(
-            False, reasons, f"cooldown: last retraining trigger for data up to {last:%Y-%m-%d}, "
-            f"less than {spec.cooldown_intervals} interval(s) ago", names
-        )  # fmt: skip
-    return RetrainDecision(True, reasons, None, names)
+        why = (f"cooldown: last retraining trigger for data up to {last:%Y-%m-%d}, less than "
+               f"{spec.cooldown_intervals} interval(s) ago")  # fmt: skip
+        return RetrainDecision(False, reasons, why, names, debt)
+    return RetrainDecision(True, reasons, None, names, debt)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from include.decisions.outcomes import join_outcomes, realized_performance
-from include.decisions.retraining import DriftEvidence, performance_decayed, staleness_debt
+from include.decisions.retraining import DriftEvidence, performance_decayed
 from include.decisions.windows import labelled_until, performance_window
 from include.foundation.config import DriftSpec, PipelineConfig, PredictionDriftSpec
 from include.foundation.prediction_log import ESTIMATE, MODEL_VERSION, SCORE, served_by, served_part
@@ -65,9 +65,10 @@ class EvidenceSource(Protocol):
     def estimated(self, last: int) -> list[float | None]:
         """Its estimated metric on the last ``last`` intervals it served, oldest first (labels or not)."""
 
-    def served_metrics(self) -> list[tuple[float | None, float | None]]:
-        """``(realized, estimated)`` for each interval it served up to ``as_of``, oldest first:
-        realized once the interval's outcomes arrived, estimated where it is (None: not measured)."""
+    def served_metrics(self) -> list[tuple[datetime, float | None, float | None]]:
+        """``(start, realized, estimated)`` for each interval it served up to ``as_of``, oldest
+        first: realized once the interval's outcomes arrived, estimated where it is (None: not
+        measured)."""
 
     def served_scores(self) -> np.ndarray:
         """The scores it served over the drift window (empty: none logged)."""
@@ -99,18 +100,17 @@ def gather_evidence(
         holdout = source.holdout_metric()
         if holdout is not None:
             estimated = performance_decayed(spec.estimated_decay, estimates, holdout, metric, "estimated")
-    debt = None
+    served = holdout = None
     if spec.staleness is not None:
         holdout = source.holdout_metric()
-        if holdout is not None:
-            debt = staleness_debt(source.served_metrics(), holdout, metric)
+        served = tuple(source.served_metrics()) if holdout is not None else None
     said = None
     if spec.prediction_drift is not None:
         key = ("prediction drift", source.served_key(), spec.prediction_drift)
         said = _once(memo, key, lambda: _prediction_drift_of(source, spec.prediction_drift))
     return DriftEvidence(
         drift_share=source.drift_share(), performance=source.performance(), decayed=decayed,
-        estimated_decay=estimated, prediction_drift=said, debt=debt,
+        estimated_decay=estimated, prediction_drift=said, served=served, holdout_metric=holdout,
     )  # fmt: skip
 
 
@@ -192,10 +192,11 @@ class ProductionEvidence:
         self.estimates = values[-last:]  # shown beside the decision
         return self.estimates
 
-    def served_metrics(self) -> list[tuple[float | None, float | None]]:
+    def served_metrics(self) -> list[tuple[datetime, float | None, float | None]]:
         realized = {r["partition"]: r["value"]
                     for r in realized_history(self.cfg, self.settings, self.as_of, self.version)}  # fmt: skip
-        return [(realized.get(partition), _estimate(served)) for partition, served in self._served()]
+        return [(parse_partition_key(partition)[0], realized.get(partition), _estimate(served))
+                for partition, served in self._served()]  # fmt: skip
 
     def served_scores(self) -> np.ndarray:
         start = self.as_of - timedelta(days=self.spec.window_days)

@@ -123,12 +123,15 @@ def test_the_drift_check_assesses_alike(decided):
     assert check["prediction_drift"]["current_rows"] == said["current_rows"]
     assert check["prediction_drift"]["reference_rows"] == said["reference_rows"]
     # the staleness debt: realized where the outcomes arrived (WEEK5), estimated before (WEEK6)
-    debt = staleness_debt([(realized[0], estimated[0]), (None, estimated[1])], holdout, metric)
-    assert evidence.debt == debt and (debt.intervals, debt.realized) == (2, 1)
+    served = ((WEEK5, realized[0], estimated[0]), (WEEK6, None, estimated[1]))
+    assert evidence.served == served
+    debt = staleness_debt(served, holdout, metric)
+    assert (debt.intervals, debt.realized) == (2, 1)
     assert check["staleness_debt"]["value"] == pytest.approx(debt.value, abs=1e-9)
     # the calendar counts from the champion's data (read from its training run by the DAG)
     state = TriggerState(champion_as_of=champion)
     assessed = assess_retraining(spec, evidence, metric=metric, as_of=SECOND, state=state)
+    assert assessed.debt == debt
     assert any(r.startswith("calendar") for r in assessed.reasons) is (champion == FIRST)
     assert check["drift_share"] == pytest.approx(share, abs=1e-12)
     assert check["performance"] == pytest.approx(performance, abs=1e-9)

@@ -157,22 +157,30 @@ def test_the_estimated_decay_is_refused_where_nothing_is_estimated():
         type(cfg).model_validate(raw)
 
 
+def W(values, first=NOW - timedelta(weeks=20)):
+    """``(realized, estimated)`` pairs as served weeks from ``first`` on."""
+    return [(first + timedelta(weeks=i), real, est) for i, (real, est) in enumerate(values)]
+
+
 def test_staleness_debt_is_a_running_shortfall_that_better_weeks_pay_back_but_never_bank():
     from include.decisions.retraining import staleness_debt
 
     holdout = 0.70
     # realized beats estimated where both exist; a week with neither does not count
-    assert staleness_debt([(0.66, 0.99), (None, 0.67), (None, None)], holdout, "roc_auc").value == pytest.approx(0.07)
-    debt = staleness_debt([(0.66, None), (None, 0.67)], holdout, "roc_auc")
+    assert staleness_debt(W([(0.66, 0.99), (None, 0.67), (None, None)]), holdout, "roc_auc").value == pytest.approx(0.07)
+    debt = staleness_debt(W([(0.66, None), (None, 0.67)]), holdout, "roc_auc")
     assert (debt.intervals, debt.realized) == (2, 1)
     # a better week pays back (0.04 - 0.02), but early credit is never banked against a collapse
-    assert staleness_debt([(0.66, None), (0.72, None)], holdout, "roc_auc").value == pytest.approx(0.02)
-    assert staleness_debt([(0.80, None), (0.65, None)], holdout, "roc_auc").value == pytest.approx(0.05)
+    assert staleness_debt(W([(0.66, None), (0.72, None)]), holdout, "roc_auc").value == pytest.approx(0.02)
+    assert staleness_debt(W([(0.80, None), (0.65, None)]), holdout, "roc_auc").value == pytest.approx(0.05)
     # lower-is-better metrics: a higher error is the shortfall
-    assert staleness_debt([(1.3, None), (1.2, None)], 1.0, "root_mean_squared_error").value == pytest.approx(0.5)
+    assert staleness_debt(W([(1.3, None), (1.2, None)]), 1.0, "root_mean_squared_error").value == pytest.approx(0.5)
     # noise around the holdout keeps the debt near zero, however long the champion serves
-    noise = [(0.70 + d, None) for d in [0.01, -0.01] * 20]
+    noise = W([(0.70 + d, None) for d in [0.01, -0.01] * 20])
     assert staleness_debt(noise, holdout, "roc_auc").value < 0.011
+    # a retraining (promoted or not) is the cost paid: the debt restarts at the last trigger
+    weeks = W([(0.60, None)] * 4)
+    assert staleness_debt(weeks, holdout, "roc_auc", since=weeks[3][0]).value == pytest.approx(0.10)
 
 
 @pytest.mark.parametrize(
@@ -185,19 +193,21 @@ def test_staleness_debt_is_a_running_shortfall_that_better_weeks_pay_back_but_ne
     ],
 )
 def test_the_staleness_policy_retrains_when_the_debt_reaches_the_cost(served, retrain):
-    from include.decisions.retraining import staleness_debt
     from include.foundation.config import StalenessSpec
 
     spec = SPEC.model_copy(update={"staleness": StalenessSpec(cost=0.05), "share_threshold": 1.0,
-                                   "performance_floor": None})  # fmt: skip
-    debt = staleness_debt(served, 0.70, "roc_auc")
-    evidence = DriftEvidence(drift_share=0.0, debt=debt)
+                                   "performance_floor": None, "cooldown_intervals": 0})  # fmt: skip
+    evidence = DriftEvidence(drift_share=0.0, served=tuple(W(served)), holdout_metric=0.70)
     decision = assess_retraining(spec, evidence, metric="roc_auc", as_of=NOW, state=TriggerState())
-    assert decision.retrain is retrain
+    assert decision.retrain is retrain and decision.debt.intervals == len(served)
     assert any("staleness debt" in r for r in decision.reasons) is retrain
+    assert decision.signals == (("staleness debt",) if retrain else ())
     unconfigured = assess_retraining(spec.model_copy(update={"staleness": None}), evidence, metric="roc_auc",
                                      as_of=NOW, state=TriggerState())  # fmt: skip
     assert not unconfigured.retrain  # evidence of a signal not configured never fires
+    # after a trigger (a rejected challenger: the champion still serves) the debt starts again
+    after = assess_retraining(spec, evidence, metric="roc_auc", as_of=NOW, state=TriggerState(NOW - timedelta(weeks=1)))
+    assert not after.retrain and after.debt.intervals == 0
 
 
 def test_the_calendar_retrains_at_least_every_k_intervals_and_earlier_on_a_signal():
