@@ -271,6 +271,28 @@ def tuning_report(replay: Replay, split: date, out_dir: Path) -> list[str]:
     return lines
 
 
+def policy_choice_report(replay: Replay, split: date, out_dir: Path) -> list[str]:
+    """``--choose-policy``: the protocol that picks the shipped policy (:func:`choose_policy`) on
+    the weeks before ``split``; the lines to print (all candidates in ``policy_choice.json``)."""
+    from include.policy_evidence import choose_policy, format_evidence
+
+    t0, metric = time.perf_counter(), replay.cfg.promotion.primary_metric
+    choice = choose_policy(replay, split)
+    rows = choice["ranked"]
+    lines = [
+        f"weeks before {split}; budget (a quarter of weekly's trainings): {choice['budget']}",
+        format_evidence("candidates, best first (within budget first)", rows, metric),
+        f"best: {choice['best']}; ships: {choice['chosen']}"
+        + ("" if choice["best"] == choice["chosen"] else
+           " (the best is a trigger policy whose CI against its cost-matched calendar does not exclude zero)"),
+    ]  # fmt: skip
+    atomic_write(
+        out_dir / "policy_choice.json", lambda tmp: tmp.write_text(json.dumps(choice, indent=2, default=str))
+    )
+    lines.append(f"({time.perf_counter() - t0:.0f} s; all candidates in {out_dir / 'policy_choice.json'})")
+    return lines
+
+
 def report(
     replay: Replay, settings: Settings, split: date, out_dir: Path, to_mlflow: bool = True
 ) -> list[str]:
@@ -341,7 +363,7 @@ def policy_evidence(replay: Replay, outcomes: list[Outcome], periods: dict, out_
 
     metric, key = replay.cfg.promotion.primary_metric, "after_split" if "after_split" in periods else "all"
     period = Period(*periods[key])
-    calendars = {o.policy.every: o for o in outcomes if o.policy.kind == PERIODIC}
+    calendars: dict = {}
     judged = [o for o in outcomes if o.policy.kind not in (NEVER, WEEKLY, PERIODIC)]
     rows = [evidence_row(replay, o, period, calendars) for o in judged]
     when = "from the split" if key == "after_split" else "every scored week"
@@ -351,7 +373,9 @@ def policy_evidence(replay: Replay, outcomes: list[Outcome], periods: dict, out_
     plot_cost_view(view, metric, f"{replay.cfg.name}: what each policy is worth at a retraining cost ({when})",
                    out_dir / "cost_view.png")  # fmt: skip
     best = winners(view, metric)
-    text += "\n\nwinner at a retraining cost of " + "; ".join(f"{c}: {w}" for c, w in zip(COSTS, best, strict=True))
+    text += "\n\nwinner at a retraining cost of " + "; ".join(
+        f"{c}: {w}" for c, w in zip(COSTS, best, strict=True)
+    )
     return text
 
 

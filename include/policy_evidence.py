@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from include.foundation.metrics import orientation
-from include.replay import PERIODIC, Outcome, Policy, Replay, cost_matched_every, hindsight_bound
+from include.replay import PERIODIC, Outcome, Policy, Replay, hindsight_bound
 
 BOOTSTRAP_SAMPLES = 2000
 COSTS = (0.0, 0.0005, 0.001, 0.0015, 0.002, 0.003)  # per training, in the mean weekly metric's units
@@ -55,12 +55,15 @@ def paired_difference(outcome: Outcome, baseline: Outcome, period: Period, seed:
     return {"weeks": len(weeks), "difference": float(d.mean()), "ci": (float(lo), float(hi))}
 
 
-def calendar_for(replay: Replay, trainings: int, cache: dict[int, Outcome]) -> Outcome:
-    """The periodic policy that trains about ``trainings`` times over the replay (through the gate)."""
-    every = cost_matched_every(replay, trainings)
-    if every not in cache:
-        cache[every] = replay.run(Policy(f"periodic, every {every} weeks", PERIODIC, every=every))
-    return cache[every]
+def calendar_for(replay: Replay, trainings: int, period: Period, cache: dict) -> Outcome:
+    """The periodic policy (through the gate) that trains about ``trainings`` times in ``period``."""
+    steps = sum(1 for s in replay.steps if s > replay.bootstrap_at and period.holds(s.date()))
+    every = max(1, round(steps / trainings)) if trainings else steps + 1
+    key = (every, period.until)
+    if key not in cache:
+        policy = Policy(f"periodic, every {every} weeks", PERIODIC, every=every)
+        cache[key] = replay.run(policy, until=period.until)
+    return cache[key]
 
 
 def regret(replay: Replay, outcome: Outcome, period: Period) -> dict:
@@ -75,7 +78,10 @@ def regret(replay: Replay, outcome: Outcome, period: Period) -> dict:
     bound = hindsight_bound(replay, start, weeks, trainings_in(outcome, period))
     mean = sum(outcome.scores[i] for i in inside) / len(inside)
     sign = orientation(replay.cfg.promotion.primary_metric)
-    return {"bound": bound["mean"], "regret": None if bound["mean"] is None else sign * (bound["mean"] - mean)}
+    return {
+        "bound": bound["mean"],
+        "regret": None if bound["mean"] is None else sign * (bound["mean"] - mean),
+    }
 
 
 def firing(outcome: Outcome, period: Period) -> dict[str, float]:
@@ -94,7 +100,7 @@ def gate_pass_share(outcome: Outcome, period: Period) -> float | None:
 def evidence_row(replay: Replay, outcome: Outcome, period: Period, calendars: dict[int, Outcome]) -> dict:
     """One policy's evidence over ``period`` against its cost-matched calendar and the hindsight bound."""
     trained = trainings_in(outcome, period)
-    calendar = calendar_for(replay, len(outcome.trainings), calendars)
+    calendar = calendar_for(replay, trained, period, calendars)
     scores = weekly_scores(outcome, period)
     return {
         "policy": outcome.policy.name,
@@ -125,7 +131,9 @@ def format_evidence(title: str, rows: list[dict], metric: str) -> str:
     for r in rows:
         always = [n for n, v in r["firing"].items() if v == 1.0]
         if always:
-            lines.append(f"\n{r['policy']}: {', '.join(always)} fired at every check: a calendar, not evidence.")
+            lines.append(
+                f"\n{r['policy']}: {', '.join(always)} fired at every check: a calendar, not evidence."
+            )
     return "\n".join(lines)
 
 
@@ -179,3 +187,55 @@ def plot_cost_view(view: dict[str, list[float | None]], metric: str, title: str,
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
+
+
+CALENDARS = (2, 3, 4, 5, 6, 8)  # weeks between trainings
+STALENESS_COSTS = (0.02, 0.03, 0.05, 0.08, 0.12)
+HYBRIDS = ((4, 0.05), (4, 0.08), (6, 0.05), (6, 0.08), (8, 0.05), (8, 0.08))  # (calendar, staleness cost)
+
+
+def candidate_policies(replay: Replay) -> list[tuple[Replay, Policy]]:
+    """The families the protocol chooses from: calendars, the staleness debt alone, calendars
+    with the debt as an early trigger, and the pipeline's configured signals (cooldown 1 for the
+    debt: it paces itself, restarting at each trigger)."""
+    from include.foundation.config import StalenessSpec
+    from include.replay import CONFIGURED, signal_alone
+
+    cfg = replay.cfg
+    found = [(replay, Policy(f"calendar every {k} weeks", PERIODIC, every=k)) for k in CALENDARS]
+    debt_only = signal_alone(cfg.drift, "staleness debt").model_copy(update={"cooldown_intervals": 1})
+    for cost in STALENESS_COSTS:
+        spec = debt_only.model_copy(update={"staleness": StalenessSpec(cost=cost)})
+        found.append((replay, Policy(f"staleness debt {cost}", CONFIGURED, spec)))
+    for every, cost in HYBRIDS:
+        spec = debt_only.model_copy(
+            update={"staleness": StalenessSpec(cost=cost), "calendar_intervals": every}
+        )
+        found.append((replay, Policy(f"calendar every {every} weeks, earlier on staleness debt {cost}", CONFIGURED,
+                                     spec)))  # fmt: skip
+    found.append((replay, Policy("configured", CONFIGURED, cfg.drift)))
+    return found
+
+
+def choose_policy(replay: Replay, split: date) -> dict:
+    """The protocol, on the weeks before ``split`` only: every candidate within the budget (a
+    quarter of the weekly policy's trainings), ranked by mean weekly metric. The best ships if it
+    is a calendar; a trigger policy ships only if it beats its cost-matched calendar there with
+    the paired CI's lower bound above zero, else the best calendar ships."""
+    from include.replay import WEEKLY
+
+    metric, before = replay.cfg.promotion.primary_metric, Period(None, split)
+    weekly = replay.run(Policy(WEEKLY, WEEKLY), until=split)
+    budget = trainings_in(weekly, before) // 4
+    calendars: dict = {}
+    rows = []
+    for variant, policy in candidate_policies(replay):
+        outcome = variant.run(policy, until=split)
+        rows.append({**evidence_row(replay, outcome, before, calendars), "kind": policy.kind,
+                     "within_budget": trainings_in(outcome, before) <= budget})  # fmt: skip
+    sign = orientation(metric)
+    ranked = sorted(rows, key=lambda r: (not r["within_budget"], -sign * (r["mean"] or 0), r["trainings"]))
+    best_calendar = next(r for r in ranked if r["kind"] == PERIODIC)
+    best = ranked[0]
+    chosen = best if best["kind"] == PERIODIC or beats_calendar(best, metric) else best_calendar
+    return {"budget": budget, "ranked": ranked, "chosen": chosen["policy"], "best": best["policy"]}

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 from include.foundation.config import ConfigError, find_pipeline  # noqa: E402
 from include.foundation.logging_config import quieted  # noqa: E402
 from include.foundation.settings import Settings  # noqa: E402
-from include.loop_value import report, tuning_report, with_overrides  # noqa: E402
+from include.loop_value import policy_choice_report, report, tuning_report, with_overrides  # noqa: E402
 from include.replay import Replay, ReplayRefused, load_year  # noqa: E402
 
 
@@ -43,6 +43,9 @@ def arguments() -> argparse.ArgumentParser:
     ap.add_argument(
         "--tune", action="store_true", help="rank drift and promotion settings on the weeks before --split"
     )
+    ap.add_argument("--choose-policy", action="store_true",
+                    help="rank calendars, the staleness debt and calendars with early triggers on the weeks "
+                         "before --split and name the policy the protocol ships (docs/loop-value.md)")  # fmt: skip
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value for this replay, e.g. --set drift.share_threshold=0.3 "
                          "(repeatable; the file is not changed)")  # fmt: skip
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         replay = Replay(cfg, load_year(cfg, settings, first, last, read_sql), first, last)
         if args.tune:
             lines = tuning_report(replay, args.split, out_dir)
+        elif args.choose_policy:
+            lines = policy_choice_report(replay, args.split, out_dir)
         else:
             lines = report(replay, settings, args.split, out_dir, to_mlflow=not args.no_mlflow)
     print("\n".join(lines))

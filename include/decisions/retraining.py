@@ -49,9 +49,7 @@ class Debt:
     holdout_metric: float
 
 
-def staleness_debt(
-    served, holdout_metric: float, metric: str, since: datetime | None = None
-) -> Debt:
+def staleness_debt(served, holdout_metric: float, metric: str, since: datetime | None = None) -> Debt:
     """What staying stale has cost: over the intervals the champion served from ``since`` (the
     last retraining trigger: a retraining, promoted or not, is the cost paid), oldest first, each
     ``(start, realized, estimated)`` (None: not measured), the shortfall against its own holdout
@@ -161,7 +159,9 @@ def fired_signals(
         and spec.performance_floor is not None
         and metrics.is_worse(metric, performance, spec.performance_floor)
     ):
-        fired["performance floor"] = f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}"
+        fired["performance floor"] = (
+            f"champion {metric} {performance:.4f} past the floor {spec.performance_floor}"
+        )
     return {name: why for name, why in fired.items() if why}
 
 

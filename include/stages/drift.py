@@ -130,9 +130,14 @@ def check_summary(
         "performance_window": [start.isoformat(), labelled_end.isoformat()],
         "prediction_drift": said,
         "estimated": source.estimates,  # the champion's estimated metric, last scored intervals
-        "staleness_debt": None if decision.debt is None else {
-            "value": decision.debt.value, "cost": spec.staleness.cost, "intervals": decision.debt.intervals,
-            "realized": decision.debt.realized},  # fmt: skip
+        "staleness_debt": None
+        if decision.debt is None
+        else {
+            "value": decision.debt.value,
+            "cost": spec.staleness.cost,
+            "intervals": decision.debt.intervals,
+            "realized": decision.debt.realized,
+        },  # fmt: skip
         "realized": [
             {k: r[k] for k in ("partition", "model_version", "rows", "value", "ci")}
             for r in source.realized_rows

@@ -471,7 +471,12 @@ def reject(
 
 
 def rollback(
-    client, model_name: str, reason: str, actor: str = "cli", *, demote: str | None = None,
+    client,
+    model_name: str,
+    reason: str,
+    actor: str = "cli",
+    *,
+    demote: str | None = None,
     generation: int | None = None,
 ) -> dict:
     """Point ``champion`` back at the version recorded as ``decision.previous_champion``

@@ -88,7 +88,12 @@ def test_a_challenger_is_judged_alike(decided):
 
 
 def test_the_drift_check_assesses_alike(decided):
-    from include.decisions.retraining import TriggerState, assess_retraining, performance_decayed, staleness_debt
+    from include.decisions.retraining import (
+        TriggerState,
+        assess_retraining,
+        performance_decayed,
+        staleness_debt,
+    )
     from include.decisions.windows import performance_window
     from include.replay import Outcome, Policy, ReplayEvidence
     from include.stages.evidence import gather_evidence

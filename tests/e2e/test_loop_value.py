@@ -102,7 +102,9 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     evidence = text.split("Is the trigger worth it?")[1]
     line = next(ln for ln in evidence.splitlines() if ln.startswith(f"| {CONFIGURED} |"))
     cells = line.strip("| ").split(" | ")
-    assert cells[3].startswith("periodic, every ") and re.fullmatch(r"[+-]0\.\d{4} \[[+-]0\.\d{4}, [+-]0\.\d{4}\]", cells[4])
+    assert cells[3].startswith("periodic, every ") and re.fullmatch(
+        r"[+-]0\.\d{4} \[[+-]0\.\d{4}, [+-]0\.\d{4}\]", cells[4]
+    )
     assert re.fullmatch(r"\d+%|—", cells[6]) and "drift share" in cells[7]  # gate pass share, rules fired
     assert re.search(r"winner at a retraining cost of 0\.0: .*; 0\.003: ", evidence)
     assert first["cost_view.png"].startswith(b"\x89PNG")

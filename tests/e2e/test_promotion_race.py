@@ -33,7 +33,14 @@ def _racer(uri: str, barrier, results, me: int, trials: list[tuple[str, dict]], 
                 record = {"airflow_run_id": args["run"]}
                 promote(client, MODEL, args["version"], args["expected"], record, args["generation"].value)
             else:
-                rollback(client, MODEL, "race test", actor=f"racer{me}", demote="2", generation=args["generation"].value)
+                rollback(
+                    client,
+                    MODEL,
+                    "race test",
+                    actor=f"racer{me}",
+                    demote="2",
+                    generation=args["generation"].value,
+                )
             results.put((me, "won", None))
         except PromotionConflict as exc:
             results.put((me, "conflict", str(exc)))

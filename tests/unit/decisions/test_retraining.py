@@ -167,14 +167,18 @@ def test_staleness_debt_is_a_running_shortfall_that_better_weeks_pay_back_but_ne
 
     holdout = 0.70
     # realized beats estimated where both exist; a week with neither does not count
-    assert staleness_debt(W([(0.66, 0.99), (None, 0.67), (None, None)]), holdout, "roc_auc").value == pytest.approx(0.07)
+    assert staleness_debt(
+        W([(0.66, 0.99), (None, 0.67), (None, None)]), holdout, "roc_auc"
+    ).value == pytest.approx(0.07)
     debt = staleness_debt(W([(0.66, None), (None, 0.67)]), holdout, "roc_auc")
     assert (debt.intervals, debt.realized) == (2, 1)
     # a better week pays back (0.04 - 0.02), but early credit is never banked against a collapse
     assert staleness_debt(W([(0.66, None), (0.72, None)]), holdout, "roc_auc").value == pytest.approx(0.02)
     assert staleness_debt(W([(0.80, None), (0.65, None)]), holdout, "roc_auc").value == pytest.approx(0.05)
     # lower-is-better metrics: a higher error is the shortfall
-    assert staleness_debt(W([(1.3, None), (1.2, None)]), 1.0, "root_mean_squared_error").value == pytest.approx(0.5)
+    assert staleness_debt(
+        W([(1.3, None), (1.2, None)]), 1.0, "root_mean_squared_error"
+    ).value == pytest.approx(0.5)
     # noise around the holdout keeps the debt near zero, however long the champion serves
     noise = W([(0.70 + d, None) for d in [0.01, -0.01] * 20])
     assert staleness_debt(noise, holdout, "roc_auc").value < 0.011
@@ -206,7 +210,9 @@ def test_the_staleness_policy_retrains_when_the_debt_reaches_the_cost(served, re
                                      as_of=NOW, state=TriggerState())  # fmt: skip
     assert not unconfigured.retrain  # evidence of a signal not configured never fires
     # after a trigger (a rejected challenger: the champion still serves) the debt starts again
-    after = assess_retraining(spec, evidence, metric="roc_auc", as_of=NOW, state=TriggerState(NOW - timedelta(weeks=1)))
+    after = assess_retraining(
+        spec, evidence, metric="roc_auc", as_of=NOW, state=TriggerState(NOW - timedelta(weeks=1))
+    )
     assert not after.retrain and after.debt.intervals == 0
 
 
@@ -221,7 +227,9 @@ def test_the_calendar_retrains_at_least_every_k_intervals_and_earlier_on_a_signa
 
     assert not decide(quiet, NOW - timedelta(weeks=3)).retrain
     due = decide(quiet, NOW - timedelta(weeks=4))
-    assert due.retrain and due.reasons == ["calendar: 4 interval(s) since the last training, for data up to 2013-06-03"]
+    assert due.retrain and due.reasons == [
+        "calendar: 4 interval(s) since the last training, for data up to 2013-06-03"
+    ]
     # counted from the newer of the champion's data and the last trigger (a rejected challenger)
     assert not decide(quiet, NOW - timedelta(weeks=9), last=NOW - timedelta(weeks=2)).retrain
     assert decide(DriftEvidence(drift_share=0.5), NOW - timedelta(weeks=1)).retrain  # early, on drift
