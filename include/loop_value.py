@@ -33,10 +33,14 @@ from include.replay import (
     comparisons,
     hindsight_bound,
     policies,
+    refit_twins,
     summarize,
 )
 
 log = logging.getLogger(__name__)
+
+
+REFIT_TWINS = ("staleness debt alone, default setting",)  # besides configured, never, gated and the calendars
 
 
 def format_table(title: str, rows: list[dict], metric: str) -> str:
@@ -303,6 +307,10 @@ def report(
     outcomes = [replay.run(p) for p in policies(cfg)]
     configured = next(o for o in outcomes if o.policy.kind == CONFIGURED)
     outcomes += [variant.run(policy) for variant, policy in comparisons(replay, configured)]
+    twins = [
+        o for o in outcomes if o.policy.kind != CONFIGURED or o.policy.name in (CONFIGURED, *REFIT_TWINS)
+    ]
+    outcomes += [variant.run(policy) for variant, policy in refit_twins(replay, twins)]
     weeks = outcomes[0].weeks
     split = split if weeks and weeks[0] < split <= weeks[-1] else None
     periods = {"all": (None, None)}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from include.foundation.metrics import orientation
-from include.replay import PERIODIC, Outcome, Policy, Replay, hindsight_bound
+from include.replay import PERIODIC, Outcome, Policy, Replay, hindsight_bound, with_refit
 
 BOOTSTRAP_SAMPLES = 2000
 COSTS = (0.0, 0.0005, 0.001, 0.0015, 0.002, 0.003)  # per training, in the mean weekly metric's units
@@ -59,9 +59,10 @@ def calendar_for(replay: Replay, trainings: int, period: Period, cache: dict) ->
     """The periodic policy (through the gate) that trains about ``trainings`` times in ``period``."""
     steps = sum(1 for s in replay.steps if s > replay.bootstrap_at and period.holds(s.date()))
     every = max(1, round(steps / trainings)) if trainings else steps + 1
-    key = (every, period.until)
+    key = (every, period.until, replay.refit)
     if key not in cache:
-        policy = Policy(f"periodic, every {every} weeks", PERIODIC, every=every)
+        refit = ", refit on holdout" if replay.refit else ""
+        policy = Policy(f"periodic, every {every} weeks{refit}", PERIODIC, every=every)
         cache[key] = replay.run(policy, until=period.until)
     return cache[key]
 
@@ -99,7 +100,7 @@ def gate_pass_share(outcome: Outcome, period: Period) -> float | None:
 
 def evidence_row(replay: Replay, outcome: Outcome, period: Period, calendars: dict[int, Outcome]) -> dict:
     """One policy's evidence over ``period`` against its cost-matched calendar and the hindsight bound."""
-    trained = trainings_in(outcome, period)
+    replay, trained = with_refit(replay, outcome.refit), trainings_in(outcome, period)  # as it served
     calendar = calendar_for(replay, trained, period, calendars)
     scores = weekly_scores(outcome, period)
     return {
@@ -214,7 +215,9 @@ def candidate_policies(replay: Replay) -> list[tuple[Replay, Policy]]:
         found.append((replay, Policy(f"calendar every {every} weeks, earlier on staleness debt {cost}", CONFIGURED,
                                      spec)))  # fmt: skip
     found.append((replay, Policy("configured", CONFIGURED, cfg.drift)))
-    return found
+    twins = with_refit(replay, not cfg.training.refit_on_holdout)
+    suffix = ", refit on holdout" if twins.refit else ", not refit"
+    return found + [(twins, Policy(p.name + suffix, p.kind, p.drift, p.every)) for _, p in found]
 
 
 def choose_policy(replay: Replay, split: date) -> dict:
@@ -231,11 +234,12 @@ def choose_policy(replay: Replay, split: date) -> dict:
     rows = []
     for variant, policy in candidate_policies(replay):
         outcome = variant.run(policy, until=split)
-        rows.append({**evidence_row(replay, outcome, before, calendars), "kind": policy.kind,
+        rows.append({**evidence_row(replay, outcome, before, calendars), "kind": policy.kind, "refit": outcome.refit,
                      "within_budget": trainings_in(outcome, before) <= budget})  # fmt: skip
     sign = orientation(metric)
     ranked = sorted(rows, key=lambda r: (not r["within_budget"], -sign * (r["mean"] or 0), r["trainings"]))
-    best_calendar = next(r for r in ranked if r["kind"] == PERIODIC)
     best = ranked[0]
+    best_calendar = next(r for r in ranked if r["kind"] == PERIODIC and r["refit"] == best["refit"])
     chosen = best if best["kind"] == PERIODIC or beats_calendar(best, metric) else best_calendar
-    return {"budget": budget, "ranked": ranked, "chosen": chosen["policy"], "best": best["policy"]}
+    return {"budget": budget, "ranked": ranked, "chosen": chosen["policy"], "best": best["policy"],
+            "refit": chosen["refit"]}  # fmt: skip

@@ -84,6 +84,7 @@ class Outcome:
         default_factory=dict
     )  # every week's start -> the champion that scored it
     checks: dict[date, tuple[str, ...]] = field(default_factory=dict)  # drift check -> the rules that fired
+    refit: bool = False  # whether what served was refit on its holdout (training.refit_on_holdout)
 
 
 class Replay:
@@ -108,11 +109,13 @@ class Replay:
     def variant(self, cfg: PipelineConfig) -> Replay:
         """The same replay under other drift or promotion settings, sharing every model,
         prediction, report and decision computed so far (their keys hold what they depend on)."""
-        if (cfg.model, cfg.training, cfg.target, cfg.labels) != (
-            self.cfg.model, self.cfg.training, self.cfg.target, self.cfg.labels
-        ):  # fmt: skip
+
+        def fixed(c: PipelineConfig) -> tuple:  # what every cached model depends on
+            return c.model, c.training.model_copy(update={"refit_on_holdout": False}), c.target, c.labels
+
+        if fixed(cfg) != fixed(self.cfg):
             raise ReplayRefused(
-                "a variant may change drift and promotion settings only, not the model or data"
+                "a variant may change drift, promotion and refit settings only, not the model or data"
             )
         other = object.__new__(Replay)
         other.__dict__.update(self.__dict__)
@@ -143,26 +146,50 @@ class Replay:
             log.debug("fitted the model of %s on %d rows", as_of.date(), len(X))
         return self._models[as_of]
 
-    def predictions(self, as_of: datetime, start: datetime, days: int) -> tuple:
-        """``(y, (p, d))`` of model ``as_of`` on ``[start, start + days)`` (:meth:`Scorer.predictions`)."""
-        key = (as_of, start, days)
+    @property
+    def refit(self) -> bool:
+        return self.cfg.training.refit_on_holdout
+
+    def served_model(self, as_of: datetime):
+        """The model that serves once ``as_of``'s challenger is accepted: the judged one, or (with
+        ``training.refit_on_holdout``) the same estimator refit on its training window plus its
+        labelled holdout, as the training DAG registers it (:func:`include.stages.training.refit_window`)."""
+        if not self.refit:
+            return self.model(as_of)
+        key = ("refit", as_of)
+        if key not in self._models:
+            t0 = time.perf_counter()
+            X, y = split_xy(self.cfg, self.window(self.training_window(as_of)[0], self.labelled_end(as_of)))
+            self._models[key] = build_pipeline(self.cfg).fit(X, y)
+            self.timings["training"] += time.perf_counter() - t0
+        return self._models[key]
+
+    def predictions(self, as_of: datetime, start: datetime, days: int, served: bool = False) -> tuple:
+        """``(y, (p, d))`` of model ``as_of`` on ``[start, start + days)`` (:meth:`Scorer.predictions`):
+        the judged model (the gate's), or ``served``: the one that serves."""
+        served = served and self.refit
+        key = (as_of, start, days, "refit") if served else (as_of, start, days)
         if key not in self._preds:
             X, y = split_xy(self.cfg, self.window(start, start + timedelta(days=days)))
-            self._preds[key] = (y.to_numpy(), self.cfg.scorer.predictions(self.model(as_of), X))
+            model = self.served_model(as_of) if served else self.model(as_of)
+            self._preds[key] = (y.to_numpy(), self.cfg.scorer.predictions(model, X))
         return self._preds[key]
 
-    def score(self, as_of: datetime, start: datetime, days: int) -> float | None:
-        y, (p, d) = self.predictions(as_of, start, days)
+    def score(self, as_of: datetime, start: datetime, days: int, judged: bool = False) -> float | None:
+        """Model ``as_of``'s primary metric on ``[start, start + days)``: as it served (refit or
+        not), or ``judged``: the model the gate judged."""
+        y, (p, d) = self.predictions(as_of, start, days, served=not judged)
         if not self.cfg.scorer.measurable(y):
             return None
         return float(self.cfg.scorer.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
 
     def drift_share(self, champion: datetime, as_of: datetime, spec: DriftSpec) -> float:
         """The drift check's share (include.stages.evidence.drift_report): champion's training set vs the window."""
-        key = (champion, as_of, spec.column_threshold, spec.num_method, spec.cat_method, spec.window_days)
+        key = (champion, as_of, spec.column_threshold, spec.num_method, spec.cat_method, spec.window_days,
+               self.refit)  # fmt: skip
         if key not in self._drift:
             t0 = time.perf_counter()
-            reference = self.window(*self.training_window(champion))
+            reference = self.window(*self.reference_window(champion))
             start = as_of - timedelta(days=spec.window_days)
             rows = cut_window(self.data, self.ts, start, as_of, self.cfg.schema_.unique_together)
             current = drift_window(self.cfg, rows if self.cfg.outcomes_later else add_label(self.cfg, rows))
@@ -171,25 +198,33 @@ class Replay:
             self.timings["drift"] += time.perf_counter() - t0
         return self._drift[key]["drift_share"]
 
+    def reference_window(self, champion: datetime) -> tuple[datetime, datetime]:
+        """The data the serving champion was trained on: its training window, and its holdout
+        too when refit (the drift check's reference, read through the version's lineage)."""
+        start, holdout_start = self.training_window(champion)
+        return (start, self.labelled_end(champion)) if self.refit else (start, holdout_start)
+
     def served_scores(self, champion: datetime, start: datetime, end: datetime):
         """The scores model ``champion`` gives every row of ``[start, end)`` (labelled or not), as
         the scoring DAG logs them."""
-        key = ("served", champion, start, end)
+        key = ("served", champion, start, end, self.refit)
         if key not in self._preds:
             rows = cut_window(self.data, self.ts, start, end, self.cfg.schema_.unique_together)
-            self._preds[key] = self._served_score(champion, rows)
+            self._preds[key] = self._served_score(champion, rows, served=True)
         return self._preds[key]
 
-    def _served_score(self, champion: datetime, rows: pd.DataFrame):
-        """What the log's ``score`` holds for ``rows`` (:meth:`Scorer.served_score`)."""
+    def _served_score(self, champion: datetime, rows: pd.DataFrame, served: bool = False):
+        """What the log's ``score`` holds for ``rows`` (:meth:`Scorer.served_score`), from the
+        judged model or the ``served`` one."""
         scorer = self.cfg.scorer
         X = model_inputs(rows, self.cfg.model.features, self.cfg.model.numeric_features)
-        return scorer.served_score(*scorer.predictions(self.model(champion), X))
+        model = self.served_model(champion) if served else self.model(champion)
+        return scorer.served_score(*scorer.predictions(model, X))
 
     def estimated(self, champion: datetime, week: datetime) -> float | None:
         """Model ``champion``'s primary metric on week ``week`` estimated before its outcomes
         (:func:`include.stages.scoring.estimate_served`'s computation: calibrated on its holdout)."""
-        key = ("estimated", champion, week)
+        key = ("estimated", champion, week, self.refit)
         if key not in self._preds:
             metric = self.cfg.promotion.primary_metric
             held = self._held_out(champion)
@@ -197,8 +232,8 @@ class Replay:
                 self.data, self.ts, week, week + self.interval, self.cfg.schema_.unique_together
             )
             X = model_inputs(rows, self.cfg.model.features, self.cfg.model.numeric_features)
-            p, d = self.cfg.scorer.predictions(self.model(champion), X)
-            self._preds[key] = estimate_batch(metric, *held, p, d)
+            p, d = self.cfg.scorer.predictions(self.served_model(champion), X)
+            self._preds[key] = estimate_batch(metric, *held, p, d)  # calibrated on the judged model's holdout
         return self._preds[key]
 
     def _held_out(self, champion: datetime) -> tuple:
@@ -240,7 +275,7 @@ class Replay:
     def run(self, policy: Policy, until: date | None = None) -> Outcome:
         """Step through the weeks (those starting before ``until``): decide at each batch end,
         then score the next week."""
-        out = Outcome(policy)
+        out = Outcome(policy, refit=self.refit)
         first = self.gate(self.bootstrap_at, None)
         if not first.promote:
             raise ReplayRefused(
@@ -310,7 +345,9 @@ class ReplayEvidence:
 
     def holdout_metric(self) -> float | None:
         r = self.replay
-        return r.score(self.champion, r.training_window(self.champion)[1], r.cfg.training.holdout_days)
+        return r.score(
+            self.champion, r.training_window(self.champion)[1], r.cfg.training.holdout_days, judged=True
+        )
 
     def realized(self, last: int) -> list[float | None]:
         """The weeks this champion scored whose outcomes arrived by ``step`` (the drift check's cut)."""
@@ -455,6 +492,25 @@ def comparisons(replay: Replay, configured: Outcome) -> list[tuple[Replay, Polic
     rule = "requiring the CI lower bound > 0" if flipped else "without the CI lower bound rule"
     found.append((replay.variant(other), Policy(f"configured, promotion {rule}", CONFIGURED, cfg.drift)))
     return found
+
+
+def with_refit(replay: Replay, refit: bool) -> Replay:
+    """``replay``, or its variant with ``training.refit_on_holdout`` set to ``refit``."""
+    cfg = replay.cfg
+    if cfg.training.refit_on_holdout == refit:
+        return replay
+    return replay.variant(cfg.model_copy(update={"training": cfg.training.model_copy(
+        update={"refit_on_holdout": refit})}))  # fmt: skip
+
+
+def refit_twins(replay: Replay, outcomes: list[Outcome]) -> list[tuple[Replay, Policy]]:
+    """Each of ``outcomes``' policies with ``training.refit_on_holdout`` the other way round (what
+    serves is refit, or not; the gate judges the models as trained either way)."""
+    flipped = not replay.cfg.training.refit_on_holdout
+    other = with_refit(replay, flipped)
+    suffix = ", refit on holdout" if flipped else ", not refit"
+    return [(other, Policy(o.policy.name + suffix, o.policy.kind, o.policy.drift, o.policy.every))
+            for o in outcomes]  # fmt: skip
 
 
 def hindsight_bound(replay: Replay, start: datetime, weeks: list[datetime], budget: int) -> dict:

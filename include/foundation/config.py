@@ -381,6 +381,12 @@ class TrainingSpec(_Strict):
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="random_state of the estimator unless model.params sets one"
     )
+    refit_on_holdout: bool = Field(
+        False,
+        description="Once the gate accepts a challenger, serve it refit on its training window plus its "
+        "labelled holdout (a version of its own, lineage of both windows, carrying the gate's evidence); the "
+        "gate judges the models as trained, before the refit",
+    )
 
 
 class LabelSpec(_Strict):

@@ -66,6 +66,9 @@ class Tag:
     HOLDOUT_URI = "data.holdout_uri"
     HOLDOUT_SHA = "data.holdout_sha256"
     DATA_AS_OF = "data.as_of"  # on a training run: the end of the data it was trained for
+    # training.refit_on_holdout: the version that serves, refit from the version the gate judged
+    REFIT_OF = "refit.of"  # on a refit version and its run: the judged version it was refit from
+    REFIT_SERVED_AS = "refit.served_as"  # on a judged version: the refit version that serves for it
     # the Airflow task that produced a run or version
     AIRFLOW_DAG_ID = "airflow.dag_id"
     AIRFLOW_RUN_ID = "airflow.run_id"
@@ -100,6 +103,7 @@ class Role:
     """``ct.role`` of every run the loop makes (and of trained model versions)."""
 
     TRAINED = "trained"  # a training run (and its registered version)
+    REFIT = "refit"  # an accepted challenger refit on its training window plus its holdout
     EVALUATION = "evaluation"  # the champion scored on a challenger's holdout (nested in its run)
     MONITORING = "monitoring"  # one drift check
     TIMELINE = "timeline"  # the pipeline's drift share and champion metric over time, one point per check

@@ -57,7 +57,9 @@ def promote_challenger(
     then move ``champion`` to it, fenced by the generation its evaluation saw. A refusal or a
     stale decision (PromotionConflict) is permanent: never retried into place."""
     from include.decisions.promotion import promotion_preconditions
+    from include.orchestration.run_context import airflow_tags
     from include.stages.registry import PromotionRefused, promote, refuse_promotion
+    from include.stages.training import refit_for_serving
 
     version = str(evaluation["challenger_version"])
     client, recorded, approval, demoted = _evidence(cfg, settings, version)
@@ -67,9 +69,12 @@ def promote_challenger(
         refuse_promotion(client, cfg.registered_model, version, failures, context["run_id"])
         raise PromotionRefused(f"v{version} is not promoted: " + "; ".join(failures))
     record = decision_record_of_run(cfg, settings, context, recorded, approval)
-    promoted = promote(client, cfg.registered_model, version, recorded["champion_version"], record,
+    served = refit_for_serving(cfg, settings, version, airflow_tags(context))  # the judged one, or its refit
+    if served != version:
+        record["refit_of"] = version
+    promoted = promote(client, cfg.registered_model, served, recorded["champion_version"], record,
                        recorded["champion_generation"])  # fmt: skip
-    return {**promoted, "note": note_line("promoted", recorded, record)}
+    return {**promoted, "judged_version": version, "note": note_line("promoted", recorded, record, served)}
 
 
 def reject_challenger(cfg: PipelineConfig, settings: Settings, context: dict, evaluation: Evaluation) -> dict:
@@ -92,10 +97,12 @@ def reject_challenger(cfg: PipelineConfig, settings: Settings, context: dict, ev
     return {**rejected, "note": note_line(outcome, recorded, record)}
 
 
-def note_line(outcome: str, evaluation: Evaluation, record: dict) -> str:
+def note_line(outcome: str, evaluation: Evaluation, record: dict, served: str | None = None) -> str:
     """The training run's outcome in one line (its note in the run list): the version, what
     happened to it and why, e.g. ``v7 rejected: roc_auc gain +0.0021 but its CI lower bound …``."""
     version = f"v{evaluation['challenger_version']}"
+    if served is not None and served != str(evaluation["challenger_version"]):
+        version += f" (serving as v{served}, refit on its holdout)"
     reason = str(evaluation.get("reason") or "")
     if outcome == "rejected":  # the rule's reason reads "rejected: …"
         return f"{version} {reason}" if reason.startswith("rejected") else f"{version} rejected: {reason}"

@@ -218,7 +218,7 @@ def _capped_as_of(cfg: PipelineConfig, paths: PipelinePaths, as_of: datetime | N
     return utc(as_of)
 
 
-def _write_set(cfg: PipelineConfig, df: pd.DataFrame, out_dir: Path, name: str) -> dict[str, Any]:
+def write_set(cfg: PipelineConfig, df: pd.DataFrame, out_dir: Path, name: str) -> dict[str, Any]:
     """Write one set keyed by its content: a cleared run that sees other data writes a new file
     and never changes the one a registered model's lineage points at."""
     sha = frame_digest(df)
@@ -266,7 +266,7 @@ def assemble(
         "holdout_window": [holdout_start.isoformat(), labelled_end.isoformat()],
     }
     for name, df in (("train", train[cols]), ("holdout", holdout[cols])):
-        out[name] = _write_set(cfg, df, out_dir, name)
+        out[name] = write_set(cfg, df, out_dir, name)
     log.info(
         "assembled %s: train %d rows %s..%s, holdout %d rows ..%s",
         cfg.name, out["train"]["rows"], train_start.date(), holdout_start.date(),

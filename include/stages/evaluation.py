@@ -25,6 +25,7 @@ from include.stages.registry import (
     champion_state,
     generation_before_own_move,
     get_champion,
+    judged_version,
     load_model,
     model_uri,
     signature_inputs,
@@ -96,9 +97,10 @@ def champion_to_beat(client, model_name: str, challenger_version: str):
     decision again."""
     generation, _ = champion_state(client, model_name)
     champ = get_champion(client, model_name)
-    if champ is None or str(champ.version) != str(challenger_version):
+    judged = None if champ is None else str(judged_version(client, model_name, champ).version)
+    if champ is None or judged != str(challenger_version):
         return generation, champ
-    generation = generation_before_own_move(client, model_name, challenger_version)
+    generation = generation_before_own_move(client, model_name, str(champ.version))  # it, or its refit
     if champ.tags.get(Tag.DECISION_OUTCOME) != "promoted":
         raise AlreadyChampion(
             f"v{champ.version} is already champion, but not through this evaluation's promotion: "
@@ -134,15 +136,18 @@ def evaluate_challenger(
     with mlflow.start_run(run_id=challenger["run_id"]):
         ch_metrics, ch_predictions = _score(cfg, load_model(challenger["model_uri"]), holdout)
         champ_metrics = champ_predictions = None
-        if champ is not None:
-            champ_uri = model_uri(cfg.registered_model, champ.version)
+        if champ is not None:  # a refit champion is judged as the gate judged it, before its refit
+            twin = judged_version(client, cfg.registered_model, champ)
+            as_judged = (
+                "" if twin.version == champ.version else f" (as judged: v{twin.version}, before its refit)"
+            )
             champ_metrics, champ_predictions = _score_champion(
                 cfg,
-                champ_uri,
+                model_uri(cfg.registered_model, twin.version),
                 holdout,
-                f"champion v{champ.version} on the holdout from {holdout_start:%Y-%m-%d}",
+                f"champion v{champ.version}{as_judged} on the holdout from {holdout_start:%Y-%m-%d}",
             )
-            trained_until["champion"] = training_end(cfg, with_lineage(client, champ))
+            trained_until["champion"] = training_end(cfg, with_lineage(client, twin))
         with quieted(*MLFLOW_CHATTER):
             verdict = judge(rule, y, ch_predictions, champ_predictions, ch_metrics, champ_metrics, holdout,
                             holdout_start, trained_until, scorer=cfg.scorer)  # fmt: skip

@@ -33,7 +33,7 @@ from include.stages.datasets import (
     read_partition,
     read_training_set,
 )
-from include.stages.registry import load_model, model_uri, signature_inputs, with_lineage
+from include.stages.registry import judged_version, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable
@@ -204,7 +204,8 @@ class ProductionEvidence:
 
     def holdout_scores(self) -> np.ndarray:
         holdout = read_training_set(with_lineage(self.client, self.champion), "holdout")
-        return champion_scores(self.cfg, self.champion, holdout)
+        judged = judged_version(self.client, self.cfg.registered_model, self.champion)  # unseen by it
+        return champion_scores(self.cfg, judged, holdout)
 
     def served_key(self) -> Hashable:
         return (self.version, self.as_of)

@@ -105,7 +105,7 @@ def signature_inputs(model, fallback: list[str], fallback_numeric: list[str]) ->
     ]
 
 
-VERSION_TAGS = (Tag.PIPELINE, Tag.ROLE, Tag.AIRFLOW_RUN_ID, Tag.run("reason"))
+VERSION_TAGS = (Tag.PIPELINE, Tag.ROLE, Tag.AIRFLOW_RUN_ID, Tag.run("reason"), Tag.REFIT_OF)
 """Tags a version gets at registration; the rest (lineage, Airflow task, config digest) stay on its run."""
 
 
@@ -118,6 +118,22 @@ def with_lineage(client, mv) -> SimpleNamespace:
     return SimpleNamespace(
         version=mv.version, run_id=getattr(mv, "run_id", None), tags={**run_tags, **mv.tags}
     )
+
+
+def judged_version(client, model_name: str, mv):
+    """The version the gate judged behind ``mv``: the one it was refit from
+    (``training.refit_on_holdout``), or ``mv`` itself. Comparisons, holdout metrics and
+    calibration read it: the refit has seen its holdout."""
+    of = mv.tags.get(Tag.REFIT_OF)
+    return client.get_model_version(model_name, of) if of else mv
+
+
+def refit_of(client, model_name: str, judged: str):
+    """The refit version registered for the judged version ``judged``, if any (idempotent retries)."""
+    for mv in client.search_model_versions(f"name = '{model_name}'"):
+        if mv.tags.get(Tag.REFIT_OF) == str(judged):
+            return client.get_model_version(model_name, mv.version)
+    return None
 
 
 def find_registered_version(client, model_name: str, airflow_run_id: str | None):

@@ -21,7 +21,14 @@ from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths, file_digest, interval_name, parse_partition_key
 from include.foundation.tracking import Tag
 from include.stages.datasets import LineageError, key_columns, model_inputs, read_training_set
-from include.stages.registry import get_champion, load_model, model_uri, signature_inputs, with_lineage
+from include.stages.registry import (
+    get_champion,
+    judged_version,
+    load_model,
+    model_uri,
+    signature_inputs,
+    with_lineage,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,6 +187,9 @@ def estimate_served(cfg: PipelineConfig, client, champion, model, inputs, p, lab
     except LineageError as exc:  # e.g. a version registered by hand: scored all the same, not estimated
         log.warning("no estimate for v%s: its holdout cannot be read (%s)", champion.version, exc)
         return None
+    judged = judged_version(client, cfg.registered_model, champion)  # a refit has seen its holdout
+    if str(judged.version) != str(champion.version):
+        model = load_model(model_uri(cfg.registered_model, judged.version))
     held_p, _ = scorer.predictions(model, model_inputs(holdout, *inputs))
     value = estimate_batch(metric, held_p, holdout[cfg.target.name].to_numpy(), p, labels)
     return None if value is None else {"metric": metric, "value": value}

@@ -50,6 +50,8 @@ def recorded_trainings(client, model: str) -> list[dict[str, Any]]:
         tags = with_lineage(client, mv).tags  # data.* live on its training run
         as_of = tags.get(Tag.DATA_AS_OF) or tags.get(Tag.TRAIN_END) or ""
         outcome = tags.get(Tag.DECISION_OUTCOME, "undecided")
+        if tags.get(Tag.REFIT_SERVED_AS) and outcome == "undecided":  # the gate accepted it; its refit serves
+            outcome = f"accepted, serving as its refit v{tags[Tag.REFIT_SERVED_AS]}"
         if tags.get(Tag.ROLLBACK_DEMOTED):
             outcome += ", rolled back"
         out.append({"version": str(mv.version), "as_of": as_of[:10], "outcome": outcome,

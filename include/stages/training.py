@@ -13,6 +13,7 @@ import importlib
 import io
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.foundation import metrics, tracking
@@ -21,14 +22,17 @@ from include.foundation.errors import PermanentError
 from include.foundation.payloads import AssembledData, TrainedModel
 from include.foundation.settings import Settings
 from include.foundation.tracking import Role, Tag
-from include.stages.datasets import assemble, split_xy, training_end
+from include.stages.datasets import assemble, read_training_set, split_xy, training_end, write_set
 from include.stages.registry import (
     CHALLENGER,
     TRUSTED_TYPE_PREFIXES,
     VERSION_TAGS,
     find_registered_version,
     get_champion,
+    judged_version,
     model_uri,
+    recorded_evaluation,
+    refit_of,
     with_lineage,
 )
 
@@ -126,6 +130,8 @@ def assemble_training_data(
     """Cut train/holdout windows, refusing a holdout that would overlap the champion's training data."""
     client = tracking.client(settings, cfg.experiment)
     champion = get_champion(client, cfg.registered_model)
+    if champion is not None:  # a refit champion is compared through the version the gate judged
+        champion = judged_version(client, cfg.registered_model, champion)
     not_before = None if champion is None else training_end(cfg, with_lineage(client, champion))
     return assemble(
         cfg, settings.data_root, as_of, out_dir, train_days=train_days, holdout_not_before=not_before
@@ -192,6 +198,52 @@ def train_and_register(
             len(train), primary, train_metrics[primary], run.info.run_id, mv.version, CHALLENGER,
         )  # fmt: skip
     return _result(cfg, client.get_model_version(cfg.registered_model, mv.version), client)
+
+
+def refit_for_serving(cfg: PipelineConfig, settings: Settings, judged: str, run_tags: dict[str, str]) -> str:
+    """The version that serves for the accepted version ``judged``: with
+    ``training.refit_on_holdout``, the same estimator refit on its training set plus its labelled
+    holdout (read and verified through its lineage), registered once (a retry finds it) with the
+    lineage of both windows and the gate's evidence (its ``decision.json`` and holdout metrics);
+    without, ``judged`` itself. The gate judged ``judged``; the refit is never judged again."""
+    import mlflow
+    import pandas as pd
+
+    if not cfg.training.refit_on_holdout:
+        return str(judged)
+    client = tracking.client(settings, cfg.experiment)
+    model_name = cfg.registered_model
+    existing = refit_of(client, model_name, judged)
+    if existing is not None:
+        log.info("v%s was already refit on its holdout as v%s: reusing it", judged, existing.version)
+        return str(existing.version)
+    mv = with_lineage(client, client.get_model_version(model_name, str(judged)))
+    evaluation = recorded_evaluation(client, model_name, str(judged)) or {}
+    both = pd.concat([read_training_set(mv), read_training_set(mv, "holdout")], ignore_index=True)
+    written = write_set(cfg, both, Path(mv.tags[Tag.TRAIN_URI]).parent, "train_and_holdout")
+    holdout_end = (evaluation.get("holdout_window") or [None, mv.tags.get(Tag.DATA_AS_OF)])[1]
+    tags = {**{k: v for k, v in mv.tags.items() if k.startswith(("data.", "pipeline", "config."))},
+            Tag.TRAIN_URI: written["uri"], Tag.TRAIN_SHA: written["sha256"], Tag.TRAIN_END: holdout_end,
+            Tag.ROLE: Role.REFIT, Tag.REFIT_OF: str(judged), **run_tags}  # fmt: skip
+    judged_metrics = client.get_run(mv.run_id).data.metrics
+    X, y = split_xy(cfg, both)
+    with mlflow.start_run(run_name=f"refit v{judged} on train + holdout for {str(mv.tags.get(Tag.DATA_AS_OF))[:10]}",
+                          tags=tags) as run:  # fmt: skip
+        mlflow.log_params({"refit_of": judged, "train_rows": len(both), "train_window": " .. ".join(
+            w[:10] for w in (mv.tags.get(Tag.TRAIN_START, "?"), holdout_end or "?"))})  # fmt: skip
+        mlflow.log_metrics({k: v for k, v in judged_metrics.items()
+                            if not k.startswith(("realized_", "estimated_"))})  # the gate's evidence  # fmt: skip
+        mlflow.log_dict(evaluation, "decision.json")
+        model = build_pipeline(cfg).fit(X, y)
+        info = _log_model(model, X, cfg.target.name, logged_model_name(cfg))
+        with contextlib.redirect_stderr(io.StringIO()):
+            new = mlflow.register_model(info.model_uri, model_name,
+                                        tags={k: v for k, v in tags.items() if k in VERSION_TAGS})  # fmt: skip
+        mlflow.set_tag(Tag.MODEL_VERSION, new.version)
+    client.set_model_version_tag(model_name, str(judged), Tag.REFIT_SERVED_AS, str(new.version))
+    log.info("refit v%s on %d rows (train + holdout up to %s): run %s, registered v%s to serve",
+             judged, len(both), holdout_end, run.info.run_id, new.version)  # fmt: skip
+    return str(new.version)
 
 
 def _log_params_and_datasets(

@@ -78,8 +78,14 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
         "performance decay alone, default setting", "estimated decay alone, default setting",
         "prediction drift alone, default setting", "staleness debt alone, default setting",
         f"calendar every {every} weeks, earlier on the configured signals",
-        "configured, promotion requiring the CI lower bound > 0", "hindsight bound (at most 1 trainings)",
+        "configured, promotion requiring the CI lower bound > 0",
+        *(f"{p}, refit on holdout" for p in (NEVER, WEEKLY, GATED, CONFIGURED, periodic,
+                                             "staleness debt alone, default setting")),
+        "hindsight bound (at most 1 trainings)",
     ]  # fmt: skip
+    # the refit serves other models, judged by the same gate: the same trainings and promotions
+    assert rows[f"{GATED}, refit on holdout"][2:4] == rows[GATED][2:4]
+    assert rows[f"{WEEKLY}, refit on holdout"][1] != rows[WEEKLY][1]
     assert (
         f"configured {'beats' if rows[CONFIGURED][1] > rows[periodic][1] else 'does not beat'} {periodic}"
         in (first["table.md"].decode())

@@ -172,19 +172,62 @@ def test_worse_challenger_is_rejected_champion_unchanged(
     assert run_note(dr) == f"v{newest} {tags['decision.reason']}"  # the run list tells it from a promotion
 
 
-def test_better_challenger_promoted_then_tie_rejected_then_rollback(airflow_db, curated_weeks, client):
+def test_better_challenger_promoted_then_tie_rejected_then_rollback(
+    airflow_db, curated_weeks, client, flights_cfg, tmp_path, monkeypatch
+):
+    """With ``training.refit_on_holdout``: the gate judges the challenger as trained, the refit
+    serves, and the next challenger is judged against the champion as the gate judged it."""
+    from include.stages.datasets import read_training_set
+    from include.stages.registry import recorded_evaluation, with_lineage
+    from include.stages.training import refit_for_serving
+
+    raw = demo_yaml(None)  # the demo config: 100 boosting iterations
+    raw["training"]["refit_on_holdout"] = True
+    (tmp_path / "flights_delay.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("CT_PIPELINES_DIR", str(tmp_path))
     first = champion(client)
-    dr, states = train("better model")  # the demo config: 100 boosting iterations
+    dr, states = train("better model")
     assert states["promote"] == "success", states
     better = champion(client)
-    assert better != first
-    assert client.get_model_version(MODEL, better).tags["decision.previous_champion"] == first
+    served = client.get_model_version(MODEL, better)
+    judged = served.tags["refit.of"]
+    assert better not in (first, judged) and served.tags["decision.previous_champion"] == first
     assert client.get_model_version(MODEL, first).tags["ct.replaced_by"] == better
+    assert client.get_model_version(MODEL, judged).tags["refit.served_as"] == better
+    assert f"v{judged} (serving as v{better}, refit on its holdout) promoted" in run_note(dr)
+    # lineage of both windows, and the gate's evidence carried over
+    refit, twin = with_lineage(client, served), with_lineage(client, client.get_model_version(MODEL, judged))
+    assert refit.tags["data.train_start"] == twin.tags["data.train_start"]
+    assert refit.tags["data.holdout_sha256"] == twin.tags["data.holdout_sha256"]
+    assert len(read_training_set(refit)) == len(read_training_set(twin)) + len(
+        read_training_set(twin, "holdout")
+    )
+    evaluation = recorded_evaluation(client, MODEL, better)
+    assert (
+        evaluation == recorded_evaluation(client, MODEL, judged)
+        and evaluation["challenger_version"] == judged
+    )
+    assert refit.tags["data.train_end"] == evaluation["holdout_window"][1]
+    assert (
+        client.get_run(served.run_id).data.metrics["roc_auc"]
+        == client.get_run(twin.run_id).data.metrics["roc_auc"]
+    )
+    # a retried promote finds its refit: no second version
+    count = len(client.search_model_versions(f"name = '{MODEL}'"))
+    refitting = flights_cfg.model_copy(
+        update={"training": flights_cfg.training.model_copy(update={"refit_on_holdout": True})}
+    )
+    assert refit_for_serving(refitting, Settings.from_env(), judged, {}) == better
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == count
 
-    # same data, same seed, same config: an identical challenger is a tie, and a tie never promotes
+    # same data, same seed, same config: an identical challenger ties with the champion as judged
+    # (not its refit, which has seen this holdout), and a tie never promotes
     dr, states = train("same again")
     assert states["reject"] == "success" and states["promote"] == "skipped", states
     assert champion(client) == better
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
+    tie = recorded_evaluation(client, MODEL, str(newest))
+    assert tie["champion_version"] == better and tie["difference"] == 0.0
 
     dr = run_dag("flights_delay__rollback", run_conf={"reason": "e2e test rollback"})
     assert str(dr.state) == "success", task_states(dr)
