@@ -56,9 +56,17 @@ def paired_difference(outcome: Outcome, baseline: Outcome, period: Period, seed:
 
 
 def calendar_for(replay: Replay, trainings: int, period: Period, cache: dict) -> Outcome:
-    """The periodic policy (through the gate) that trains about ``trainings`` times in ``period``."""
+    """The periodic policy (through the gate) whose trainings in ``period`` come closest to
+    ``trainings`` (a tie: the one that trains more, so the calendar is never the cheaper side)."""
     steps = sum(1 for s in replay.steps if s > replay.bootstrap_at and period.holds(s.date()))
-    every = max(1, round(steps / trainings)) if trainings else steps + 1
+    guess = max(1, round(steps / trainings)) if trainings else steps + 1
+    found = [
+        _calendar(replay, every, period, cache) for every in sorted({max(1, guess - 1), guess, guess + 1})
+    ]
+    return min(found, key=lambda o: (abs(trainings_in(o, period) - trainings), -trainings_in(o, period)))
+
+
+def _calendar(replay: Replay, every: int, period: Period, cache: dict) -> Outcome:
     key = (every, period.until, replay.refit)
     if key not in cache:
         refit = ", refit on holdout" if replay.refit else ""
