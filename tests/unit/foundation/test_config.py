@@ -59,6 +59,9 @@ def test_digest_changes_with_config(tmp_path):
         (lambda r: r["model"]["numeric_features"].append("no_such_col"), "no_such_col"),
         (lambda r: r["schema"].update(timestamp_column="nope"), "timestamp_column 'nope'"),
         (lambda r: r["drift"].update(share_threshold=2), "drift.share_threshold"),
+        (lambda r: r["drift"].update(staleness={"cost": 0}), "drift.staleness.cost"),
+        (lambda r: r["drift"].update(calendar_intervals=0), "drift.calendar_intervals"),
+        (lambda r: r["training"].update(refit_on_holdout="sometimes"), "training.refit_on_holdout"),
         (lambda r: r.update(name="Bad-Name"), "name: String should match pattern"),
         # the estimator must be a scikit-learn classifier class: never an arbitrary callable
         (
