@@ -325,6 +325,7 @@ def report(
     error = estimate_error(replay, configured)
     if error is not None:
         text += "\n\n" + error
+    text += "".join(f"\n\n{line}" for line in lead_lines(replay, outcomes))
     text += "\n\n" + policy_evidence(replay, outcomes, periods, out_dir)
     for when, why in configured.reasons.items():
         log.info("configured %s: %s", when, why)
@@ -353,6 +354,25 @@ def report(
         lines.append(
             f"MLflow: experiment {cfg.experiment}-loop-value, run {run_id} ({settings.mlflow_tracking_uri})"
         )
+    return lines
+
+
+def lead_lines(replay: Replay, outcomes: list[Outcome]) -> list[str]:
+    """How much earlier the estimate triggered than the realized decay would have, per policy
+    that uses the estimated decay (:func:`include.policy_evidence.estimate_lead`)."""
+    from include.policy_evidence import estimate_lead
+
+    lines = []
+    for o in outcomes:
+        if o.policy.drift is None or o.policy.drift.estimated_decay is None:
+            continue
+        leads = estimate_lead(replay, o)
+        if not leads:
+            lines.append(f"{o.policy.name}: the estimated decay triggered no training")
+            continue
+        said = ", ".join("never within the year" if k is None else f"{k}" for k in leads)
+        lines.append(f"{o.policy.name}: the estimated decay triggered {len(leads)} training(s); the realized-decay "
+                     f"rule on the same champion would have fired this many weeks later: {said}")  # fmt: skip
     return lines
 
 

@@ -251,3 +251,37 @@ def choose_policy(replay: Replay, split: date) -> dict:
     chosen = best if best["kind"] == PERIODIC or beats_calendar(best, metric) else best_calendar
     return {"budget": budget, "ranked": ranked, "chosen": chosen["policy"], "best": best["policy"],
             "refit": chosen["refit"]}  # fmt: skip
+
+
+def estimate_lead(replay: Replay, outcome: Outcome) -> list[int | None]:
+    """For each training the estimated decay triggered in ``outcome``: how many weeks later the
+    realized-decay rule (the policy's, or the default) would have fired on the same champion,
+    had it kept serving (None: not within the replay). The estimate's worth is this lead."""
+    from datetime import timedelta
+
+    from include.decisions.retraining import performance_decayed
+    from include.foundation.config import DecaySpec
+
+    spec, metric, interval = outcome.policy.drift, replay.cfg.promotion.primary_metric, replay.interval
+    decay = (spec.performance_decay if spec is not None else None) or DecaySpec()
+    at = {s.date(): s for s in replay.steps}
+    leads = []
+    for day, signals in outcome.checks.items():
+        if "estimated decay" not in signals or day not in outcome.trainings:
+            continue
+        champion = outcome.served[at[day] - interval]  # the one judged at that check
+        first = min(w for w, c in outcome.served.items() if c == champion)
+        holdout = replay.score(champion, replay.training_window(champion)[1], replay.cfg.training.holdout_days,
+                               judged=True)  # fmt: skip
+        lead = None
+        for k, step in enumerate(s for s in replay.steps if s >= at[day]):
+            end, weeks, w = replay.labelled_end(step), [], first
+            while w + interval <= end:
+                weeks.append(w)
+                w += timedelta(days=interval.days)
+            realized = [replay.score(champion, w, interval.days) for w in weeks]
+            if holdout is not None and performance_decayed(decay, realized, holdout, metric):
+                lead = k
+                break
+        leads.append(lead)
+    return leads
