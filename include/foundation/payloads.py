@@ -218,11 +218,15 @@ class DriftCheck(TypedDict, total=False):
     current_rows: int
     current_used: int
     as_of: str
+    week: str  # the newest interval of the window, by its one name (``2013-04-02..2013-04-08``)
     performance: float | None
     performance_metric: str
     performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of
     realized: list[dict[str, Any]]  # per labelled interval the champion served: its realized metric
     prediction_drift: dict[str, Any] | None  # the served scores vs the holdout's (Evidently ValueDrift)
+    staleness_debt: (
+        dict[str, Any] | None
+    )  # with drift.staleness: the champion's debt and the cost it is held to
     estimated: list[
         float | None
     ]  # the champion's estimated metric on its last scored intervals (estimated_decay)

@@ -59,6 +59,17 @@ def interval_name(key: str) -> str:
     return f"{start:%Y-%m-%d}" if last.date() == start.date() else f"{start:%Y-%m-%d}..{last:%Y-%m-%d}"
 
 
+def week_ending(end: datetime | str, days: int = 7) -> str:
+    """The name of the interval of ``days`` that ends (exclusive) at ``end``, as
+    :func:`interval_name` names it: a drift check or a training "as of" the 9th is about the
+    week 2013-04-02..2013-04-08, the name every run, note, report and log gives that week."""
+    from datetime import timedelta
+
+    end = datetime.fromisoformat(end) if isinstance(end, str) else end
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
+    return interval_name(partition_key(end - timedelta(days=days), end))
+
+
 def parse_partition_key(key: str) -> tuple[datetime, datetime]:
     start, end = key.split("_")
     return (

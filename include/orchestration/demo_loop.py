@@ -11,7 +11,26 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from include.decisions.windows import first_champion_as_of
+from include.foundation.storage import interval_name, partition_key
 from include.orchestration.local_airflow import TERMINAL, AirflowApi, LocalAirflowError
+
+
+def week_name(start: datetime) -> str:
+    """The week from ``start``, by its one name (``2013-04-02..2013-04-08``): the demo's row, run ids, notes."""
+    return interval_name(partition_key(start, start + timedelta(weeks=1)))
+
+
+def week_end(name: str) -> datetime:
+    """The end (exclusive) of a week named by :func:`week_name` (or, as older runs were, by its end day)."""
+    last = datetime.fromisoformat(name.split("..")[-1]).replace(tzinfo=UTC)
+    return last + timedelta(days=1) if ".." in name else last
+
+
+def _short(name: str) -> str:
+    """A week's name without its years, for the demo's narrow table column (``04-02..04-08``)."""
+    import re
+
+    return re.sub(r"\b\d{4}-", "", name)
 
 
 def run_weeks(cfg, settings, api: AirflowApi, say: Callable[[str], None], first_week: datetime,
@@ -23,7 +42,7 @@ def run_weeks(cfg, settings, api: AirflowApi, say: Callable[[str], None], first_
     first_as_of = first_champion_as_of(cfg, first_week, timedelta(weeks=1))
     for i in range(weeks):
         week_start = first_week + timedelta(weeks=i)
-        row = {"week": f"{week_start:%Y-%m-%d}", "ingest": loop.ingest(week_start)}
+        row = {"week": week_name(week_start), "ingest": loop.ingest(week_start)}
         if cfg.outcomes_later and i * 7 >= cfg.labels.delay_days:  # outcomes of an earlier week are due
             row["outcomes"] = loop.outcomes(week_start)
         if loop.champion() is None:
@@ -64,11 +83,8 @@ class Loop:
         runs = self.api.get(
             f"/dags/{self.cfg.name}__train/dagRuns?run_id_pattern=manual__bootstrap_%25"
         ).json()
-        dates = [r["dag_run_id"].removeprefix("manual__bootstrap_") for r in runs.get("dag_runs", [])]
-        return min(
-            (datetime.fromisoformat(d).replace(tzinfo=UTC) for d in dates),
-            default=datetime.min.replace(tzinfo=UTC),
-        )
+        names = [r["dag_run_id"].removeprefix("manual__bootstrap_") for r in runs.get("dag_runs", [])]
+        return min((week_end(n) for n in names), default=datetime.min.replace(tzinfo=UTC))
 
     def curated_weeks(self) -> int:
         return len(self.paths.curated_partitions())
@@ -107,9 +123,7 @@ class Loop:
             published = self.api.xcom(f"{self.cfg.name}__outcomes", run["dag_run_id"], "publish")
             if not published:
                 return "none due"
-            from include.foundation.storage import parse_partition_key
-
-            return f"{published['rows']} of {parse_partition_key(published['partition'])[0]:%Y-%m-%d}"
+            return f"{published['rows']} of {_short(interval_name(published['partition']))}"
         if states.get("validate") == "failed":
             return "quarantined"
         self.fail(run, states)
@@ -121,7 +135,7 @@ class Loop:
 
     def bootstrap(self, as_of: datetime) -> dict:
         dag_id = f"{self.cfg.name}__train"
-        run_id = f"manual__bootstrap_{as_of:%Y-%m-%d}"
+        run_id = f"manual__bootstrap_{week_name(as_of - timedelta(weeks=1))}"  # the week it was trained up to
         if self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}").status_code != 200:
             self.api.trigger(dag_id, run_id, {"reason": "bootstrap", "as_of": as_of.isoformat()})
         return self.training(run_id, "bootstrap")
@@ -151,7 +165,7 @@ class Loop:
         left queued for a later ``make up``. It runs before the week's drift check, not beside
         it: on 2 cores the two only share the CPU (measured: no faster), and SQLite's one writer."""
         dag_id, day = f"{self.cfg.name}__score", f"{week_start:%Y-%m-%d}"
-        run_id = f"manual__score_{day}"
+        run_id = f"manual__score_{week_name(week_start)}"
         self.api.unpause(dag_id)
         try:
             if self.api.get(f"/dags/{dag_id}/dagRuns/{run_id}").status_code != 200:
@@ -170,7 +184,6 @@ class Loop:
         from croniter import croniter
 
         from include.foundation.payloads import TRIGGERED_RUN_PREFIX
-        from include.foundation.storage import parse_partition_key
 
         # the drift check's first tick in the week: its interval ends after the week's batch
         logical = croniter(self.cfg.schedule.drift_check, week_start - timedelta(seconds=1)).get_next(
@@ -187,8 +200,7 @@ class Loop:
                "suppressed": result.get("suppressed_by"), "why": "; ".join(result.get("reasons") or [])}  # fmt: skip
         arrived = max(result.get("realized") or [], key=lambda r: r["partition"], default=None)
         if arrived is not None and arrived["value"] is not None:  # the newest week whose outcomes arrived
-            first_day = parse_partition_key(arrived["partition"])[0]
-            out["realized"] = {"value": arrived["value"], "week": f"{first_day:%Y-%m-%d}",
+            out["realized"] = {"value": arrived["value"], "week": interval_name(arrived["partition"]),
                                "version": arrived["model_version"]}  # fmt: skip
         if out["triggered"]:  # the run the drift check created, executed by the scheduler
             out.update(self.training(TRIGGERED_RUN_PREFIX + run["dag_run_id"], "drift"))
@@ -223,7 +235,7 @@ def table_lines(rows: list[dict]) -> list[str]:
     """The demo's closing table: one line per week."""
     lines = [
         "",
-        f"{'week':<11} {'ingest':<15} {'scored by':>9} {'drift':>6} {'realized':>17} {'trigger':<8} {'model':>5} "
+        f"{'week':<22} {'ingest':<15} {'scored by':>9} {'drift':>6} {'realized':>21} {'trigger':<8} {'model':>5} "
         f"{'holdout':>8} {'decision':<9} {'champion':>8}  why",
     ]
     for r in rows:
@@ -232,14 +244,14 @@ def table_lines(rows: list[dict]) -> list[str]:
         hold = "" if r.get("holdout") is None else f"{r['holdout']:.4f}"
         scored = f"v{r['scored_by']}" if r.get("scored_by") else ""
         arrived = r.get("realized")
-        realized = f"{arrived['value']:.4f} ({arrived['week'][5:]})" if arrived else ""
+        realized = f"{arrived['value']:.4f} ({_short(arrived['week'])})" if arrived else ""
         why = (
             r.get("why")
             if r.get("triggered")
             else ("bootstrap" if trig == "boot" else r.get("suppressed") or "")
         )
         lines.append(
-            f"{r['week']:<11} {r['ingest']:<15} {scored:>9} {drift:>6} {realized:>17} {trig:<8} "
+            f"{r['week']:<22} {r['ingest']:<15} {scored:>9} {drift:>6} {realized:>21} {trig:<8} "
             f"{r.get('version', ''):>5} {hold:>8} {r.get('decision', ''):<9} "
             f"{('v' + r['champion']) if r['champion'] else '-':>8}  {why or ''}"
         )

@@ -24,6 +24,7 @@ from include.foundation.links import airflow_run_url, mlflow_model_version_url, 
 from include.foundation.payloads import TRIGGERED_RUN_PREFIX, DriftCheck, Evaluation, Promotion
 from include.foundation.redaction import redact
 from include.foundation.settings import Settings
+from include.foundation.storage import week_ending
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def drift_message(pipeline: str, facts: dict[str, Any]) -> tuple[NotificationEve
     drifted = ", ".join(check.get("drifted_columns") or []) or "none"
     subject = (
         f"{PREFIX} {pipeline}: retraining triggered (drift share {check['drift_share']:.2f}, "
-        f"as of {check['as_of'][:10]})"
+        f"week {check.get('week') or week_ending(check['as_of'])})"
     )
     body = (
         f"The drift check of pipeline {pipeline} triggered a training run.\n"

@@ -88,10 +88,21 @@ def gist(value: Any, limit: int = 300) -> str:
                 parts.append(f"{k}=<{len(v)} item{'s' if len(v) != 1 else ''}>")
             elif isinstance(v, float):
                 parts.append(f"{k}={v:.4g}")
+            elif k == "partition" and _week(v):
+                parts.append(f"week={_week(v)}")  # the week's one name, not its storage key
             else:
                 parts.append(f"{k}={v}")
         text = ", ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _week(key: Any) -> str | None:
+    from include.foundation.storage import interval_name
+
+    try:
+        return interval_name(key)
+    except (AttributeError, ValueError):
+        return None
 
 
 def mask_environment_secrets() -> None:

@@ -22,7 +22,7 @@ from include.foundation.config import PipelineConfig
 from include.foundation.errors import NothingToDo
 from include.foundation.payloads import DriftCheck, RetrainRequest
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key
+from include.foundation.storage import PipelinePaths, atomic_write, parse_partition_key, week_ending
 from include.foundation.timeutil import utc
 from include.foundation.tracking import Role, Tag
 from include.stages.datasets import recent_window
@@ -100,7 +100,7 @@ def record_check(
     atomic_write(report, lambda tmp: write_report(source.snapshot, result, tmp))
     atomic_write(report.parent / "summary.json", lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
     log.info(format_summary(result))  # first: the table and the decision lead the task log
-    result["note"] = f"drift {result['as_of'][:10]}: {decision_phrase(result)}"
+    result["note"] = f"drift {result['week']}: {decision_phrase(result)}"
     result["mlflow_run_id"] = log_monitoring_run(cfg, run_id, result)
     log_realized(client, cfg, source.realized_rows)
     log_timeline(client, cfg, result)
@@ -122,6 +122,7 @@ def check_summary(
     return {
         **source.summary,
         "as_of": as_of,
+        "week": week_ending(source.as_of, spec.interval_days),  # the week's one name (the window's newest)
         "champion_version": source.version,
         "model_name": cfg.registered_model,
         "share_threshold": spec.share_threshold,
@@ -185,7 +186,7 @@ def log_monitoring_run(cfg: PipelineConfig, airflow_run_id: str, result: dict[st
     if earlier is not None:  # a retried or cleared check: the first try's record stands
         log.info("drift check of Airflow run %s already logged as MLflow run %s", airflow_run_id, earlier)
         return earlier
-    with mlflow.start_run(run_name=f"drift {result['as_of'][:10]}", tags=tags) as run:
+    with mlflow.start_run(run_name=f"drift check of {result['week']}", tags=tags) as run:
         mlflow.log_metrics(values)
         mlflow.log_artifact(result["report"], "drift")
         mlflow.log_dict(result, "drift/summary.json")
@@ -269,7 +270,7 @@ def verdict_html(result: dict[str, Any]) -> str:
     from html import escape
 
     metric = result["performance_metric"]
-    rows = [("week ending", result["as_of"][:10]), ("champion judged", f"v{result['champion_version']}"),
+    rows = [("week", result["week"]), ("champion judged", f"v{result['champion_version']}"),
             ("data drift", f"share {result['drift_share']:.2f} of {result['n_columns']} columns "
                            f"(threshold {result['share_threshold']}): {', '.join(result['drifted_columns']) or 'none'}")]  # fmt: skip
     said = result.get("prediction_drift")
@@ -294,7 +295,7 @@ def verdict_html(result: dict[str, Any]) -> str:
     rows.append(("decision", decision_phrase(result)))
     cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
     return ("<section style='font-family:sans-serif;margin:16px;padding:12px;border:2px solid #444'>"
-            f"<h2 style='margin-top:0'>Drift check {escape(result['as_of'][:10])}: "
+            f"<h2 style='margin-top:0'>Drift check of {escape(result['week'])}: "
             f"{'RETRAIN' if result['retrain'] else 'no retraining'}</h2>"
             f"<table style='border-collapse:collapse;text-align:left'>{cells}</table>"
             "<p>Below: Evidently's data drift report of the inputs (one signal of the ones above).</p></section>")  # fmt: skip
@@ -341,7 +342,7 @@ def decision_phrase(result: dict[str, Any]) -> str:
 def format_summary(result: dict[str, Any]) -> str:
     """A short, readable table for the task log."""
     lines = [
-        f"drift check as of {result['as_of'][:10]} vs champion v{result['champion_version']} training data: "
+        f"drift check of {result['week']} vs champion v{result['champion_version']} training data: "
         f"reference {result['reference_used']}/{result['reference_rows']} rows, "
         f"current {result['current_used']}/{result['current_rows']} rows (sampled/total)",
         f"{'column':<18}{'method':<16}{'score':>9}{'threshold':>11}  drifted",

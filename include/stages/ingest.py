@@ -57,7 +57,7 @@ def refuse_quarantined(cfg: PipelineConfig, paths: PipelinePaths, key: str, part
     reports = paths.quarantine_reports(key, part)
     if reports and not paths.curated(key).exists():
         raise QuarantinedInterval(
-            f"batch {key} of {cfg.name} is quarantined (report {reports[-1]}); a re-run or clear leaves it there. "
+            f"batch {interval_name(key)} of {cfg.name} is quarantined (report {reports[-1]}); a re-run or clear leaves it there. "
             f"When its producer has fixed it, re-admit it with a reason: trigger {cfg.name}__ingest with readmit: "
             f"true and reason, or make readmit READMIT_ARGS='--pipeline {cfg.name} --interval "
             f'{parse_partition_key(key)[0]:%Y-%m-%d} --reason "..."\''
@@ -78,12 +78,12 @@ def readmission_request(
         raise BadRunParam("readmit: say why the batch may come back (the reason param), e.g. "
                           "'producer re-exported the week with the corrected prices'")  # fmt: skip
     if paths.curated(key).exists():
-        raise NothingToReadmit(f"{cfg.name} {key} is published already: nothing to re-admit (replace: true "
+        raise NothingToReadmit(f"{cfg.name} {interval_name(key)} is published already: nothing to re-admit (replace: true "
                                "ingests a published interval again)")  # fmt: skip
     reports = paths.quarantine_reports(key)
     if not reports:
         quarantined = sorted(p.name for p in (paths.base / "quarantine").glob("*T*Z_*") if p.is_dir())
-        raise NothingToReadmit(f"{cfg.name} has no quarantined batch for {key}; quarantined intervals: "
+        raise NothingToReadmit(f"{cfg.name} has no quarantined batch for {interval_name(key)}; quarantined intervals: "
                                f"{quarantined or 'none'}")  # fmt: skip
     return {
         "partition": key,
@@ -125,23 +125,23 @@ def ingest_batch(
             "batch %s of %s is already published (%d rows in %s): nothing ingested, the published data is "
             "unchanged. To ingest it again from the source as it is now, run with replace: true (the new batch "
             "is validated before it replaces the published one).",
-            key, cfg.name, rows, paths.curated(key),
+            interval_name(key), cfg.name, rows, paths.curated(key),
         )  # fmt: skip
         raise NothingToDo(
-            f"batch {key} is already published ({rows} rows): nothing to do; trigger with replace: true to "
+            f"batch {interval_name(key)} is already published ({rows} rows): nothing to do; trigger with replace: true to "
             "ingest it again",
             {"partition": key, "uri": str(paths.curated(key)), "rows": rows, "already_published": True},
         )
     overlap = overlapping_partitions(paths, start, end)
     if overlap:
         raise OverlappingBatch(
-            f"batch {key} of {cfg.name} overlaps published partitions {overlap}: its rows would be counted "
+            f"batch {interval_name(key)} of {cfg.name} overlaps published partitions {overlap}: its rows would be counted "
             "twice. Ingest whole intervals that do not overlap (or delete those partitions first)."
         )
     df = sources.fetch(cfg, start, end, paths.base, "inputs" if cfg.outcomes_later else "whole", read_sql)
     out = write_parquet(df, paths.raw(key))
     digest = frame_digest(df)
-    log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), key, out, digest[:12])
+    log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), interval_name(key), out, digest[:12])
     result: IngestedBatch = {
         "partition": key,
         "uri": str(out),
@@ -278,15 +278,21 @@ def publish_batch(
     before = pq.read_metadata(dst).num_rows if dst.exists() else None
     after = pq.read_metadata(src).num_rows
     if before is not None and filecmp.cmp(src, dst, shallow=False):
-        log.info("%s is already published with this content (%d rows): unchanged", partition, after)
+        log.info(
+            "%s is already published with this content (%d rows): unchanged", interval_name(partition), after
+        )
         out: PublishedBatch = {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": None}
     else:
         atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
         if before is None:
-            log.info("published %s (%d rows) to %s", partition, after, dst)
+            log.info("published %s (%d rows) to %s", interval_name(partition), after, dst)
         else:
             log.warning(
-                "replaced published batch %s: %d rows before, %d after (%s)", partition, before, after, dst
+                "replaced published batch %s: %d rows before, %d after (%s)",
+                interval_name(partition),
+                before,
+                after,
+                dst,
             )
         out = {"partition": partition, "uri": str(dst), "rows": after, "replaced_rows": before}
     week = interval_name(partition)
@@ -297,7 +303,12 @@ def publish_batch(
     if readmission:  # written after the data: a record never claims a batch that is not there
         record = record_readmission(readmission, "published", published=str(dst), rows=after,
                                     sha256=file_digest(dst))  # fmt: skip
-        log.info("re-admitted %s: published %d rows; decision recorded in %s", partition, after, record)
+        log.info(
+            "re-admitted %s: published %d rows; decision recorded in %s",
+            interval_name(partition),
+            after,
+            record,
+        )
         out["readmission_record"] = str(record)
         out["note"] += f" (re-admitted: {readmission.get('reason')})"
     return out
@@ -336,15 +347,15 @@ def ingest_outcomes(
             key, rows, paths.outcomes(key),
         )  # fmt: skip
         raise NothingToDo(
-            f"the outcomes of {key} are already published ({rows} rows): nothing to do; trigger with replace: "
+            f"the outcomes of {interval_name(key)} are already published ({rows} rows): nothing to do; trigger with replace: "
             "true to collect them again",
             {"partition": key, "uri": str(paths.outcomes(key)), "rows": rows, "already_published": True},
         )
     df = sources.fetch(cfg, due_start, due_end, paths.base, "outcomes", read_sql)
     if df.empty:  # e.g. an interval before the data's first day, or outcome files not landed yet
-        log.warning("the source holds no outcomes of %s (yet): nothing collected", key)
+        log.warning("the source holds no outcomes of %s (yet): nothing collected", interval_name(key))
         raise NothingToDo(
-            f"the source holds no outcomes of {key} (yet): nothing to collect",
+            f"the source holds no outcomes of {interval_name(key)} (yet): nothing to collect",
             {"partition": key, "uri": "", "rows": 0, "nothing_due": True},
         )
     out = write_parquet(df, paths.raw_outcomes(key))

@@ -97,7 +97,7 @@ def score_batch(
     champion = get_champion(client, name)
     if version is None:
         if champion is None:
-            log.warning("%s has no champion yet: batch %s is not scored", name, partition)
+            log.warning("%s has no champion yet: batch %s is not scored", name, interval_name(partition))
             return None
         version = str(champion.version)
     served = champion is not None and str(champion.version) == str(version)
@@ -106,12 +106,14 @@ def score_batch(
     batch_file = paths.curated(partition)
     if not batch_file.exists():
         raise UnpublishedBatch(
-            f"{cfg.name} has no published batch {partition} ({batch_file}): nothing to score"
+            f"{cfg.name} has no published batch {interval_name(partition)} ({batch_file}): nothing to score"
         )
     batch_sha = file_digest(batch_file)
     prediction_log.supersede_stale_parts(paths, partition, batch_sha)
     if out.exists():
-        log.info("%s was already scored by %s v%s (%s): unchanged", partition, name, version, out)
+        log.info(
+            "%s was already scored by %s v%s (%s): unchanged", interval_name(partition), name, version, out
+        )
         return _result(partition, out, *prediction_log.logged_part(out), name, version, True,
                        prediction_log.estimate_of(out))  # fmt: skip
     model = load_model(model_uri(name, version))
@@ -120,7 +122,7 @@ def score_batch(
     missing = [c for c in columns if c not in present]
     if missing:
         raise MissingFeatures(
-            f"batch {partition} of {cfg.name} lacks {missing}, which {name} v{version} takes (its signature); "
+            f"batch {interval_name(partition)} of {cfg.name} lacks {missing}, which {name} v{version} takes (its signature); "
             "it is not scored"
         )
     keys = key_columns(cfg)
@@ -137,7 +139,9 @@ def score_batch(
     prediction_log.write_part(rows, out, batch_sha, estimated)
     if estimated:
         log_estimate(client, cfg, champion, partition, estimated)
-    log.info("scored %d rows of %s with %s v%s into %s", len(rows), partition, name, version, out)
+    log.info(
+        "scored %d rows of %s with %s v%s into %s", len(rows), interval_name(partition), name, version, out
+    )
     # from the model version to what it said: its parts of the log, and the newest
     client.set_model_version_tag(name, version, Tag.PREDICTIONS, str(out.parent.parent / "*" / out.name))
     client.set_model_version_tag(name, version, Tag.PREDICTIONS_LAST, partition)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from include.foundation.config import PipelineConfig
-from include.foundation.storage import PipelinePaths, atomic_write, interval_name
+from include.foundation.storage import PipelinePaths, atomic_write, interval_name, week_ending
 from include.foundation.tracking import Tag
 from include.stages.registry import with_lineage
 
@@ -68,7 +68,7 @@ def week_rows(checks: list[dict[str, Any]], trainings: list[dict[str, Any]]) -> 
         newest = max(arrived, key=lambda r: r["partition"], default=None)
         said = c.get("prediction_drift") or {}
         rows[c["as_of"][:10]] = {
-            "week": c["as_of"][:10], "serving": c.get("champion_version"),
+            "week": c.get("week") or week_ending(c["as_of"]), "serving": c.get("champion_version"),
             "realized": None if newest is None else newest["value"],
             "realized_of": None if newest is None else f"{interval_name(newest['partition'])} by v{newest['model_version']}",
             "drift_share": c.get("drift_share"), "threshold": c.get("share_threshold"),
@@ -77,7 +77,8 @@ def week_rows(checks: list[dict[str, Any]], trainings: list[dict[str, Any]]) -> 
             "suppressed_by": c.get("suppressed_by"), "trainings": [],
         }  # fmt: skip
     for t in sorted(trainings, key=lambda t: int(t["version"])):
-        rows.setdefault(t["as_of"], {"week": t["as_of"], "trainings": []})["trainings"].append(t)
+        week = week_ending(t["as_of"]) if t["as_of"] else "unknown"
+        rows.setdefault(t["as_of"], {"week": week, "trainings": []})["trainings"].append(t)
     return [rows[k] for k in sorted(rows)]
 
 
@@ -94,7 +95,7 @@ def timeline_html(cfg: PipelineConfig, rows: list[dict[str, Any]]) -> str:
     charts = _chart(rows, "realized", f"realized {metric} (when the week's outcomes arrived)")
     charts += _chart(rows, "drift_share", "drift share of the inputs", threshold=cfg.drift.share_threshold)
     legend = " ".join(f"<span style='color:{c}'>&#9646; {escape(k)}</span>" for k, c in MARKERS.items())
-    head = ["week (data up to)", "serving", f"realized {metric}", "drift share", "prediction drift", "check",
+    head = ["week", "serving", f"realized {metric}", "drift share", "prediction drift", "check",
             "trainings"]  # fmt: skip
     body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in _cells(r)) + "</tr>" for r in rows)
     return (

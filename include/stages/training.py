@@ -21,6 +21,7 @@ from include.foundation.config import PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import AssembledData, TrainedModel
 from include.foundation.settings import Settings
+from include.foundation.storage import week_ending
 from include.foundation.tracking import Role, Tag
 from include.stages.datasets import assemble, read_training_set, split_xy, training_end, write_set
 from include.stages.registry import (
@@ -173,7 +174,7 @@ def train_and_register(
         Tag.ROLE: Role.TRAINED,
         **run_tags,
     }
-    week = assembled["as_of"][:10]
+    week = week_ending(assembled["as_of"], cfg.drift.interval_days)  # the newest week of its data
     with mlflow.start_run(run_name=f"train for {week}", tags=tags) as run:
         _log_params_and_datasets(cfg, assembled, train, holdout)
         model = build_pipeline(cfg)
@@ -227,8 +228,10 @@ def refit_for_serving(cfg: PipelineConfig, settings: Settings, judged: str, run_
             Tag.ROLE: Role.REFIT, Tag.REFIT_OF: str(judged), **run_tags}  # fmt: skip
     judged_metrics = client.get_run(mv.run_id).data.metrics
     X, y = split_xy(cfg, both)
-    with mlflow.start_run(run_name=f"refit v{judged} on train + holdout for {str(mv.tags.get(Tag.DATA_AS_OF))[:10]}",
-                          tags=tags) as run:  # fmt: skip
+    week = (
+        week_ending(mv.tags[Tag.DATA_AS_OF], cfg.drift.interval_days) if mv.tags.get(Tag.DATA_AS_OF) else "?"
+    )
+    with mlflow.start_run(run_name=f"refit v{judged} on train + holdout for {week}", tags=tags) as run:
         mlflow.log_params({"refit_of": judged, "train_rows": len(both), "train_window": " .. ".join(
             w[:10] for w in (mv.tags.get(Tag.TRAIN_START, "?"), holdout_end or "?"))})  # fmt: skip
         mlflow.log_metrics({k: v for k, v in judged_metrics.items()

@@ -21,7 +21,7 @@ from include.foundation.storage import (
     PipelinePaths,
     exclusive,
     file_digest,
-    parse_partition_key,
+    interval_name,
     record_readmission,
     record_validation_pass,
     write_json,
@@ -345,22 +345,20 @@ def validate_batch(
         reports = paths.quarantine_reports(partition, part)
         if reports:
             raise DataValidationFailed(
-                f"{what} {partition} is already quarantined, see {reports[-1]}", {"report": str(reports[-1])}
+                f"{what} {interval_name(partition)} is already quarantined, see {reports[-1]}",
+                {"report": str(reports[-1])},
             )
         raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
     paths.validation_pass(raw).unlink(missing_ok=True)  # judged afresh: a pass is for this try's verdict
     df = pd.read_parquet(raw)
-    first, last = parse_partition_key(partition)
-    week = (
-        f"{'outcomes_' if part == 'outcomes' else ''}{first:%Y-%m-%d}_{last:%Y-%m-%d}"  # safe in a URL path
-    )
+    week = f"{'outcomes_' if part == 'outcomes' else ''}{interval_name(partition)}"  # the week's one name
     summary, docs_url = validate_frame(
         cfg, df, paths.gx_project, "outcomes" if part == "outcomes" else None, week
     )
     summary.update(partition=partition, rows=len(df), data_docs=docs_url, part=part)
     st = summary["statistics"]
-    log.info("validated %s %s: %s of %s expectations passed; Data Docs: %s", what, partition,
+    log.info("validated %s %s: %s of %s expectations passed; Data Docs: %s", what, interval_name(partition),
              st.get("successful_expectations"), st.get("evaluated_expectations"), docs_url)  # fmt: skip
     if summary["success"]:
         if readmission:
@@ -386,7 +384,7 @@ def quarantine(
     if readmission:
         record_readmission(readmission, "quarantined again", report=str(report))
     msg = (
-        f"{what} {partition} of pipeline {cfg.name} failed validation: "
+        f"{what} {interval_name(partition)} of pipeline {cfg.name} failed validation: "
         f"{st.get('unsuccessful_expectations')} of {st.get('evaluated_expectations')} expectations failed\n"
         f"{describe_failures(summary)}\n"
         f"quarantined to {qdir} (report: {report.name}); Data Docs: {docs_url}"

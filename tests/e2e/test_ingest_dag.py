@@ -14,7 +14,7 @@ import yaml
 
 from include.foundation.links import viewer_path
 from include.foundation.settings import Settings
-from include.foundation.storage import PipelinePaths, parse_partition_key
+from include.foundation.storage import PipelinePaths, interval_name, parse_partition_key
 from tests.airflow_helpers import plugin, run_dag, run_note, task_states
 from tests.factories import demo_yaml
 from tests.smtp_inbox import smtp_server
@@ -120,7 +120,7 @@ def test_corrupted_batch_is_quarantined_and_nothing_published(
     [mail] = inbox.wait(1)
     body = inbox.text(mail)
     assert "flights_landing: batch quarantined" in mail["Subject"] and mail["To"] == "ml-team@example.com"
-    assert bad_key in body and "expect_column_to_exist(column=carrier" in body
+    assert interval_name(bad_key) in body and "expect_column_to_exist(column=carrier" in body
     assert "/dags/flights_landing__ingest/runs/" in body and "/tasks/validate" in body
 
     # A published interval run again is a no-op that says so; the published batch is untouched.

@@ -9,7 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.foundation.storage import atomic_write, frame_digest, parse_partition_key, partition_key
+from include.foundation.storage import (
+    atomic_write,
+    frame_digest,
+    interval_name,
+    parse_partition_key,
+    partition_key,
+)
 from include.stages import sources
 from include.stages.ingest import NoInterval, ingest_batch, resolve_interval
 from tests.factories import as_validated, landing_cfg
@@ -385,7 +391,7 @@ def test_a_published_interval_is_re_ingested_only_when_replace_asks(flights_cfg,
         out = publish_batch(flights_cfg, tmp_path, first["partition"])
     assert out["replaced_rows"] == first["rows"] and out["rows"] == 100
     assert (
-        f"replaced published batch {first['partition']}: {first['rows']} rows before, 100 after"
+        f"replaced published batch {interval_name(first['partition'])}: {first['rows']} rows before, 100 after"
         in caplog.text
     )
     assert publish_batch(flights_cfg, tmp_path, first["partition"])["replaced_rows"] is None  # a retry: no-op
