@@ -91,11 +91,20 @@ def as_validated(cfg, data_root, partition: str, part: str = "inputs") -> str:
     return partition
 
 
-def demo_yaml(delay_days: int | None = 0) -> dict[str, Any]:
+SIGNALS_POLICY = {  # the drift signals the e2e tests were written around (the demo ships a calendar)
+    "share_threshold": 0.35, "cooldown_intervals": 4, "performance_floor": 0.62, "calendar_intervals": None,
+    "performance_decay": {"margin": 0.02, "intervals": 2, "of_last": 3},
+    "prediction_drift": {"method": "psi", "threshold": 0.1},
+}  # fmt: skip
+
+
+def demo_yaml(delay_days: int | None = 0, shipped_policy: bool = False) -> dict[str, Any]:
     """The demo pipeline's YAML as a dict, its outcomes arriving ``delay_days`` after each week
     (default 0: with the inputs; None: as shipped). The shipped file delays them a week; tests
     about something else pin the arrival so their weeks do not move with it (the delay has its
-    own tests)."""
+    own tests). Likewise the retraining policy: unless ``shipped_policy``, the drift signals of
+    :data:`SIGNALS_POLICY` trigger and nothing is refit (the shipped calendar and refit have
+    their own tests: the demo's, the train DAG's, the replay's)."""
     from pathlib import Path
 
     import yaml
@@ -105,6 +114,9 @@ def demo_yaml(delay_days: int | None = 0) -> dict[str, Any]:
     )
     if delay_days is not None:
         raw["labels"] = {**raw.get("labels", {}), "delay_days": delay_days}
+    if not shipped_policy:
+        raw["drift"] = {**raw["drift"], **SIGNALS_POLICY}
+        raw["training"] = {**raw["training"], "refit_on_holdout": False}
     return raw
 
 

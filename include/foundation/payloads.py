@@ -218,7 +218,7 @@ class DriftCheck(TypedDict, total=False):
     current_rows: int
     current_used: int
     as_of: str
-    week: str  # the newest interval of the window, by its one name (``2013-04-02..2013-04-08``)
+    week: str  # the newest interval of the window, by its one name (``2013-04-02--2013-04-08``)
     performance: float | None
     performance_metric: str
     performance_window: list[str]  # [start, end): rows whose outcomes had arrived by as_of

@@ -51,18 +51,18 @@ def partition_key(start: datetime, end: datetime) -> str:
 
 
 def interval_name(key: str) -> str:
-    """An interval as people name it: its first and last day (``2013-01-01..2013-01-07``)."""
+    """An interval as people name it: its first and last day (``2013-01-01--2013-01-07``)."""
     from datetime import timedelta
 
     start, end = parse_partition_key(key)
     last = end - timedelta(microseconds=1)
-    return f"{start:%Y-%m-%d}" if last.date() == start.date() else f"{start:%Y-%m-%d}..{last:%Y-%m-%d}"
+    return f"{start:%Y-%m-%d}" if last.date() == start.date() else f"{start:%Y-%m-%d}--{last:%Y-%m-%d}"
 
 
 def week_ending(end: datetime | str, days: int = 7) -> str:
     """The name of the interval of ``days`` that ends (exclusive) at ``end``, as
     :func:`interval_name` names it: a drift check or a training "as of" the 9th is about the
-    week 2013-04-02..2013-04-08, the name every run, note, report and log gives that week."""
+    week 2013-04-02--2013-04-08, the name every run, note, report and log gives that week."""
     from datetime import timedelta
 
     end = datetime.fromisoformat(end) if isinstance(end, str) else end

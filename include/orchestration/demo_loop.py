@@ -16,18 +16,18 @@ from include.orchestration.local_airflow import TERMINAL, AirflowApi, LocalAirfl
 
 
 def week_name(start: datetime) -> str:
-    """The week from ``start``, by its one name (``2013-04-02..2013-04-08``): the demo's row, run ids, notes."""
+    """The week from ``start``, by its one name (``2013-04-02--2013-04-08``): the demo's row, run ids, notes."""
     return interval_name(partition_key(start, start + timedelta(weeks=1)))
 
 
 def week_end(name: str) -> datetime:
     """The end (exclusive) of a week named by :func:`week_name` (or, as older runs were, by its end day)."""
-    last = datetime.fromisoformat(name.split("..")[-1]).replace(tzinfo=UTC)
-    return last + timedelta(days=1) if ".." in name else last
+    last = datetime.fromisoformat(name.split("--")[-1]).replace(tzinfo=UTC)
+    return last + timedelta(days=1) if "--" in name else last
 
 
 def _short(name: str) -> str:
-    """A week's name without its years, for the demo's narrow table column (``04-02..04-08``)."""
+    """A week's name without its years, for the demo's narrow table column (``04-02--04-08``)."""
     import re
 
     return re.sub(r"\b\d{4}-", "", name)
@@ -149,11 +149,15 @@ class Loop:
                 {"dag_id": dag_id, "dag_run_id": run_id},
                 {t: ti["state"] for t, ti in self.api.tis(dag_id, run_id).items()},
             )
-        versions = [mv for mv in self.client.search_model_versions(f"name = '{self.cfg.registered_model}'")
-                    if mv.tags.get("airflow.run_id") == run_id]  # fmt: skip
-        if versions:
-            mv = self.client.get_model_version(self.cfg.registered_model, versions[0].version)
-            out.update(version=str(mv.version), decision=mv.tags.get("decision.outcome", "?"),
+        model = self.cfg.registered_model
+        versions = [mv for mv in self.client.search_model_versions(f"name = '{model}'")
+                    if mv.tags.get("airflow.run_id") == run_id and mv.tags.get("ct.role") == "trained"]  # fmt: skip
+        if versions:  # the version the gate judged; its decision is on the refit that serves, if any
+            mv = self.client.get_model_version(model, versions[0].version)
+            served = mv.tags.get("refit.served_as")
+            decided = self.client.get_model_version(model, served) if served else mv
+            out.update(version=str(mv.version) + (f">v{served}" if served else ""),
+                       decision=decided.tags.get("decision.outcome", "?"),
                        holdout=self.client.get_run(mv.run_id).data.metrics.get(self.cfg.promotion.primary_metric))  # fmt: skip
         return out
 
@@ -235,7 +239,7 @@ def table_lines(rows: list[dict]) -> list[str]:
     """The demo's closing table: one line per week."""
     lines = [
         "",
-        f"{'week':<22} {'ingest':<15} {'scored by':>9} {'drift':>6} {'realized':>21} {'trigger':<8} {'model':>5} "
+        f"{'week':<22} {'ingest':<15} {'scored by':>9} {'drift':>6} {'realized':>21} {'trigger':<8} {'model':>7} "
         f"{'holdout':>8} {'decision':<9} {'champion':>8}  why",
     ]
     for r in rows:
@@ -252,7 +256,7 @@ def table_lines(rows: list[dict]) -> list[str]:
         )
         lines.append(
             f"{r['week']:<22} {r['ingest']:<15} {scored:>9} {drift:>6} {realized:>21} {trig:<8} "
-            f"{r.get('version', ''):>5} {hold:>8} {r.get('decision', ''):<9} "
+            f"{r.get('version', ''):>7} {hold:>8} {r.get('decision', ''):<9} "
             f"{('v' + r['champion']) if r['champion'] else '-':>8}  {why or ''}"
         )
     return [*lines, ""]

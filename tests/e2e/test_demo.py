@@ -61,6 +61,8 @@ def demo_state(tmp_path_factory):
     raw = yaml.safe_load((ROOT / "include" / "pipelines" / "flights_delay.yaml").read_text())
     raw["name"] = NAME
     assert raw["labels"]["delay_days"] == 7  # as shipped: a week's outcomes arrive a week after it
+    # as shipped: a calendar (every 6 weeks, beyond these weeks) and the accepted challenger refit
+    assert raw["drift"]["calendar_intervals"] == 6 and raw["training"]["refit_on_holdout"] is True
     # 2-week training, 1-week holdout: the first champion (data up to Jan 29) waits for the
     # outcomes of its Jan 15-22 holdout, which arrive with the week after it
     raw["training"].update(train_days=14, holdout_days=7, min_train_rows=1000)
@@ -106,49 +108,47 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
     assert [(r[1], r[2]) for r in ingest] == [("backfill", "success")] * 6, ingest
     assert [(r[1], r[2]) for r in drift] == [("backfill", "success")] * 2, drift
     assert {(r[0], r[1], r[2]) for r in train} == {
-        ("manual__bootstrap_2013-01-22..2013-01-28", "manual", "success"),
+        ("manual__bootstrap_2013-01-22--2013-01-28", "manual", "success"),
         (f"drift__{drift[0][0]}", "operator_triggered", "success"),  # the run the drift check created
     }
     assert all(r[3] >= "2026" for r in ingest + drift + train), "runs carry real start dates, not 2013"
     # the week after the first champion is scored by it, before its drift check retrains
     score = runs(home, "score")
     assert [(r[0], r[1], r[2]) for r in score] == [
-        ("manual__score_2013-01-29..2013-02-04", "manual", "success"),
-        ("manual__score_2013-02-05..2013-02-11", "manual", "success")
+        ("manual__score_2013-01-29--2013-02-04", "manual", "success"),
+        ("manual__score_2013-02-05--2013-02-11", "manual", "success")
     ], score  # fmt: skip
     # each week's outcomes are collected with the next week's inputs, by a run of the outcomes DAG
     outcomes = runs(home, "outcomes")
     assert [(r[1], r[2]) for r in outcomes] == [("backfill", "success")] * 5, outcomes
     assert len(list((home / "data" / NAME / "outcomes").glob("*/batch.parquet"))) == 5
-    assert "week 2013-01-01..2013-01-07: ingest curated; no champion yet" in text  # nothing due yet
+    assert "week 2013-01-01--2013-01-07: ingest curated; no champion yet" in text  # nothing due yet
     assert (
-        "week 2013-01-29..2013-02-04: ingest curated; outcomes 6061 of 01-22..01-28; scored by v1; drift share"
+        "week 2013-01-29--2013-02-04: ingest curated; outcomes 6061 of 01-22--01-28; scored by v2; drift share"
         in text
     )
     table_row = next(
-        line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-01-29..2013-02-04 ")
+        line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-01-29--2013-02-04 ")
     )
-    assert table_row.split("] ")[-1].split()[2] == "v1", table_row  # the table's "scored by" column
+    assert table_row.split("] ")[-1].split()[2] == "v2", table_row  # "scored by": v1 as it serves, refit (v2)
     # the row says why it retrained; a week later the drift check judges the week v1 served, its
     # outcomes having arrived (one week after it), though v2 is champion by then
     import re
 
     assert re.search(
-        r"week 2013-01-29\.\.2013-02-04: .*retraining triggered \(.*drift share 0\.\d\d >= 0\.05", text
+        r"week 2013-01-29--2013-02-04: .*retraining triggered \(.*drift share 0\.\d\d >= 0\.05", text
     ), text[-3000:]
-    assert re.search(r"v2  (prediction drift psi .*; )?drift share 0\.\d\d >= 0\.05", table_row), (
-        table_row
-    )  # why
+    assert re.search(r" 3>v4 .* v4  drift share 0\.\d\d >= 0\.05", table_row), table_row  # why
     assert "realized" not in table_row  # the week before it was published before any champion: nothing served
-    said = re.search(r"week 2013-02-05\.\.2013-02-11: .*scored by v2; drift share 0\.\d\d; realized (0\.\d{4}) on "
-                     r"2013-01-29\.\.2013-02-04 "
-                     r"\(v1\); retraining suppressed \(cooldown", text)  # fmt: skip
+    said = re.search(r"week 2013-02-05--2013-02-11: .*scored by v4; drift share 0\.\d\d; realized (0\.\d{4}) on "
+                     r"2013-01-29--2013-02-04 "
+                     r"\(v2\); retraining suppressed \(cooldown", text)  # fmt: skip
     assert said, text[-3000:]
     next_row = next(
-        line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-02-05..2013-02-11 ")
+        line for line in text.splitlines() if line.split("] ")[-1].startswith("2013-02-05--2013-02-11 ")
     )
-    assert f"{said.group(1)} (01-29..02-04)" in next_row, next_row
-    log = list((home / "data" / NAME / "predictions").glob("20130129*/v1.parquet"))
+    assert f"{said.group(1)} (01-29--02-04)" in next_row, next_row
+    log = list((home / "data" / NAME / "predictions").glob("20130129*/v2.parquet"))
     assert len(log) == 1, list((home / "data" / NAME).rglob("*.parquet"))
     # Airflow's generated admin password and the per-home secrets are the owner's alone
     for secret in ("simple_auth_manager_passwords.json.generated", ".jwt_secret", ".api_secret_key"):
@@ -163,10 +163,12 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
     with sqlite3.connect(home / "airflow" / "airflow.db") as db:
         notes = dict(db.execute("SELECT r.run_id, n.content FROM dag_run r JOIN dag_run_note n ON n.dag_run_id = r.id "
                                 "WHERE r.dag_id IN (?, ?)", (f"{NAME}__train", f"{NAME}__drift_check")).fetchall())  # fmt: skip
-    assert notes["manual__bootstrap_2013-01-22..2013-01-28"].startswith("v1 promoted: no champion yet;"), (
+    assert notes["manual__bootstrap_2013-01-22--2013-01-28"].startswith(
+        "v1 (serving as v2, refit on its holdout) promoted: no"
+    ), notes
+    assert notes[f"drift__{drift[0][0]}"].startswith("v3 (serving as v4, refit on its holdout) promoted: "), (
         notes
     )
-    assert notes[f"drift__{drift[0][0]}"].startswith("v2 promoted: "), notes
     assert re.match(
         r"drift 2013-\d\d-\d\d\.\.2013-\d\d-\d\d: RETRAIN \(.*drift share 0\.\d\d >= 0\.05",
         notes[drift[0][0]],
@@ -215,7 +217,7 @@ def test_a_second_call_continues_and_ctrl_c_stops_everything(demo_state):
     proc = demo(demo_state["env"], 7, out)
     try:
         deadline = time.monotonic() + 300
-        while "week 2013-01-29..2013-02-04" not in out.read_text():
+        while "week 2013-01-29--2013-02-04" not in out.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-4000:]
             time.sleep(1)
         started = descendants(proc.pid)
@@ -229,6 +231,6 @@ def test_a_second_call_continues_and_ctrl_c_stops_everything(demo_state):
     assert not [p for p in started if p.is_running() and p.status() != "zombie"], "processes left behind"
     text = out.read_text()
     assert (
-        "interrupted" in text and "week 2013-01-08..2013-01-14: ingest curated" in text
+        "interrupted" in text and "week 2013-01-08--2013-01-14: ingest curated" in text
     )  # earlier weeks reported, not redone
     assert [(r[1], r[2]) for r in runs(demo_state["home"], "ingest")][:6] == [("backfill", "success")] * 6

@@ -116,7 +116,7 @@ def test_champion_data_window_shows_no_drift(drift_pipeline, champion):
     )
     assert (
         run_note(dr)
-        == f"drift 2013-02-19..2013-02-25: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
+        == f"drift 2013-02-19--2013-02-25: no retraining (drift share {result['drift_share']:.2f} < {threshold})"
     )
     assert Path(result["report"]).exists()
     assert triggered_runs() == []
@@ -131,10 +131,10 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline, summer_tri
     assert said and f"drift__{dr.run_id}" in said[0] and "reason: drift" in said[0], said
     assert states == {"check_drift": "success", "should_retrain": "success", "trigger_training": "success"}
     assert result["drift_share"] >= drift_pipeline.drift.share_threshold and result["retrain"] is True
-    assert run_note(dr).startswith("drift 2013-07-02..2013-07-08: RETRAIN (drift share "), run_note(dr)
+    assert run_note(dr).startswith("drift 2013-07-02--2013-07-08: RETRAIN (drift share "), run_note(dr)
     # the "over time" page beside the reports (pipeline/timeline/) shows this week's retraining
     over_time = (Path(result["report"]).parents[2] / "timeline" / "index.html").read_text()
-    assert "2013-07-02..2013-07-08" in over_time and "RETRAIN: " in over_time and "#e67e00" in over_time
+    assert "2013-07-02--2013-07-08" in over_time and "RETRAIN: " in over_time and "#e67e00" in over_time
     assert {"temp", "dewp"} <= set(result["drifted_columns"])
     runs = triggered_runs()
     assert len(runs) == 1
@@ -144,10 +144,10 @@ def test_summer_drift_triggers_training_and_is_logged(drift_pipeline, summer_tri
     assert conf["as_of"].startswith("2013-07-09")
     html = Path(result["report"]).read_text()
     assert (
-        "Drift check of 2013-07-02..2013-07-08: RETRAIN" in html and "champion judged" in html
+        "Drift check of 2013-07-02--2013-07-08: RETRAIN" in html and "champion judged" in html
     )  # the verdict leads the page
     assert re.search(
-        r"<body[^>]*><section[^>]*><h2[^>]*>Drift check of 2013-07-02\.\.2013-07-08", html
+        r"<body[^>]*><section[^>]*><h2[^>]*>Drift check of 2013-07-02--2013-07-08", html
     )  # atop the page
 
     mlflow.set_tracking_uri(Settings.from_env().mlflow_tracking_uri)

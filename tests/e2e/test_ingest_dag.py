@@ -41,7 +41,7 @@ def test_real_week_ingested_validated_published(airflow_db, flights_cfg, data_ro
     assert WEEK1 in paths.curated_partitions()
     rows = len(pd.read_parquet(paths.curated(WEEK1)))
     assert rows > 5000
-    assert run_note(dr) == f"2013-01-01..2013-01-07: {rows:,} rows published", run_note(
+    assert run_note(dr) == f"2013-01-01--2013-01-07: {rows:,} rows published", run_note(
         dr
     )  # the run list says it
     with create_session() as session:

@@ -80,7 +80,7 @@ def test_outcomes_arrive_later_are_validated_joined_and_used_only_once_arrived(p
     assert task_states(dr) == {"collect": "success", "validate": "success", "publish": "success"}
     published = tis["publish"].xcom_pull(task_ids="publish")
     assert published["joined"] == len(inputs) and published["unknown"] == published["unlabelled"] == 0
-    assert run_note(dr) == f"outcomes of 2013-01-01..2013-01-07: {len(inputs):,} rows labelled", run_note(dr)
+    assert run_note(dr) == f"outcomes of 2013-01-01--2013-01-07: {len(inputs):,} rows labelled", run_note(dr)
     assert list(pd.read_parquet(paths.outcomes(weeks[0])).columns) == KEYS + OUTCOMES
     assert tis["validate"].xcom_pull(task_ids="validate")["part"] == "outcomes"
 

@@ -69,7 +69,7 @@ def test_scoring_through_the_dag(pipeline):
     estimated = out["batches"][0]["estimated"]
     assert 0.5 < estimated < 1 and estimate_of(paths.predictions(week3, champion))["value"] == estimated
     assert run_note(dr) == (
-        f"2013-01-15..2013-01-21: {len(batch):,} rows scored by v{champion}; estimated roc_auc {estimated:.4f}"
+        f"2013-01-15--2013-01-21: {len(batch):,} rows scored by v{champion}; estimated roc_auc {estimated:.4f}"
     ), run_note(dr)
     run_id = client.get_model_version(cfg.registered_model, champion).run_id
     assert [m.value for m in client.get_metric_history(run_id, "estimated_roc_auc")] == [estimated]

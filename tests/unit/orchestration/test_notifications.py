@@ -51,7 +51,7 @@ def test_a_drift_trigger_names_the_share_the_columns_and_the_training():
     event, subject, body = drift_message("p", facts)
     assert (event, subject) == (
         "drift_retraining",
-        "[ct-loop] p: retraining triggered (drift share 0.40, week 2013-05-28..2013-06-03)",
+        "[ct-loop] p: retraining triggered (drift share 0.40, week 2013-05-28--2013-06-03)",
     )
     assert "Drifted columns (2/5): temp, wind_speed" in body and "Champion: v2" in body
     assert facts["report_url"] in body and facts["training_url"] in body

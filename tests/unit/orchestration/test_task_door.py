@@ -129,6 +129,6 @@ def test_a_return_value_is_logged_as_a_one_line_gist():
     big = {"partition": "20130101T0000Z_20130108T0000Z", "rows": 6012, "drift_share": 0.2727272,
            "columns": {f"c{i}": {"score": i} for i in range(20)}, "reasons": []}  # fmt: skip
     line = gist(big)
-    assert line == ("week=2013-01-01..2013-01-07, rows=6012, drift_share=0.2727, "
+    assert line == ("week=2013-01-01--2013-01-07, rows=6012, drift_share=0.2727, "
                     "columns=<20 items>, reasons=<0 items>")  # fmt: skip
     assert "\n" not in gist({"text": "x" * 1000}) and len(gist({"text": "x" * 1000})) == 300

@@ -144,7 +144,7 @@ def test_a_report_of_a_retraining_on_decay_says_decay_not_only_no_drift():
     """Evidently says "no drift detected"; the page's verdict names the realized decay and the decision."""
     from include.stages.drift import verdict_html
 
-    result = {"as_of": "2013-05-07T00:00:00+00:00", "week": "2013-04-30..2013-05-06", "champion_version": "2", "performance_metric": "roc_auc",
+    result = {"as_of": "2013-05-07T00:00:00+00:00", "week": "2013-04-30--2013-05-06", "champion_version": "2", "performance_metric": "roc_auc",
               "drift_share": 0.1, "n_columns": 10, "share_threshold": 0.35, "drifted_columns": ["temp"],
               "prediction_drift": None, "performance": 0.61, "performance_window": ["2013-04-23", "2013-04-30"],
               "realized": [{"partition": "20130423T0000Z_20130430T0000Z", "model_version": "2", "rows": 5000,
@@ -152,7 +152,7 @@ def test_a_report_of_a_retraining_on_decay_says_decay_not_only_no_drift():
               "retrain": True, "suppressed_by": None,
               "reasons": ["realized roc_auc below the champion's holdout 0.7076 by more than 0.02 in 2 of the last 3"]}  # fmt: skip
     html = verdict_html(result)
-    assert "Drift check of 2013-04-30..2013-05-06: RETRAIN" in html and "champion judged</th><td>v2" in html
+    assert "Drift check of 2013-04-30--2013-05-06: RETRAIN" in html and "champion judged</th><td>v2" in html
     assert "realized roc_auc below the champion&#x27;s holdout" in html and "0.6262" in html
     assert "share 0.10 of 10 columns (threshold 0.35): temp" in html
     hostile = verdict_html({**result, "drifted_columns": ["<script>x</script>"]})

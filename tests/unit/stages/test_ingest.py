@@ -453,4 +453,4 @@ def test_an_ingest_run_logs_its_type_and_interval(flights_cfg, tmp_path, caplog)
 
     with caplog.at_level("INFO"):
         interval_for_run(flights_cfg, tmp_path, JAN1, JAN8, None, None, JAN8, "scheduled")
-    assert "scheduled run: ingesting 2013-01-01..2013-01-07 (its data interval)" in caplog.text
+    assert "scheduled run: ingesting 2013-01-01--2013-01-07 (its data interval)" in caplog.text

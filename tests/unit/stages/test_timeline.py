@@ -23,15 +23,15 @@ TRAININGS = [
 def test_each_week_has_its_check_and_its_trainings_oldest_first():
     rows = week_rows(CHECKS, TRAININGS)
     assert [r["week"] for r in rows] == [
-        "2013-02-26..2013-03-04",
-        "2013-03-05..2013-03-11",
-        "2013-03-12..2013-03-18",
+        "2013-02-26--2013-03-04",
+        "2013-03-05--2013-03-11",
+        "2013-03-12--2013-03-18",
     ]
     bootstrap, quiet, drifted = rows
     assert [t["version"] for t in bootstrap["trainings"]] == ["1"] and "serving" not in bootstrap
     assert quiet["decision"] == "quiet" and quiet["realized"] == 0.70
     assert drifted["retrain"] and drifted["realized"] == 0.64  # the newest week whose outcomes arrived
-    assert drifted["realized_of"] == "2013-03-05..2013-03-11 by v1"
+    assert drifted["realized_of"] == "2013-03-05--2013-03-11 by v1"
     assert [t["outcome"] for t in drifted["trainings"]] == ["rejected"]
 
 

@@ -178,14 +178,14 @@ def test_data_docs_name_each_validation_by_its_week_and_pipeline(flights_cfg, we
     week.to_parquet(paths.raw(key), index=False)
     summary = validate_batch(flights_cfg, tmp_path, key)
     page = summary["data_docs_page"]
-    assert "/2013-01-01..2013-01-07/" in page, page
+    assert "/2013-01-01--2013-01-07/" in page, page
     index = paths.gx_project / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     html = (
         index.read_text()
         if index.exists()
         else next(paths.gx_project.rglob("local_site/index.html")).read_text()
     )
-    assert "2013-01-01..2013-01-07" in html and f"{flights_cfg.name}" in html and "__none__" not in html
+    assert "2013-01-01--2013-01-07" in html and f"{flights_cfg.name}" in html and "__none__" not in html
 
 
 def test_publish_refuses_a_batch_that_did_not_pass_validation(flights_cfg, week, tmp_path):
