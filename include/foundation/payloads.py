@@ -184,6 +184,7 @@ class Promotion(TypedDict):
     model_name: str
     champion: str
     previous_champion: str | None
+    judged_version: NotRequired[str]  # the version the gate judged (``champion`` is its refit, if refit)
     note: NotRequired[str]  # one line for people: the run's note
 
 

@@ -57,11 +57,12 @@ def promotion_message(pipeline: str, facts: dict[str, Any]) -> tuple[Notificatio
     promoted: Promotion = facts["promotion"]
     metric, new, old = evaluation["primary_metric"], evaluation["challenger"], evaluation["champion"]
     versus = "no previous champion" if old is None else f"{old:.4f} for v{promoted['previous_champion']}"
-    subject = (
-        f"{PREFIX} {pipeline}: v{promoted['champion']} promoted to champion ({metric} {new:.4f} vs {versus})"
-    )
+    judged = str(promoted.get("judged_version") or promoted["champion"])
+    who = f"v{judged}" if judged == str(promoted["champion"]) else (
+        f"v{judged} (serving as its refit v{promoted['champion']})")  # fmt: skip
+    subject = f"{PREFIX} {pipeline}: {who} promoted to champion ({metric} {new:.4f} vs {versus})"
     body = (
-        f"{promoted['model_name']} v{promoted['champion']} is the new champion of pipeline {pipeline}.\n"
+        f"{promoted['model_name']} {who} is the new champion of pipeline {pipeline}.\n"
         f"{metric}: {new:.4f} vs {versus} on the same holdout.\nWhy: {evaluation['reason']}\n\n"
         f"Model version: {facts['model_url']}\nRun: {facts['run_url']}\n"
         f"Roll back: trigger {pipeline}__rollback"

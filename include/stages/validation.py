@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlparse
@@ -306,9 +307,9 @@ def validate_frame(
     # concurrently, and GX rewrites great_expectations.yml and its stores on every run
     with exclusive(gx_project / ".gx.lock"):
         ctx, cp = _checkpoint(cfg, gx_project, part)
-        result = cp.run(
-            batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name) if run_name else None
-        )
+        # the run time given: without it GX parses the run name as a date (a week's name is not one)
+        run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)) if run_name else None
+        result = cp.run(batch_parameters={"dataframe": df}, run_id=run_id)
         return _summary_of(cfg, df, ctx, result)
 
 

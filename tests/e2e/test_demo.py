@@ -170,7 +170,7 @@ def test_demo_runs_through_the_scheduler_with_logs_that_explain_themselves(demo_
         notes
     )
     assert re.match(
-        r"drift 2013-\d\d-\d\d\.\.2013-\d\d-\d\d: RETRAIN \(.*drift share 0\.\d\d >= 0\.05",
+        r"drift 2013-\d\d-\d\d--2013-\d\d-\d\d: RETRAIN \(.*drift share 0\.\d\d >= 0\.05",
         notes[drift[0][0]],
     ), notes
     assert "suppressed" in notes[drift[1][0]] and "cooldown" in notes[drift[1][0]], notes
@@ -197,12 +197,14 @@ def test_promotions_and_drift_triggered_retraining_are_mailed(demo_state):
     promoted = [s for s in mails if "promoted to champion" in s]
     drifted = [s for s in mails if "retraining triggered" in s]
     assert len(promoted) == 2 and len(drifted) == 1, list(mails)
-    assert "v1 promoted to champion (roc_auc 0." in promoted[0] or "v1 promoted" in promoted[1]
+    assert (
+        "v1 (serving as its refit v2) promoted to champion (roc_auc 0." in promoted[0] or "v1 " in promoted[1]
+    )
     body = mails[drifted[0]]
     assert "Drift report: http://localhost:8080/ct-loop/files/flights_quick__drift_check/drift/" in body
     assert "Drifted columns (" in body and "/dags/flights_quick__train/runs/drift__backfill" in body
-    v2 = mails[next(s for s in promoted if "v2" in s)]
-    assert "vs " in v2 and "for v1" in v2 and "#/models/flights_quick_model/versions/2" in v2
+    second = mails[next(s for s in promoted if "v3 (serving as its refit v4)" in s)]
+    assert "vs " in second and "for v2" in second and "#/models/flights_quick_model/versions/4" in second
 
 
 def test_a_browser_sees_the_story(demo_state):

@@ -186,6 +186,11 @@ def test_data_docs_name_each_validation_by_its_week_and_pipeline(flights_cfg, we
         else next(paths.gx_project.rglob("local_site/index.html")).read_text()
     )
     assert "2013-01-01--2013-01-07" in html and f"{flights_cfg.name}" in html and "__none__" not in html
+    # a week's name is no date: GX would read "2013-01-22--2013-01-28" as one with a -28 h offset
+    from include.stages.validation import validate_frame
+
+    result, _ = validate_frame(flights_cfg, week, paths.gx_project, run_name="2013-01-22--2013-01-28")
+    assert result["success"] and list(paths.gx_project.rglob("2013-01-22--2013-01-28"))  # its run, by name
 
 
 def test_publish_refuses_a_batch_that_did_not_pass_validation(flights_cfg, week, tmp_path):
