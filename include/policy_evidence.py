@@ -205,10 +205,11 @@ HYBRIDS = ((4, 0.05), (4, 0.08), (6, 0.05), (6, 0.08), (8, 0.05), (8, 0.08))  # 
 
 def candidate_policies(replay: Replay) -> list[tuple[Replay, Policy]]:
     """The families the protocol chooses from: calendars, the staleness debt alone, calendars
-    with the debt as an early trigger, and the pipeline's configured signals (cooldown 1 for the
-    debt: it paces itself, restarting at each trigger)."""
+    with the debt as an early trigger, the pipeline's configured signals and each signal alone
+    (cooldown 1 for the debt: it paces itself, restarting at each trigger); each with and
+    without the refit on the holdout."""
     from include.foundation.config import StalenessSpec
-    from include.replay import CONFIGURED, signal_alone
+    from include.replay import CONFIGURED, SIGNALS, signal_alone
 
     cfg = replay.cfg
     found = [(replay, Policy(f"calendar every {k} weeks", PERIODIC, every=k)) for k in CALENDARS]
@@ -223,6 +224,12 @@ def candidate_policies(replay: Replay) -> list[tuple[Replay, Policy]]:
         found.append((replay, Policy(f"calendar every {every} weeks, earlier on staleness debt {cost}", CONFIGURED,
                                      spec)))  # fmt: skip
     found.append((replay, Policy("configured", CONFIGURED, cfg.drift)))
+    for signal in SIGNALS:  # each signal alone, at its configured setting or the default
+        if (signal == "performance floor" and cfg.drift.performance_floor is None) or (
+            signal == "estimated decay" and not cfg.performance_estimable
+        ):
+            continue
+        found.append((replay, Policy(f"{signal} alone", CONFIGURED, signal_alone(cfg.drift, signal))))
     twins = with_refit(replay, not cfg.training.refit_on_holdout)
     suffix = ", refit on holdout" if twins.refit else ", not refit"
     return found + [(twins, Policy(p.name + suffix, p.kind, p.drift, p.every)) for _, p in found]
