@@ -1,8 +1,8 @@
 """The DAGs and the replay take the same decisions on the same weeks (``make loop-value`` replays
 what the loop would have done, so it must decide as the loop does).
 
-A short pipeline (2-week training window, 1-week holdout, outcomes a week late as shipped, each
-week's delivered as a batch of its own) on six real weeks: the first champion,
+A short pipeline (2-week training window, 1-week holdout, outcomes a week late and the refit on
+the holdout as shipped, each week's delivered as a batch of its own) on six real weeks: the first champion,
 a challenger judged against it, the champion scoring two weeks, and a drift check with the
 realized-decay, estimated-decay, prediction-drift, staleness-debt and calendar rules, each
 through ``dag.test()``; then
@@ -37,7 +37,8 @@ def decided(tmp_path_factory, airflow_db):
     mp = pytest.MonkeyPatch()
     cfg, settings = demo_pipeline_with_weeks(
         tmp_path_factory.mktemp("agree_pipelines"), NAME, 6, mp,
-        training={"train_days": 14, "holdout_days": 7, "min_train_rows": 1000},
+        # as the demo ships: the accepted challenger serves refit on its holdout
+        training={"train_days": 14, "holdout_days": 7, "min_train_rows": 1000, "refit_on_holdout": True},
         labels={"delay_days": 7},  # as shipped: each week's outcomes arrive, as a batch, a week later
         drift={"share_threshold": 0.05,  # January's weather drifts week to week: a trigger to compare
                "performance_decay": {"margin": 0.0, "intervals": 1, "of_last": 2},
@@ -110,7 +111,10 @@ def test_the_drift_check_assesses_alike(decided):
     # the week whose outcomes arrived (WEEK5), not the one still awaiting them (WEEK6)
     realized = [replay.score(champion, WEEK5, 7)]
     assert [r["value"] for r in check["realized"]] == pytest.approx(realized, abs=1e-9)
-    holdout = replay.score(champion, replay.training_window(champion)[1], cfg.training.holdout_days)
+    # the decay rule's baseline: the holdout metric of the champion as the gate judged it
+    holdout = replay.score(
+        champion, replay.training_window(champion)[1], cfg.training.holdout_days, judged=True
+    )
     decayed = performance_decayed(spec.performance_decay, realized, holdout, metric)
     # the replay gathers its evidence with the DAG's own function, from the year in memory
     out = Outcome(Policy("x", "configured"), served={WEEK5: champion, WEEK6: champion},
@@ -152,7 +156,9 @@ def test_what_was_served_is_charted_on_the_serving_version(decided):
     cfg, dags, replay = decided
     check = dags["drift"]
     client = MlflowClient(Settings.from_env().mlflow_tracking_uri)
-    run_id = client.get_model_version(cfg.registered_model, check["champion_version"]).run_id
+    served = client.get_model_version(cfg.registered_model, check["champion_version"])
+    assert served.tags["refit.of"]  # what served is the refit of the version the gate judged
+    run_id = served.run_id
     history = client.get_metric_history(run_id, f"realized_{cfg.promotion.primary_metric}")
     assert sorted(m.value for m in history) == sorted(r["value"] for r in check["realized"])
     assert len(history) == 1  # one week's outcomes have arrived
