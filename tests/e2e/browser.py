@@ -79,7 +79,7 @@ def data_docs_walk(page, base: str, dag_id: str) -> str:
     page.wait_for_load_state("networkidle")
     expect(page.get_by_text("Overview").first).to_be_visible()
     # the validation is named by its week (the batch's interval), not GX's "__none__"
-    expect(page.get_by_text(re.compile(r"20\d\d-\d\d-\d\d_20\d\d-\d\d-\d\d")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"20\d\d-\d\d-\d\d--20\d\d-\d\d-\d\d")).first).to_be_visible()
     # the page is sandboxed (an opaque origin), so its style sheets are read through their effect
     styled = page.evaluate(
         """() => [[...document.styleSheets].filter(s => s.href && s.href.includes('/ct-loop/static/')).length,
