@@ -114,6 +114,18 @@ def champion_to_beat(client, model_name: str, challenger_version: str):
     return generation, client.get_model_version(model_name, previous)
 
 
+def _champion_as_judged(cfg: PipelineConfig, client, champ, holdout, holdout_start: datetime) -> tuple:
+    """``(metrics, predictions, trained until)`` of the champion on the holdout: a refit champion
+    as the gate judged it, before its refit (the refit has seen its own holdout)."""
+    twin = judged_version(client, cfg.registered_model, champ)
+    as_judged = "" if twin.version == champ.version else f" (as judged: v{twin.version}, before its refit)"
+    metrics_, predictions = _score_champion(
+        cfg, model_uri(cfg.registered_model, twin.version), holdout,
+        f"champion v{champ.version}{as_judged} on the holdout from {holdout_start:%Y-%m-%d}",
+    )  # fmt: skip
+    return metrics_, predictions, training_end(cfg, with_lineage(client, twin))
+
+
 def evaluate_challenger(
     cfg: PipelineConfig, settings: Settings, challenger: TrainedModel, assembled: AssembledData
 ) -> Evaluation:
@@ -136,18 +148,10 @@ def evaluate_challenger(
     with mlflow.start_run(run_id=challenger["run_id"]):
         ch_metrics, ch_predictions = _score(cfg, load_model(challenger["model_uri"]), holdout)
         champ_metrics = champ_predictions = None
-        if champ is not None:  # a refit champion is judged as the gate judged it, before its refit
-            twin = judged_version(client, cfg.registered_model, champ)
-            as_judged = (
-                "" if twin.version == champ.version else f" (as judged: v{twin.version}, before its refit)"
+        if champ is not None:
+            champ_metrics, champ_predictions, trained_until["champion"] = _champion_as_judged(
+                cfg, client, champ, holdout, holdout_start
             )
-            champ_metrics, champ_predictions = _score_champion(
-                cfg,
-                model_uri(cfg.registered_model, twin.version),
-                holdout,
-                f"champion v{champ.version}{as_judged} on the holdout from {holdout_start:%Y-%m-%d}",
-            )
-            trained_until["champion"] = training_end(cfg, with_lineage(client, twin))
         with quieted(*MLFLOW_CHATTER):
             verdict = judge(rule, y, ch_predictions, champ_predictions, ch_metrics, champ_metrics, holdout,
                             holdout_start, trained_until, scorer=cfg.scorer)  # fmt: skip

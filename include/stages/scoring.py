@@ -83,6 +83,23 @@ def score_published(
             "note": " · ".join(s["note"] for s in scored)}  # fmt: skip
 
 
+def _model_for(cfg: PipelineConfig, version: str, batch_file, partition: str) -> tuple:
+    """``(model, columns, numeric)`` of ``version``, refused when the batch lacks an input it takes."""
+    import pyarrow.parquet as pq
+
+    name = cfg.registered_model
+    model = load_model(model_uri(name, version))
+    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
+    present = set(pq.read_schema(batch_file).names)
+    missing = [c for c in columns if c not in present]
+    if missing:
+        raise MissingFeatures(
+            f"batch {interval_name(partition)} of {cfg.name} lacks {missing}, which {name} v{version} takes "
+            "(its signature); it is not scored"
+        )
+    return model, columns, numeric
+
+
 def score_batch(
     cfg: PipelineConfig, settings: Settings, partition: str, airflow_run_id: str, version: str | None = None
 ) -> ScoredBatch | None:
@@ -90,7 +107,6 @@ def score_batch(
 
     None when there is no champion yet (nothing to score with: not a failure)."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
     client = tracking.client(settings, cfg.experiment)
     name = cfg.registered_model
@@ -116,15 +132,7 @@ def score_batch(
         )
         return _result(partition, out, *prediction_log.logged_part(out), name, version, True,
                        prediction_log.estimate_of(out))  # fmt: skip
-    model = load_model(model_uri(name, version))
-    columns, numeric = signature_inputs(model, cfg.model.features, cfg.model.numeric_features)
-    present = set(pq.read_schema(batch_file).names)
-    missing = [c for c in columns if c not in present]
-    if missing:
-        raise MissingFeatures(
-            f"batch {interval_name(partition)} of {cfg.name} lacks {missing}, which {name} v{version} takes (its signature); "
-            "it is not scored"
-        )
+    model, columns, numeric = _model_for(cfg, version, batch_file, partition)
     keys = key_columns(cfg)
     batch = pd.read_parquet(batch_file, columns=list(dict.fromkeys([*keys, *columns])))  # what is needed only
     scorer = cfg.scorer
