@@ -89,7 +89,8 @@ def main() -> int:
         f"Data: {settings.data_root / cfg.name} (curated/, quarantine/, drift/ reports, gx/ Data Docs)"
     )
     console.say(
-        "Airflow and MLflow UIs on this state: make up  (http://localhost:8080, http://localhost:5000)"
+        "Airflow and MLflow UIs on this state: make up  (http://localhost:8080, "
+        "http://localhost:5000/#/models?workflowType=machine_learning)"
     )
     return 1 if rows and rows[-1]["errors"] else 0
 

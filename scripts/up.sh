@@ -76,7 +76,7 @@ pw=$(python -c "import json;print(json.load(open('$pw_file'))['admin'])" 2>/dev/
 cat <<MSG
 
   Airflow UI  http://localhost:$AIRFLOW__API__PORT   user: admin   password: $pw
-  MLflow UI   http://localhost:$MLFLOW_PORT
+  MLflow UI   http://localhost:$MLFLOW_PORT/#/models?workflowType=machine_learning   (the model registry, in its model-training mode)
   DAGs start paused: unpause them in the UI, or trigger a run with the ▶ button and its params form.
 
   Ctrl-C stops everything.

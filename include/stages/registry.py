@@ -186,11 +186,30 @@ def decision_tags(record: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in tags.items() if v is not None}
 
 
+def decision_description(record: dict[str, Any]) -> str:
+    """The decision in full, as the version's description: MLflow's version page shows it whole,
+    where the version list cuts ``decision.*`` tag values short."""
+    tags = decision_tags(record)
+    lines = [
+        f"**{tags[Tag.DECISION_OUTCOME]}**"
+        + (f": {tags[Tag.decision('metric')]}" if Tag.decision("metric") in tags else "")
+    ]
+    reason = str(record.get("reason") or "")[:4000]
+    for label, value in (("Why", reason), ("Approval", tags.get(Tag.decision("approval"))),
+                         ("Previous champion", tags.get(Tag.DECISION_PREVIOUS_CHAMPION)),
+                         ("Decided by", tags.get(Tag.decision("run"))), ("At", tags.get(Tag.decision("at")))):  # fmt: skip
+        if value:
+            lines.append(f"{label}: {value}")
+    return "\n\n".join(lines)
+
+
 def _write_decision(client, model_name: str, version: str, record: dict[str, Any]) -> None:
-    """Tags first (what people and rollback read), then the full record as the run's artifact."""
+    """Tags first (what people and rollback read), the decision in full as the version's
+    description, then the full record as the run's artifact."""
     record = redact_value(record)
     for k, v in decision_tags(record).items():
         client.set_model_version_tag(model_name, version, k, v)
+    client.update_model_version(model_name, version, description=decision_description(record))
     run_id = client.get_model_version(model_name, version).run_id
     if run_id:
         client.log_dict(run_id, record, DECISION_ARTIFACT)

@@ -108,7 +108,7 @@ def mlflow_links_walk(page, base: str, mlflow: str, dag_id: str) -> list[str]:
     seen = []
     for button, shot, landed in (
         ("MLflow run", "10-mlflow-run-link.png", "train v"),  # the run's name: train v<N> for <week>
-        ("Model version", "11-model-version-link.png", "Version"),
+        ("Model version", "11-model-version-link.png", "Why: "),  # the decision in full, its description
     ):
         page.goto(f"{base}/dags/{dag_id}/runs/{run_id}/tasks/evaluate")
         page.get_by_role("tab", name="Details").or_(page.get_by_role("link", name="Details")).first.click()
@@ -178,6 +178,69 @@ def hostile_walk(page, base: str, home: Path, env: dict, name: str) -> list[str]
         assert title.startswith("BLOCKED") and api_calls == [], (what, title, api_calls)
         seen.append(f"hostile {what}: the injected script ran and its /api/v2 call was refused ({title!r})")
     return seen
+
+
+def notes_in_run_list(page, base: str, dag_id: str, shot: str, marked: str) -> list[str]:
+    """Each run's outcome, read from the DAG's run list (its row's Note button), without opening
+    the run: what tells a rejected run from a promoted one, or a retraining from a quiet week.
+    The first note containing ``marked`` (else the last) is the screenshot ``shot``."""
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1800, "height": 900})  # the row's buttons sit at its right end
+    page.goto(f"{base}/dags/{dag_id}/runs")
+    rows = page.locator("tbody tr").filter(has=page.locator(f"a[href*='/dags/{dag_id}/runs/']"))
+    expect(rows.first).to_be_visible()
+    notes, shot_taken = [], False
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        if row.get_by_role("button", name="Note", exact=True).count() == 0:
+            notes.append(f"(no note: {row.inner_text()[:80]!r})")
+            continue
+        row.get_by_role("button", name="Note", exact=True).click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_text("Dag Run Note")).to_be_visible()
+        notes.append(dialog.inner_text().replace("Dag Run Note", "").replace("Edit", "").strip())
+        if not shot_taken and (marked in notes[-1] or i == rows.count() - 1):
+            page.wait_for_timeout(700)  # the dialog's fade-in
+            page.screenshot(path=SHOTS / shot)
+            shot_taken = True
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    return notes
+
+
+def one_week_walk(page, base: str, mlflow: str, name: str) -> list[str]:
+    """The run lists tell a retraining from a quiet week without opening a run, and the week that
+    retrained has one name on its drift run, its score run, its outcomes run and its MLflow run."""
+    from playwright.sync_api import expect
+
+    drift = notes_in_run_list(page, base, f"{name}__drift_check", "24-drift-run-list-note.png", "RETRAIN")
+    retrained = [n for n in drift if re.match(r"drift \S+: RETRAIN \(", n)]
+    quiet = [n for n in drift if re.match(r"drift \S+: no retraining \(", n)]
+    assert retrained and quiet, drift
+    week = re.match(r"drift (\d{4}-\d\d-\d\d--\d{4}-\d\d-\d\d): ", retrained[0]).group(1)
+    score = notes_in_run_list(page, base, f"{name}__score", "25-score-run-list-note.png", week)
+    assert any(n.startswith(f"{week}: ") and " rows scored by v" in n for n in score), score
+    expect(page.get_by_text(f"manual__score_{week}").first).to_be_visible()  # the run id, in the list
+    outcomes = notes_in_run_list(page, base, f"{name}__outcomes", "26-outcomes-run-list-note.png", week)
+    assert any(n.startswith(f"outcomes of {week}: ") and "rows labelled" in n for n in outcomes), outcomes
+    experiments = requests.post(f"{mlflow}/api/2.0/mlflow/experiments/search", json={"max_results": 100},
+                                timeout=30).json()["experiments"]  # fmt: skip
+    found = requests.post(f"{mlflow}/api/2.0/mlflow/runs/search", timeout=30,
+                          json={"experiment_ids": [e["experiment_id"] for e in experiments],
+                                "filter": f"attributes.run_name = 'drift check of {week}'"}).json()["runs"]  # fmt: skip
+    assert len(found) == 1, found
+    info = found[0]["info"]
+    page.goto(
+        f"{mlflow}/#/experiments/{info['experiment_id']}/runs/{info['run_id']}?workflowType=machine_learning"
+    )
+    expect(page.get_by_text(f"drift check of {week}").first).to_be_visible()
+    page.screenshot(path=SHOTS / "27-mlflow-drift-run-week.png")
+    return [
+        f"drift run list: {len(retrained)} retraining, {len(quiet)} quiet, read from the Note buttons",
+        f"week {week}: the same name on its drift, score and outcomes runs and MLflow's 'drift check of {week}'",
+    ]
 
 
 def raw_status(port: int, path: str, token: str | None = None) -> int:
@@ -328,6 +391,7 @@ def ui_walk(home: Path, env: dict, name: str, tmp: Path) -> list[str]:
             page.screenshot(path=SHOTS / "05b-over-time.png", full_page=True)
             seen.append(f"'over time' page: {page.locator('svg').count()} charts, retraining marked")
 
+            seen.extend(one_week_walk(page, base, mlflow, name))
             seen.append(data_docs_walk(page, base, f"{name}__ingest"))
             seen.extend(hostile_walk(page, base, home, env, name))
 

@@ -26,7 +26,7 @@ import yaml
 from include.foundation.settings import Settings
 from include.orchestration.local_airflow import stop_groups
 from tests.airflow_helpers import plugin
-from tests.e2e.browser import CHROMIUM, SHOTS, free_port, logged_in, wait_http
+from tests.e2e.browser import CHROMIUM, SHOTS, free_port, logged_in, notes_in_run_list, wait_http
 from tests.e2e.test_own_data import PIPELINE, START, WEEKS, churn_table
 from tests.smtp_inbox import smtp_server
 
@@ -276,34 +276,6 @@ def test_an_approval_in_the_browser_promotes(gate):
     )
 
 
-def notes_in_run_list(page, base: str) -> list[str]:
-    """Each training run's outcome, read from the DAG's run list (its row's Note button), without
-    opening the run: what tells a rejected run from a promoted one there."""
-    from playwright.sync_api import expect
-
-    page.set_viewport_size({"width": 1800, "height": 900})  # the row's buttons sit at its right end
-    page.goto(f"{base}/dags/{DAG_ID}/runs")
-    rows = page.locator("tbody tr").filter(has=page.locator(f"a[href*='/dags/{DAG_ID}/runs/']"))
-    expect(rows.first).to_be_visible()
-    notes = []
-    for i in range(rows.count()):
-        row = rows.nth(i)
-        if row.get_by_role("button", name="Note", exact=True).count() == 0:
-            notes.append(f"(no note: {row.inner_text()[:80]!r})")
-            continue
-        row.get_by_role("button", name="Note", exact=True).click()
-        dialog = page.get_by_role("dialog")
-        expect(dialog.get_by_text("Dag Run Note")).to_be_visible()
-        notes.append(dialog.inner_text().replace("Dag Run Note", "").replace("Edit", "").strip())
-        if "rejected by" in notes[-1] or i == rows.count() - 1:
-            page.wait_for_timeout(700)  # the dialog's fade-in
-            page.screenshot(path=SHOTS / ("23-run-list-rejected-note.png" if "rejected by" in notes[-1]
-                                          else "23-run-list-note.png"))  # fmt: skip
-        page.keyboard.press("Escape")
-        expect(dialog).to_have_count(0)
-    return notes
-
-
 def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
     """Required Actions lists the request; its form shows the evidence and takes the answer."""
     if not CHROMIUM.exists():
@@ -344,7 +316,7 @@ def approve_in_browser(gate, request: dict, comment: str) -> list[str]:
                               timeout=30).json()["state"] != "success":  # fmt: skip
             assert time.monotonic() < deadline, "the approved run did not finish"
             time.sleep(2)
-        notes = notes_in_run_list(page, base)
+        notes = notes_in_run_list(page, base, DAG_ID, "23-run-list-rejected-note.png", "rejected by")
         assert any(n.startswith(f"v{request['subject'].split(' v')[-1].rstrip('?')} promoted (approved by admin")
                    for n in notes), notes  # fmt: skip
         seen.append(f"the run list's Note buttons read: {notes}")

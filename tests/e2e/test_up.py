@@ -51,8 +51,8 @@ def listeners(procs) -> set[tuple[str, int, str]]:
 
 def both_uis_render(printed: str, api: int, ml: int) -> None:
     """The links `make up` printed open in a browser on its non-default ports: Airflow logs in
-    with the printed password; MLflow (its --allowed-hosts set from the port) renders its
-    experiments list."""
+    with the printed password; MLflow's printed link (its --allowed-hosts set from the port) opens
+    in the model-training mode, and its experiments list renders."""
     import re
 
     from tests.e2e.browser import CHROMIUM, SHOTS, logged_in
@@ -69,9 +69,13 @@ def both_uis_render(printed: str, api: int, ml: int) -> None:
         browser, page = logged_in(pw, f"http://localhost:{api}", password)
         expect(page.get_by_role("link", name="Dags").first).to_be_visible()
         page.screenshot(path=SHOTS / "12-make-up-airflow.png")
+        printed_mlflow = re.search(r"MLflow UI +(\S+)", printed).group(1)
+        assert printed_mlflow.startswith(f"http://localhost:{ml}/"), printed_mlflow
+        page.goto(printed_mlflow)  # opens in the model-training mode: the registry is in the side nav
+        expect(page.get_by_text("Model registry", exact=True).first).to_be_visible()
+        page.screenshot(path=SHOTS / "13-make-up-mlflow.png")
         page.goto(f"http://localhost:{ml}/#/experiments")
         expect(page.get_by_text("Default", exact=True).first).to_be_visible()  # the experiments list
-        page.screenshot(path=SHOTS / "13-make-up-mlflow.png")
         browser.close()
 
 

@@ -47,6 +47,7 @@ class FakeRegistry:
         self.aliases: dict[str, str] = {}
         self.model_tags: dict[str, str] = {}
         self.version_tags = {v: {} for v in versions}
+        self.descriptions: dict[str, str | None] = {}
         self.experiments: dict[str, object] = {}
         self.clock = 1_000_000.0  # seconds; tickets record it as creation_time (ms)
 
@@ -88,6 +89,9 @@ class FakeRegistry:
     def set_model_version_tag(self, name, version, key, value):
         self.version_tags[str(version)][key] = value
 
+    def update_model_version(self, name, version, description=None):
+        self.descriptions[str(version)] = description
+
     def get_model_version(self, name, version):
         return self.ns(version=str(version), run_id=None, tags=dict(self.version_tags[str(version)]))
 
@@ -113,6 +117,17 @@ def test_a_promotion_moves_the_champion_from_what_evaluation_saw():
     assert reg.aliases["champion"] == "2"  # untouched, and the loser says why it is not champion
     assert reg.version_tags["3"]["decision.outcome"] == "conflict"
     assert "judged against v1" in reg.version_tags["3"]["decision.reason"]
+
+
+def test_the_decision_reads_in_full_as_the_versions_description():
+    """The version list cuts tag values short; the description holds the whole reason."""
+    reg = FakeRegistry()
+    reg.aliases["champion"] = "1"
+    reason = "roc_auc 0.7100 vs champion 0.7000 (+0.0100 >= 0.002); " + "slice carrier=UA holds; " * 40
+    _promote(reg, "2", "1", "r2", reason)
+    text = reg.descriptions["2"]
+    assert text.startswith("**promoted**") and reason in text and len(reason) > 500
+    assert "Previous champion: 1" in text and "Decided by: r2" in text
 
 
 def test_two_promotions_from_one_generation_have_one_winner_however_long_the_first_stalls():
