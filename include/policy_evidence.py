@@ -125,7 +125,8 @@ def evidence_row(replay: Replay, outcome: Outcome, period: Period, calendars: di
 
 
 def format_evidence(title: str, rows: list[dict], metric: str) -> str:
-    """The evidence table, and one line per policy whose rule fired at every check."""
+    """The evidence table, the policies that beat their calendar (or a line saying none did), and
+    one line per policy whose rule fired at every check."""
     lines = [title, f"| policy | mean {metric} | trainings | vs cost-matched calendar (trainings) | "
              "difference [95 % CI] | regret vs hindsight | passed the gate | rules fired (share of checks) |",
              "|---|---:|---:|---|---:|---:|---:|---|"]  # fmt: skip
@@ -137,6 +138,10 @@ def format_evidence(title: str, rows: list[dict], metric: str) -> str:
         reg = "n/a" if r["regret"] is None else f"{round(r['regret'], 4) + 0.0:.4f}"  # no -0.0000
         lines.append(f"| {r['policy']} | {mean} | {r['trainings']} | {r['calendar']} ({r['calendar_trainings']}) | "
                      f"{ci} | {reg} | {passed} | {fired} |")  # fmt: skip
+    winners_ = [r["policy"] for r in rows if beats_calendar(r, metric)]
+    lines.append("\n" + (f"Beat their cost-matched calendar (the CI excludes zero): {', '.join(winners_)}." if winners_ else
+                         "No policy here beats its cost-matched calendar with the CI excluding zero: a calendar that "
+                         "trains as often does as well."))  # fmt: skip
     for r in rows:
         always = [n for n, v in r["firing"].items() if v == 1.0]
         if always:

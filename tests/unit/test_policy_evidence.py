@@ -46,6 +46,11 @@ def test_a_rule_that_fires_at_every_check_is_reported_as_a_calendar():
     text = format_evidence("t", [row], "roc_auc")
     assert "x: calendar fired at every check: a calendar, not evidence." in text
     assert "drift share fired at every check" not in text
+    assert "No policy here beats its cost-matched calendar" in text  # a CI of [0, 0] does not
+    better = {**row, "policy": "y", "difference": 0.01, "ci": (0.002, 0.02)}
+    assert "Beat their cost-matched calendar (the CI excludes zero): y." in format_evidence(
+        "t", [row, better], "roc_auc"
+    )
 
 
 def test_the_cost_view_charges_each_training_and_names_the_winner_at_each_cost():
