@@ -389,6 +389,30 @@ class TrainingSpec(_Strict):
     )
 
 
+class LimitsSpec(_Strict):
+    """How much of a batch one stage holds in memory at once. Stages that stream (scoring today)
+    read, work on and write ``rows_per_chunk`` rows at a time, so their peak memory follows this
+    budget, not the batch's size."""
+
+    memory_mb: int = Field(
+        2048,
+        ge=16,
+        le=1_048_576,
+        description="Memory one task may use for a batch's rows, in MiB (approximate)",
+    )
+    chunk_rows: int | None = Field(
+        None, ge=1, le=MAX_ROWS, description="Rows per chunk, when set; else derived from memory_mb"
+    )
+
+    def rows_per_chunk(self, columns: int) -> int:
+        """``chunk_rows``, else the rows of ``columns`` columns that fit ``memory_mb`` with pandas'
+        and the model's working copies (about 64 bytes per value: 8 for the value, the rest for
+        copies; at least 1,000)."""
+        if self.chunk_rows is not None:
+            return self.chunk_rows
+        return max(1000, self.memory_mb * 2**20 // (64 * max(columns, 1)))
+
+
 class LabelSpec(_Strict):
     """When the outcomes arrive: the target's column and every column marked
     ``known_at_prediction: false`` (an arrival delay, flight's arrival, a churn, a default)."""
@@ -662,6 +686,7 @@ class PipelineConfig(_Strict):
     drift: DriftSpec = DriftSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     notifications: NotificationSpec = NotificationSpec()
+    limits: LimitsSpec = LimitsSpec()
 
     @model_validator(mode="before")
     @classmethod

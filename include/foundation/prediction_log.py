@@ -26,14 +26,16 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from include.foundation.storage import parquet_metadata, write_parquet
+from include.foundation.storage import atomic_write, parquet_metadata
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from datetime import datetime
     from pathlib import Path
 
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
     from include.foundation.metrics import Scorer
     from include.foundation.storage import PipelinePaths
@@ -79,13 +81,47 @@ def log_rows(
     return out
 
 
-def write_part(rows: pd.DataFrame, part: Path, batch_sha: str, estimate: dict | None = None) -> Path:
-    """Write one part atomically, with the content of the batch its rows judge and, for what a
-    champion served, its estimated metric (``{"metric": ..., "value": ...}``)."""
+def write_part(
+    chunks: Iterable[pd.DataFrame], part: Path, batch_sha: str, estimate: Callable[[], dict | None],
+    typed: pa.Schema | None = None,
+) -> int:  # fmt: skip
+    """Write one part atomically from its rows a chunk at a time (a row group each), so only one
+    chunk is in memory. The footer holds :data:`BATCH_SHA`, the content of the batch the rows
+    judge, and for what a champion served :data:`ESTIMATE`: ``estimate()``, asked once every chunk
+    is written (``{"metric": ..., "value": ...}``, or None). A column ``typed`` names keeps its type there (a key that
+    is empty in the first chunk is not written as a column of nulls). Returns the rows written."""
     import json
 
-    metadata = {BATCH_SHA: batch_sha, **({ESTIMATE: json.dumps(estimate)} if estimate else {})}
-    return write_parquet(rows, part, metadata)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    written = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal written
+        writer = None
+        try:
+            for rows in chunks:
+                if writer is None:
+                    schema = pa.Schema.from_pandas(rows, preserve_index=False)
+                    for field in typed or []:
+                        if field.name in schema.names:
+                            schema = schema.set(schema.get_field_index(field.name), field)
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(pa.Table.from_pandas(rows, schema=writer.schema, preserve_index=False))
+                written += len(rows)
+            if writer is None:
+                raise ValueError(f"no rows to write to {part} (not even an empty chunk)")
+            value = estimate()
+            writer.add_key_value_metadata(
+                {BATCH_SHA: batch_sha, **({ESTIMATE: json.dumps(value)} if value else {})}
+            )
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(part, write)
+    return written
 
 
 def estimate_of(part: Path) -> dict | None:

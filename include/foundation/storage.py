@@ -229,10 +229,11 @@ def write_parquet(df: pd.DataFrame, path: Path, metadata: dict[str, str] | None 
 
 
 def parquet_metadata(path: Path, key: str) -> str | None:
-    """One key of a Parquet file's key-value metadata (None when absent)."""
+    """One key of a Parquet file's key-value metadata (None when absent): the footer's, which holds
+    a schema's metadata and what a writer added when it closed."""
     import pyarrow.parquet as pq
 
-    value = (pq.read_schema(path).metadata or {}).get(key.encode())
+    value = (pq.read_metadata(path).metadata or {}).get(key.encode())
     return value.decode() if value is not None else None
 
 

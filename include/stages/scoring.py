@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from include.foundation import metrics, prediction_log, tracking
 from include.foundation.config import PipelineConfig
@@ -31,6 +31,9 @@ from include.stages.registry import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -106,8 +109,6 @@ def score_batch(
     """Score the published batch of ``partition`` with ``version`` (default: the champion now).
 
     None when there is no champion yet (nothing to score with: not a failure)."""
-    import pandas as pd
-
     client = tracking.client(settings, cfg.experiment)
     name = cfg.registered_model
     champion = get_champion(client, name)
@@ -133,27 +134,83 @@ def score_batch(
         return _result(partition, out, *prediction_log.logged_part(out), name, version, True,
                        prediction_log.estimate_of(out))  # fmt: skip
     model, columns, numeric = _model_for(cfg, version, batch_file, partition)
-    keys = key_columns(cfg)
-    batch = pd.read_parquet(batch_file, columns=list(dict.fromkeys([*keys, *columns])))  # what is needed only
-    scorer = cfg.scorer
-    p, labels = score_in_chunks(model, batch, columns, numeric, scorer=scorer)
-    scored_at = datetime.now(UTC)
-    rows = prediction_log.log_rows(batch, keys, scorer, p, labels, name, version, airflow_run_id, scored_at,
-                                   served)  # fmt: skip
-    estimated = (
-        estimate_served(cfg, client, champion, model, (columns, numeric), p, labels) if served else None
-    )
-    # with the content of the batch these rows judge, and what the champion is expected to score on it
-    prediction_log.write_part(rows, out, batch_sha, estimated)
+    served_by = ServedBy(name, str(version), airflow_run_id, datetime.now(UTC), served)
+    rows, estimated = score_into_log(cfg, model, (columns, numeric), batch_file, out, batch_sha, served_by,
+                                     lambda p, d: estimate_served(cfg, client, champion, model, (columns, numeric), p, d))  # fmt: skip
     if estimated:
         log_estimate(client, cfg, champion, partition, estimated)
-    log.info(
-        "scored %d rows of %s with %s v%s into %s", len(rows), interval_name(partition), name, version, out
-    )
+    log.info("scored %d rows of %s with %s v%s into %s", rows, interval_name(partition), name, version, out)
     # from the model version to what it said: its parts of the log, and the newest
     client.set_model_version_tag(name, version, Tag.PREDICTIONS, str(out.parent.parent / "*" / out.name))
     client.set_model_version_tag(name, version, Tag.PREDICTIONS_LAST, partition)
-    return _result(partition, out, len(rows), str(scored_at), name, version, False, estimated)
+    return _result(partition, out, rows, str(served_by.scored_at), name, version, False, estimated)
+
+
+class ServedBy(NamedTuple):
+    """Who said what the log's rows say, and when; ``champion``: whether it was served."""
+
+    model_name: str
+    version: str
+    airflow_run_id: str
+    scored_at: datetime
+    champion: bool
+
+
+def score_into_log(
+    cfg: PipelineConfig, model, inputs: tuple, batch_file: Path, out: Path, batch_sha: str, by: ServedBy,
+    estimate: Callable[[np.ndarray, np.ndarray], dict | None],
+) -> tuple[int, dict | None]:  # fmt: skip
+    """Stream the batch through the model into its part of the log, ``cfg.limits`` rows at a time
+    (only the scores stay in memory, a few bytes a row, for ``estimate(p, d)`` of a served part).
+    Returns the rows written and the estimate."""
+    import numpy as np
+
+    keys = key_columns(cfg)
+    needed = list(dict.fromkeys([*keys, *inputs[0]]))  # what is needed only
+    said: list[tuple] = []
+    estimated: dict | None = None
+
+    def chunks():
+        for batch, p, d in score_stream(model, batch_file, needed, inputs, cfg.scorer,
+                                        cfg.limits.rows_per_chunk(len(needed))):  # fmt: skip
+            said.append((p, d))
+            yield prediction_log.log_rows(batch, keys, cfg.scorer, p, d, *by)
+
+    def estimate_all() -> dict | None:
+        nonlocal estimated
+        if by.champion:
+            estimated = estimate(*(np.concatenate([s[i] for s in said]) for i in (0, 1)))
+        return estimated
+
+    # with the content of the batch these rows judge, and what the champion is expected to score on it
+    rows = prediction_log.write_part(chunks(), out, batch_sha, estimate_all, pq_schema(batch_file, keys))
+    return rows, estimated
+
+
+def score_stream(
+    model, batch_file: Path, needed: list[str], inputs: tuple, scorer: metrics.Scorer, rows: int
+):
+    """``(chunk, p, d)`` for each ``rows`` rows of a Parquet batch, read, scored and let go one
+    chunk at a time (an empty batch: one empty chunk, so the part still has its columns)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(batch_file) as f:
+        if f.metadata.num_rows == 0:
+            batch = f.read(columns=needed).to_pandas()
+            yield batch, *score_in_chunks(model, batch, *inputs, scorer=scorer)
+            return
+        for record_batch in f.iter_batches(batch_size=rows, columns=needed):
+            batch = record_batch.to_pandas()
+            yield batch, *score_in_chunks(model, batch, *inputs, scorer=scorer)
+
+
+def pq_schema(batch_file: Path, columns: list[str]):
+    """The Arrow fields of ``columns`` in a Parquet file (the key columns' types, for the log)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(batch_file)
+    return pa.schema([schema.field(c) for c in columns if c in schema.names])
 
 
 def score_in_chunks(

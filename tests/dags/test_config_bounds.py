@@ -29,6 +29,7 @@ def at_the_bounds(name: str, high: bool) -> dict:
                        "min_train_rows": pick(1, MAX_ROWS), "min_holdout_rows": pick(1, MAX_ROWS),
                        "min_holdout_class_rows": pick(1, MAX_ROWS), "seed": pick(0, MAX_SEED)}  # fmt: skip
     raw["labels"]["delay_days"] = pick(0, MAX_DAYS)
+    raw["limits"] = {"memory_mb": pick(16, 1_048_576), "chunk_rows": pick(1, MAX_ROWS)}
     raw["promotion"].update(
         min_improvement=pick(1e-9, 1e9), approval="required", approval_timeout_hours=pick(1e-6, 24 * 366),
         bootstrap={"n_resamples": pick(10, 100_000), "seed": pick(0, MAX_SEED), "confidence": 0.5},

@@ -118,3 +118,48 @@ def test_a_replaced_batch_is_scored_again_and_the_superseded_part_is_kept(setup)
     [kept] = (paths.base / "predictions" / WEEK / "superseded").glob(f"v{version}-*.parquet")
     assert len(pd.read_parquet(kept)) == first["rows"] == 120  # nothing lost, marked as superseded
     assert score_batch(cfg, settings, WEEK, "manual__2")["already_scored"]  # a retry: unchanged
+
+
+def test_a_batch_streams_through_the_model_in_chunks_with_the_log_of_one_pass(setup):
+    """``limits.chunk_rows`` 7: the part is written 7 rows at a time (a row group each), row for
+    row the log one pass writes, with the same estimate in its footer."""
+    import pyarrow.parquet as pq
+
+    from include.foundation import prediction_log
+    from include.stages.scoring import score_batch
+
+    cfg, settings, client, version, batch, paths = setup
+    client.set_registered_model_alias(cfg.registered_model, "champion", version)
+    whole = score_batch(cfg, settings, WEEK, "manual__1")
+    one_pass = pd.read_parquet(whole["uri"])
+    assert pq.ParquetFile(whole["uri"]).metadata.num_row_groups == 1
+    paths.predictions(WEEK, version).unlink()
+    chunked_cfg = cfg.model_copy(update={"limits": cfg.limits.model_copy(update={"chunk_rows": 7})})
+    chunked = score_batch(chunked_cfg, settings, WEEK, "manual__1")
+    log = pd.read_parquet(chunked["uri"])
+    assert (
+        pq.ParquetFile(chunked["uri"]).metadata.num_row_groups == -(-len(batch) // 7)
+        and chunked["rows"] == 120
+    )
+    pd.testing.assert_frame_equal(log.drop(columns="scored_at"), one_pass.drop(columns="scored_at"))
+    assert prediction_log.estimate_of(paths.predictions(WEEK, version)) == chunked.get("estimated")
+    assert chunked.get("estimated") == whole.get("estimated")
+
+
+def test_a_key_empty_in_the_first_chunk_keeps_its_type(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.foundation.prediction_log import BATCH_SHA, write_part
+
+    chunks = [
+        pd.DataFrame({"k": [None, None], "score": [0.1, 0.2]}),
+        pd.DataFrame({"k": ["a", "b"], "score": [0.3, 0.4]}),
+    ]
+    part = tmp_path / "v1.parquet"
+    assert write_part(iter(chunks), part, "sha", lambda: None, pa.schema([pa.field("k", pa.string())])) == 4
+    assert pd.read_parquet(part)["k"].tolist() == [None, None, "a", "b"]
+    assert pq.read_metadata(part).metadata[BATCH_SHA.encode()] == b"sha"
+    with pytest.raises(Exception):  # noqa: B017 - without the type, the first chunk's nulls would refuse "a"
+        write_part(iter(chunks), tmp_path / "v2.parquet", "sha", lambda: None)
+    assert not (tmp_path / "v2.parquet").exists()  # nothing half-written
