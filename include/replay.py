@@ -32,6 +32,7 @@ from include.decisions.promotion import judge
 from include.decisions.retraining import SIGNALS as RULES
 from include.decisions.retraining import TriggerState, assess_retraining
 from include.decisions.windows import (
+    capped_training_set,
     cut_window,
     first_champion_as_of,
     labelled_until,
@@ -132,6 +133,11 @@ class Replay:
         """``(train_start, holdout_start)``: the windows the assemble task cuts."""
         return training_windows(self.cfg, as_of)[:2]
 
+    def training_set(self, as_of: datetime) -> pd.DataFrame:
+        """The rows model ``as_of`` is fit on: its training window, sampled as the assemble task
+        samples it (:func:`capped_training_set`)."""
+        return capped_training_set(self.cfg, self.window(*self.training_window(as_of)))
+
     def labelled_end(self, as_of: datetime) -> datetime:
         """The end of the rows whose outcomes have arrived by ``as_of`` (the DAGs' own cut)."""
         return labelled_until(self.cfg.labels, as_of, self.interval)
@@ -140,7 +146,7 @@ class Replay:
         """The model the training DAG would fit for data up to ``as_of`` (include.stages.training.build_pipeline)."""
         if as_of not in self._models:
             t0 = time.perf_counter()
-            X, y = split_xy(self.cfg, self.window(*self.training_window(as_of)))
+            X, y = split_xy(self.cfg, self.training_set(as_of))
             self._models[as_of] = build_pipeline(self.cfg).fit(X, y)
             self.timings["training"] += time.perf_counter() - t0
             log.debug("fitted the model of %s on %d rows", as_of.date(), len(X))
@@ -159,7 +165,10 @@ class Replay:
         key = ("refit", as_of)
         if key not in self._models:
             t0 = time.perf_counter()
-            X, y = split_xy(self.cfg, self.window(self.training_window(as_of)[0], self.labelled_end(as_of)))
+            import pandas as pd
+
+            holdout = self.window(self.training_window(as_of)[1], self.labelled_end(as_of))
+            X, y = split_xy(self.cfg, pd.concat([self.training_set(as_of), holdout], ignore_index=True))
             self._models[key] = build_pipeline(self.cfg).fit(X, y)
             self.timings["training"] += time.perf_counter() - t0
         return self._models[key]

@@ -87,3 +87,39 @@ def first_champion_as_of(cfg: PipelineConfig, first_day: datetime, interval: tim
     needed = timedelta(days=training.train_days + training.holdout_days)
     fits = first_day + interval * -(-needed // interval)
     return fits + (fits - labelled_until(cfg.labels, fits, interval))
+
+
+def capped_training_set(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
+    """The labelled training window as a model is fit on it: :func:`training_sample` with the
+    pipeline's ``training.max_train_rows`` and seed."""
+    t = cfg.training
+    return training_sample(df, cfg.target.name, t.max_train_rows, t.seed, cfg.target_kind != "regression")
+
+
+def training_sample(
+    df: pd.DataFrame, label: str, cap: int | None, seed: int, stratified: bool
+) -> pd.DataFrame:
+    """At most ``cap`` rows of a training window, in their order: a seeded sample, stratified by
+    ``label`` (each class keeps its share, floor first, the rest to the largest remainders, at
+    least one row of each class) unless the target is a number. The training DAG and the replay
+    both sample with it, so a cap changes neither's agreement; ``cap`` None or a window within it:
+    the window as it is."""
+    import numpy as np
+
+    if cap is None or len(df) <= cap:
+        return df
+    rng = np.random.default_rng(seed)
+    if not stratified:
+        return df.iloc[np.sort(rng.choice(len(df), size=cap, replace=False))].reset_index(drop=True)
+    values = df[label].to_numpy()
+    classes, counts = np.unique(values, return_counts=True)
+    share = counts * cap / len(df)
+    take = np.maximum(np.floor(share).astype(int), 1)
+    for i in np.argsort(-(share - np.floor(share)), kind="stable")[: max(0, cap - int(take.sum()))]:
+        take[i] += 1
+    take = np.minimum(take, counts)
+    chosen = [
+        rng.choice(np.flatnonzero(values == c), size=k, replace=False)
+        for c, k in zip(classes, take, strict=True)
+    ]
+    return df.iloc[np.sort(np.concatenate(chosen))].reset_index(drop=True)

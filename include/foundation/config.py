@@ -381,6 +381,14 @@ class TrainingSpec(_Strict):
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="random_state of the estimator unless model.params sets one"
     )
+    max_train_rows: int | None = Field(
+        None,
+        ge=100,
+        le=MAX_ROWS,
+        description="Train on a seeded sample of at most this many rows of the training window (stratified "
+        "by class unless the target is a number; recorded as the run's train_window_rows and train_rows); "
+        "None: the whole window",
+    )
     refit_on_holdout: bool = Field(
         False,
         description="Once the gate accepts a challenger, serve it refit on its training window plus its "

@@ -137,6 +137,7 @@ class AssembledData(TypedDict):
     as_of: str
     train_window: list[str]  # [start, end) ISO
     holdout_window: list[str]
+    train_window_rows: NotRequired[int]  # the window's rows, where training.max_train_rows sampled it
     train: DataSet
     holdout: DataSet
 

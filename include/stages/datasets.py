@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.decisions.outcomes import attach_outcomes
-from include.decisions.windows import cut_window, training_windows
+from include.decisions.windows import capped_training_set, cut_window, training_windows
 from include.foundation.config import PipelineConfig
 from include.foundation.errors import BadRunParam, PermanentError
 from include.foundation.payloads import AssembledData
@@ -265,6 +265,11 @@ def assemble(
         "train_window": [train_start.isoformat(), holdout_start.isoformat()],
         "holdout_window": [holdout_start.isoformat(), labelled_end.isoformat()],
     }
+    window_rows, train = len(train), capped_training_set(cfg, train)
+    if len(train) < window_rows:
+        out["train_window_rows"] = window_rows
+        log.info("training on a seeded sample of %d of the window's %d rows (training.max_train_rows)",
+                 len(train), window_rows)  # fmt: skip
     for name, df in (("train", train[cols]), ("holdout", holdout[cols])):
         out[name] = write_set(cfg, df, out_dir, name)
     log.info(

@@ -262,6 +262,7 @@ def _log_params_and_datasets(
             "train_window": " .. ".join(w[:10] for w in assembled["train_window"]),
             "holdout_window": " .. ".join(w[:10] for w in assembled["holdout_window"]),
             "train_rows": len(train),
+            "train_window_rows": assembled.get("train_window_rows", len(train)),
             "holdout_rows": len(holdout),
             "features": ",".join(cfg.model.features),
             "target_kind": cfg.target_kind,

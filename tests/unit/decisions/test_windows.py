@@ -104,3 +104,21 @@ def test_a_collection_run_gathers_the_interval_whose_outcomes_are_due():
         due = outcomes_due(LabelSpec(delay_days=delay), start, end)
         assert due == (start - weeks_back * week, end - weeks_back * week), delay
         assert due[1] == labelled_until(LabelSpec(delay_days=delay), end, week)  # the cut, exactly
+
+
+def test_a_training_window_past_its_cap_is_a_seeded_stratified_sample_in_order():
+    import numpy as np
+    import pandas as pd
+
+    from include.decisions.windows import training_sample
+
+    df = pd.DataFrame({"t": range(1000), "label": [1] * 100 + [0] * 897 + [2] * 3})
+    same = training_sample(df, "label", None, 0, True)
+    assert same is df and training_sample(df, "label", 1000, 0, True) is df  # no cap, or within it
+    s = training_sample(df, "label", 200, 7, True)
+    assert len(s) == 200 and s["t"].is_monotonic_increasing  # the cap, in the window's order
+    assert s["label"].value_counts().to_dict() == {0: 179, 1: 20, 2: 1}  # shares kept, the rare class too
+    assert s.equals(training_sample(df, "label", 200, 7, True))  # seeded
+    assert not s.equals(training_sample(df, "label", 200, 8, True))
+    plain = training_sample(df.assign(label=np.linspace(0, 1, 1000)), "label", 50, 7, False)  # a number
+    assert len(plain) == 50 and plain["t"].is_monotonic_increasing

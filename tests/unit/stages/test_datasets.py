@@ -81,6 +81,26 @@ def test_training_sets_are_write_once(tmp_path):
     assert frame_digest(pd.read_parquet(first["train"]["uri"])) == first["train"]["sha256"]
 
 
+def test_a_capped_training_window_is_sampled_alike_by_assemble_and_the_replay(tmp_path):
+    """training.max_train_rows: the set assemble writes is the rows the replay fits, and the
+    window's size is recorded beside it."""
+    from include.replay import Replay
+    from include.stages.datasets import assemble
+
+    cfg = tiny_cfg()
+    cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_train_rows": 150})})
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    weeks = [frame(start + timedelta(weeks=i), 7, seed=i) for i in range(3)]
+    write_curated_weeks(PipelinePaths(tmp_path, "tiny"), start, weeks)
+    out = assemble(cfg, tmp_path, None, tmp_path / "run")
+    written = pd.read_parquet(out["train"]["uri"])
+    assert out["train"]["rows"] == len(written) == 150 and out["train_window_rows"] == 400
+    data = pd.concat(weeks, ignore_index=True)
+    replay = Replay(cfg, data, start, start + timedelta(weeks=3))
+    sampled = replay.training_set(datetime.fromisoformat(out["as_of"]))
+    assert sampled["ts"].tolist() == written["ts"].tolist() and sampled["x"].tolist() == written["x"].tolist()
+
+
 @pytest.mark.parametrize("delay_days", [0, 7, 14])
 def test_a_training_uses_only_outcomes_that_arrived(tmp_path, delay_days):
     """The holdout and the training window end where the arrived outcomes end, moving with the
