@@ -12,6 +12,9 @@
       prediction-log write) on 1M rows of the demo's features, next to its floor: the same
       model's ``predict_proba`` on the same frame already in memory, plus the Parquet read and
       write of the same data; target within 1.5x the floor plus the Parquet I/O, under 2 GB;
+* P7  past memory: one batch of 10M and 30M rows x 20 columns (generated on the fly as landing
+      files of 1M rows) through ingest, validate, publish, score and drift, each stage in a
+      process of its own: wall time and peak RSS per stage, a stage killed past 20 GB;
 * the largest XCom value any task of the P2 demo pushed, read from its metadata DB.
 
 Every case runs in its own subprocess (its own peak RSS, its own imports) on a scratch
@@ -21,6 +24,7 @@ Every case runs in its own subprocess (its own peak RSS, its own imports) on a s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -329,8 +333,77 @@ def case_score_floor(home: Path, partition: str) -> dict:
     return {"predict_proba": floor, "read": read, "write": write, "peak_mb": peak_mb()}
 
 
+# --------------------------------------------------------------------------- P7: past memory
+
+
+BIG_CHUNK = 1_000_000  # rows per generated landing file: the generator itself stays bounded
+
+
+def case_big_setup(work: Path, rows: int) -> dict:
+    """P7 set-up (not timed): ``rows`` rows of the 20-column shape as landing Parquet files of
+    ``BIG_CHUNK`` rows (generated on the fly, never committed), a 200k-row reference, and a
+    champion of the synthetic pipeline fit on 100k rows."""
+    import mlflow
+
+    from include.foundation import tracking
+    from include.foundation.settings import Settings
+    from include.foundation.storage import write_parquet
+    from include.stages.datasets import add_label, split_xy
+    from include.stages.training import _log_model, build_pipeline
+
+    landing = work / "data" / "bench_big" / "landing"
+    landing.mkdir(parents=True, exist_ok=True)
+    for i, start in enumerate(range(0, rows, BIG_CHUNK)):
+        frame = synthetic_frame(min(BIG_CHUNK, rows - start), seed=100 + i, shift=True)
+        write_parquet(frame, landing / f"part-{i:04d}.parquet")
+    cfg = synthetic_config("bench_big", rows * 2)
+    reference = add_label(cfg, synthetic_frame(200_000, seed=1, shift=False))
+    write_parquet(reference, work / "reference.parquet")
+    settings = Settings.from_env()
+    X, y = split_xy(cfg, reference.iloc[:100_000])
+    tracking.client(settings, cfg.experiment)
+    with mlflow.start_run():
+        info = _log_model(build_pipeline(cfg).fit(X, y), X, cfg.target.name)
+    version = mlflow.register_model(info.model_uri, cfg.registered_model).version
+    tracking.client(settings, cfg.experiment).set_registered_model_alias(
+        cfg.registered_model, "champion", version
+    )
+    return {"files": -(-rows // BIG_CHUNK), "version": version}
+
+
+def case_big_stage(work: Path, stage: str, rows: int) -> dict:
+    """P7: one stage of the loop on the big batch, in a process of its own (its own peak RSS)."""
+    import evidently.presets  # noqa: F401  (imports are paid once per task process, not per row)
+    import great_expectations  # noqa: F401
+    import pandas as pd
+
+    from include.foundation.settings import Settings
+    from include.foundation.storage import PipelinePaths, partition_key
+    from include.stages import ingest, scoring, validation
+    from include.stages.evidence import drift_report
+
+    cfg, settings = synthetic_config("bench_big", rows * 2), Settings.from_env()
+    key = partition_key(START, START + timedelta(days=7))
+    t0 = time.perf_counter()
+    if stage == "ingest":
+        done = ingest.ingest_batch(cfg, settings.data_root, START, START + timedelta(days=7))["rows"]
+    elif stage == "validate":
+        done = validation.validate_batch(cfg, settings.data_root, key)["success"]
+    elif stage == "publish":
+        done = ingest.publish_batch(cfg, settings.data_root, key)["rows"]
+    elif stage == "score":
+        done = scoring.score_batch(cfg, settings, key, "bench_big")["rows"]
+    else:  # the drift check's statistics and report on the whole published batch
+        current = pd.read_parquet(PipelinePaths(settings.data_root, cfg.name).curated(key))
+        reference = pd.read_parquet(work / "reference.parquet")
+        _, summary = drift_report(reference, current, NUMERIC, CATEGORICAL, cfg.drift)
+        done = summary["drifted_columns"]
+    return {"wall": time.perf_counter() - t0, "peak_mb": peak_mb(), "result": done}
+
+
 CASES = {"drift": case_drift, "gx": case_gx, "pipeline": case_pipeline, "inprocess": case_inprocess,
-         "score_setup": case_score_setup, "score": case_score, "score_floor": case_score_floor}  # fmt: skip
+         "score_setup": case_score_setup, "score": case_score, "score_floor": case_score_floor,
+         "big_setup": case_big_setup, "big_stage": case_big_stage}  # fmt: skip
 
 
 def run_case(name: str, *args, env: dict | None = None) -> dict:
@@ -339,6 +412,29 @@ def run_case(name: str, *args, env: dict | None = None) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"case {name} {args} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_case_capped(name: str, *args, env: dict, cap_mb: float) -> dict:
+    """:func:`run_case`, killing the case once its resident memory passes ``cap_mb`` (so a stage
+    that cannot fit is reported as such instead of swapping the machine)."""
+    import psutil
+
+    cmd = [sys.executable, __file__, "--case", name, *map(str, args)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT, env={**os.environ, **env})
+        seen = 0.0
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                seen = max(seen, psutil.Process(proc.pid).memory_info().rss / 2**20)
+            if seen > cap_mb:
+                proc.kill()
+                proc.wait()
+                return {"killed_mb": seen}
+            time.sleep(0.2)
+        out.seek(0), err.seek(0)
+        if proc.returncode != 0:
+            return {"failed": (err.read() or out.read())[-300:].strip().splitlines()[-1:]}
+        return json.loads(out.read().strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- the benchmarks
@@ -460,6 +556,37 @@ def bench_p6(scratch: Path, rows: int) -> list[str]:
     ]
 
 
+P7_STAGES = ("ingest", "validate", "publish", "score", "drift")
+
+
+def bench_p7(scratch: Path, sizes: list[int], cap_mb: float = 20_480) -> list[str]:
+    """Each stage of the loop on a batch of ``sizes`` rows, in a process of its own: wall time and
+    peak RSS, a stage killed past ``cap_mb`` (then the stages after it are not run)."""
+    lines = [f"P7  past memory: one batch, each stage in its own process (killed past {cap_mb:,.0f} MB), 20 columns",
+             f"    {'rows':>11}  " + "".join(f"{s + ' s/MB':>18}" for s in P7_STAGES) + f"{'us/row':>8}"]  # fmt: skip
+    for rows in sizes:
+        home = scratch / f"p7-{rows}"
+        env = {"CT_HOME": str(home), "CT_PIPELINES_DIR": str(home / "pipelines")}
+        run_case("big_setup", home, rows, env=env)
+        cells, total, alive = [], 0.0, True
+        for stage in P7_STAGES:
+            r = run_case_capped("big_stage", home, stage, rows, env=env, cap_mb=cap_mb) if alive else {}
+            if "wall" in r:
+                total += r["wall"]
+                cells.append(f"{r['wall']:>9.1f}/{r['peak_mb']:>7.0f}")
+            else:
+                alive = False
+                cells.append(
+                    f"{'killed ' + format(r['killed_mb'], '.0f') if 'killed_mb' in r else 'failed' if r else '-':>17}"
+                )
+                if "failed" in r:
+                    lines.append(f"    {stage} failed at {rows:,} rows: {r['failed']}")
+        per_row = f"{total / rows * 1e6:>8.2f}" if alive else f"{'-':>8}"
+        lines.append(f"    {rows:>11,}  " + " ".join(cells) + per_row)
+        shutil.rmtree(home, ignore_errors=True)
+    return lines
+
+
 def largest_xcom(db: Path) -> list[str]:
     with sqlite3.connect(db) as con:
         top = con.execute(
@@ -474,8 +601,9 @@ def largest_xcom(db: Path) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", help=argparse.SUPPRESS)
-    every = ["p2", "p3", "p4", "p5", "p6"]
+    every = ["p2", "p3", "p4", "p5", "p6", "p7"]
     ap.add_argument("--only", nargs="+", choices=every, default=every)
+    ap.add_argument("--p7-rows", nargs="+", type=int, help="P7's sizes (default: 10M and 30M rows)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, figures not comparable)")
     ap.add_argument(
         "--weeks", type=int, default=14, help="P2: weekly batches of the demo (default: %(default)s)"
@@ -493,7 +621,9 @@ def main() -> int:
             lines, db = bench_p2(scratch, 11 if args.quick else args.weeks)
             out += lines + largest_xcom(db)
             print("\n".join(out[-len(lines) - 4 :]), flush=True)
-        cases = (("p3", bench_p3, big), ("p4", bench_p4, big), ("p5", bench_p5, sizes), ("p6", bench_p6, big))
+        p7 = args.p7_rows or ([200_000, 600_000] if args.quick else [10_000_000, 30_000_000])
+        cases = (("p3", bench_p3, big), ("p4", bench_p4, big), ("p5", bench_p5, sizes), ("p6", bench_p6, big),
+                 ("p7", bench_p7, p7))  # fmt: skip
         for key, fn, arg in cases:
             if key in args.only:
                 lines = fn(scratch, arg)
