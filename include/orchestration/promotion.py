@@ -58,7 +58,7 @@ def promote_challenger(
     stale decision (PromotionConflict) is permanent: never retried into place."""
     from include.decisions.promotion import promotion_preconditions
     from include.orchestration.run_context import airflow_tags
-    from include.stages.registry import PromotionRefused, promote, refuse_promotion
+    from include.stages.registry import PromotionRefused, describe_judged, promote, refuse_promotion
     from include.stages.training import refit_for_serving
 
     version = str(evaluation["challenger_version"])
@@ -74,6 +74,8 @@ def promote_challenger(
         record["refit_of"] = version
     promoted = promote(client, cfg.registered_model, served, recorded["champion_version"], record,
                        recorded["champion_generation"])  # fmt: skip
+    if served != version:  # the version the gate judged (where evaluate's link lands) says where it went
+        describe_judged(client, cfg.registered_model, version, served, record)
     return {**promoted, "judged_version": version, "note": note_line("promoted", recorded, record, served)}
 
 

@@ -203,6 +203,15 @@ def decision_description(record: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
+def describe_judged(client, model_name: str, judged: str, served: str, record: dict[str, Any]) -> None:
+    """The judged version's description once its refit serves: where the decision is recorded
+    (the refit's ``decision.*`` tags), and the decision in full."""
+    text = decision_description({**redact_value(record), "outcome": "promoted"})
+    client.update_model_version(model_name, judged, description=(
+        f"Accepted by the gate; serves as its refit v{served} (trained on this version's training set plus its "
+        f"holdout), whose tags record the decision.\n\n{text}"))  # fmt: skip
+
+
 def _write_decision(client, model_name: str, version: str, record: dict[str, Any]) -> None:
     """Tags first (what people and rollback read), the decision in full as the version's
     description, then the full record as the run's artifact."""

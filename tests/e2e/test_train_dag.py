@@ -118,6 +118,7 @@ def test_first_training_without_champion_is_promoted(
     assert mv.tags["decision.metric"].startswith("roc_auc 0.") and "no champion" in mv.tags["decision.metric"]
     assert mv.tags["decision.run"].endswith(f"/dags/flights_delay__train/runs/{quote(dr.run_id, safe='')}")
     assert mv.tags["airflow.run_id"] == dr.run_id
+    assert mv.description.startswith("**promoted**: roc_auc 0.") and "Why: " in mv.description  # in full
     record = json.loads(Path(client.download_artifacts(mv.run_id, "decision/record.json")).read_text())
     assert record["outcome"] == "promoted" and record["run_reason"] == "bootstrap"
     assert record["previous_champion"] is None and record["challenger_version"] == v
@@ -195,6 +196,8 @@ def test_better_challenger_promoted_then_tie_rejected_then_rollback(
     assert client.get_model_version(MODEL, first).tags["ct.replaced_by"] == better
     assert client.get_model_version(MODEL, judged).tags["refit.served_as"] == better
     assert f"v{judged} (serving as v{better}, refit on its holdout) promoted" in run_note(dr)
+    said = client.get_model_version(MODEL, judged).description  # where evaluate's link lands
+    assert said.startswith(f"Accepted by the gate; serves as its refit v{better}") and "Why: " in said, said
     # lineage of both windows, and the gate's evidence carried over
     refit, twin = with_lineage(client, served), with_lineage(client, client.get_model_version(MODEL, judged))
     assert refit.tags["data.train_start"] == twin.tags["data.train_start"]
