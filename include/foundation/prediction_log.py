@@ -26,7 +26,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from include.foundation.storage import atomic_write, parquet_metadata
+from include.foundation.storage import atomic_write, interval_name, parquet_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -189,6 +189,6 @@ def supersede_stale_parts(paths: PipelinePaths, key: str, batch_sha: str) -> lis
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, target)  # same filesystem: atomic; a retry finds it moved already
         log.warning("%s was replaced since %s scored it: that part is kept as %s and the batch is scored again",
-                    key, part.name, target)  # fmt: skip
+                    interval_name(key), part.name, target)  # fmt: skip
         moved.append(target)
     return moved

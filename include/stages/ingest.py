@@ -151,7 +151,7 @@ def ingest_batch(
     }
     if request:
         log.info("re-admitting %s, asked by %s (%s); it replaces quarantine report %s: validation decides",
-                 key, request["requested_by"], request["reason"], request["replaces_report"])  # fmt: skip
+                 interval_name(key), request["requested_by"], request["reason"], request["replaces_report"])  # fmt: skip
         result["readmission"] = request
     return result
 
@@ -344,7 +344,7 @@ def ingest_outcomes(
         log.warning(
             "the outcomes of %s are already published (%d rows in %s): nothing collected; run with replace: "
             "true to collect them again (validated before they replace the published ones)",
-            key, rows, paths.outcomes(key),
+            interval_name(key), rows, paths.outcomes(key),
         )  # fmt: skip
         raise NothingToDo(
             f"the outcomes of {interval_name(key)} are already published ({rows} rows): nothing to do; trigger with replace: "
@@ -362,7 +362,7 @@ def ingest_outcomes(
     digest = frame_digest(df)
     log.info(
         "collected %d outcomes of %s (due %d day(s) after it) into %s (sha256 %s)",
-        len(df), key, cfg.labels.delay_days, out, digest[:12],
+        len(df), interval_name(key), cfg.labels.delay_days, out, digest[:12],
     )  # fmt: skip
     return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest, "replace": replace}
 
@@ -390,13 +390,13 @@ def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> Pu
     atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp))
     log.info(
         "published the outcomes of %s (%d rows) to %s: %d join an input row; %d input rows still without one",
-        partition, len(outcomes), dst, len(report.joined), report.unlabelled,
+        interval_name(partition), len(outcomes), dst, len(report.joined), report.unlabelled,
     )  # fmt: skip
     if report.unknown or report.duplicated:
         log.warning(
             "outcomes of %s not used: %d for rows never published as inputs (e.g. %s), %d whose key came more "
             "than once (e.g. %s)",
-            partition, report.unknown, report.examples.get("unknown", []), report.duplicated,
+            interval_name(partition), report.unknown, report.examples.get("unknown", []), report.duplicated,
             report.examples.get("duplicated", []),
         )  # fmt: skip
     unused = (
