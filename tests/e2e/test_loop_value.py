@@ -113,7 +113,10 @@ def test_replay_is_deterministic_logged_and_policies_behave(pipelines):
     )
     assert re.fullmatch(r"\d+%|—", cells[6]) and "drift share" in cells[7]  # gate pass share, rules fired
     assert re.search(r"winner at a retraining cost of 0\.0: .*; 0\.003: ", evidence)
-    assert "No policy here beats its cost-matched calendar" in evidence or "Beat their cost-matched calendar" in evidence
+    assert (
+        "No policy here beats its cost-matched calendar" in evidence
+        or "Beat their cost-matched calendar" in evidence
+    )
     assert first["cost_view.png"].startswith(b"\x89PNG")
     # how much earlier the estimate triggered than the realized decay would have
     assert re.search(

@@ -97,6 +97,25 @@ def a_task_runs_and_logs(printed: str, api: int) -> None:
     assert rest.wait_run("flights_delay__rollback", run, timeout=180) == "failed"
     log = rest.log("flights_delay__rollback", run, "rollback", 1)
     assert "has no champion" in log, log[-2000:]
+    task_log_in_browser(password, api, run)
+
+
+def task_log_in_browser(password: str, api: int, run: str) -> None:
+    """The task's page on the non-default port shows its log, as a user opens it."""
+    from tests.e2e.browser import CHROMIUM, SHOTS, logged_in
+
+    if not CHROMIUM.exists():
+        if os.environ.get("CT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing (CT_REQUIRE_BROWSER=1): sudo apt-get install -y chromium")
+        return
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser, page = logged_in(pw, f"http://localhost:{api}", password)
+        page.goto(f"http://localhost:{api}/dags/flights_delay__rollback/runs/{run}/tasks/rollback")
+        expect(page.get_by_text("has no champion").first).to_be_visible(timeout=30_000)
+        page.screenshot(path=SHOTS / "14-make-up-task-log.png")
+        browser.close()
 
 
 def test_make_up_listens_on_loopback_only_and_stops_on_ctrl_c(tmp_path):
