@@ -26,6 +26,7 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from include.foundation.errors import PermanentError
 from include.foundation.storage import atomic_write, interval_name, parquet_metadata
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ BATCH_SHA = "ct.batch_sha256"  # in a part's Parquet metadata: the batch content
 ESTIMATE = "ct.estimate"  # in a served part's metadata: the metric estimated before the outcomes (JSON)
 SUPERSEDED = "superseded"
 PART_GLOB = "v*.parquet"
+
+
+class NoRowsToLog(PermanentError):
+    """A part was asked for with no chunk at all, not even an empty one that names its columns."""
 
 
 def proba_columns(scorer: Scorer) -> list[str]:
@@ -111,7 +116,7 @@ def write_part(
                 writer.write_table(pa.Table.from_pandas(rows, schema=writer.schema, preserve_index=False))
                 written += len(rows)
             if writer is None:
-                raise ValueError(f"no rows to write to {part} (not even an empty chunk)")
+                raise NoRowsToLog(f"no rows to write to {part} (not even an empty chunk with the columns)")
             value = estimate()
             writer.add_key_value_metadata(
                 {BATCH_SHA: batch_sha, **({ESTIMATE: json.dumps(value)} if value else {})}

@@ -95,10 +95,14 @@ def test_a_planted_password_reaches_no_message(monkeypatch, caplog):
     tags: dict[str, str] = {}
     client = SimpleNamespace(
         set_model_version_tag=lambda m, v, k, val: tags.__setitem__(k, val),
+        update_model_version=lambda m, v, description: tags.__setitem__("(description)", description),
         get_model_version=lambda m, v: SimpleNamespace(run_id=None),
     )
     _write_decision(client, "m", "1", {"outcome": "promoted", "reason": f"data from {uri}", "run_link": uri})
-    assert tags and not [v for v in tags.values() if PLANTED in v]  # MLflow tags
+    assert tags and not [
+        v for v in tags.values() if PLANTED in v
+    ]  # MLflow tags and the version's description
+    assert "data from http://***@127.0.0.1" in tags["(description)"]
 
 
 def mode(path: Path) -> int:

@@ -163,3 +163,14 @@ def test_a_key_empty_in_the_first_chunk_keeps_its_type(tmp_path):
     with pytest.raises(Exception):  # noqa: B017 - without the type, the first chunk's nulls would refuse "a"
         write_part(iter(chunks), tmp_path / "v2.parquet", "sha", lambda: None)
     assert not (tmp_path / "v2.parquet").exists()  # nothing half-written
+
+
+def test_an_empty_batch_is_logged_as_an_empty_part_with_its_columns(setup):
+    from include.stages.scoring import score_batch
+
+    cfg, settings, client, version, batch, paths = setup
+    batch.iloc[:0].to_parquet(paths.curated(WEEK), index=False)
+    out = score_batch(cfg, settings, WEEK, "manual__empty", version=version)
+    log = pd.read_parquet(out["uri"])
+    assert out["rows"] == 0 and len(log) == 0
+    assert {"ts", "prediction", "score", "model_version", "champion"} <= set(log.columns)
