@@ -397,6 +397,9 @@ class TrainingSpec(_Strict):
     )
 
 
+BYTES_PER_VALUE = 160  # what one value of a chunk costs in a streaming stage, copies included (make bench P7)
+
+
 class LimitsSpec(_Strict):
     """How much of a batch one stage holds in memory at once. Stages that stream (scoring today)
     read, work on and write ``rows_per_chunk`` rows at a time, so their peak memory follows this
@@ -414,11 +417,12 @@ class LimitsSpec(_Strict):
 
     def rows_per_chunk(self, columns: int) -> int:
         """``chunk_rows``, else the rows of ``columns`` columns that fit ``memory_mb`` with pandas'
-        and the model's working copies (about 64 bytes per value: 8 for the value, the rest for
-        copies; at least 1,000)."""
+        and the model's working copies: about 160 bytes per value (8 for the value, the rest for
+        the Arrow batch, the frame, the model's encoded inputs and the log's rows; measured by
+        ``make bench`` P7), at least 1,000 rows."""
         if self.chunk_rows is not None:
             return self.chunk_rows
-        return max(1000, self.memory_mb * 2**20 // (64 * max(columns, 1)))
+        return max(1000, self.memory_mb * 2**20 // (BYTES_PER_VALUE * max(columns, 1)))
 
 
 class LabelSpec(_Strict):
