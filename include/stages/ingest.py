@@ -3,10 +3,12 @@ to the curated dataset once validation (``include.stages.validation``) passed it
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
@@ -18,16 +20,17 @@ from include.foundation.storage import (
     PipelinePaths,
     atomic_write,
     file_digest,
-    frame_digest,
     interval_name,
     parse_partition_key,
     partition_key,
     record_readmission,
     require_validated,
-    write_parquet,
 )
 from include.foundation.timeutil import utc, utc_midnight
 from include.stages import sources
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +141,14 @@ def ingest_batch(
             f"batch {interval_name(key)} of {cfg.name} overlaps published partitions {overlap}: its rows would be counted "
             "twice. Ingest whole intervals that do not overlap (or delete those partitions first)."
         )
-    df = sources.fetch(cfg, start, end, paths.base, "inputs" if cfg.outcomes_later else "whole", read_sql)
-    out = write_parquet(df, paths.raw(key))
-    digest = frame_digest(df)
-    log.info("ingested %d rows for %s into %s (sha256 %s)", len(df), interval_name(key), out, digest[:12])
+    rows, digest = write_batch(cfg, sources.fetch_chunks(cfg, start, end, paths.base,
+                               "inputs" if cfg.outcomes_later else "whole", read_sql), paths.raw(key))  # fmt: skip
+    out = paths.raw(key)
+    log.info("ingested %d rows for %s into %s (sha256 %s)", rows, interval_name(key), out, digest[:12])
     result: IngestedBatch = {
         "partition": key,
         "uri": str(out),
-        "rows": len(df),
+        "rows": rows,
         "sha256": digest,
         "replace": replace,
     }
@@ -351,20 +354,31 @@ def ingest_outcomes(
             "true to collect them again",
             {"partition": key, "uri": str(paths.outcomes(key)), "rows": rows, "already_published": True},
         )
-    df = sources.fetch(cfg, due_start, due_end, paths.base, "outcomes", read_sql)
-    if df.empty:  # e.g. an interval before the data's first day, or outcome files not landed yet
+    chunks = sources.fetch_chunks(cfg, due_start, due_end, paths.base, "outcomes", read_sql)
+    first = next((c for c in chunks if len(c)), None)
+    if first is None:  # e.g. an interval before the data's first day, or outcome files not landed yet
         log.warning("the source holds no outcomes of %s (yet): nothing collected", interval_name(key))
         raise NothingToDo(
             f"the source holds no outcomes of {interval_name(key)} (yet): nothing to collect",
             {"partition": key, "uri": "", "rows": 0, "nothing_due": True},
         )
-    out = write_parquet(df, paths.raw_outcomes(key))
-    digest = frame_digest(df)
+    out = paths.raw_outcomes(key)
+    rows, digest = write_batch(cfg, itertools.chain([first], chunks), out)
     log.info(
         "collected %d outcomes of %s (due %d day(s) after it) into %s (sha256 %s)",
-        len(df), interval_name(key), cfg.labels.delay_days, out, digest[:12],
+        rows, interval_name(key), cfg.labels.delay_days, out, digest[:12],
     )  # fmt: skip
-    return {"partition": key, "uri": str(out), "rows": len(df), "sha256": digest, "replace": replace}
+    return {"partition": key, "uri": str(out), "rows": rows, "sha256": digest, "replace": replace}
+
+
+def write_batch(cfg: PipelineConfig, chunks: Iterable[pd.DataFrame], path: Path) -> tuple[int, str]:
+    """A batch's chunks into one Parquet file (atomic), a chunk in memory at a time, with the types
+    and content hash of the batch read at once; returns ``(rows, sha256)``."""
+    from include.foundation.chunked import write_chunks
+
+    return write_chunks(
+        chunks, path, lambda dtypes, not_whole: sources.nullable_int_types(cfg, dtypes, not_whole)
+    )
 
 
 def publish_outcomes(cfg: PipelineConfig, data_root: Path, partition: str) -> PublishedOutcomes:

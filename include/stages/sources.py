@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -111,48 +111,70 @@ def fetch_landing(
     published_of: str = "curated",
     read_only: bool = False,
 ) -> pd.DataFrame:
-    """The rows of the landing folder's files whose timestamp falls in ``[start, end)``.
+    """The rows of the landing folder's files whose timestamp falls in ``[start, end)``, as one
+    frame (:func:`landing_chunks` gives them a bounded chunk at a time)."""
+    import pandas as pd
+
+    if read_only:
+        folder = landing_folder(source, base)
+        files = sorted(f for f in folder.glob(source.pattern) if f.is_file() and _inside(f, folder))
+        return (
+            read_landing_as_is(source, files, start, end, cfg)
+            if files
+            else pd.DataFrame(columns=cfg.schema_.names)
+        )
+    frames = list(landing_chunks(source, start, end, base, cfg, index_name, published_of))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cfg.schema_.names)
+
+
+def landing_chunks(
+    source: LandingSource,
+    start: datetime,
+    end: datetime,
+    base: Path,
+    cfg: PipelineConfig,
+    index_name: str = LANDING_INDEX,
+    published_of: str = "curated",
+) -> Iterator[pd.DataFrame]:
+    """The rows of the landing folder's files whose timestamp falls in ``[start, end)``, at most
+    ``limits.rows_per_chunk`` rows at a time (a file is read in row batches, never whole).
 
     Each file is read in full once, when it is first seen, to record its content hash and
     timestamp range in ``<pipeline>/landing_index.json``; afterwards only the runs whose interval
     its range touches read it again. So a run reads the files of its own interval, not the whole
-    folder, and memory does not grow with the folder. Every row is ingested once or the file is
-    stopped and reported, never dropped in silence:
+    folder, and memory does not grow with the folder or a file. Every row is ingested once or the
+    file is stopped and reported, never dropped in silence:
 
     * a file whose content was already indexed under another name is skipped with a warning
       naming both (``export (1).csv`` is ``export.csv`` again);
     * a file with a timestamp that is empty or cannot be parsed, or with rows of an interval that
       is already published (late rows), is quarantined with a report counting them, and the run
-      fails naming the intervals and row counts (the other files go on in the next run).
-
-    ``read_only`` (the replay): the files are read as they are, nothing indexed, moved or
-    quarantined (:func:`read_landing_as_is`).
+      fails naming the intervals and row counts (the other files go on in the next run). The
+      counts are over the whole file: the verdict comes when its last chunk has been read, and the
+      chunks already passed on are discarded with the run's unfinished output.
     """
-    import pandas as pd
-
     folder = landing_folder(source, base)
     files = sorted(f for f in folder.glob(source.pattern) if f.is_file() and _inside(f, folder))
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
-        return pd.DataFrame(columns=cfg.schema_.names)
-    if read_only:
-        return read_landing_as_is(source, files, start, end, cfg)
+        return
     index_path = base / index_name
     index = read_index(index_path)
-    frames, read, before = [], 0, dict(index)
+    before, counted = dict(index), {"read": 0, "rows": 0}
     published = _published_elsewhere(base, start, end, published_of)
+    chunk_rows = cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
     try:
         for path in files:
-            read += _take(source, path, base, cfg, index, start, end, frames, published)
+            for chunk in _take(source, path, base, cfg, index, start, end, published, chunk_rows, counted):
+                counted["rows"] += len(chunk)
+                yield chunk
     finally:  # what was learnt about the files read so far is kept, also when one of them is bad
         if index != before:
             write_json(index, index_path)
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cfg.schema_.names)
     log.info(
         "landing folder %s: %d files (%d read, the rest indexed for other intervals or duplicates), %d rows in interval",
-        folder, len(files), read, len(df),
+        folder, len(files), counted["read"], counted["rows"],
     )  # fmt: skip
-    return df
 
 
 class LandingOutsideRoot(SourceError):
@@ -227,18 +249,20 @@ def _published_elsewhere(base: Path, start: datetime, end: datetime, of: str = "
     return [k for k in keys if k != own]
 
 
-def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
-    """Append ``path``'s rows of ``[start, end)`` to ``frames``, indexing it if new; 1 if it was read."""
+def _take(
+    source, path, base, cfg, index, start, end, published, chunk_rows, counted
+) -> Iterator[pd.DataFrame]:
+    """``path``'s rows of ``[start, end)``, a chunk at a time, indexing the file if it is new."""
     entry, stat = index.get(path.name), path.stat()
     fresh = entry is not None and _fingerprint(entry) == _fingerprint(stat)
     if fresh and (entry.get("duplicate_of") or not _touches(entry, start, end)):
-        return 0  # known file, other intervals only (or a copy of another file): not read
+        return  # known file, other intervals only (or a copy of another file): not read
     digest = file_digest(path)
     if not fresh and entry is not None and entry.get("sha256") == digest:  # touched, content unchanged
         entry.update(size=stat.st_size, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns)
         fresh = True
         if entry.get("duplicate_of") or not _touches(entry, start, end):
-            return 0
+            return
     if not fresh:
         twin = next(
             (name for name, e in index.items()
@@ -253,19 +277,25 @@ def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
             index[path.name] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
                                 "sha256": digest, "duplicate_of": twin, "rows": None, "ts_min": None,
                                 "ts_max": None}  # fmt: skip
-            return 0
-    df = _parse_timestamps(read_landing_file(source, path, base), cfg, path, base)
+            return
+    counted["read"] += 1
+    scan = _FileScan(cfg, path, base, published if not fresh else [])
+    for chunk in read_landing_file(source, path, base, chunk_rows):
+        chunk = scan.parse(chunk)
+        in_interval = _in_interval(chunk, cfg.timestamp_column, start, end)
+        if len(in_interval):
+            yield in_interval.reset_index(drop=True)
+    scan.verdict()  # quarantines the file (and fails the run) when any of its rows cannot be placed
     if not fresh:
-        new_entry = _describe(path, stat, df, cfg.timestamp_column, digest)
-        late = _late_rows(df, cfg.timestamp_column, published)
-        if late:
-            where = ", ".join(f"{k} ({n} rows)" for k, n in late.items())
+        new_entry = scan.describe(stat, digest)
+        if scan.late:
+            where = ", ".join(f"{k} ({n} rows)" for k, n in scan.late.items())
             _quarantine(
                 path, base,
-                f"holds {sum(late.values())} rows of intervals already published: {where}. They are not "
+                f"holds {sum(scan.late.values())} rows of intervals already published: {where}. They are not "
                 "added to published data silently: deliver them in a file of their own and re-ingest those "
                 "intervals with replace (or drop them)",
-                late_rows=late, error=LateRows,
+                late_rows=scan.late, error=LateRows,
             )  # fmt: skip
         if entry is not None and entry["sha256"] != new_entry["sha256"]:
             log.warning(
@@ -273,10 +303,97 @@ def _take(source, path, base, cfg, index, start, end, frames, published) -> int:
                 "published from it keep their rows; clear their ingest runs to take the new content",
                 path.name, entry["sha256"][:12], new_entry["sha256"][:12],
             )  # fmt: skip
-        index[path.name] = entry = new_entry
-    if _touches(entry, start, end):
-        frames.append(_in_interval(df, cfg.timestamp_column, start, end))
-    return 1
+        index[path.name] = new_entry
+
+
+class _FileScan:
+    """What one landing file's chunks add up to: its rows, timestamp range and the rows that
+    cannot be placed (counted over the whole file, as if it had been read at once)."""
+
+    def __init__(self, cfg: PipelineConfig, path: Path, base: Path, published: list[str]) -> None:
+        self.cfg, self.path, self.base, self.published = cfg, path, base, published
+        self.rows, self.ts_min, self.ts_max = 0, None, None
+        self.bad, self.empty, self.ambiguous = 0, 0, 0
+        self.examples: list[str] = []
+        self.ambiguous_examples: list[str] = []
+        self.late: dict[str, int] = {}
+        self.unparsed: dict[str, tuple[int, list[str]]] = {}  # other datetime columns: nulls made
+
+    def parse(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Datetime columns parsed to naive UTC (a value the timestamp column
+        cannot place is counted, judged by :meth:`verdict`); other columns' bad values become nulls."""
+        from include.foundation.timeutil import AMBIGUOUS_DATE
+
+        ts_col = self.cfg.timestamp_column
+        if ts_col not in df:
+            declared = [
+                c for c in df.columns if c in self.cfg.schema_.names
+            ]  # a foreign header is not echoed
+            _quarantine(self.path, self.base, f"has no timestamp column {ts_col!r} (of its {len(df.columns)} "
+                                              f"columns, the schema declares {declared or 'none'})")  # fmt: skip
+        self.rows += len(df)
+        for col in self.cfg.schema_.columns:
+            if col.dtype != "datetime" or col.name not in df:
+                continue
+            parsed = to_naive_utc(df[col.name], col.format)
+            bad = df[col.name].notna() & parsed.isna()
+            if col.name == ts_col:
+                if bad.any() and not col.format:
+                    text = df.loc[bad, col.name].astype(str)
+                    ambiguous = text[text.str.match(AMBIGUOUS_DATE)]
+                    self.ambiguous += len(ambiguous)
+                    self.ambiguous_examples += ambiguous.head(2 - len(self.ambiguous_examples)).tolist()
+                self.bad += int(bad.sum())
+                self.empty += int(df[col.name].isna().sum())
+                self.examples += df.loc[bad, col.name].astype(str).head(3 - len(self.examples)).tolist()
+            elif bad.any():
+                n, seen = self.unparsed.get(col.name, (0, []))
+                self.unparsed[col.name] = (n + int(bad.sum()),
+                                           seen + df.loc[bad, col.name].astype(str).head(3 - len(seen)).tolist())  # fmt: skip
+            df[col.name] = parsed
+        ts = df[ts_col]
+        if ts.notna().any():
+            lo, hi = ts.min(), ts.max()
+            self.ts_min = lo if self.ts_min is None else min(self.ts_min, lo)
+            self.ts_max = hi if self.ts_max is None else max(self.ts_max, hi)
+        for key, n in _late_rows(df, ts_col, self.published).items():
+            self.late[key] = self.late.get(key, 0) + n
+        return df
+
+    def verdict(self) -> None:
+        """Quarantine the file when a row cannot be placed in an interval; warn of other datetime
+        values that became nulls (validation judges those)."""
+        ts_col, path, base = self.cfg.timestamp_column, self.path, self.base
+        if self.ambiguous:
+            _quarantine(
+                path, base,
+                f"has {self.ambiguous} {ts_col!r} values written day/month or month/day (e.g. "
+                f"{self.ambiguous_examples}), which could be read two ways; nothing is placed by guess. "
+                f"Declare the column's format in the schema (e.g. format: '%d/%m/%Y %H:%M') and re-deliver the file",
+                ambiguous_rows=self.ambiguous,
+            )  # fmt: skip
+        if self.rows and self.bad + self.empty == self.rows:
+            _quarantine(path, base, f"none of its {self.rows} rows has a parseable timestamp in {ts_col!r}")
+        if self.bad or self.empty:
+            _quarantine(
+                path, base,
+                f"has {self.bad} rows whose {ts_col!r} cannot be parsed (e.g. {self.examples}) and "
+                f"{self.empty} rows without one, of {self.rows}: they cannot be placed in an interval",
+                unparseable_rows=self.bad, empty_rows=self.empty,
+            )  # fmt: skip
+        for col, (n, examples) in self.unparsed.items():
+            log.warning(
+                "%s: %d values of %s cannot be parsed as timestamps (e.g. %s); they become nulls, which "
+                "validation judges", path.name, n, col, examples,
+            )  # fmt: skip
+
+    def describe(self, stat: os.stat_result, digest: str) -> dict:
+        return {
+            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "sha256": digest,
+            "rows": self.rows,
+            "ts_min": None if self.ts_min is None else self.ts_min.isoformat(),
+            "ts_max": None if self.ts_max is None else self.ts_max.isoformat(),
+        }  # fmt: skip
 
 
 def _late_rows(df: pd.DataFrame, ts_col: str, published: list[str]) -> dict[str, int]:
@@ -304,16 +421,6 @@ def read_index(path: Path) -> dict[str, dict]:
         return {}
 
 
-def _describe(path: Path, stat: os.stat_result, df: pd.DataFrame, ts_col: str, digest: str) -> dict:
-    ts = df[ts_col]
-    return {
-        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns, "sha256": digest,
-        "rows": len(df),
-        "ts_min": None if ts.isna().all() else ts.min().isoformat(),
-        "ts_max": None if ts.isna().all() else ts.max().isoformat(),
-    }  # fmt: skip
-
-
 def _fingerprint(stat) -> tuple:
     """What says a file is unchanged without reading it: its size, mtime and ctime. ``cp -p`` and
     ``rsync -a`` restore an old mtime, but nothing can set ctime back, so a rewritten file is
@@ -332,74 +439,29 @@ def _touches(entry: dict, start: datetime, end: datetime) -> bool:
     return lo < naive_utc(end) and hi >= naive_utc(start)
 
 
-def _parse_timestamps(df: pd.DataFrame, cfg: PipelineConfig, path: Path, base: Path) -> pd.DataFrame:
-    """Datetime columns parsed to naive UTC. The timestamp column places each row in an interval:
-    a file without it, or with a row whose timestamp is empty or unparseable, cannot be placed
-    without guessing and is quarantined with the count. In other datetime columns an
-    unparseable value becomes a null, which the GX suite then judges."""
-    ts_col = cfg.timestamp_column
-    if ts_col not in df:
-        declared = [c for c in df.columns if c in cfg.schema_.names]  # a foreign file's header is not echoed
-        _quarantine(path, base, f"has no timestamp column {ts_col!r} (of its {len(df.columns)} columns, the "
-                                f"schema declares {declared or 'none'})")  # fmt: skip
-    for col in cfg.schema_.columns:
-        if col.dtype == "datetime" and col.name in df:
-            parsed = to_naive_utc(df[col.name], col.format)
-            bad = df[col.name].notna() & parsed.isna()
-            if col.name == ts_col and bad.any() and not col.format:
-                _refuse_ambiguous_dates(df.loc[bad, col.name], col.name, path, base)
-            if col.name == ts_col:
-                empty = int(df[col.name].isna().sum())
-                if len(df) and int(bad.sum()) + empty == len(df):
-                    _quarantine(
-                        path, base, f"none of its {len(df)} rows has a parseable timestamp in {ts_col!r}"
-                    )
-                if bad.any() or empty:
-                    examples = df.loc[bad, col.name].astype(str).head(3).tolist()
-                    _quarantine(
-                        path, base,
-                        f"has {int(bad.sum())} rows whose {ts_col!r} cannot be parsed (e.g. {examples}) and "
-                        f"{empty} rows without one, of {len(df)}: they cannot be placed in an interval",
-                        unparseable_rows=int(bad.sum()), empty_rows=empty,
-                    )  # fmt: skip
-            elif bad.any():
-                log.warning(
-                    "%s: %d values of %s cannot be parsed as timestamps (e.g. %s); they become nulls, which "
-                    "validation judges",
-                    path.name, int(bad.sum()), col.name, df.loc[bad, col.name].astype(str).head(3).tolist(),
-                )  # fmt: skip
-            df[col.name] = parsed
-    return df
-
-
-def _refuse_ambiguous_dates(bad: pd.Series, column: str, path: Path, base: Path) -> None:
-    """Day/month text (``02/01/2013``) in a timestamp column without a declared ``format``: the
-    file is quarantined saying so, since either reading would place rows in another interval."""
-    from include.foundation.timeutil import AMBIGUOUS_DATE
-
-    text = bad.astype(str)
-    ambiguous = text[text.str.match(AMBIGUOUS_DATE)]
-    if len(ambiguous):
-        _quarantine(
-            path, base,
-            f"has {len(ambiguous)} {column!r} values written day/month or month/day (e.g. "
-            f"{ambiguous.head(2).tolist()}), which could be read two ways; nothing is placed by guess. "
-            f"Declare the column's format in the schema (e.g. format: '%d/%m/%Y %H:%M') and re-deliver the file",
-            ambiguous_rows=len(ambiguous),
-        )  # fmt: skip
-
-
-def read_landing_file(source: LandingSource, path: Path, base: Path) -> pd.DataFrame:
-    """One landing file as a frame. A file that cannot be read or decoded (binary, empty, wrong
-    encoding, truncated) is moved to ``quarantine/landing/`` beside a report naming the file and
-    the error, so later runs go on with the other files; this run fails (SourceError, not retried).
-    """
+def read_landing_file(
+    source: LandingSource, path: Path, base: Path, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """One landing file, ``chunk_rows`` rows at a time (Parquet row batches, CSV chunks). A file
+    that cannot be read or decoded (binary, empty, wrong encoding, truncated) is moved to
+    ``quarantine/landing/`` beside a report naming the file and the error, so later runs go on
+    with the other files; this run fails (SourceError, not retried). A file without rows gives one
+    empty frame with its columns."""
     import pandas as pd
 
     try:
         if source.format == "parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, encoding=source.encoding)
+            from include.foundation.chunked import iter_frames
+
+            yield from iter_frames(path, chunk_rows)
+            return
+        with pd.read_csv(path, encoding=source.encoding, chunksize=chunk_rows) as reader:
+            seen = False
+            for chunk in reader:
+                seen = True
+                yield chunk
+            if not seen:
+                yield pd.read_csv(path, encoding=source.encoding, nrows=0)
     except Exception as exc:
         how = f"as {source.format}" + (f" ({source.encoding})" if source.format == "csv" else "")
         _quarantine(path, base, f"cannot be read {how}: {type(exc).__name__}: {_without_content(exc)}")
@@ -495,25 +557,86 @@ def fetch(
     cfg: PipelineConfig, start: datetime, end: datetime, base: Path, part: str = "whole",
     read_sql: SqlReader | None = None, read_only: bool = False,
 ) -> pd.DataFrame:  # fmt: skip
-    """Rows of ``[start, end)`` from the pipeline's source. ``base`` is the pipeline's data folder.
+    """Rows of ``[start, end)`` from the pipeline's source as one frame (:func:`fetch_chunks` has
+    the parameters; ``read_only``: a replay's read, which leaves a landing folder's index, files
+    and quarantine as they are)."""
+    import pandas as pd
+
+    if read_only:
+        src = _source_of(cfg, part)
+        frames = [_part_of(cfg, READERS[type(src)](cfg, src, start, end, base, part, read_sql, True), part)]
+    else:
+        frames = list(fetch_chunks(cfg, start, end, base, part, read_sql))
+    return with_nullable_ints(
+        pd.concat(frames, ignore_index=True) if frames else _part_of(cfg, None, part), cfg
+    )
+
+
+def fetch_chunks(
+    cfg: PipelineConfig, start: datetime, end: datetime, base: Path, part: str = "whole",
+    read_sql: SqlReader | None = None,
+) -> Iterator[pd.DataFrame]:  # fmt: skip
+    """Rows of ``[start, end)`` from the pipeline's source, at most ``limits.rows_per_chunk`` at a
+    time and as read (:func:`include.foundation.chunked.write_chunks` gives them the whole's types).
+    ``base`` is the pipeline's data folder.
 
     ``part``: ``whole`` (every column the source has), ``inputs`` (without the outcome columns,
     which arrive later when ``labels.delay_days`` is set) or ``outcomes`` (the key and outcome
     columns, from ``labels.source`` or else the pipeline's own source). ``read_sql``: how a
-    ``sql`` source reaches its database (:data:`SqlReader`). ``read_only``: a replay's read, which
-    leaves a landing folder's index, files and quarantine as they are."""
-    src = cfg.labels.source or cfg.source if part == "outcomes" else cfg.source
-    read = READERS[type(src)]  # the one place a source's kind is dispatched on
-    df = with_nullable_ints(read(cfg, src, start, end, base, part, read_sql, read_only), cfg)
+    ``sql`` source reaches its database (:data:`SqlReader`). A landing folder is read a file's row
+    batch at a time; the replayed flights and a query's result are read whole, then cut."""
+    src = _source_of(cfg, part)
+    if isinstance(src, LandingSource):
+        index = (OUTCOMES_INDEX, "outcomes") if part == "outcomes" else (LANDING_INDEX, "curated")
+        chunks = landing_chunks(src, start, end, base, cfg, *index)
+    else:
+        read = READERS[type(src)]  # the one place a source's kind is dispatched on
+        whole = read(cfg, src, start, end, base, part, read_sql, False)
+        step = cfg.limits.rows_per_chunk(len(whole.columns))
+        chunks = (whole.iloc[i : i + step] for i in range(0, len(whole), step))
+    warned = False
+    for chunk in chunks:
+        if part == "outcomes" and not warned:
+            missing = [c for c in [*cfg.key_columns, *cfg.outcome_columns] if c not in chunk]
+            if missing:  # GX names them too; a batch without them cannot even be framed
+                log.warning("outcome batch %s..%s lacks columns %s", start.date(), end.date(), missing)
+            warned = True
+        yield _part_of(cfg, chunk, part)
+
+
+def _source_of(cfg: PipelineConfig, part: str):
+    return cfg.labels.source or cfg.source if part == "outcomes" else cfg.source
+
+
+def _part_of(cfg: PipelineConfig, df: pd.DataFrame | None, part: str) -> pd.DataFrame:
+    """``df``'s columns of ``part`` (see :func:`fetch_chunks`); ``None``: an empty frame of them."""
+    import pandas as pd
+
+    if df is None:
+        df = pd.DataFrame(columns=cfg.schema_.names)
     if part == "inputs":
         return df.drop(columns=[c for c in cfg.outcome_columns if c in df])
     if part == "outcomes":
-        wanted = [*cfg.key_columns, *cfg.outcome_columns]
-        missing = [c for c in wanted if c not in df]
-        if missing:  # GX names them too; a batch without them cannot even be framed
-            log.warning("outcome batch %s..%s lacks columns %s", start.date(), end.date(), missing)
-        return df[[c for c in wanted if c in df]]
+        return df[[c for c in [*cfg.key_columns, *cfg.outcome_columns] if c in df]]
     return df
+
+
+def nullable_int_types(cfg: PipelineConfig, dtypes: dict, not_whole: set[str]) -> dict:
+    """The whole batch's types with :func:`with_nullable_ints`' rule applied to them: a declared
+    ``int`` column that is float only because of blanks becomes ``Int64``."""
+    import pandas as pd
+
+    out = dict(dtypes)
+    for col in cfg.schema_.columns:
+        name = col.name
+        if (
+            col.dtype == "int"
+            and name in out
+            and name not in not_whole
+            and pd.api.types.is_float_dtype(out[name])
+        ):
+            out[name] = pd.Int64Dtype()
+    return out
 
 
 def _read_replay(cfg, src, start, end, base, part, read_sql, read_only) -> pd.DataFrame:

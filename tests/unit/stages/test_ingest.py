@@ -247,7 +247,7 @@ def test_landing_files_are_indexed_once_and_read_only_for_their_intervals(tmp_pa
     week.assign(ts=["2013-01-09", "2013-01-10"]).to_csv(landing / "w2.csv", index=False)
     reads = []
     real = sources.read_landing_file
-    monkeypatch.setattr(sources, "read_landing_file", lambda s, p, b: reads.append(p.name) or real(s, p, b))
+    monkeypatch.setattr(sources, "read_landing_file", lambda s, p, *a: reads.append(p.name) or real(s, p, *a))
 
     assert ingest_batch(cfg, tmp_path, JAN1, JAN8)["rows"] == 2
     assert sorted(reads) == ["w1.csv", "w2.csv"]  # both seen for the first time: indexed
