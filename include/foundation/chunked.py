@@ -46,6 +46,13 @@ def row_count(path: Path) -> int:
     return pq.read_metadata(path).num_rows
 
 
+def column_names(path: Path) -> list[str]:
+    """A Parquet file's columns, from its footer."""
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).names
+
+
 class ChunkStats:
     """What pass one learns of each chunk that the final types depend on: its first row (the
     dtypes, resolved as ``pd.concat`` would) and, per float column, whether every value is whole

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote, urlparse
 
+from include.foundation.chunked import row_count
 from include.foundation.config import ColumnSpec, PipelineConfig
 from include.foundation.errors import PermanentError
 from include.foundation.payloads import ValidationSummary
@@ -215,11 +217,11 @@ def _checkpoint(cfg: PipelineConfig, gx_project: Path, part: str = "whole"):
     return ctx, cp
 
 
-def summarize(checkpoint_result) -> dict[str, Any]:
-    """JSON-able summary of a checkpoint result: statistics and each failed expectation."""
+def summarize(run_results: dict, success: bool) -> dict[str, Any]:
+    """JSON-able summary of a checkpoint's ``run_results``: statistics and each failed expectation."""
     failures: list[dict[str, Any]] = []
     stats: dict[str, Any] = {}
-    for vr in checkpoint_result.run_results.values():
+    for vr in run_results.values():
         stats = dict(vr.statistics)
         for r in vr.results:
             if r.success:
@@ -238,23 +240,32 @@ def summarize(checkpoint_result) -> dict[str, Any]:
                     "partial_unexpected_list": (res.get("partial_unexpected_list") or [])[:5],
                 }
             )
-    return {"success": bool(checkpoint_result.success), "statistics": stats, "failures": failures}
+    return {"success": bool(success), "statistics": stats, "failures": failures}
 
 
-def type_failure_reason(cfg: PipelineConfig, df: pd.DataFrame, failure: dict[str, Any]) -> str | None:
+def type_failure_reason(
+    cfg: PipelineConfig, columns: Callable[[str], Iterable[pd.Series]], failure: dict[str, Any]
+) -> str | None:
     """Why a column failed its type check, in the data's terms: blanks and fractions that make an
-    integer column float, or text in a numeric one."""
+    integer column float, or text in a numeric one. ``columns(name)`` gives the batch's column, a
+    chunk at a time (nothing when the batch lacks it)."""
     import numpy as np
     import pandas as pd
 
     column = failure.get("column")
-    if failure["expectation"] != "expect_column_values_to_be_in_type_list" or column not in df:
+    if failure["expectation"] != "expect_column_values_to_be_in_type_list" or not isinstance(column, str):
         return None
-    declared, values = cfg.schema_.column(column).dtype, df[column]
+    declared = cfg.schema_.column(column).dtype
+    fractional = blanks = 0
+    values = None
+    for values in columns(column):
+        if declared == "int" and pd.api.types.is_float_dtype(values):
+            present = values.dropna()
+            fractional += int((present != np.round(present)).sum())
+            blanks += int(values.isna().sum())
+    if values is None:
+        return None
     if declared == "int" and pd.api.types.is_float_dtype(values):
-        present = values.dropna()
-        fractional = int((present != np.round(present)).sum())
-        blanks = int(values.isna().sum())
         if fractional:
             return f"{fractional} values are not whole numbers, so the column reads as float"
         if blanks:
@@ -310,18 +321,70 @@ def validate_frame(
         # the run time given: without it GX parses the run name as a date (a week's name is not one)
         run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)) if run_name else None
         result = cp.run(batch_parameters={"dataframe": df}, run_id=run_id)
-        return _summary_of(cfg, df, ctx, result)
+        return _summary_of(cfg, lambda c: [df[c]] if c in df else [], ctx, result.run_results, result.success)
 
 
-def _summary_of(cfg: PipelineConfig, df: pd.DataFrame, ctx, result) -> tuple[dict, str | None]:
-    """The checkpoint result as a JSON-able summary, with this validation's Data Docs page."""
-    summary = summarize(result)
+def validate_parquet_in_chunks(
+    cfg: PipelineConfig, path: Path, gx_project: Path, part: str, run_name: str, chunk_rows: int
+) -> tuple[dict, str | None]:
+    """:func:`validate_frame` for a batch larger than ``chunk_rows``: GX validates each chunk of
+    the Parquet file and the results are combined exactly into the whole batch's
+    (:mod:`include.stages.gx_chunks`), then stored in the project's validation store and rendered
+    into its Data Docs like a checkpoint's."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+    from great_expectations.validator.v1_validator import Validator
+
+    from include.foundation.chunked import column_names as pq_names
+    from include.foundation.chunked import iter_frames
+    from include.stages.gx_chunks import MOMENTS, validate_in_chunks
+
+    with exclusive(gx_project / ".gx.lock"):
+        ctx, cp = _checkpoint(cfg, gx_project, part)
+        vd = cp.validation_definitions[0]
+        batch_ids: list[str] = []
+
+        def run_chunk(df: pd.DataFrame):
+            validator = Validator(batch_definition=vd.batch_definition, batch_parameters={"dataframe": df},
+                                  result_format={"result_format": "SUMMARY"})  # fmt: skip
+            batch_ids.append(validator.active_batch_id)
+            return validator.validate_expectation_suite(vd.suite)
+
+        moments = [e.column for e in vd.suite.expectations if e.expectation_type in MOMENTS]
+        combined = validate_in_chunks(run_chunk, lambda cols: iter_frames(path, chunk_rows, cols), moments)
+        run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+        combined.meta.update(run_id=run_id, validation_time=run_id.run_time, validation_id=vd.id,
+                             checkpoint_id=cp.id, batch_parameters={"dataframe": "<DATAFRAME>"},
+                             chunks={"count": len(batch_ids), "rows_per_chunk": chunk_rows})  # fmt: skip
+        suite_id = ExpectationSuiteIdentifier(name=vd.suite.name)
+        result_id = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id,
+                                               batch_identifier=batch_ids[0])  # fmt: skip
+        ctx.validation_results_store.store_validation_results(
+            suite_validation_result=combined, suite_validation_result_identifier=result_id,
+            expectation_suite_identifier=suite_id,
+        )  # fmt: skip
+        ctx.build_data_docs(resource_identifiers=[result_id])
+        log.info("validated %s in %d chunks of at most %d rows; results combined over the whole batch",
+                 run_name, len(batch_ids), chunk_rows)  # fmt: skip
+        names = set(pq_names(path))
+        columns = lambda c: (f[c] for f in iter_frames(path, chunk_rows, [c])) if c in names else []  # noqa: E731
+        return _summary_of(cfg, columns, ctx, {result_id: combined}, combined.success)
+
+
+def _summary_of(
+    cfg: PipelineConfig, columns: Callable[[str], Iterable[pd.Series]], ctx, run_results: dict, success: bool
+) -> tuple[dict, str | None]:
+    """The run's results as a JSON-able summary, with this validation's Data Docs page."""
+    summary = summarize(run_results, success)
     for failure in summary["failures"]:
-        why = type_failure_reason(cfg, df, failure)
+        why = type_failure_reason(cfg, columns, failure)
         if why:
             failure["why"] = why
     summary["data_docs_page"] = None
-    for identifier in result.run_results:
+    for identifier in run_results:
         page = ctx.get_docs_sites_urls(resource_identifier=identifier)
         if page and str(page[0].get("site_url", "")).startswith("file://"):
             summary["data_docs_page"] = unquote(urlparse(page[0]["site_url"]).path)
@@ -352,12 +415,14 @@ def validate_batch(
         raise MissingBatch(f"raw batch {raw} not found: run the ingest task first")
 
     paths.validation_pass(raw).unlink(missing_ok=True)  # judged afresh: a pass is for this try's verdict
-    df = pd.read_parquet(raw)
     week = f"{'outcomes_' if part == 'outcomes' else ''}{interval_name(partition)}"  # the week's one name
-    summary, docs_url = validate_frame(
-        cfg, df, paths.gx_project, "outcomes" if part == "outcomes" else None, week
-    )
-    summary.update(partition=partition, rows=len(df), data_docs=docs_url, part=part)
+    gx_part = "outcomes" if part == "outcomes" else ("inputs" if cfg.outcomes_later else "whole")
+    rows, chunk_rows = row_count(raw), cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
+    if rows > chunk_rows:  # larger than a chunk: validated a chunk at a time, combined exactly
+        summary, docs_url = validate_parquet_in_chunks(cfg, raw, paths.gx_project, gx_part, week, chunk_rows)
+    else:
+        summary, docs_url = validate_frame(cfg, pd.read_parquet(raw), paths.gx_project, gx_part, week)
+    summary.update(partition=partition, rows=rows, data_docs=docs_url, part=part)
     st = summary["statistics"]
     log.info("validated %s %s: %s of %s expectations passed; Data Docs: %s", what, interval_name(partition),
              st.get("successful_expectations"), st.get("evaluated_expectations"), docs_url)  # fmt: skip
