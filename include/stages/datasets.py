@@ -8,6 +8,7 @@ module never touches ``raw/`` or ``quarantine/``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,39 @@ def load_window(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end:
         return pd.DataFrame(columns=cfg.schema_.names)
     df = pd.concat([read_partition(cfg, paths, k) for k in keys], ignore_index=True)
     return cut_window(df, cfg.timestamp_column, start, end, cfg.schema_.unique_together)
+
+
+def window_partitions(paths: PipelinePaths, start: datetime, end: datetime) -> list[str]:
+    """Curated partitions that share time with ``[start, end)``, oldest first."""
+    return [k for k in paths.curated_partitions()
+            if parse_partition_key(k)[0] < end and parse_partition_key(k)[1] > start]  # fmt: skip
+
+
+def window_rows(paths: PipelinePaths, start: datetime, end: datetime) -> int:
+    """Rows of the partitions a window touches, from their Parquet footers (nothing read): at
+    least the window's rows, so it says when a window may not fit where a frame would."""
+    from include.foundation.chunked import row_count
+
+    return sum(row_count(paths.curated(k)) for k in window_partitions(paths, start, end))
+
+
+def stream_window(
+    cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """The curated rows with ``start <= timestamp < end``, ``chunk_rows`` at a time (the inputs
+    only: outcomes that arrived later are not joined). :func:`load_window` de-duplicates
+    overlapping partitions (published before ingest refused them); a window with such overlaps
+    is read that way, whole."""
+    from include.foundation.chunked import iter_frames
+
+    keys = window_partitions(paths, start, end)
+    spans = [parse_partition_key(k) for k in keys]
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
+        yield load_window(cfg, paths, start, end)
+        return
+    for key in keys:
+        for chunk in iter_frames(paths.curated(key), chunk_rows):
+            yield cut_window(chunk, cfg.timestamp_column, start, end, [])
 
 
 def read_partition(cfg: PipelineConfig, paths: PipelinePaths, key: str) -> pd.DataFrame:
@@ -196,10 +230,16 @@ def curated_end_at_or_before(paths: PipelinePaths, as_of: datetime | None) -> da
     return max(ends)
 
 
-def recent_window(cfg: PipelineConfig, data_root: Path, as_of: datetime | None, days: int):
-    """``(end, rows)``: the ``days`` of curated data up to the partition end at or before ``as_of``."""
+def recent_window(
+    cfg: PipelineConfig, data_root: Path, as_of: datetime | None, days: int, max_rows: int | None = None
+):
+    """``(end, rows)``: the ``days`` of curated data up to the partition end at or before ``as_of``;
+    ``rows`` is None when the window's partitions hold more than ``max_rows`` rows (a caller that
+    can stream reads it a chunk at a time: :func:`stream_window`)."""
     paths = PipelinePaths(data_root, cfg.name)
     end = curated_end_at_or_before(paths, as_of)
+    if max_rows is not None and window_rows(paths, end - timedelta(days=days), end) > max_rows:
+        return end, None
     rows = load_window(cfg, paths, end - timedelta(days=days), end)
     if rows.empty:
         raise NotEnoughData(f"no curated rows of {cfg.name} in the {days} days before {end:%Y-%m-%d}")

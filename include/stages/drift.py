@@ -80,8 +80,8 @@ def check_drift(
             f"no champion for {cfg.registered_model} yet: nothing to compare with; run {cfg.name}__train first",
             {"champion_version": None, "retrain": False, "reasons": ["no champion yet"]},
         )
-    as_of, window = recent_window(cfg, settings.data_root, as_of, cfg.drift.window_days)
-    source = ProductionEvidence(cfg, settings, client, champion, as_of, window)
+    as_of, window = recent_window(cfg, settings.data_root, as_of, cfg.drift.window_days, cfg.drift.max_rows)
+    source = ProductionEvidence(cfg, settings, client, champion, as_of, window)  # window None: streamed
     evidence = gather_evidence(cfg.drift, cfg.promotion.primary_metric, source)
     state = TriggerState(last_retrain_trigger(client, cfg.experiment, exclude_airflow_run_id=run_id),
                          active_training_runs, trained_for(client, champion))  # fmt: skip

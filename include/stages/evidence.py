@@ -135,7 +135,9 @@ class ProductionEvidence:
     """
 
     def __init__(self, cfg: PipelineConfig, settings: Settings, client, champion, as_of: datetime,
-                 window: pd.DataFrame) -> None:  # fmt: skip
+                 window: pd.DataFrame | None) -> None:  # fmt: skip
+        """``window``: the drift window's rows, or None when it is larger than ``drift.max_rows``:
+        then it is streamed (:func:`streamed_drift`) and ``current`` is its seeded sample."""
         self.cfg, self.settings, self.client, self.champion, self.as_of = (
             cfg,
             settings,
@@ -144,11 +146,17 @@ class ProductionEvidence:
             as_of,
         )
         self.version, self.spec = str(champion.version), cfg.drift
-        self.current = drift_window(cfg, window)
         self.reference = read_training_set(with_lineage(client, champion))
-        self.snapshot, self.summary = drift_report(
-            self.reference, self.current, *drift_columns(cfg, self.reference), self.spec
-        )
+        if window is None:
+            paths = PipelinePaths(settings.data_root, cfg.name)
+            self.snapshot, self.summary, self.current = streamed_drift(
+                cfg, paths, self.reference, as_of - timedelta(days=self.spec.window_days), as_of
+            )
+        else:
+            self.current = drift_window(cfg, window)
+            self.snapshot, self.summary = drift_report(
+                self.reference, self.current, *drift_columns(cfg, self.reference), self.spec
+            )
         self.window = performance_window(cfg.labels, self.spec, as_of)
         # the newest labelled interval always (charted on its serving version), then this champion's
         self.realized_rows = realized_history(cfg, settings, as_of, last=1)
@@ -317,14 +325,37 @@ def sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return df if len(df) <= max_rows else df.sample(max_rows, random_state=seed)
 
 
+def streamed_drift(
+    cfg: PipelineConfig, paths: PipelinePaths, reference: pd.DataFrame, start: datetime, end: datetime
+) -> tuple[Any, dict[str, Any], pd.DataFrame]:
+    """Drift of a window larger than ``drift.max_rows``, a chunk of rows in memory at a time: each
+    column judged over all rows from histograms on the reference's bin edges
+    (:mod:`include.stages.drift_stats`), Evidently's report on a seeded uniform sample of the
+    window; returns (snapshot, summary, the sample)."""
+    from include.stages.datasets import stream_window, window_rows
+    from include.stages.drift_stats import overrule, stream_window_drift
+
+    spec = cfg.drift
+    numeric, categorical = drift_columns(cfg, reference)
+    chunk_rows = cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
+    total = window_rows(paths, start, end)
+    drift = stream_window_drift(stream_window(cfg, paths, start, end, chunk_rows), reference, numeric, categorical,
+                                spec, total, keep=lambda df: drift_window(cfg, df))  # fmt: skip
+    sample = drift.sampled()
+    snapshot, summary = drift_report(reference, sample, numeric, categorical, spec, current_total=drift.seen)
+    return snapshot, overrule(summary, drift.verdicts(spec.column_threshold), spec.share_threshold), sample
+
+
 def drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     numeric: list[str],
     categorical: list[str],
     spec: DriftSpec,
+    current_total: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Run Evidently's DataDriftPreset on (sampled) frames; returns (snapshot, JSON-able summary)."""
+    """Run Evidently's DataDriftPreset on (sampled) frames; returns (snapshot, JSON-able summary).
+    ``current_total``: the rows ``current`` was sampled from, when it is a streamed window's sample."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
@@ -346,7 +377,8 @@ def drift_report(
     )
     sampling = {
         "reference_rows": f"{len(ref)} of {len(reference)} (seeded sample, seed {spec.seed})",
-        "current_rows": f"{len(cur)} of {len(current)} (seeded sample, seed {spec.seed})",
+        "current_rows": f"{len(cur)} of {current_total or len(current)} (seeded sample, seed {spec.seed})"
+        + ("; drift judged on all rows (histograms), this page shows the sample" if current_total else ""),
         "empty_columns_left_out": ", ".join(empty) or "none",
     }
     log.info(
@@ -364,7 +396,7 @@ def drift_report(
         "empty_columns": empty,
         "reference_rows": len(reference),
         "reference_used": len(ref),
-        "current_rows": len(current),
+        "current_rows": current_total or len(current),
         "current_used": len(cur),
     }
     return snapshot, summary
