@@ -13,6 +13,7 @@ SQLAlchemy (``sqlalchemy.text``) as parameters, the same way on every database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from include.foundation.errors import PermanentError
@@ -115,6 +116,18 @@ def read_sql(conn_id: str, query: str, parameters: dict[str, Any]) -> pd.DataFra
     read-only statement per try, in a transaction that is read-only where the database supports
     it and is always rolled back, never committed."""
     import pandas as pd
+
+    frames = list(read_sql_chunks(conn_id, query, parameters, None))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def read_sql_chunks(
+    conn_id: str, query: str, parameters: dict[str, Any], chunk_rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_sql`, ``chunk_rows`` rows at a time (None: all at once) through a server-side
+    cursor where the database has one (PostgreSQL), so a result larger than memory never is in
+    it whole. At least one (possibly empty) frame, with the result's columns."""
+    import pandas as pd
     import sqlalchemy as sa
     import sqlalchemy.exc as sa_exc
 
@@ -129,7 +142,16 @@ def read_sql(conn_id: str, query: str, parameters: dict[str, Any]) -> pd.DataFra
             tx = con.begin()
             try:
                 _read_only(con)
-                return pd.read_sql(sa.text(query), con, params=parameters)
+                if chunk_rows is None:
+                    yield pd.read_sql(sa.text(query), con, params=parameters)
+                    return
+                streamed = con.execution_options(stream_results=True, max_row_buffer=chunk_rows)
+                seen = False
+                for chunk in pd.read_sql(sa.text(query), streamed, params=parameters, chunksize=chunk_rows):
+                    seen = True
+                    yield chunk
+                if not seen:  # no rows: pandas yields nothing; the columns come from the query itself
+                    yield pd.read_sql(sa.text(query), con, params=parameters)
             finally:
                 tx.rollback()
                 if con.dialect.name == "sqlite":
@@ -138,3 +160,6 @@ def read_sql(conn_id: str, query: str, parameters: dict[str, Any]) -> pd.DataFra
         raise classify_sql_error(exc) from exc
     finally:
         engine.dispose()
+
+
+read_sql.in_chunks = read_sql_chunks  # type: ignore[attr-defined]  # what fetch_chunks streams through

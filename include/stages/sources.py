@@ -525,32 +525,51 @@ class RowsOutsideInterval(SourceError):
 def fetch_sql(
     cfg: PipelineConfig, source: SqlSource, start: datetime, end: datetime, read_sql: SqlReader | None
 ) -> pd.DataFrame:
+    """The query's rows for ``[start, end)`` as one frame (:func:`sql_chunks`)."""
+    import pandas as pd
+
+    frames = list(sql_chunks(cfg, source, start, end, read_sql, None))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def sql_chunks(
+    cfg: PipelineConfig, source: SqlSource, start: datetime, end: datetime, read_sql: SqlReader | None,
+    chunk_rows: int | None,
+) -> Iterator[pd.DataFrame]:  # fmt: skip
     """The query's rows for ``[start, end)``, bound as ``:start``/``:end`` (aware UTC datetimes)
     by ``read_sql``; the timestamp column as naive UTC, like every stored timestamp. Rows outside
     the interval are refused, not dropped: the query decides what a batch is, so a wrong filter
-    is named instead of silently trimmed."""
+    is named instead of silently trimmed. With ``chunk_rows``, and a reader that can stream
+    (``read_sql.in_chunks``, as the DAG's has), ``chunk_rows`` rows at a time; the rows outside
+    are counted over the whole result, and the run fails after the last chunk."""
     if read_sql is None:
         raise SourceError(
             f"source.kind sql reads through Airflow connection {source.conn_id!r}, but this call was given "
             "no SQL reader (the DAG tasks and make loop-value pass include.orchestration.connections.read_sql)"
         )
-    df = read_sql(source.conn_id, source.query, {"start": start.astimezone(UTC), "end": end.astimezone(UTC)})
+    params = {"start": start.astimezone(UTC), "end": end.astimezone(UTC)}
+    stream = getattr(read_sql, "in_chunks", None)
+    if chunk_rows is not None and stream is not None:
+        frames = stream(source.conn_id, source.query, params, chunk_rows)
+    else:
+        frames = iter([read_sql(source.conn_id, source.query, params)])
     column = source.timestamp_column or cfg.schema_.timestamp_column
-    if column not in df:
-        raise SourceError(f"the query of connection {source.conn_id!r} returned no {column!r} column "
-                          f"(columns: {list(df.columns)})")  # fmt: skip
-    df[column] = to_naive_utc(df[column])
-    ts = df[column]
-    outside = int(((ts < naive_utc(start)) | (ts >= naive_utc(end))).sum())
+    rows = outside = 0
+    for df in frames:
+        if column not in df:
+            raise SourceError(f"the query of connection {source.conn_id!r} returned no {column!r} column "
+                              f"(columns: {list(df.columns)})")  # fmt: skip
+        df[column] = to_naive_utc(df[column])
+        ts = df[column]
+        outside += int(((ts < naive_utc(start)) | (ts >= naive_utc(end))).sum())
+        rows += len(df)
+        yield df.reset_index(drop=True)
     if outside:
         raise RowsOutsideInterval(
-            f"the query of connection {source.conn_id!r} returned {outside} of {len(df)} rows with {column} "
+            f"the query of connection {source.conn_id!r} returned {outside} of {rows} rows with {column} "
             f"outside [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}); filter on it with >= :start AND < :end"
         )
-    log.info(
-        "read %d rows of %s..%s through connection %s", len(df), start.date(), end.date(), source.conn_id
-    )
-    return df.reset_index(drop=True)
+    log.info("read %d rows of %s..%s through connection %s", rows, start.date(), end.date(), source.conn_id)
 
 
 def fetch(
@@ -584,11 +603,16 @@ def fetch_chunks(
     which arrive later when ``labels.delay_days`` is set) or ``outcomes`` (the key and outcome
     columns, from ``labels.source`` or else the pipeline's own source). ``read_sql``: how a
     ``sql`` source reaches its database (:data:`SqlReader`). A landing folder is read a file's row
-    batch at a time; the replayed flights and a query's result are read whole, then cut."""
+    batch at a time, a query's result a page of rows at a time (through a server-side cursor where
+    the database has one); the replayed flights (one small table) are read whole, then cut."""
     src = _source_of(cfg, part)
     if isinstance(src, LandingSource):
         index = (OUTCOMES_INDEX, "outcomes") if part == "outcomes" else (LANDING_INDEX, "curated")
         chunks = landing_chunks(src, start, end, base, cfg, *index)
+    elif isinstance(src, SqlSource):
+        chunks = sql_chunks(
+            cfg, src, start, end, read_sql, cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
+        )
     else:
         read = READERS[type(src)]  # the one place a source's kind is dispatched on
         whole = read(cfg, src, start, end, base, part, read_sql, False)

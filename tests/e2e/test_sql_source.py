@@ -17,6 +17,7 @@ import uuid
 from datetime import timedelta
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -54,7 +55,13 @@ def warehouse(tmp_path_factory, airflow_db):
              r.region, float(r.minutes)) for r in table.itertuples()]  # fmt: skip
     _pg("INSERT INTO deliveries VALUES %s", db, rows)
     raw = kind_yaml("regression")
-    raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY})
+    # a page of 120 rows: a week (about 300) is read through a server-side cursor, written and
+    # validated a chunk at a time (the paths a batch larger than memory takes)
+    raw.update(
+        name=NAME,
+        source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY},
+        limits={"chunk_rows": 120},
+    )
     folder = tmp_path_factory.mktemp("sql_pipelines")
     (folder / f"{NAME}.yaml").write_text(yaml.safe_dump(raw))
     mp = pytest.MonkeyPatch()
@@ -86,6 +93,7 @@ def test_sql_source_through_an_airflow_connection(warehouse):
     ]
     assert sorted(published["order_id"]) == sorted(two_weeks["order_id"])  # every row once, none else
     assert published["ordered_at"].dt.tz is None  # stored as naive UTC, like every source
+    assert pq.ParquetFile(paths.curated(first)).metadata.num_row_groups > 1  # written a page at a time
 
     digest = file_digest(paths.curated(first))
     dr = ingest(1)  # the same week again: left as published
@@ -150,7 +158,13 @@ def _cfg():
     from include.foundation.config import PipelineConfig
 
     raw = kind_yaml("regression")
-    raw.update(name=NAME, source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY})
+    # a page of 120 rows: a week (about 300) is read through a server-side cursor, written and
+    # validated a chunk at a time (the paths a batch larger than memory takes)
+    raw.update(
+        name=NAME,
+        source={"kind": "sql", "conn_id": "ct_warehouse", "query": QUERY},
+        limits={"chunk_rows": 120},
+    )
     return PipelineConfig.model_validate(raw)
 
 
