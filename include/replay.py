@@ -45,7 +45,7 @@ from include.foundation.errors import PermanentError
 from include.foundation.settings import Settings
 from include.foundation.storage import PipelinePaths
 from include.stages.datasets import add_label, model_inputs, split_xy
-from include.stages.evidence import drift_columns, drift_report, drift_window, gather_evidence
+from include.stages.evidence import drift_columns, drift_report, drift_window, gather_evidence, judged_drift
 from include.stages.sources import fetch
 from include.stages.training import build_pipeline
 
@@ -201,8 +201,13 @@ class Replay:
             reference = self.window(*self.reference_window(champion))
             start = as_of - timedelta(days=spec.window_days)
             rows = cut_window(self.data, self.ts, start, as_of, self.cfg.schema_.unique_together)
-            current = drift_window(self.cfg, rows if self.cfg.outcomes_later else add_label(self.cfg, rows))
-            _, summary = drift_report(reference, current, *drift_columns(self.cfg, reference), spec)
+            if len(rows) > spec.max_rows:  # judged on all rows, as the drift check does for such a window
+                _, summary, _ = judged_drift(self.cfg, spec, reference, [rows], len(rows))
+            else:
+                current = drift_window(
+                    self.cfg, rows if self.cfg.outcomes_later else add_label(self.cfg, rows)
+                )
+                _, summary = drift_report(reference, current, *drift_columns(self.cfg, reference), spec)
             self._drift[key] = summary
             self.timings["drift"] += time.perf_counter() - t0
         return self._drift[key]["drift_share"]

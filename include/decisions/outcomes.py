@@ -77,10 +77,19 @@ def attach_outcomes(
     (a left join: no input row is dropped or doubled; without an outcome its columns are empty),
     and the join's report (:func:`join_outcomes`: unknown and duplicated keys are counted, not used)."""
     report = join_outcomes(inputs, outcomes, keys)
-    single = outcomes[~outcomes.duplicated(keys, keep=False)]
-    extra = [c for c in single.columns if c not in keys and c not in inputs.columns]
-    merged = inputs.merge(single[[*keys, *extra]], on=keys, how="left", validate="one_to_one")
-    return merged, report
+    return attach_usable(inputs, usable_outcomes(outcomes, keys), keys), report
+
+
+def usable_outcomes(outcomes: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The outcomes a join may use: those whose key arrived exactly once."""
+    return outcomes[~outcomes.duplicated(keys, keep=False)]
+
+
+def attach_usable(inputs: pd.DataFrame, usable: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Every input row with its usable outcome's columns (:func:`attach_outcomes` without the
+    report; a chunk of a partition's inputs gets exactly the rows the whole would)."""
+    extra = [c for c in usable.columns if c not in keys and c not in inputs.columns]
+    return inputs.merge(usable[[*keys, *extra]], on=keys, how="left", validate="one_to_one")
 
 
 def _examples(df: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from include.foundation.config import DriftSpec, LabelSpec, PipelineConfig, Trai
 from include.foundation.timeutil import naive_utc
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -99,27 +100,33 @@ def capped_training_set(cfg: PipelineConfig, df: pd.DataFrame) -> pd.DataFrame:
 def training_sample(
     df: pd.DataFrame, label: str, cap: int | None, seed: int, stratified: bool
 ) -> pd.DataFrame:
-    """At most ``cap`` rows of a training window, in their order: a seeded sample, stratified by
-    ``label`` (each class keeps its share, floor first, the rest to the largest remainders, at
-    least one row of each class) unless the target is a number. The training DAG and the replay
-    both sample with it, so a cap changes neither's agreement; ``cap`` None or a window within it:
-    the window as it is."""
+    """At most ``cap`` rows of a training window, in their order (:func:`sample_positions` on its
+    labels). The training DAG and the replay both sample with it, so a cap changes neither's
+    agreement; ``cap`` None or a window within it: the window as it is."""
+    positions = sample_positions(df[label].to_numpy(), cap, seed, stratified)
+    return df if positions is None else df.iloc[positions].reset_index(drop=True)
+
+
+def sample_positions(labels: np.ndarray, cap: int | None, seed: int, stratified: bool) -> np.ndarray | None:
+    """Sorted positions of at most ``cap`` rows of a window whose labels are ``labels`` (None: all):
+    a seeded sample, stratified by label (each class keeps its share, floor first, the rest to the
+    largest remainders, at least one row of each class) unless the target is a number. Only the
+    labels are needed, so a window read twice (labels first) yields the same rows."""
     import numpy as np
 
-    if cap is None or len(df) <= cap:
-        return df
+    if cap is None or len(labels) <= cap:
+        return None
     rng = np.random.default_rng(seed)
     if not stratified:
-        return df.iloc[np.sort(rng.choice(len(df), size=cap, replace=False))].reset_index(drop=True)
-    values = df[label].to_numpy()
-    classes, counts = np.unique(values, return_counts=True)
-    share = counts * cap / len(df)
+        return np.sort(rng.choice(len(labels), size=cap, replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * cap / len(labels)
     take = np.maximum(np.floor(share).astype(int), 1)
     for i in np.argsort(-(share - np.floor(share)), kind="stable")[: max(0, cap - int(take.sum()))]:
         take[i] += 1
     take = np.minimum(take, counts)
     chosen = [
-        rng.choice(np.flatnonzero(values == c), size=k, replace=False)
+        rng.choice(np.flatnonzero(labels == c), size=k, replace=False)
         for c, k in zip(classes, take, strict=True)
     ]
-    return df.iloc[np.sort(np.concatenate(chosen))].reset_index(drop=True)
+    return np.sort(np.concatenate(chosen))

@@ -66,12 +66,25 @@ def window_partitions(paths: PipelinePaths, start: datetime, end: datetime) -> l
             if parse_partition_key(k)[0] < end and parse_partition_key(k)[1] > start]  # fmt: skip
 
 
-def window_rows(paths: PipelinePaths, start: datetime, end: datetime) -> int:
-    """Rows of the partitions a window touches, from their Parquet footers (nothing read): at
-    least the window's rows, so it says when a window may not fit where a frame would."""
-    from include.foundation.chunked import row_count
+def window_rows(cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime) -> int:
+    """Rows with ``start <= timestamp < end`` in the curated partitions: a partition inside the
+    window counted from its Parquet footer, one it straddles from its timestamp column alone."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
-    return sum(row_count(paths.curated(k)) for k in window_partitions(paths, start, end))
+    from include.foundation.chunked import row_count
+    from include.foundation.timeutil import naive_utc
+
+    total = 0
+    for key in window_partitions(paths, start, end):
+        first, last = parse_partition_key(key)
+        if first >= start and last <= end:
+            total += row_count(paths.curated(key))
+            continue
+        ts = pq.read_table(paths.curated(key), columns=[cfg.timestamp_column]).column(0)
+        low, high = naive_utc(start), naive_utc(end)
+        total += int(pc.sum(pc.and_(pc.greater_equal(ts, low), pc.less(ts, high))).as_py() or 0)
+    return total
 
 
 def stream_window(
@@ -91,6 +104,69 @@ def stream_window(
     for key in keys:
         for chunk in iter_frames(paths.curated(key), chunk_rows):
             yield cut_window(chunk, cfg.timestamp_column, start, end, [])
+
+
+def stream_labelled(
+    cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """``add_label(load_window(...))`` a chunk at a time: the same rows in the same order, outcomes
+    that arrived later joined to each chunk (a partition's usable outcomes held while its inputs
+    stream). A window with overlapping partitions is read whole, as :func:`load_window` does."""
+    import pandas as pd
+
+    from include.decisions.outcomes import attach_usable, usable_outcomes
+    from include.foundation.chunked import iter_frames
+
+    keys = window_partitions(paths, start, end)
+    spans = [parse_partition_key(k) for k in keys]
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False)):
+        yield add_label(cfg, load_window(cfg, paths, start, end))
+        return
+    for key in keys:
+        arrived = cfg.outcomes_later and paths.outcomes(key).exists()
+        usable = usable_outcomes(pd.read_parquet(paths.outcomes(key)), cfg.key_columns) if arrived else None
+        for chunk in iter_frames(paths.curated(key), chunk_rows):
+            chunk = cut_window(chunk, cfg.timestamp_column, start, end, [])
+            if usable is not None:
+                chunk = attach_usable(chunk, usable, cfg.key_columns)
+            elif cfg.outcomes_later:  # not arrived yet: the outcome columns empty (read_partition's rule)
+                missing = [c for c in cfg.outcome_columns if c not in chunk]
+                chunk = chunk.assign(**{c: float("nan") for c in missing})[[*chunk.columns, *missing]]
+            yield add_label(cfg, chunk)
+
+
+def sampled_training_window(
+    cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, int]:
+    """``(capped_training_set(cfg, labelled window), labelled rows of the window)`` in two passes,
+    a chunk in memory at a time: the labels first (8 bytes a row), then the sampled rows
+    (:func:`include.decisions.windows.sample_positions`, the pure function the one-pass path uses)."""
+    import numpy as np
+    import pandas as pd
+
+    from include.decisions.windows import sample_positions
+
+    t, chunk_rows = cfg.training, cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
+    labels = [c[cfg.target.name].to_numpy() for c in stream_labelled(cfg, paths, start, end, chunk_rows)]
+    values = np.concatenate(labels) if labels else np.array([])
+    positions = sample_positions(values, t.max_train_rows, t.seed, cfg.target_kind != "regression")
+    picked, offset = [], 0
+    for chunk in stream_labelled(cfg, paths, start, end, chunk_rows):
+        if positions is None:
+            picked.append(chunk)
+        else:
+            lo, hi = np.searchsorted(positions, [offset, offset + len(chunk)])
+            picked.append(chunk.iloc[positions[lo:hi] - offset])
+        offset += len(chunk)
+    if offset != len(values):
+        raise PermanentError(f"the training window of {cfg.name} changed while it was read ({len(values)} then "
+                             f"{offset} labelled rows): run again")  # fmt: skip
+    train = (
+        pd.concat(picked, ignore_index=True)
+        if picked
+        else add_label(cfg, pd.DataFrame(columns=cfg.schema_.names))
+    )
+    return train, len(values)
 
 
 def read_partition(cfg: PipelineConfig, paths: PipelinePaths, key: str) -> pd.DataFrame:
@@ -238,7 +314,7 @@ def recent_window(
     can stream reads it a chunk at a time: :func:`stream_window`)."""
     paths = PipelinePaths(data_root, cfg.name)
     end = curated_end_at_or_before(paths, as_of)
-    if max_rows is not None and window_rows(paths, end - timedelta(days=days), end) > max_rows:
+    if max_rows is not None and window_rows(cfg, paths, end - timedelta(days=days), end) > max_rows:
         return end, None
     rows = load_window(cfg, paths, end - timedelta(days=days), end)
     if rows.empty:
@@ -295,7 +371,12 @@ def assemble(
                  cfg.labels.delay_days, labelled_end, as_of)  # fmt: skip
     _refuse_in_sample(cfg, as_of, holdout_start, holdout_not_before)
     cols = [*cfg.schema_.names, cfg.target.name]
-    train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))
+    cap = cfg.training.max_train_rows
+    if cap is not None and window_rows(cfg, paths, train_start, holdout_start) > cap:  # never whole in memory
+        train, window_rows_labelled = sampled_training_window(cfg, paths, train_start, holdout_start)
+    else:  # capped below, after the window itself was judged enough
+        train = add_label(cfg, load_window(cfg, paths, train_start, holdout_start))
+        window_rows_labelled = len(train)
     holdout = add_label(cfg, load_window(cfg, paths, holdout_start, labelled_end))
     _enough(
         cfg, train, holdout, f"{train_start:%Y-%m-%d}..{holdout_start:%Y-%m-%d}", f"..{labelled_end:%Y-%m-%d}"
@@ -305,11 +386,11 @@ def assemble(
         "train_window": [train_start.isoformat(), holdout_start.isoformat()],
         "holdout_window": [holdout_start.isoformat(), labelled_end.isoformat()],
     }
-    window_rows, train = len(train), capped_training_set(cfg, train)
-    if len(train) < window_rows:
-        out["train_window_rows"] = window_rows
+    train = capped_training_set(cfg, train)  # the streamed sample is within the cap already
+    if len(train) < window_rows_labelled:
+        out["train_window_rows"] = window_rows_labelled
         log.info("training on a seeded sample of %d of the window's %d rows (training.max_train_rows)",
-                 len(train), window_rows)  # fmt: skip
+                 len(train), window_rows_labelled)  # fmt: skip
     for name, df in (("train", train[cols]), ("holdout", holdout[cols])):
         out[name] = write_set(cfg, df, out_dir, name)
     log.info(

@@ -36,7 +36,7 @@ from include.stages.datasets import (
 from include.stages.registry import judged_version, load_model, model_uri, signature_inputs, with_lineage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable, Hashable, Iterable
 
     import numpy as np
     import pandas as pd
@@ -328,21 +328,31 @@ def sample(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
 def streamed_drift(
     cfg: PipelineConfig, paths: PipelinePaths, reference: pd.DataFrame, start: datetime, end: datetime
 ) -> tuple[Any, dict[str, Any], pd.DataFrame]:
-    """Drift of a window larger than ``drift.max_rows``, a chunk of rows in memory at a time: each
-    column judged over all rows from histograms on the reference's bin edges
-    (:mod:`include.stages.drift_stats`), Evidently's report on a seeded uniform sample of the
-    window; returns (snapshot, summary, the sample)."""
+    """Drift of a window larger than ``drift.max_rows``, read a chunk of rows at a time
+    (:func:`judged_drift`); returns (snapshot, summary, the sample)."""
     from include.stages.datasets import stream_window, window_rows
+
+    chunk_rows = cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
+    total = window_rows(cfg, paths, start, end)
+    return judged_drift(cfg, cfg.drift, reference, stream_window(cfg, paths, start, end, chunk_rows), total)
+
+
+def judged_drift(
+    cfg: PipelineConfig, spec: DriftSpec, reference: pd.DataFrame, chunks: Iterable[pd.DataFrame], total: int
+) -> tuple[Any, dict[str, Any], pd.DataFrame]:
+    """Drift of a window of ``total`` rows given as ``chunks`` (the drift check streams them, the
+    replay passes its frame): each column judged over all rows from histograms on the reference's
+    bin edges (:mod:`include.stages.drift_stats`), Evidently's report on a seeded uniform sample
+    of the window; returns (snapshot, summary, the sample)."""
     from include.stages.drift_stats import overrule, stream_window_drift
 
-    spec = cfg.drift
     numeric, categorical = drift_columns(cfg, reference)
-    chunk_rows = cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
-    total = window_rows(paths, start, end)
-    drift = stream_window_drift(stream_window(cfg, paths, start, end, chunk_rows), reference, numeric, categorical,
-                                spec, total, keep=lambda df: drift_window(cfg, df))  # fmt: skip
+    drift = stream_window_drift(chunks, reference, numeric, categorical, spec, total,
+                                keep=lambda df: drift_window(cfg, df))  # fmt: skip
     sample = drift.sampled()
-    snapshot, summary = drift_report(reference, sample, numeric, categorical, spec, current_total=drift.seen)
+    snapshot, summary = drift_report(
+        reference, sample, numeric, categorical, spec, current_total=drift.judged
+    )
     return snapshot, overrule(summary, drift.verdicts(spec.column_threshold), spec.share_threshold), sample
 
 

@@ -101,6 +101,34 @@ def test_a_capped_training_window_is_sampled_alike_by_assemble_and_the_replay(tm
     assert sampled["ts"].tolist() == written["ts"].tolist() and sampled["x"].tolist() == written["x"].tolist()
 
 
+@pytest.mark.parametrize(("delay_days", "cap"), [(0, 150), (7, 150), (7, None), (0, 10_000)])
+def test_a_streamed_training_window_is_the_one_pass_window_sampled(tmp_path, delay_days, cap):
+    """Read twice a chunk at a time (labels, then the sampled rows), the training set is the one
+    reading the window whole and sampling it gives, outcomes that arrived later joined or not."""
+    from include.decisions.windows import capped_training_set
+    from include.stages.datasets import add_label, load_window, sampled_training_window
+
+    cfg = tiny_cfg()
+    cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"max_train_rows": cap}),
+                                 "labels": cfg.labels.model_copy(update={"delay_days": delay_days}),
+                                 "limits": cfg.limits.model_copy(update={"chunk_rows": 37})})  # fmt: skip
+    start = datetime(2013, 1, 1, tzinfo=UTC)
+    weeks = [frame(start + timedelta(weeks=i), 7, seed=i) for i in range(3)]
+    paths = PipelinePaths(tmp_path, "tiny")
+    write_curated_weeks(paths, start, weeks)
+    if delay_days:  # the first two weeks' outcomes arrived as batches of their own, one repeated key
+        for key, week in zip(paths.curated_partitions()[:2], weeks, strict=False):
+            inputs = pd.read_parquet(paths.curated(key))
+            write_parquet(inputs.drop(columns=cfg.outcome_columns), paths.curated(key))
+            outcomes = week[[*cfg.key_columns, *cfg.outcome_columns]]
+            write_parquet(pd.concat([outcomes, outcomes.head(1)]), paths.outcomes(key))
+    end = start + timedelta(weeks=3)
+    whole = add_label(cfg, load_window(cfg, paths, start, end))
+    streamed, rows = sampled_training_window(cfg, paths, start, end)
+    assert rows == len(whole) == (598 if delay_days else 600)  # a repeated key's outcome is never used
+    pd.testing.assert_frame_equal(streamed, capped_training_set(cfg, whole).reset_index(drop=True))
+
+
 @pytest.mark.parametrize("delay_days", [0, 7, 14])
 def test_a_training_uses_only_outcomes_that_arrived(tmp_path, delay_days):
     """The holdout and the training window end where the arrived outcomes end, moving with the

@@ -108,3 +108,11 @@ def test_a_window_past_max_rows_is_streamed_from_the_curated_partitions(tmp_path
     _, summary, sample = streamed_drift(cfg, paths, weeks[0], end - timedelta(days=7), end)
     assert summary["judged_on"] == "all rows" and summary["columns"]["x"]["over"] == "all 3,000 rows"
     assert summary["drifted_columns"] == ["x"] and summary["current_rows"] == 3_000 and len(sample) == 1_000
+    # the replay (make loop-value) judges the same window from its frame: the same numbers and sample
+    from include.stages.datasets import load_window
+    from include.stages.evidence import judged_drift
+
+    window = load_window(cfg, paths, end - timedelta(days=7), end)
+    _, replayed, replay_sample = judged_drift(cfg, cfg.drift, weeks[0], [window], len(window))
+    assert replayed["columns"] == summary["columns"] and replayed["drift_share"] == summary["drift_share"]
+    pd.testing.assert_frame_equal(replay_sample, sample)
