@@ -37,6 +37,7 @@ from include.decisions.windows import (
     first_champion_as_of,
     labelled_until,
     performance_window,
+    sample_positions,
     training_windows,
 )
 from include.foundation import metrics
@@ -184,10 +185,16 @@ class Replay:
             self._preds[key] = (y.to_numpy(), self.cfg.scorer.predictions(model, X))
         return self._preds[key]
 
-    def score(self, as_of: datetime, start: datetime, days: int, judged: bool = False) -> float | None:
+    def score(
+        self, as_of: datetime, start: datetime, days: int, judged: bool = False, cap: int | None = None, seed: int = 0
+    ) -> float | None:  # fmt: skip
         """Model ``as_of``'s primary metric on ``[start, start + days)``: as it served (refit or
-        not), or ``judged``: the model the gate judged."""
+        not), or ``judged``: the model the gate judged. ``cap``: on at most that many rows, the
+        seeded sample the drift check takes of a window that large (``sample_positions``)."""
         y, (p, d) = self.predictions(as_of, start, days, served=not judged)
+        positions = sample_positions(y, cap, seed, self.cfg.target_kind != "regression")
+        if positions is not None:
+            y, p, d = y[positions], p[positions], d[positions]
         if not self.cfg.scorer.measurable(y):
             return None
         return float(self.cfg.scorer.metric_fn(self.cfg.promotion.primary_metric)(y, p, d))
@@ -355,7 +362,9 @@ class ReplayEvidence:
 
     def performance(self) -> float | None:
         start = performance_window(self.replay.cfg.labels, self.spec, self.step)[0]
-        return self.replay.score(self.champion, start, self.spec.window_days)
+        return self.replay.score(
+            self.champion, start, self.spec.window_days, cap=self.spec.max_rows, seed=self.spec.seed
+        )
 
     def holdout_metric(self) -> float | None:
         r = self.replay

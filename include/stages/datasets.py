@@ -138,18 +138,26 @@ def stream_labelled(
 def sampled_training_window(
     cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime
 ) -> tuple[pd.DataFrame, int]:
-    """``(capped_training_set(cfg, labelled window), labelled rows of the window)`` in two passes,
-    a chunk in memory at a time: the labels first (8 bytes a row), then the sampled rows
-    (:func:`include.decisions.windows.sample_positions`, the pure function the one-pass path uses)."""
+    """``(capped_training_set(cfg, labelled window), labelled rows of the window)``, never whole
+    in memory (:func:`sampled_labelled` with ``training.max_train_rows`` and its seed)."""
+    return sampled_labelled(cfg, paths, start, end, cfg.training.max_train_rows, cfg.training.seed)
+
+
+def sampled_labelled(
+    cfg: PipelineConfig, paths: PipelinePaths, start: datetime, end: datetime, cap: int | None, seed: int
+) -> tuple[pd.DataFrame, int]:
+    """At most ``cap`` of the window's labelled rows and how many it has, in two passes, a chunk
+    in memory at a time: the labels first (8 bytes a row), then the sampled rows
+    (:func:`include.decisions.windows.sample_positions`, which the one-pass path and the replay use)."""
     import numpy as np
     import pandas as pd
 
     from include.decisions.windows import sample_positions
 
-    t, chunk_rows = cfg.training, cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
+    chunk_rows = cfg.limits.rows_per_chunk(len(cfg.schema_.columns))
     labels = [c[cfg.target.name].to_numpy() for c in stream_labelled(cfg, paths, start, end, chunk_rows)]
     values = np.concatenate(labels) if labels else np.array([])
-    positions = sample_positions(values, t.max_train_rows, t.seed, cfg.target_kind != "regression")
+    positions = sample_positions(values, cap, seed, cfg.target_kind != "regression")
     picked, offset = [], 0
     for chunk in stream_labelled(cfg, paths, start, end, chunk_rows):
         if positions is None:

@@ -32,6 +32,7 @@ from include.stages.datasets import (
     model_inputs,
     read_partition,
     read_training_set,
+    sampled_labelled,
 )
 from include.stages.registry import judged_version, load_model, model_uri, signature_inputs, with_lineage
 
@@ -147,6 +148,7 @@ class ProductionEvidence:
         )
         self.version, self.spec = str(champion.version), cfg.drift
         self.reference = read_training_set(with_lineage(client, champion))
+        self.streamed = window is None
         if window is None:
             paths = PipelinePaths(settings.data_root, cfg.name)
             self.snapshot, self.summary, self.current = streamed_drift(
@@ -168,7 +170,12 @@ class ProductionEvidence:
     def performance(self) -> float | None:
         start, labelled_end = self.window
         current = self.current
-        if labelled_end < self.as_of:  # judged on the rows whose outcomes have arrived, not this window's
+        if self.streamed:  # a window past drift.max_rows: a seeded sample of its labelled rows
+            paths = PipelinePaths(self.settings.data_root, self.cfg.name)
+            current = sampled_labelled(
+                self.cfg, paths, start, labelled_end, self.spec.max_rows, self.spec.seed
+            )[0]
+        elif labelled_end < self.as_of:  # judged on the rows whose outcomes have arrived, not this window's
             performed = load_window(self.cfg, PipelinePaths(self.settings.data_root, self.cfg.name),
                                     start, labelled_end)  # fmt: skip
             current = labelled_rows(self.cfg, performed) if not performed.empty else current.iloc[:0]
