@@ -344,7 +344,12 @@ def format_summary(result: dict[str, Any]) -> str:
     lines = [
         f"drift check of {result['week']} vs champion v{result['champion_version']} training data: "
         f"reference {result['reference_used']}/{result['reference_rows']} rows, "
-        f"current {result['current_used']}/{result['current_rows']} rows (sampled/total)",
+        f"current {result['current_used']}/{result['current_rows']} rows (sampled/total)"
+        + (
+            f"; drift judged on {result['judged_on']} (histograms), the report shows the sample"
+            if result.get("judged_on")
+            else ""
+        ),
         f"{'column':<18}{'method':<16}{'score':>9}{'threshold':>11}  drifted",
     ]
     for col, v in sorted(result["columns"].items(), key=lambda kv: -kv[1]["score"]):

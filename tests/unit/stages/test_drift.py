@@ -70,6 +70,21 @@ def test_summary_table_names_drifted_columns():
     )  # fmt: skip
     a_line = next(line for line in text.splitlines() if line.startswith("a "))
     assert a_line.rstrip().endswith("YES") and "RETRAIN" in text and "/x/report.html" in text
+    assert "histograms" not in text  # a window within drift.max_rows: Evidently's own verdict
+
+
+def test_the_task_log_says_when_drift_was_judged_on_every_row():
+    from include.stages.drift_stats import overrule, stream_window_drift
+
+    ref, cur = frames(3_000, 1.0)
+    drift = stream_window_drift([cur], ref, ["a", "b", "c", "d"], ["cat"], SPEC, len(cur))
+    _, s = drift_report(ref, drift.sampled(), ["a", "b", "c", "d"], ["cat"], SPEC, current_total=len(cur))
+    s = overrule(s, drift.verdicts(SPEC.column_threshold), SPEC.share_threshold)
+    text = format_summary(
+        {**s, "as_of": NOW.isoformat(), "week": "w", "champion_version": "3", "performance": 0.7, "performance_metric": "roc_auc",
+         "retrain": True, "reasons": ["drift share 0.40 >= 0.3"], "suppressed_by": None, "report": "/x/report.html"}
+    )  # fmt: skip
+    assert "current 2000/3000 rows (sampled/total); drift judged on all rows (histograms)" in text
 
 
 def test_realized_history_judges_what_was_served_once_its_outcomes_arrived(tmp_path):
