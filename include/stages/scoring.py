@@ -194,7 +194,7 @@ def score_stream(
     chunk at a time (an empty batch: one empty chunk, so the part still has its columns)."""
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(batch_file) as f:
+    with pq.ParquetFile(batch_file, pre_buffer=False) as f:  # pre-buffered row groups stay until closed
         if f.metadata.num_rows == 0:
             batch = f.read(columns=needed).to_pandas()
             yield batch, *score_in_chunks(model, batch, *inputs, scorer=scorer)

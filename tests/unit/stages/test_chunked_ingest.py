@@ -93,3 +93,44 @@ def test_late_rows_spread_over_chunks_are_counted_together(tmp_path):
     late.to_csv(tmp_path / "shop" / "landing" / "late.csv", index=False)
     with pytest.raises(sources.LateRows, match="holds 2 rows of intervals already published"):
         ingest_batch(cfg, tmp_path, JAN8, JAN8.replace(day=15))
+
+
+def test_reading_a_file_in_chunks_holds_one_chunk_not_the_file(tmp_path):
+    """Arrow's pre-buffering keeps every row group a reader has read until it is closed: reading
+    a file in chunks would then hold all of it (make bench P7 saw 1.9 GB after 15M rows)."""
+    import gc
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.foundation.chunked import iter_frames
+
+    table = pa.table({f"x{i}": np.random.default_rng(i).normal(size=50_000) for i in range(4)})
+    with pq.ParquetWriter(tmp_path / "big.parquet", table.schema) as writer:
+        for _ in range(8):  # 8 row groups of 1.6 MB
+            writer.write_table(table)
+    gc.collect()
+    before, held = pa.total_allocated_bytes(), []
+    for frame in iter_frames(tmp_path / "big.parquet", 50_000):
+        del frame
+        held.append(pa.total_allocated_bytes() - before)  # what the reader holds between chunks
+    assert len(held) == 8 and max(held) < 12_000_000, held  # pre-buffered: the whole file, 21 MB
+
+
+def test_pass_one_keeps_no_chunk_alive(tmp_path):
+    """What pass one notes of a chunk (its first row, its types) is a copy: a view would keep the
+    whole chunk, and every chunk of the batch, in memory."""
+    import gc
+    import weakref
+
+    from include.foundation.chunked import ChunkStats
+
+    stats, refs = ChunkStats(), []
+    for i in range(3):
+        chunk = pd.DataFrame({"x": [float(i)] * 1000, "s": ["a"] * 1000})
+        stats.observe(chunk)
+        refs.append(weakref.ref(chunk))
+        del chunk
+    gc.collect()
+    assert all(r() is None for r in refs) and len(stats.dtypes()) == 2
