@@ -160,6 +160,12 @@ def _typed(df: pd.DataFrame, dtypes: dict) -> pd.DataFrame:
         if col not in df:
             df[col] = np.nan
     df = df[list(dtypes)]
+    # text in another chunk: this chunk's numbers as the text they were read from (not Python numbers
+    # in a text column, which Parquet cannot hold)
+    texts = {c: df[c].astype(str).where(df[c].notna(), None) for c, t in dtypes.items()
+             if t == object and df[c].dtype != object}  # fmt: skip
+    if texts:
+        df = df.assign(**texts)
     changed = {c: t for c, t in dtypes.items() if df[c].dtype != t}
     return df.astype(changed) if changed else df
 

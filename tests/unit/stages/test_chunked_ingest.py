@@ -60,6 +60,25 @@ def test_a_chunked_ingest_writes_the_batch_and_hash_of_a_whole_read(tmp_path, mo
     assert not list((chunked / "shop").rglob(".*.chunks.*"))  # the scratch pieces are gone
 
 
+def test_text_in_a_later_chunk_of_a_numeric_column_is_the_whole_reads_text(tmp_path):
+    """``x`` reads as numbers in the first chunk and as text in the second: the batch holds the text
+    a whole read gives (same hash), and validation names the column, instead of Parquet failing."""
+    from include.stages.validation import DataValidationFailed, validate_batch
+
+    frame = pd.DataFrame({"ts": ["2013-01-02", "2013-01-03", "2013-01-04", "2013-01-05"],
+                          "x": ["1", "2", "oops", "4"], "y": [0, 1, 0, 1]})  # fmt: skip
+    outs = []
+    for root, cfg in (
+        (tmp_path / "whole", landing_cfg()),
+        (tmp_path / "chunked", landing_cfg(limits={"chunk_rows": 2})),
+    ):
+        _land(root, {"a.csv": frame})
+        outs.append(ingest_batch(cfg, root, JAN1, JAN8))
+        with pytest.raises(DataValidationFailed, match="column=x.*some values are text, not numbers"):
+            validate_batch(cfg, root, outs[-1]["partition"])
+    assert outs[0]["sha256"] == outs[1]["sha256"] and outs[0]["rows"] == 4
+
+
 def test_a_bad_timestamp_in_a_files_last_chunk_quarantines_it_with_whole_file_counts(tmp_path):
     files = _week_files()
     files["a.csv"].loc[4, "ts"] = "soon"
