@@ -155,6 +155,7 @@ def _typed(df: pd.DataFrame, dtypes: dict) -> pd.DataFrame:
     """``df`` with every column of the whole, in its order and type (a column a chunk lacks is
     all nulls, as in a concat)."""
     import numpy as np
+    from pandas.api.types import is_object_dtype
 
     for col in dtypes:
         if col not in df:
@@ -163,7 +164,7 @@ def _typed(df: pd.DataFrame, dtypes: dict) -> pd.DataFrame:
     # text in another chunk: this chunk's numbers as the text they were read from (not Python numbers
     # in a text column, which Parquet cannot hold)
     texts = {c: df[c].astype(str).where(df[c].notna(), None) for c, t in dtypes.items()
-             if t == object and df[c].dtype != object}  # fmt: skip
+             if is_object_dtype(t) and not is_object_dtype(df[c])}  # fmt: skip
     if texts:
         df = df.assign(**texts)
     changed = {c: t for c, t in dtypes.items() if df[c].dtype != t}
