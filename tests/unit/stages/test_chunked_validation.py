@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -61,6 +61,17 @@ def test_chunked_validation_equals_one_run_over_the_whole_batch(
     df.to_parquet(path, index=False)
     chunked, whole = _both(flights_cfg, df, tmp_path, monkeypatch)
     assert chunked["success"] == whole["success"] == (kind in (None, "nulls_within_mostly"))
+
+
+@pytest.mark.parametrize("first_day", ["2013-02-05", "2013-07-02", "2013-12-24"])
+def test_chunked_validation_equals_one_run_on_demo_weeks(flights_cfg, tmp_path, monkeypatch, first_day):
+    """The blizzard week (cancelled flights: tailnum blanks within their mostly), summer, Christmas."""
+    start = datetime.fromisoformat(first_day).replace(tzinfo=UTC)
+    df = pd.read_parquet(
+        ingest_batch(flights_cfg, tmp_path / "data", start, start + timedelta(days=7))["uri"]
+    )
+    chunked, whole = _both(flights_cfg, df, tmp_path, monkeypatch)
+    assert chunked["success"] and whole["success"]
 
 
 @pytest.mark.parametrize(("kind", "spoil"), [
