@@ -126,11 +126,10 @@ def test_a_batch_streams_through_the_model_in_chunks_with_the_log_of_one_pass(se
     import pyarrow.parquet as pq
 
     from include.foundation import prediction_log
-    from include.stages.scoring import score_batch
-
     from include.foundation.storage import frame_digest
     from include.foundation.tracking import Tag
     from include.stages.datasets import add_label
+    from include.stages.scoring import score_batch
 
     cfg, settings, client, version, batch, paths = setup
     holdout = add_label(cfg, frame(JAN1 - timedelta(days=7), 7, n=200, seed=3))  # the champion's lineage
