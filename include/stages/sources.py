@@ -101,30 +101,11 @@ class LateRows(SourceError):
     """A landing file holds rows of an interval that is already published: they would be lost."""
 
 
-def fetch_landing(
-    source: LandingSource,
-    start: datetime,
-    end: datetime,
-    base: Path,
-    cfg: PipelineConfig,
-    index_name: str = LANDING_INDEX,
-    published_of: str = "curated",
-    read_only: bool = False,
-) -> pd.DataFrame:
-    """The rows of the landing folder's files whose timestamp falls in ``[start, end)``, as one
-    frame (:func:`landing_chunks` gives them a bounded chunk at a time)."""
-    import pandas as pd
-
-    if read_only:
-        folder = landing_folder(source, base)
-        files = sorted(f for f in folder.glob(source.pattern) if f.is_file() and _inside(f, folder))
-        return (
-            read_landing_as_is(source, files, start, end, cfg)
-            if files
-            else pd.DataFrame(columns=cfg.schema_.names)
-        )
-    frames = list(landing_chunks(source, start, end, base, cfg, index_name, published_of))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cfg.schema_.names)
+def landing_files(source: LandingSource, base: Path) -> tuple[Path, list[Path]]:
+    """The landing folder (:func:`landing_folder`) and its files matching ``source.pattern``, in
+    name order; a link out of the folder is not one of them."""
+    folder = landing_folder(source, base)
+    return folder, sorted(f for f in folder.glob(source.pattern) if f.is_file() and _inside(f, folder))
 
 
 def landing_chunks(
@@ -153,8 +134,7 @@ def landing_chunks(
       counts are over the whole file: the verdict comes when its last chunk has been read, and the
       chunks already passed on are discarded with the run's unfinished output.
     """
-    folder = landing_folder(source, base)
-    files = sorted(f for f in folder.glob(source.pattern) if f.is_file() and _inside(f, folder))
+    folder, files = landing_files(source, base)
     if not files:
         log.warning("no files matching %s in %s", source.pattern, folder)
         return
@@ -672,9 +652,14 @@ def _read_sql(cfg, src, start, end, base, part, read_sql, read_only) -> pd.DataF
 
 
 def _read_landing(cfg, src, start, end, base, part, read_sql, read_only) -> pd.DataFrame:
-    if part == "outcomes":  # outcome files have an index and a quarantine of their own
-        return fetch_landing(src, start, end, base, cfg, OUTCOMES_INDEX, "outcomes", read_only)
-    return fetch_landing(src, start, end, base, cfg, read_only=read_only)
+    """A replay's read of a landing folder (the only whole read: :func:`fetch_chunks` streams the
+    DAGs' through :func:`landing_chunks`, with its index and quarantine)."""
+    import pandas as pd
+
+    _, files = landing_files(src, base)
+    return (
+        read_landing_as_is(src, files, start, end, cfg) if files else pd.DataFrame(columns=cfg.schema_.names)
+    )
 
 
 # Each source kind's reader (the kinds: include.foundation.config.SourceSpec): a new kind is a

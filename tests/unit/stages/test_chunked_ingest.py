@@ -153,3 +153,12 @@ def test_pass_one_keeps_no_chunk_alive(tmp_path):
         del chunk
     gc.collect()
     assert all(r() is None for r in refs) and len(stats.dtypes()) == 2
+
+
+def test_a_replays_read_of_a_landing_folder_leaves_it_as_it_is(tmp_path):
+    """make loop-value reads the landing files whole and read-only: no index, nothing moved."""
+    landing = _land(tmp_path, _week_files())
+    rows = sources.fetch(landing_cfg(), JAN1, JAN8, tmp_path / "shop", read_only=True)
+    assert len(rows) == 7 and str(rows["y"].dtype) == "Int64"
+    assert sorted(p.name for p in landing.iterdir()) == ["a.csv", "b.csv"]
+    assert not (tmp_path / "shop" / sources.LANDING_INDEX).exists()
